@@ -1,0 +1,158 @@
+//! Encoding JSON-RPC messages straight into frame text.
+//!
+//! Every function writes one complete frame with `"jsonrpc":"2.0"` first and
+//! the id last, the order the spec's examples use. Params and results are
+//! serialized directly into the frame buffer: no intermediate `Value`.
+
+use super::decode::{Message, Notification, Request, Response};
+use super::{ErrorObject, Id};
+use serde::Serialize;
+
+/// Why a message could not be encoded.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// The value failed to serialize (a map with non-string keys, a failing `Serialize` impl...).
+    #[error("could not serialize to JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Params must be positional (array) or named (object); pass `[x]` for a single value.
+    #[error("params must serialize to a JSON array or object (or nothing), got {0}")]
+    ScalarParams(String),
+}
+
+const HEAD: &[u8] = br#"{"jsonrpc":"2.0""#;
+
+fn finish(buf: Vec<u8>) -> String {
+    // serde_json and our own writers emit UTF-8 only.
+    String::from_utf8(buf).expect("JSON writers emit UTF-8")
+}
+
+/// Writes `,"params":..` unless the params serialize to `null` (absent).
+fn write_params(buf: &mut Vec<u8>, params: &(impl Serialize + ?Sized)) -> Result<(), EncodeError> {
+    let mark = buf.len();
+    buf.extend_from_slice(br#","params":"#);
+    let start = buf.len();
+    serde_json::to_writer(&mut *buf, params)?;
+    match buf[start..].first() {
+        Some(b'[' | b'{') => Ok(()),
+        _ if &buf[start..] == b"null" => {
+            buf.truncate(mark);
+            Ok(())
+        }
+        _ => Err(EncodeError::ScalarParams(String::from_utf8_lossy(&buf[start..]).into_owned())),
+    }
+}
+
+fn write_method(buf: &mut Vec<u8>, method: &str) -> Result<(), EncodeError> {
+    buf.extend_from_slice(br#","method":"#);
+    serde_json::to_writer(&mut *buf, method)?;
+    Ok(())
+}
+
+/// A request frame: `{"jsonrpc":"2.0","method":..,"params":..,"id":..}`.
+///
+/// ```
+/// use switchboard_shared::{codec::encode, Id};
+/// assert_eq!(
+///     encode::request(&Id::Num(1), "add", &(1, 2)).unwrap(),
+///     r#"{"jsonrpc":"2.0","method":"add","params":[1,2],"id":1}"#
+/// );
+/// ```
+pub fn request(id: &Id, method: &str, params: &(impl Serialize + ?Sized)) -> Result<String, EncodeError> {
+    let mut buf = Vec::with_capacity(64);
+    buf.extend_from_slice(HEAD);
+    write_method(&mut buf, method)?;
+    write_params(&mut buf, params)?;
+    buf.extend_from_slice(br#","id":"#);
+    id.write_json(&mut buf);
+    buf.push(b'}');
+    Ok(finish(buf))
+}
+
+/// A notification frame (no id).
+pub fn notification(method: &str, params: &(impl Serialize + ?Sized)) -> Result<String, EncodeError> {
+    let mut buf = Vec::with_capacity(64);
+    buf.extend_from_slice(HEAD);
+    write_method(&mut buf, method)?;
+    write_params(&mut buf, params)?;
+    buf.push(b'}');
+    Ok(finish(buf))
+}
+
+/// A success response frame.
+pub fn success(id: &Id, result: &(impl Serialize + ?Sized)) -> Result<String, EncodeError> {
+    let mut buf = Vec::with_capacity(64);
+    buf.extend_from_slice(HEAD);
+    buf.extend_from_slice(br#","result":"#);
+    serde_json::to_writer(&mut buf, result)?;
+    buf.extend_from_slice(br#","id":"#);
+    id.write_json(&mut buf);
+    buf.push(b'}');
+    Ok(finish(buf))
+}
+
+/// An error response frame.
+///
+/// ```
+/// use switchboard_shared::{codec::encode, ErrorObject, Id};
+/// assert_eq!(
+///     encode::error(&Id::Null, &ErrorObject::new(-32601, "Method not found")),
+///     r#"{"jsonrpc":"2.0","error":{"code":-32601,"message":"Method not found"},"id":null}"#
+/// );
+/// ```
+pub fn error(id: &Id, error: &ErrorObject) -> String {
+    let mut buf = Vec::with_capacity(96);
+    buf.extend_from_slice(HEAD);
+    buf.extend_from_slice(br#","error":"#);
+    // An ErrorObject holds only strings, integers and a serde_json::Value: it always serializes.
+    serde_json::to_writer(&mut buf, error).expect("an error object always serializes");
+    buf.extend_from_slice(br#","id":"#);
+    id.write_json(&mut buf);
+    buf.push(b'}');
+    finish(buf)
+}
+
+/// Joins already-encoded entries into one batch frame (`[a,b,..]`).
+pub fn batch<S: AsRef<str>>(entries: &[S]) -> String {
+    let len = entries.iter().map(|e| e.as_ref().len() + 1).sum::<usize>() + 1;
+    let mut out = String::with_capacity(len);
+    out.push('[');
+    for (i, entry) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(entry.as_ref());
+    }
+    out.push(']');
+    out
+}
+
+/// Encodes a decoded message back into frame text.
+pub fn message(msg: &Message<'_>) -> Result<String, EncodeError> {
+    match msg {
+        Message::Request(Request { id, method, params }) => request(id, method, params),
+        Message::Notification(Notification { method, params }) => notification(method, params),
+        Message::Response(Response { id, outcome: Ok(result) }) => success(id, result),
+        Message::Response(Response { id, outcome: Err(e) }) => Ok(error(id, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absent_params_are_omitted() {
+        assert_eq!(notification("tick", &()).unwrap(), r#"{"jsonrpc":"2.0","method":"tick"}"#);
+    }
+
+    #[test]
+    fn scalar_params_are_refused_with_advice() {
+        let err = request(&Id::Num(1), "m", &5).unwrap_err();
+        assert!(matches!(err, EncodeError::ScalarParams(ref s) if s == "5"), "{err}");
+    }
+
+    #[test]
+    fn batch_joins_entries() {
+        assert_eq!(batch(&["1", "2"]), "[1,2]");
+    }
+}

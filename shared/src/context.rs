@@ -1,0 +1,80 @@
+//! What a handler knows about the connection its call arrived on.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::peer::PeerHandle;
+
+/// Facts about one connection, fixed at the handshake.
+#[derive(Debug, Default)]
+pub struct ConnectionInfo {
+    /// A fresh uuid v4 per connection.
+    pub id: Uuid,
+    /// The other side's address, when known.
+    pub remote: Option<SocketAddr>,
+    /// The request path of the WebSocket upgrade (`/` for the client's view of the server).
+    pub path: String,
+    /// The query string of the upgrade request, without `?`.
+    pub query: Option<String>,
+    /// The upgrade request's headers (on the server) or the response's (on the client).
+    pub headers: http::HeaderMap,
+    /// What the authenticator accepted the connection with.
+    pub auth: Option<Value>,
+    /// Anything else the embedding layer wants handlers to see (typed map).
+    pub extensions: http::Extensions,
+}
+
+impl ConnectionInfo {
+    /// Info with a fresh id and nothing else.
+    pub fn new() -> Self {
+        ConnectionInfo { id: Uuid::new_v4(), path: "/".into(), ..Default::default() }
+    }
+}
+
+/// Given to every handler: who is calling, and a handle to call them back.
+///
+/// Cloning is cheap (two reference counts).
+#[derive(Debug, Clone)]
+pub struct Context {
+    info: Arc<ConnectionInfo>,
+    peer: PeerHandle,
+}
+
+impl Context {
+    pub(crate) fn new(info: Arc<ConnectionInfo>, peer: PeerHandle) -> Self {
+        Context { info, peer }
+    }
+
+    /// The connection's id.
+    pub fn connection_id(&self) -> Uuid {
+        self.info.id
+    }
+
+    /// Everything known about the connection.
+    pub fn info(&self) -> &ConnectionInfo {
+        &self.info
+    }
+
+    /// The authenticator's data, if any.
+    pub fn auth(&self) -> Option<&Value> {
+        self.info.auth.as_ref()
+    }
+
+    /// The other side's address, if known.
+    pub fn remote(&self) -> Option<SocketAddr> {
+        self.info.remote
+    }
+
+    /// A typed extension the embedding layer attached to the connection.
+    pub fn extension<T: Send + Sync + Clone + 'static>(&self) -> Option<&T> {
+        self.info.extensions.get::<T>()
+    }
+
+    /// A handle to call or notify the peer that made this call.
+    pub fn peer(&self) -> &PeerHandle {
+        &self.peer
+    }
+}

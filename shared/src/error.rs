@@ -1,0 +1,54 @@
+//! The error a call to the other side ends with.
+
+use std::time::Duration;
+
+use crate::codec::{EncodeError, ErrorObject};
+
+/// Why a call did not produce a result. Every pending call ends with a result
+/// or exactly one of these; none hangs.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// No reply arrived within the call's timeout; the call was forgotten, and
+    /// a late reply to it is counted and dropped. Retry or raise the timeout.
+    #[error("no reply within {0:?}")]
+    Timeout(Duration),
+    /// The connection ended while the call was pending. The call may or may
+    /// not have run on the other side: it is never resent automatically.
+    #[error("the connection closed before the reply arrived")]
+    Disconnected,
+    /// There was no open connection when the call was made. Wait for the
+    /// client to be ready, or ask the call to wait for readiness.
+    #[error("not connected")]
+    Offline,
+    /// The other side answered with an error object.
+    #[error("the peer answered with an error: {0}")]
+    Rpc(ErrorObject),
+    /// The reply broke the spec (both result and error, neither, malformed error).
+    #[error("invalid response: {0}")]
+    InvalidResponse(String),
+    /// The result did not fit the type the caller asked for.
+    #[error("the result did not decode into the requested type: {0}")]
+    Decode(String),
+    /// The params could not be encoded.
+    #[error("the params could not be encoded: {0}")]
+    Encode(String),
+    /// The connection failed (connect, handshake, TLS or I/O error).
+    #[error("transport error: {0}")]
+    Transport(String),
+}
+
+impl From<EncodeError> for Error {
+    fn from(e: EncodeError) -> Self {
+        Error::Encode(e.to_string())
+    }
+}
+
+impl Error {
+    /// The server's error object, when the error is `Rpc`.
+    pub fn rpc(&self) -> Option<&ErrorObject> {
+        match self {
+            Error::Rpc(e) => Some(e),
+            _ => None,
+        }
+    }
+}

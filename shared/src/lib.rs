@@ -1,0 +1,26 @@
+//! Switchboard's protocol core: the JSON-RPC 2.0 codec and the symmetric peer
+//! engine that both the server and the client wrap.
+//!
+//! - [`codec`]: ids, error objects, one-pass frame decoding, direct encoding;
+//! - [`methods`]: the registry of typed async handlers;
+//! - [`pending`]: our outstanding calls and their timeouts;
+//! - [`writer`]: the bounded outbound queue and the coalescing writer;
+//! - [`peer`]: the connection task that ties them together.
+
+pub mod codec;
+pub mod context;
+pub mod error;
+pub mod methods;
+pub mod peer;
+pub mod pending;
+pub mod writer;
+
+pub use codec::{ErrorObject, Id, code};
+pub use context::{ConnectionInfo, Context};
+pub use error::Error;
+pub use methods::{Dispatch, Method, MethodInfo, Methods};
+pub use peer::{BatchBuilder, CloseReason, Heartbeat, IdGenerator, PeerConfig, PeerHandle};
+pub use writer::Overflow;
+
+/// Re-exported so users name the same WebSocket types we do.
+pub use tokio_tungstenite;

@@ -1,0 +1,278 @@
+//! The method registry: names to async (or plain) handlers with typed params.
+//!
+//! A handler receives its params decoded by serde into its own type (a tuple
+//! for positional params, a struct for named ones; derived structs accept
+//! both) and the connection's [`Context`]. A mismatch answers -32602 with a
+//! `data` string saying what did not fit. Params are decoded straight from
+//! the frame: nothing is parsed twice.
+//!
+//! ```
+//! use switchboard_shared::{Context, ErrorObject, Methods};
+//!
+//! let mut methods = Methods::new();
+//! methods.register("add", |(a, b): (i64, i64), _cx: Context| async move { Ok::<_, ErrorObject>(a + b) });
+//! methods.register_sync("version", |(): (), _cx: &Context| Ok::<_, ErrorObject>("1.0"));
+//! assert!(methods.contains("add"));
+//! ```
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+
+use crate::codec::{ErrorObject, Id, encode};
+use crate::context::Context;
+
+/// The future of a handler that did not finish at once. It resolves to the
+/// encoded response frame, or `None` for a notification.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
+
+/// What invoking a handler gives the peer engine.
+pub enum Dispatch {
+    /// The handler finished at once: the encoded response (or `None` for a notification).
+    Ready(Option<String>),
+    /// The handler must be awaited.
+    Pending(HandlerFuture),
+}
+
+type Erased = dyn Fn(Option<&RawValue>, &Context, Option<Id>) -> Dispatch + Send + Sync;
+
+/// One callable method: a type-erased handler plus what discovery says of it.
+#[derive(Clone)]
+pub struct Method {
+    handler: Arc<Erased>,
+    info: MethodInfo,
+}
+
+/// What `rpc.discover` tells about a method.
+#[derive(Debug, Clone, Default)]
+pub struct MethodInfo {
+    /// A one-line summary.
+    pub description: Option<String>,
+    /// JSON Schema of the params, when known.
+    pub params_schema: Option<serde_json::Value>,
+    /// JSON Schema of the result, when known.
+    pub result_schema: Option<serde_json::Value>,
+    /// Names of positional params, when known (for OpenRPC's by-name form).
+    pub param_names: Vec<String>,
+}
+
+/// Decodes params: absent params read as `null`; empty containers also fit
+/// types that accept `null` (so `()` and `Option<T>` accept `[]` and `{}`).
+pub fn decode_params<P: DeserializeOwned>(params: Option<&RawValue>) -> Result<P, ErrorObject> {
+    let text = params.map_or("null", RawValue::get);
+    match serde_json::from_str(text) {
+        Ok(p) => Ok(p),
+        Err(e) => {
+            if matches!(text.trim(), "[]" | "{}") {
+                if let Ok(p) = serde_json::from_str("null") {
+                    return Ok(p);
+                }
+            }
+            Err(ErrorObject::invalid_params(e))
+        }
+    }
+}
+
+fn respond<R: Serialize, E: Into<ErrorObject>>(id: Option<Id>, outcome: Result<R, E>) -> Option<String> {
+    let id = id?;
+    Some(match outcome {
+        Ok(value) => encode::success(&id, &value)
+            .unwrap_or_else(|e| encode::error(&id, &ErrorObject::internal(format_args!("result not encodable: {e}")))),
+        Err(e) => encode::error(&id, &e.into()),
+    })
+}
+
+/// The -32603 answer for a handler that panicked.
+pub(crate) fn panicked(id: Option<Id>) -> Option<String> {
+    id.map(|id| encode::error(&id, &ErrorObject::internal("the handler panicked")))
+}
+
+impl Method {
+    /// An async handler.
+    pub fn new<P, R, E, F, Fut>(handler: F) -> Self
+    where
+        P: DeserializeOwned + Send + 'static,
+        R: Serialize + 'static,
+        E: Into<ErrorObject> + 'static,
+        F: Fn(P, Context) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+    {
+        let erased = move |params: Option<&RawValue>, cx: &Context, id: Option<Id>| match decode_params::<P>(params) {
+            Err(e) => Dispatch::Ready(respond::<(), _>(id, Err(e))),
+            Ok(p) => {
+                let fut = handler(p, cx.clone());
+                Dispatch::Pending(Box::pin(async move { respond(id, fut.await) }))
+            }
+        };
+        Method { handler: Arc::new(erased), info: MethodInfo::default() }
+    }
+
+    /// A handler that answers without awaiting: no future is allocated.
+    pub fn sync<P, R, E, F>(handler: F) -> Self
+    where
+        P: DeserializeOwned + 'static,
+        R: Serialize + 'static,
+        E: Into<ErrorObject> + 'static,
+        F: Fn(P, &Context) -> Result<R, E> + Send + Sync + 'static,
+    {
+        let erased = move |params: Option<&RawValue>, cx: &Context, id: Option<Id>| {
+            Dispatch::Ready(match decode_params::<P>(params) {
+                Err(e) => respond::<(), _>(id, Err(e)),
+                Ok(p) => respond(id, handler(p, cx)),
+            })
+        };
+        Method { handler: Arc::new(erased), info: MethodInfo::default() }
+    }
+
+    /// Sets the one-line description shown by discovery.
+    pub fn describe(mut self, description: impl Into<String>) -> Self {
+        self.info.description = Some(description.into());
+        self
+    }
+
+    /// What discovery says of this method.
+    pub fn info(&self) -> &MethodInfo {
+        &self.info
+    }
+
+    /// Mutable access to the discovery info.
+    pub fn info_mut(&mut self) -> &mut MethodInfo {
+        &mut self.info
+    }
+
+    /// Invokes the handler; a panic becomes a -32603 answer.
+    pub fn invoke(&self, params: Option<&RawValue>, cx: &Context, id: Option<Id>) -> Dispatch {
+        let panic_id = id.clone();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| (self.handler)(params, cx, id))) {
+            Ok(dispatch) => dispatch,
+            Err(_) => {
+                tracing::error!("handler panicked");
+                Dispatch::Ready(panicked(panic_id))
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Method").field("info", &self.info).finish_non_exhaustive()
+    }
+}
+
+type Router = dyn Fn(&str) -> Option<Method> + Send + Sync;
+
+/// A registry of methods, shared by every connection of a server or client.
+#[derive(Clone, Default)]
+pub struct Methods {
+    table: HashMap<Box<str>, Method>,
+    router: Option<Arc<Router>>,
+}
+
+impl Methods {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers an async handler under `name`, replacing any earlier one.
+    /// Returns the method so discovery details can be added.
+    pub fn register<P, R, E, F, Fut>(&mut self, name: impl Into<String>, handler: F) -> &mut Method
+    where
+        P: DeserializeOwned + Send + 'static,
+        R: Serialize + 'static,
+        E: Into<ErrorObject> + 'static,
+        F: Fn(P, Context) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+    {
+        self.insert(name, Method::new(handler))
+    }
+
+    /// Registers a handler that answers without awaiting (cheapest path).
+    pub fn register_sync<P, R, E, F>(&mut self, name: impl Into<String>, handler: F) -> &mut Method
+    where
+        P: DeserializeOwned + 'static,
+        R: Serialize + 'static,
+        E: Into<ErrorObject> + 'static,
+        F: Fn(P, &Context) -> Result<R, E> + Send + Sync + 'static,
+    {
+        self.insert(name, Method::sync(handler))
+    }
+
+    /// Registers a ready-made [`Method`].
+    pub fn insert(&mut self, name: impl Into<String>, method: Method) -> &mut Method {
+        let name: Box<str> = name.into().into_boxed_str();
+        self.table.insert(name.clone(), method);
+        self.table.get_mut(&name).expect("just inserted")
+    }
+
+    /// Makes `alias` call the method registered as `target` (at the time of this call).
+    pub fn alias(&mut self, alias: impl Into<String>, target: &str) -> bool {
+        match self.table.get(target).cloned() {
+            Some(method) => {
+                self.insert(alias, method);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Resolves names that are not registered (jayson's router): return a
+    /// method to run, or `None` for -32601 Method not found.
+    pub fn router(&mut self, router: impl Fn(&str) -> Option<Method> + Send + Sync + 'static) -> &mut Self {
+        self.router = Some(Arc::new(router));
+        self
+    }
+
+    /// Moves every method of `other` into this registry.
+    pub fn merge(&mut self, other: Methods) -> &mut Self {
+        self.table.extend(other.table);
+        if other.router.is_some() {
+            self.router = other.router;
+        }
+        self
+    }
+
+    /// Whether `name` is registered (the router is not asked).
+    pub fn contains(&self, name: &str) -> bool {
+        self.table.contains_key(name)
+    }
+
+    /// Removes a method.
+    pub fn remove(&mut self, name: &str) -> Option<Method> {
+        self.table.remove(name)
+    }
+
+    /// The registered names and methods, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Method)> {
+        self.table.iter().map(|(k, v)| (k.as_ref(), v))
+    }
+
+    /// Runs the method `name`: registered, else routed, else -32601 (calls) or
+    /// nothing (notifications to unknown methods are ignored, as the spec says).
+    pub fn dispatch(&self, name: &str, params: Option<&RawValue>, cx: &Context, id: Option<Id>) -> Dispatch {
+        if let Some(method) = self.table.get(name) {
+            return method.invoke(params, cx, id);
+        }
+        if let Some(method) = self.router.as_ref().and_then(|route| route(name)) {
+            return method.invoke(params, cx, id);
+        }
+        if id.is_none() {
+            tracing::debug!(method = name, "notification for an unknown method ignored");
+        }
+        Dispatch::Ready(id.map(|id| encode::error(&id, &ErrorObject::method_not_found(name))))
+    }
+}
+
+impl std::fmt::Debug for Methods {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<_> = self.table.keys().collect();
+        names.sort();
+        f.debug_struct("Methods").field("names", &names).field("router", &self.router.is_some()).finish()
+    }
+}

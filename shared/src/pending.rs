@@ -1,0 +1,213 @@
+//! The pending-call table: our outstanding calls, keyed by id.
+//!
+//! Terms:
+//! - a **slot** is inserted when a call is sent and holds the sender half of
+//!   a oneshot channel the caller awaits;
+//! - **complete** hands a reply to its slot and removes it; a reply with no
+//!   slot (never sent, already timed out, duplicated) is *unknown*: counted,
+//!   logged, never fatal;
+//! - **fail_all** ends every slot with [`Error::Disconnected`] at once and
+//!   closes the table, so a call made after the socket ended fails at once
+//!   instead of waiting for a reply that cannot come.
+//!
+//! A [`PendingGuard`] removes its slot when the caller stops waiting (timeout
+//! or the caller's future dropped), so the table never leaks.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use serde_json::value::RawValue;
+use tokio::sync::oneshot;
+
+use crate::codec::Id;
+use crate::error::Error;
+
+/// What a slot receives: the raw result or why there is none.
+pub type Reply = Result<Box<RawValue>, Error>;
+
+/// The table of outstanding calls.
+#[derive(Debug, Default)]
+pub struct Pending {
+    state: Mutex<State>,
+    unknown: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    slots: HashMap<Id, oneshot::Sender<Reply>>,
+    closed: bool,
+}
+
+impl Pending {
+    /// An empty, open table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a slot for `id`. Fails with `Disconnected` once the table is
+    /// closed, and with `InvalidResponse`-free `Encode` if `id` is already
+    /// pending (an id generator that repeats itself).
+    pub fn insert(self: &Arc<Self>, id: Id) -> Result<PendingGuard, Error> {
+        let (tx, rx) = oneshot::channel();
+        let mut state = self.state.lock();
+        if state.closed {
+            return Err(Error::Disconnected);
+        }
+        if state.slots.contains_key(&id) {
+            return Err(Error::Encode(format!("id {id} is already pending")));
+        }
+        state.slots.insert(id.clone(), tx);
+        drop(state);
+        Ok(PendingGuard { table: Arc::clone(self), id: Some(id), rx })
+    }
+
+    /// Hands `reply` to the slot for `id`. Returns `false` (and counts it) when
+    /// no call with that id is pending.
+    pub fn complete(&self, id: &Id, reply: Reply) -> bool {
+        let slot = self.state.lock().slots.remove(id);
+        match slot {
+            // The caller may have just given up; that is not an error.
+            Some(tx) => {
+                let _ = tx.send(reply);
+                true
+            }
+            None => {
+                let n = self.unknown.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::debug!(%id, unknown_total = n, "reply for an unknown id dropped");
+                false
+            }
+        }
+    }
+
+    /// Fails every pending call with `Disconnected` and refuses new ones.
+    pub fn fail_all(&self) {
+        let slots = {
+            let mut state = self.state.lock();
+            state.closed = true;
+            std::mem::take(&mut state.slots)
+        };
+        for (_, tx) in slots {
+            let _ = tx.send(Err(Error::Disconnected));
+        }
+    }
+
+    /// How many calls are waiting for a reply.
+    pub fn len(&self) -> usize {
+        self.state.lock().slots.len()
+    }
+
+    /// Whether no call is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many replies arrived for ids that were not pending.
+    pub fn unknown_replies(&self) -> u64 {
+        self.unknown.load(Ordering::Relaxed)
+    }
+
+    fn remove(&self, id: &Id) {
+        self.state.lock().slots.remove(id);
+    }
+}
+
+/// A caller's claim on one slot; removes the slot when dropped.
+#[derive(Debug)]
+pub struct PendingGuard {
+    table: Arc<Pending>,
+    id: Option<Id>,
+    rx: oneshot::Receiver<Reply>,
+}
+
+impl PendingGuard {
+    /// The id of this call.
+    pub fn id(&self) -> &Id {
+        self.id.as_ref().expect("id is taken only on completion")
+    }
+
+    /// Waits for the reply, up to `timeout` if one is given.
+    pub async fn wait(mut self, timeout: Option<std::time::Duration>) -> Reply {
+        let reply = match timeout {
+            None => (&mut self.rx).await,
+            Some(limit) => match tokio::time::timeout(limit, &mut self.rx).await {
+                Ok(reply) => reply,
+                // Dropping `self` below removes the slot at once.
+                Err(_) => return Err(Error::Timeout(limit)),
+            },
+        };
+        // The slot was removed by whoever answered.
+        self.id = None;
+        reply.unwrap_or(Err(Error::Disconnected))
+    }
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.table.remove(&id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_owned()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_reply_reaches_its_caller() {
+        let table = Arc::new(Pending::new());
+        let guard = table.insert(Id::Num(1)).unwrap();
+        assert!(table.complete(&Id::Num(1), Ok(raw("5"))));
+        assert_eq!(guard.wait(None).await.unwrap().get(), "5");
+        assert!(table.is_empty());
+    }
+
+    #[tokio::test]
+    async fn unknown_ids_are_counted_not_fatal() {
+        let table = Arc::new(Pending::new());
+        assert!(!table.complete(&Id::Num(9), Ok(raw("1"))));
+        assert_eq!(table.unknown_replies(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timed_out_call_leaves_the_table_at_once() {
+        let table = Arc::new(Pending::new());
+        let guard = table.insert(Id::Num(1)).unwrap();
+        let err = guard.wait(Some(Duration::from_millis(5))).await.unwrap_err();
+        assert!(matches!(err, Error::Timeout(_)));
+        assert!(table.is_empty());
+        assert!(!table.complete(&Id::Num(1), Ok(raw("1"))), "a late reply is unknown");
+    }
+
+    #[tokio::test]
+    async fn fail_all_ends_every_call_and_refuses_new_ones() {
+        let table = Arc::new(Pending::new());
+        let a = table.insert(Id::Num(1)).unwrap();
+        let b = table.insert(Id::from("b")).unwrap();
+        table.fail_all();
+        assert!(matches!(a.wait(None).await, Err(Error::Disconnected)));
+        assert!(matches!(b.wait(None).await, Err(Error::Disconnected)));
+        assert!(matches!(table.insert(Id::Num(2)), Err(Error::Disconnected)));
+    }
+
+    #[tokio::test]
+    async fn a_dropped_caller_frees_its_slot() {
+        let table = Arc::new(Pending::new());
+        drop(table.insert(Id::Num(1)).unwrap());
+        assert!(table.is_empty());
+    }
+
+    #[tokio::test]
+    async fn duplicate_ids_are_refused() {
+        let table = Arc::new(Pending::new());
+        let _a = table.insert(Id::Num(1)).unwrap();
+        assert!(table.insert(Id::Num(1)).is_err());
+    }
+}

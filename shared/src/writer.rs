@@ -1,0 +1,291 @@
+//! The outbound side of a connection: a byte-bounded queue that any task may
+//! push frames into, and the [`Writer`] that the connection task uses to move
+//! queued frames into the socket.
+//!
+//! Terms:
+//! - **queued bytes** count every frame from push until the writer has handed
+//!   it to the socket; the bound applies to them;
+//! - **overflow** is a push that would take queued bytes past the bound. With
+//!   [`Overflow::Disconnect`] (the server's choice) the connection is marked
+//!   overflowed and closed with 1008 "slow consumer"; with [`Overflow::Wait`]
+//!   (the client's) the pusher waits for room;
+//! - a **drive** of the writer moves every queued frame into the sink and then
+//!   flushes once, so a burst of responses costs one write system call, not
+//!   one per frame. It only takes a frame from the queue when the sink is
+//!   ready for it, so cancelling a drive (the connection task's `select!`)
+//!   never loses a frame.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use futures_util::Sink;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
+
+/// What to do when a connection's outbound queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    /// Close the connection with 1008 "slow consumer" (a server must not let
+    /// one client that does not read grow its memory).
+    Disconnect,
+    /// Make the pusher wait until the writer has made room (a client that
+    /// sends faster than its socket drains).
+    Wait,
+}
+
+/// A frame waiting to be written.
+#[derive(Debug, Clone)]
+pub(crate) enum Outgoing {
+    Text(Utf8Bytes),
+    Ping,
+    Close(CloseCode, Utf8Bytes),
+}
+
+impl Outgoing {
+    fn len(&self) -> usize {
+        match self {
+            Outgoing::Text(t) => t.len(),
+            Outgoing::Ping | Outgoing::Close(..) => 0,
+        }
+    }
+
+    fn into_message(self) -> Message {
+        match self {
+            Outgoing::Text(t) => Message::Text(t),
+            Outgoing::Ping => Message::Ping(Bytes::new()),
+            Outgoing::Close(code, reason) => Message::Close(Some(CloseFrame { code, reason })),
+        }
+    }
+}
+
+/// Why a frame was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PushError {
+    /// The bound was reached (and, with `Overflow::Disconnect`, the connection is closing).
+    Full,
+    /// The connection is closed or closing.
+    Closed,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    frames: VecDeque<Outgoing>,
+    bytes: usize,
+    closed: bool,
+    overflowed: bool,
+}
+
+/// The bounded outbound queue of one connection.
+#[derive(Debug)]
+pub(crate) struct OutboundQueue {
+    state: Mutex<State>,
+    max_bytes: usize,
+    /// Wakes the connection task: there is output, or something else changed.
+    pub(crate) wake: Notify,
+    /// Wakes pushers waiting for room.
+    space: Notify,
+}
+
+impl OutboundQueue {
+    pub(crate) fn new(max_bytes: usize) -> Self {
+        OutboundQueue { state: Mutex::default(), max_bytes, wake: Notify::new(), space: Notify::new() }
+    }
+
+    /// Queues `frame` without waiting. A frame larger than the bound is still
+    /// accepted into an empty queue, so one big reply can always be sent.
+    pub(crate) fn push(&self, frame: Outgoing, overflow: Overflow) -> Result<(), PushError> {
+        let mut state = self.state.lock();
+        if state.closed {
+            return Err(PushError::Closed);
+        }
+        let len = frame.len();
+        if state.bytes > 0 && state.bytes + len > self.max_bytes {
+            if overflow == Overflow::Disconnect {
+                state.overflowed = true;
+                state.closed = true;
+                drop(state);
+                self.wake.notify_one();
+            }
+            return Err(PushError::Full);
+        }
+        state.bytes += len;
+        state.frames.push_back(frame);
+        drop(state);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Queues `frame`, waiting for room when the queue is full.
+    pub(crate) async fn push_wait(&self, frame: Outgoing) -> Result<(), PushError> {
+        loop {
+            let room = self.space.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.push(frame.clone(), Overflow::Wait) {
+                Err(PushError::Full) => room.await,
+                done => return done,
+            }
+        }
+    }
+
+    /// Queues a control frame even past the bound (pings, close).
+    pub(crate) fn push_control(&self, frame: Outgoing) -> Result<(), PushError> {
+        let mut state = self.state.lock();
+        if state.closed {
+            return Err(PushError::Closed);
+        }
+        let closing = matches!(frame, Outgoing::Close(..));
+        state.frames.push_back(frame);
+        // Nothing may follow a close frame.
+        state.closed |= closing;
+        drop(state);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Refuses further frames and drops queued ones; wakes every waiter.
+    pub(crate) fn close(&self) {
+        let mut state = self.state.lock();
+        state.closed = true;
+        state.frames.clear();
+        state.bytes = 0;
+        drop(state);
+        self.space.notify_waiters();
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn is_overflowed(&self) -> bool {
+        self.state.lock().overflowed
+    }
+
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.state.lock().bytes
+    }
+
+    fn has_frames(&self) -> bool {
+        !self.state.lock().frames.is_empty()
+    }
+
+    fn take_into(&self, batch: &mut VecDeque<Outgoing>) -> usize {
+        let mut state = self.state.lock();
+        std::mem::swap(&mut state.frames, batch);
+        batch.iter().map(Outgoing::len).sum()
+    }
+
+    fn release(&self, bytes: usize) {
+        let mut state = self.state.lock();
+        state.bytes = state.bytes.saturating_sub(bytes);
+        drop(state);
+        self.space.notify_waiters();
+    }
+}
+
+/// What one drive of the writer achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Drive {
+    /// Everything queued was written and flushed.
+    Idle,
+    /// A close frame was written and flushed; nothing more will be.
+    CloseSent,
+}
+
+/// The connection task's half of the outbound side: owns the frames taken
+/// from the queue until the sink has accepted them.
+#[derive(Debug, Default)]
+pub(crate) struct Writer {
+    batch: VecDeque<Outgoing>,
+    batch_bytes: usize,
+    needs_flush: bool,
+    close_sent: bool,
+}
+
+impl Writer {
+    pub(crate) fn has_work(&self, queue: &OutboundQueue) -> bool {
+        !self.close_sent && (!self.batch.is_empty() || self.needs_flush || queue.has_frames())
+    }
+
+    /// Writes every queued frame, then flushes once.
+    pub(crate) fn poll_drive<S>(
+        &mut self,
+        cx: &mut Context<'_>,
+        sink: &mut S,
+        queue: &OutboundQueue,
+    ) -> Poll<Result<Drive, S::Error>>
+    where
+        S: Sink<Message> + Unpin,
+    {
+        loop {
+            if self.batch.is_empty() {
+                if self.batch_bytes > 0 {
+                    queue.release(std::mem::take(&mut self.batch_bytes));
+                }
+                self.batch_bytes = queue.take_into(&mut self.batch);
+                if self.batch.is_empty() {
+                    if self.needs_flush {
+                        ready!(Pin::new(&mut *sink).poll_flush(cx))?;
+                        self.needs_flush = false;
+                    }
+                    return Poll::Ready(Ok(if self.close_sent { Drive::CloseSent } else { Drive::Idle }));
+                }
+            }
+            ready!(Pin::new(&mut *sink).poll_ready(cx))?;
+            let frame = self.batch.pop_front().expect("batch is not empty");
+            let closing = matches!(frame, Outgoing::Close(..));
+            Pin::new(&mut *sink).start_send(frame.into_message())?;
+            self.needs_flush = true;
+            if closing {
+                self.close_sent = true;
+                self.batch.clear();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(n: usize) -> Outgoing {
+        Outgoing::Text(Utf8Bytes::from("x".repeat(n)))
+    }
+
+    #[test]
+    fn an_oversized_frame_fits_an_empty_queue() {
+        let q = OutboundQueue::new(10);
+        assert_eq!(q.push(text(100), Overflow::Disconnect), Ok(()));
+    }
+
+    #[test]
+    fn overflow_with_disconnect_marks_the_queue_and_refuses_more() {
+        let q = OutboundQueue::new(10);
+        q.push(text(8), Overflow::Disconnect).unwrap();
+        assert_eq!(q.push(text(8), Overflow::Disconnect), Err(PushError::Full));
+        assert!(q.is_overflowed());
+        assert_eq!(q.push(text(1), Overflow::Disconnect), Err(PushError::Closed));
+    }
+
+    #[test]
+    fn overflow_with_wait_leaves_the_queue_open() {
+        let q = OutboundQueue::new(10);
+        q.push(text(8), Overflow::Wait).unwrap();
+        assert_eq!(q.push(text(8), Overflow::Wait), Err(PushError::Full));
+        assert!(!q.is_overflowed());
+        q.release(8);
+        assert_eq!(q.push(text(8), Overflow::Wait), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_waiting_pusher_is_woken_by_close() {
+        let q = std::sync::Arc::new(OutboundQueue::new(10));
+        q.push(text(8), Overflow::Wait).unwrap();
+        let q2 = q.clone();
+        let waiter = tokio::spawn(async move { q2.push_wait(text(8)).await });
+        tokio::task::yield_now().await;
+        q.close();
+        assert_eq!(waiter.await.unwrap(), Err(PushError::Closed));
+    }
+}
