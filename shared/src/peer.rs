@@ -328,7 +328,14 @@ impl PeerHandle {
     /// With [`Overflow::Disconnect`] a full queue closes the connection and
     /// this returns `Disconnected`; with [`Overflow::Wait`] it waits for room.
     pub async fn send_text(&self, frame: Utf8Bytes) -> Result<(), Error> {
-        let queued = match self.shared.config.overflow {
+        self.send_text_with(frame, self.shared.config.overflow).await
+    }
+
+    /// Queues an already-encoded frame with an explicit overflow policy:
+    /// a producer that would rather wait for a slow reader than cut it off
+    /// (a bulk transfer it was asked for) passes [`Overflow::Wait`].
+    pub async fn send_text_with(&self, frame: Utf8Bytes, overflow: Overflow) -> Result<(), Error> {
+        let queued = match overflow {
             Overflow::Disconnect => self.shared.queue.push(Outgoing::Text(frame), Overflow::Disconnect),
             Overflow::Wait => self.shared.queue.push_wait(Outgoing::Text(frame)).await,
         };
