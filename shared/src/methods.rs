@@ -107,7 +107,16 @@ impl Method {
             Err(e) => Dispatch::Ready(respond::<(), _>(id, Err(e))),
             Ok(p) => {
                 let fut = handler(p, cx.clone());
-                Dispatch::Pending(Box::pin(async move { respond(id, fut.await) }))
+                // A panic while awaiting is answered here, where the call's id is known.
+                Dispatch::Pending(Box::pin(async move {
+                    match futures_util::FutureExt::catch_unwind(AssertUnwindSafe(fut)).await {
+                        Ok(outcome) => respond(id, outcome),
+                        Err(_) => {
+                            tracing::error!("handler panicked");
+                            panicked(id)
+                        }
+                    }
+                }))
             }
         };
         Method { handler: Arc::new(erased), info: MethodInfo::default() }
@@ -128,6 +137,17 @@ impl Method {
             })
         };
         Method { handler: Arc::new(erased), info: MethodInfo::default() }
+    }
+
+    /// A handler that sees the raw params and the call's id (`None` for a
+    /// notification) and produces the [`Dispatch`] itself. For layers that
+    /// wrap or route other methods (the client's notification fan-out, a
+    /// relay); application code wants [`Method::new`] or [`Method::sync`].
+    pub fn raw<F>(handler: F) -> Self
+    where
+        F: Fn(Option<&RawValue>, &Context, Option<Id>) -> Dispatch + Send + Sync + 'static,
+    {
+        Method { handler: Arc::new(handler), info: MethodInfo::default() }
     }
 
     /// Sets the one-line description shown by discovery.

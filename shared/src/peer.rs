@@ -378,6 +378,13 @@ impl PeerHandle {
         self.shared.closed.borrow().is_some()
     }
 
+    /// Whether the connection is ending or has ended: from the moment the
+    /// socket is found gone (pending calls failed) until [`PeerHandle::closed`]
+    /// resolves, new calls already fail with `Disconnected`.
+    pub fn is_closing(&self) -> bool {
+        self.shared.pending.is_closed()
+    }
+
     /// Calls we made that still wait for a reply.
     pub fn pending_calls(&self) -> usize {
         self.shared.pending.len()
@@ -589,7 +596,17 @@ impl Connection {
                 self.shared().pending.complete(&resp.id, reply);
                 None
             }
-            Err(Invalid { kind: InvalidKind::Request, id, error }) => {
+            Err(Invalid { kind: InvalidKind::Shapeless, id, .. })
+                if id != Id::Null && self.shared().pending.contains(&id) =>
+            {
+                // Neither a call nor a response, carrying the id of one of our
+                // pending calls: a broken reply to it, which fails it at once.
+                tracing::warn!(%id, "invalid response received: neither result nor error");
+                let detail = "a response must carry exactly one of \"result\" and \"error\"; it had neither";
+                self.shared().pending.complete(&id, Err(Error::InvalidResponse(detail.into())));
+                None
+            }
+            Err(Invalid { kind: InvalidKind::Request | InvalidKind::Shapeless, id, error }) => {
                 self.reply(encode::error(&id, &error));
                 None
             }

@@ -93,6 +93,16 @@ impl Pending {
         }
     }
 
+    /// Whether a call with `id` is waiting for a reply.
+    pub fn contains(&self, id: &Id) -> bool {
+        self.state.lock().slots.contains_key(id)
+    }
+
+    /// Whether the table is closed (the connection is ending): inserts fail.
+    pub fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+
     /// How many calls are waiting for a reply.
     pub fn len(&self) -> usize {
         self.state.lock().slots.len()

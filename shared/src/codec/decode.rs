@@ -92,6 +92,10 @@ pub enum InvalidKind {
     /// It had `result` or `error` but no `method`: never answered (a reply to a
     /// reply could loop), reported to the pending call instead.
     Response,
+    /// It had neither `method` nor `result`/`error`. If its id is one of our
+    /// pending calls it is a broken reply to it; otherwise it is answered
+    /// like an invalid request.
+    Shapeless,
 }
 
 /// Decodes one frame.
@@ -206,7 +210,7 @@ impl<'a> RawEntry<'a> {
             self.classify_response(id)
         } else {
             Err(Invalid {
-                kind: InvalidKind::Request,
+                kind: InvalidKind::Shapeless,
                 id: id.unwrap_or(Id::Null),
                 error: ErrorObject::invalid_request(
                     "an object needs \"method\" (a call) or \"result\"/\"error\" (a response)",

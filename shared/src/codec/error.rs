@@ -55,9 +55,15 @@ pub struct ErrorObject {
     pub code: i64,
     /// A short description of the error.
     pub message: Cow<'static, str>,
-    /// Optional detail about the error.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Optional detail about the error. `Some(Value::Null)` is a `"data": null`
+    /// that was sent, kept apart from no `data` member at all.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     pub data: Option<Value>,
+}
+
+/// A member that is present is `Some`, even when it is `null`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 impl ErrorObject {

@@ -1,0 +1,294 @@
+//! One endpoint's life: open the socket, run the peer engine on it, notice
+//! when it ends, wait as the reconnect policy says, open it again.
+//!
+//! Each endpoint has one supervisor task ([`supervise`]). It owns the
+//! endpoint's state on the [`Board`] and publishes the open connection's
+//! [`PeerHandle`] in the [`Endpoint`] for the balancer to hand out. Calls
+//! pending when a socket ends fail with `Disconnected` (the peer engine does
+//! that); nothing is resent.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Waker};
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+use serde::de::IgnoredAny;
+use switchboard_shared::{ConnectionInfo, Error, Methods, PeerConfig, PeerHandle};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tracing::Instrument;
+use url::Url;
+
+use crate::reconnect::{Reconnect, Schedule};
+use crate::state::{Board, State};
+use crate::subscription::Routing;
+use crate::tls;
+
+/// How long a closing socket may take to finish its close handshake.
+const CLOSE_WAIT: Duration = Duration::from_secs(3);
+
+/// One server the client keeps a connection to.
+#[derive(Debug)]
+pub(crate) struct Endpoint {
+    /// Its position on the board and in the balancer.
+    pub(crate) index: usize,
+    pub(crate) url: Url,
+    /// The open connection, if any.
+    peer: RwLock<Option<PeerHandle>>,
+    /// Calls and notifications the balancer sent through it.
+    sent: AtomicU64,
+    /// Sockets opened so far.
+    connections: AtomicU64,
+    /// Unknown replies counted by connections that have ended.
+    retired_unknown: AtomicU64,
+}
+
+impl Endpoint {
+    pub(crate) fn new(index: usize, url: Url) -> Self {
+        Endpoint {
+            index,
+            url,
+            peer: RwLock::new(None),
+            sent: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+            retired_unknown: AtomicU64::new(0),
+        }
+    }
+
+    /// The open connection, unless it has ended.
+    pub(crate) fn peer(&self) -> Option<PeerHandle> {
+        self.peer.read().as_ref().filter(|p| !p.is_closing()).cloned()
+    }
+
+    /// Whether it has an open connection.
+    pub(crate) fn is_up(&self) -> bool {
+        self.peer.read().as_ref().is_some_and(|p| !p.is_closing())
+    }
+
+    pub(crate) fn count_sent(&self) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn unknown_replies(&self) -> u64 {
+        let current = self.peer.read().as_ref().map_or(0, PeerHandle::unknown_replies);
+        self.retired_unknown.load(Ordering::Relaxed) + current
+    }
+
+    pub(crate) fn pending_calls(&self) -> usize {
+        self.peer.read().as_ref().map_or(0, PeerHandle::pending_calls)
+    }
+
+    fn publish(&self, peer: PeerHandle) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        *self.peer.write() = Some(peer);
+    }
+
+    fn retire(&self) {
+        let mut slot = self.peer.write();
+        if let Some(peer) = slot.take() {
+            self.retired_unknown.fetch_add(peer.unknown_replies(), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Everything needed to open (and reopen) a connection; shared by every
+/// endpoint of one client.
+pub(crate) struct Dialer {
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    pub(crate) ws_config: WebSocketConfig,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) peer_config: PeerConfig,
+    pub(crate) methods: Arc<Methods>,
+    pub(crate) reconnect: Reconnect,
+    pub(crate) routing: Arc<Routing>,
+    pub(crate) board: Arc<Board>,
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+impl Dialer {
+    /// One attempt: TCP, TLS for `wss://`, then the WebSocket upgrade with our headers.
+    async fn open(&self, url: &Url) -> Result<(Socket, ConnectionInfo), Error> {
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| Error::Transport(format!("cannot build the upgrade request for {url}: {e}")))?;
+        request.headers_mut().extend(self.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let connector = tls::connector(url.scheme() == "wss", self.tls.as_ref());
+        let attempt = tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            Some(self.ws_config),
+            true, // no Nagle: calls are small and latency matters
+            Some(connector),
+        );
+        let (ws, response) = match tokio::time::timeout(self.connect_timeout, attempt).await {
+            Ok(Ok(done)) => done,
+            Ok(Err(e)) => return Err(describe(url, e)),
+            Err(_) => {
+                return Err(Error::Transport(format!(
+                    "connecting to {url} took longer than {:?} (the connect timeout)",
+                    self.connect_timeout
+                )));
+            }
+        };
+        let mut info = ConnectionInfo::new();
+        info.remote = match ws.get_ref() {
+            MaybeTlsStream::Plain(tcp) => tcp.peer_addr().ok(),
+            MaybeTlsStream::Rustls(tls) => tls.get_ref().0.peer_addr().ok(),
+            _ => None,
+        };
+        info.path = url.path().to_owned();
+        info.query = url.query().map(str::to_owned);
+        info.headers = response.headers().clone();
+        Ok((ws, info))
+    }
+}
+
+/// Turns a handshake failure into an error that says what to check.
+fn describe(url: &Url, e: WsError) -> Error {
+    Error::Transport(match e {
+        WsError::Http(response) => {
+            let status = response.status();
+            let hint = match status.as_u16() {
+                401 | 403 => " (check the token and headers)",
+                404 => " (check the path)",
+                _ => "",
+            };
+            format!("{url} refused the WebSocket upgrade with HTTP {status}{hint}")
+        }
+        WsError::Io(io) => format!("cannot reach {url}: {io}"),
+        WsError::Tls(tls) => format!("TLS with {url} failed: {tls}"),
+        WsError::Url(bad) => format!("unusable URL {url}: {bad}"),
+        other => format!("connecting to {url} failed: {other}"),
+    })
+}
+
+/// Polls `future` once right here, so whatever it queues on a connection is
+/// queued now, in program order, then lets it finish on its own task.
+/// Without a Tokio runtime at hand it is dropped.
+pub(crate) fn start_now<F>(future: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    let mut future = Box::pin(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    if future.as_mut().poll(&mut cx).is_pending() {
+        runtime.spawn(future);
+    }
+}
+
+/// Subscribes a fresh connection to every topic the client holds.
+fn resubscribe(peer: &PeerHandle, routing: &Routing) {
+    for topic in routing.topics() {
+        let peer = peer.clone();
+        start_now(async move {
+            if let Err(e) = peer.call::<IgnoredAny>("rpc.subscribe", [&topic]).await {
+                tracing::warn!(%topic, error = %e, "re-subscribing after a reconnect failed");
+            }
+        });
+    }
+}
+
+/// Where the client is in its life; supervisors stop at `Stopped`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Connecting, calling, reconnecting.
+    Running,
+    /// `close()` was called: no new calls; in-flight ones may finish.
+    Draining,
+    /// Close every socket and stop.
+    Stopped,
+}
+
+/// Resolves when the client stops (or has been dropped).
+async fn stopping(shutdown: &mut watch::Receiver<Phase>) {
+    let _ = shutdown.wait_for(|phase| *phase == Phase::Stopped).await;
+}
+
+/// Keeps `endpoint` connected until shutdown or until the policy gives up.
+pub(crate) async fn supervise(endpoint: Arc<Endpoint>, dialer: Arc<Dialer>, shutdown: watch::Receiver<Phase>) {
+    let span = tracing::info_span!("endpoint", url = %endpoint.url);
+    run(endpoint, dialer, shutdown).instrument(span).await;
+}
+
+async fn run(endpoint: Arc<Endpoint>, dialer: Arc<Dialer>, mut shutdown: watch::Receiver<Phase>) {
+    let board = &dialer.board;
+    let index = endpoint.index;
+    let mut schedule = Schedule::new(dialer.reconnect.clone());
+    'life: loop {
+        board.set(index, State::Connecting);
+        let attempt = tokio::select! {
+            attempt = dialer.open(&endpoint.url) => attempt,
+            () = stopping(&mut shutdown) => break 'life,
+        };
+        match attempt {
+            Ok((ws, info)) => {
+                let peer =
+                    switchboard_shared::peer::spawn(ws, Arc::clone(&dialer.methods), info, dialer.peer_config.clone());
+                let up_since = Instant::now();
+                // Published before the topics are read: a subscribe racing with
+                // this either finds its topic in the list or this peer among
+                // the connections it subscribes on (or both).
+                endpoint.publish(peer.clone());
+                resubscribe(&peer, &dialer.routing);
+                board.ready(index);
+                tracing::info!("connected");
+                let ended = tokio::select! {
+                    reason = peer.closed() => Some(reason),
+                    () = stopping(&mut shutdown) => None,
+                };
+                match ended {
+                    Some(reason) => {
+                        endpoint.retire();
+                        tracing::info!(%reason, "connection ended");
+                        schedule.connection_ended(up_since.elapsed());
+                    }
+                    None => {
+                        // Nobody gets this peer any more; close it after what is queued.
+                        *endpoint.peer.write() = None;
+                        peer.close(1000, "client closing");
+                        let _ = tokio::time::timeout(CLOSE_WAIT, peer.closed()).await;
+                        endpoint.retired_unknown.fetch_add(peer.unknown_replies(), Ordering::Relaxed);
+                        break 'life;
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%error, "connection attempt failed");
+                board.failed(index, error);
+            }
+        }
+        match schedule.next_delay() {
+            None => {
+                tracing::info!("reconnect policy gave up");
+                break 'life;
+            }
+            Some(delay) if delay.is_zero() => {}
+            Some(delay) => {
+                board.set(index, State::Offline);
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = stopping(&mut shutdown) => break 'life,
+                }
+            }
+        }
+    }
+    endpoint.retire();
+    board.set(index, State::Closed);
+}

@@ -1,0 +1,388 @@
+//! Notifications from the server: streams by method name, and topic
+//! subscriptions.
+//!
+//! # How a notification finds its listeners
+//!
+//! Every notification the server sends goes, by its `method`:
+//! 1. to every [`Notifications`] stream taken for that method
+//!    ([`Client::notifications`]) and every [`Subscription`] listening for
+//!    that method; and
+//! 2. to the handler registered for that method in the client's
+//!    [`Methods`], if there is one.
+//!
+//! Calls (requests with an id) from the server only ever go to the registry.
+//!
+//! # Topics
+//!
+//! [`Client::subscribe`]`(topic)` sends `rpc.subscribe` with params
+//! `[topic]` to every connected endpoint (and again after every reconnect),
+//! and yields the notifications **whose method is the topic's name**: that is
+//! the convention Switchboard's server follows when it publishes to a topic.
+//! A server that publishes a topic's events under another method name is
+//! followed with [`Client::subscribe_method`]`(topic, method)`. Dropping the
+//! last subscription of a topic sends `rpc.unsubscribe` with `[topic]`.
+//!
+//! # Slow readers
+//!
+//! Each stream buffers up to the builder's `notification_buffer` entries
+//! (default 1,024). When a stream's buffer is full, new notifications for it
+//! are dropped (never blocking the connection) and counted in
+//! [`Notifications::dropped`].
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context as TaskContext, Poll};
+
+use futures_util::Stream;
+use parking_lot::{Mutex, RwLock};
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use switchboard_shared::methods::decode_params;
+use switchboard_shared::{Context, Dispatch, Id, Method, Methods};
+use tokio::sync::mpsc;
+
+use crate::{Client, Error};
+
+/// A notification the server sent.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    method: Arc<str>,
+    params: Option<Arc<RawValue>>,
+}
+
+impl Notification {
+    /// The notification's method name (for a topic: the topic's name, by convention).
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The params as raw JSON, or `None` when the server sent none.
+    pub fn raw_params(&self) -> Option<&RawValue> {
+        self.params.as_deref()
+    }
+
+    /// Decodes the params into `T` (a tuple for positional params, a struct
+    /// for named ones). Absent params decode as `null`, so `()` and `Option`
+    /// accept them. A mismatch is [`Error::Decode`].
+    pub fn params<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        decode_params(self.params.as_deref()).map_err(|e| match e.data {
+            Some(serde_json::Value::String(detail)) => Error::Decode(detail),
+            _ => Error::Decode(e.message.into_owned()),
+        })
+    }
+}
+
+struct Listener {
+    id: u64,
+    tx: mpsc::Sender<Notification>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// Who listens for which notification, and which topics we are subscribed to.
+pub(crate) struct Routing {
+    listeners: RwLock<HashMap<Arc<str>, Vec<Listener>>>,
+    /// Topic name to the number of live [`Subscription`]s on it.
+    topics: Mutex<HashMap<String, usize>>,
+    next_id: AtomicU64,
+    capacity: usize,
+    closed: AtomicBool,
+}
+
+impl Routing {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Routing {
+            listeners: RwLock::new(HashMap::new()),
+            topics: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            capacity: capacity.max(1),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Hands a notification to every stream listening for `method`.
+    pub(crate) fn deliver(&self, method: &str, params: Option<&RawValue>) {
+        let listeners = self.listeners.read();
+        let Some((name, list)) = listeners.get_key_value(method) else { return };
+        let note = Notification { method: Arc::clone(name), params: params.map(|p| Arc::from(p.to_owned())) };
+        for listener in list {
+            if let Err(mpsc::error::TrySendError::Full(_)) = listener.tx.try_send(note.clone()) {
+                let n = listener.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::warn!(method, dropped_total = n, "notification stream full: notification dropped");
+            }
+        }
+    }
+
+    /// A new stream of the notifications named `method`.
+    pub(crate) fn listen(self: &Arc<Self>, method: &str) -> Notifications {
+        let (tx, rx) = mpsc::channel(self.capacity);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let method: Arc<str> = Arc::from(method);
+        {
+            let mut listeners = self.listeners.write();
+            // Checked under the lock `close` takes: a stream made after close ends at once.
+            if !self.closed.load(Ordering::Acquire) {
+                let listener = Listener { id, tx, dropped: Arc::clone(&dropped) };
+                listeners.entry(Arc::clone(&method)).or_default().push(listener);
+            }
+        }
+        Notifications { rx, routing: Arc::clone(self), method, id, dropped }
+    }
+
+    fn unlisten(&self, method: &str, id: u64) {
+        let mut listeners = self.listeners.write();
+        if let Some(list) = listeners.get_mut(method) {
+            list.retain(|l| l.id != id);
+            if list.is_empty() {
+                listeners.remove(method);
+            }
+        }
+    }
+
+    /// Counts one more subscription to `topic`.
+    pub(crate) fn add_topic(&self, topic: &str) {
+        *self.topics.lock().entry(topic.to_owned()).or_insert(0) += 1;
+    }
+
+    /// Counts one subscription less; true when it was the last one.
+    pub(crate) fn remove_topic(&self, topic: &str) -> bool {
+        let mut topics = self.topics.lock();
+        match topics.get_mut(topic) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            Some(_) => {
+                topics.remove(topic);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The topics to subscribe to on a fresh connection.
+    pub(crate) fn topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = self.topics.lock().keys().cloned().collect();
+        topics.sort();
+        topics
+    }
+
+    /// Ends every stream (the client closed).
+    pub(crate) fn close(&self) {
+        let mut listeners = self.listeners.write();
+        self.closed.store(true, Ordering::Release);
+        listeners.clear();
+    }
+}
+
+/// Builds the registry the peer engine dispatches to: the user's methods,
+/// with notifications also handed to the streams listening for them.
+pub(crate) fn client_methods(user: Methods, routing: Arc<Routing>) -> Methods {
+    let user = Arc::new(user);
+    let mut methods = Methods::new();
+    // Registered names get a wrapper each, so the common path allocates nothing.
+    for (name, method) in user.iter() {
+        let inner = method.clone();
+        let routing = Arc::clone(&routing);
+        let name_for_delivery: Arc<str> = Arc::from(name);
+        let mut wrapped = Method::raw(move |params: Option<&RawValue>, cx: &Context, id: Option<Id>| {
+            if id.is_none() {
+                routing.deliver(&name_for_delivery, params);
+            }
+            inner.invoke(params, cx, id)
+        });
+        *wrapped.info_mut() = method.info().clone();
+        methods.insert(name, wrapped);
+    }
+    // Any other name: streams first (notifications only), then the user's own
+    // router if it has one, else -32601 for calls.
+    methods.router(move |name: &str| {
+        let name: Arc<str> = Arc::from(name);
+        let routing = Arc::clone(&routing);
+        let user = Arc::clone(&user);
+        Some(Method::raw(move |params: Option<&RawValue>, cx: &Context, id: Option<Id>| -> Dispatch {
+            if id.is_none() {
+                routing.deliver(&name, params);
+            }
+            user.dispatch(&name, params, cx, id)
+        }))
+    });
+    methods
+}
+
+/// A stream of the server's notifications with one method name, from
+/// [`Client::notifications`]. It ends when the client is closed. Dropping it
+/// stops the delivery.
+///
+/// ```no_run
+/// use futures_util::StreamExt;
+/// # async fn demo(client: switchboard_client::Client) -> Result<(), switchboard_client::Error> {
+/// let mut ticks = client.notifications("tick");
+/// while let Some(tick) = ticks.next().await {
+///     let (n,): (u64,) = tick.params()?;
+///     println!("tick {n}");
+/// }
+/// # Ok(()) }
+/// ```
+pub struct Notifications {
+    rx: mpsc::Receiver<Notification>,
+    routing: Arc<Routing>,
+    method: Arc<str>,
+    id: u64,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Notifications {
+    /// The method name this stream listens for.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// Notifications lost because this stream's buffer was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl std::fmt::Debug for Notifications {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notifications").field("method", &self.method).field("dropped", &self.dropped()).finish()
+    }
+}
+
+impl Stream for Notifications {
+    type Item = Notification;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Notification>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+impl Drop for Notifications {
+    fn drop(&mut self) {
+        self.routing.unlisten(&self.method, self.id);
+    }
+}
+
+/// A topic subscription from [`Client::subscribe`]: a stream of the topic's
+/// notifications. Dropping the last subscription of a topic sends
+/// `rpc.unsubscribe`. It ends when the client is closed; across reconnects it
+/// carries on (the topic is subscribed again on every new connection).
+///
+/// ```no_run
+/// use futures_util::StreamExt;
+/// # async fn demo(client: switchboard_client::Client) -> Result<(), switchboard_client::Error> {
+/// let mut prices = client.subscribe("prices").await?;
+/// while let Some(update) = prices.next().await {
+///     let quote: serde_json::Value = update.params()?;
+///     println!("{quote}");
+/// }
+/// # Ok(()) }
+/// ```
+pub struct Subscription {
+    stream: Notifications,
+    topic: String,
+    client: Client,
+    /// Whether dropping it may send `rpc.unsubscribe` (not for a refused subscribe).
+    unsubscribe: bool,
+}
+
+impl Subscription {
+    pub(crate) fn new(stream: Notifications, topic: String, client: Client) -> Self {
+        Subscription { stream, topic, client, unsubscribe: true }
+    }
+
+    /// Undoes the registration without telling the server (it refused anyway).
+    pub(crate) fn forget(mut self) {
+        self.unsubscribe = false;
+    }
+
+    /// The topic subscribed to.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The notification method this subscription yields (the topic's name
+    /// unless [`Client::subscribe_method`] chose another).
+    pub fn method(&self) -> &str {
+        self.stream.method()
+    }
+
+    /// Notifications lost because this subscription's buffer was full.
+    pub fn dropped(&self) -> u64 {
+        self.stream.dropped()
+    }
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription").field("topic", &self.topic).field("method", &self.method()).finish()
+    }
+}
+
+impl Stream for Subscription {
+    type Item = Notification;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Notification>> {
+        Pin::new(&mut self.stream).poll_next(cx)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.client.topic_dropped(&self.topic, self.unsubscribe);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_owned()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_notification_reaches_every_stream_of_its_method_only() {
+        let routing = Arc::new(Routing::new(8));
+        let mut a = routing.listen("tick");
+        let mut b = routing.listen("tick");
+        let mut other = routing.listen("tock");
+        routing.deliver("tick", Some(&raw("[1]")));
+        assert_eq!(a.next().await.unwrap().params::<(u8,)>().unwrap(), (1,));
+        assert_eq!(b.next().await.unwrap().raw_params().unwrap().get(), "[1]");
+        routing.close();
+        assert!(other.next().await.is_none(), "closing ends the streams");
+    }
+
+    #[tokio::test]
+    async fn a_full_stream_drops_and_counts_instead_of_blocking() {
+        let routing = Arc::new(Routing::new(1));
+        let mut s = routing.listen("tick");
+        routing.deliver("tick", None);
+        routing.deliver("tick", None);
+        assert_eq!(s.dropped(), 1);
+        assert!(s.next().await.unwrap().params::<()>().is_ok());
+    }
+
+    #[test]
+    fn a_dropped_stream_stops_listening() {
+        let routing = Arc::new(Routing::new(1));
+        drop(routing.listen("tick"));
+        assert!(routing.listeners.read().is_empty());
+    }
+
+    #[test]
+    fn topics_are_counted_per_subscription() {
+        let routing = Routing::new(1);
+        routing.add_topic("t");
+        routing.add_topic("t");
+        assert!(!routing.remove_topic("t"));
+        assert_eq!(routing.topics(), vec!["t".to_owned()]);
+        assert!(routing.remove_topic("t"));
+        assert!(routing.topics().is_empty());
+    }
+}

@@ -1,0 +1,233 @@
+//! Connection life: connect errors, auth headers, TLS, the state watch,
+//! offline behaviour, reconnect with re-subscription, graceful close.
+
+use std::sync::Arc;
+
+use futures_util::{FutureExt, StreamExt};
+use serde_json::{Value, json};
+use switchboard_client::{Client, ConnectError, Error, Reconnect, State, WhenOffline};
+use tokio::sync::{Mutex, mpsc};
+
+use crate::support::{Conn, RawServer, free_addr, within};
+
+async fn answer_hello(conn: Conn) {
+    conn.serve(|_| Ok(json!("world"))).await;
+}
+
+#[tokio::test]
+async fn connect_fails_with_a_clear_error_when_the_first_attempt_fails() {
+    let addr = free_addr().await;
+    let err = Client::connect(&format!("ws://{addr}/rpc")).await.unwrap_err();
+    assert!(matches!(err, ConnectError::Unreachable { .. }), "{err}");
+    assert!(err.to_string().contains(&addr.to_string()), "names the endpoint: {err}");
+
+    let refusing = RawServer::refusing(401).await;
+    let err = Client::builder().endpoint(refusing.url()).token("wrong").connect().await.unwrap_err();
+    assert!(err.to_string().contains("401"), "names the HTTP status: {err}");
+
+    let err = Client::connect("http://example.com/rpc").await.unwrap_err();
+    assert!(matches!(err, ConnectError::InvalidUrl { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn the_token_and_extra_headers_go_with_the_upgrade_request() {
+    let (headers_tx, mut headers) = mpsc::unbounded_channel();
+    let server = RawServer::start(move |conn| {
+        let _ = headers_tx.send(conn.headers.clone());
+        answer_hello(conn)
+    })
+    .await;
+    let client =
+        Client::builder().endpoint(server.url()).token("s3cret").header("x-tenant", "acme").connect().await.unwrap();
+
+    let seen = within("the upgrade headers", headers.recv()).await.unwrap();
+    assert_eq!(seen["authorization"], "Bearer s3cret");
+    assert_eq!(seen["x-tenant"], "acme");
+    assert_eq!(client.call::<String>("hello", ()).await.unwrap(), "world");
+}
+
+#[tokio::test]
+async fn a_wss_endpoint_goes_through_rustls_and_reports_a_failed_handshake() {
+    // A plain WebSocket server: the TLS handshake cannot succeed, but it must
+    // be attempted (no crypto provider panic) and fail with a transport error.
+    let server = RawServer::start(answer_hello).await;
+    let url = format!("wss://{}/rpc", server.addr());
+    let err = within("the TLS attempt", Client::connect(&url)).await.unwrap_err();
+    let ConnectError::Unreachable { failures } = &err else { panic!("{err}") };
+    assert!(matches!(failures[0].1, Error::Transport(_)), "{err}");
+}
+
+#[tokio::test]
+async fn the_state_watch_follows_connecting_ready_offline_and_ready_again() {
+    let addr = free_addr().await;
+    let client = Client::builder().endpoint(format!("ws://{addr}/rpc")).build().unwrap();
+    assert_eq!(client.state(), State::Connecting, "a new client starts connecting");
+    let mut states = client.watch_state();
+
+    // Nothing listens yet: attempts fail, and between them the client is offline.
+    within("offline", states.wait_for(|s| *s == State::Offline)).await.unwrap();
+    let server = RawServer::start_on(addr, answer_hello).await;
+    within("ready", states.wait_for(|s| *s == State::Ready)).await.unwrap();
+    assert_eq!(client.endpoints()[0].state, State::Ready);
+
+    server.kill().await;
+    within("not ready after the crash", states.wait_for(|s| *s != State::Ready)).await.unwrap();
+    within("offline while the server is down", states.wait_for(|s| *s == State::Offline)).await.unwrap();
+    let _server = RawServer::start_on(addr, answer_hello).await;
+    within("ready again", states.wait_for(|s| *s == State::Ready)).await.unwrap();
+    assert_eq!(client.endpoints()[0].connections, 2);
+
+    client.close().await;
+    assert_eq!(*states.borrow_and_update(), State::Closed);
+}
+
+#[tokio::test]
+async fn calls_made_while_offline_fail_fast_with_offline_unless_they_wait_for_readiness() {
+    let addr = free_addr().await;
+    let url = format!("ws://{addr}/rpc");
+    let client = Client::builder().endpoint(&url).build().unwrap();
+    let patient = Client::builder().endpoint(&url).when_offline(WhenOffline::WaitReady).build().unwrap();
+
+    assert!(matches!(client.call::<String>("hello", ()).await, Err(Error::Offline)));
+    assert!(matches!(client.notify("hello", ()).await, Err(Error::Offline)));
+    assert!(matches!(client.batch().call("hello", ()).send().await, Err(Error::Offline)));
+
+    let asked = {
+        let client = client.clone();
+        tokio::spawn(async move { client.call::<String>("hello", ()).wait_ready().await })
+    };
+    let by_default = {
+        let patient = patient.clone();
+        tokio::spawn(async move { patient.call::<String>("hello", ()).await })
+    };
+    let ready = {
+        let client = client.clone();
+        tokio::spawn(async move { client.ready().await })
+    };
+    // A failed attempt takes a socket round trip: by then the three are waiting.
+    let mut states = client.watch_state();
+    within("offline", states.wait_for(|s| *s == State::Offline)).await.unwrap();
+    assert!(!asked.is_finished() && !by_default.is_finished() && !ready.is_finished());
+
+    let _server = RawServer::start_on(addr, answer_hello).await;
+    assert_eq!(within("the waiting call", asked).await.unwrap().unwrap(), "world");
+    assert_eq!(within("the patient client's call", by_default).await.unwrap().unwrap(), "world");
+    within("readiness", ready).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_server_that_restarts_on_the_same_port_gets_the_client_back_and_its_topics_subscribed_again() {
+    let (subscribed_tx, mut subscribed) = mpsc::unbounded_channel();
+    let server_generation = move |generation: u32| {
+        let subscribed_tx = subscribed_tx.clone();
+        move |mut conn: Conn| {
+            let subscribed_tx = subscribed_tx.clone();
+            async move {
+                while let Some(frame) = conn.recv().await {
+                    if frame["method"] == "rpc.subscribe" {
+                        let _ = subscribed_tx.send((generation, frame["params"].clone()));
+                        conn.reply(&frame, json!(true)).await;
+                        conn.send(json!({"jsonrpc": "2.0", "method": "news", "params": [generation]})).await;
+                    } else if frame.get("id").is_some() {
+                        conn.reply(&frame, json!(generation)).await;
+                    }
+                }
+            }
+        }
+    };
+    let first = RawServer::start(server_generation(1)).await;
+    let addr = first.addr();
+    let client = Client::connect(&first.url()).await.unwrap();
+    let mut news = client.subscribe("news").await.unwrap();
+    assert_eq!(within("rpc.subscribe", subscribed.recv()).await.unwrap(), (1, json!(["news"])));
+    assert_eq!(within("news", news.next()).await.unwrap().params::<(u32,)>().unwrap(), (1,));
+
+    let mut states = client.watch_state();
+    first.kill().await;
+    within("the crash noticed", states.wait_for(|s| *s != State::Ready)).await.unwrap();
+    let _second = RawServer::start_on(addr, server_generation(2)).await;
+
+    assert_eq!(
+        within("rpc.subscribe again", subscribed.recv()).await.unwrap(),
+        (2, json!(["news"])),
+        "the restarted server saw the topic subscribed again"
+    );
+    let after = within("news after the restart", news.next()).await.unwrap();
+    assert_eq!(after.params::<(u32,)>().unwrap(), (2,), "the same stream carries on");
+    within("ready", client.ready()).await.unwrap();
+    assert_eq!(client.call::<u32>("generation", ()).await.unwrap(), 2);
+    assert_eq!(client.endpoints()[0].connections, 2);
+}
+
+#[tokio::test]
+async fn without_reconnect_a_dropped_connection_leaves_the_client_closed() {
+    let server = RawServer::start(|mut conn| async move {
+        let _ = conn.request().await;
+        // Dropped without an answer.
+    })
+    .await;
+    let client = Client::builder().endpoint(server.url()).reconnect(Reconnect::Never).connect().await.unwrap();
+
+    assert!(matches!(client.call::<Value>("bye", ()).await, Err(Error::Disconnected)));
+    let mut states = client.watch_state();
+    within("closed", states.wait_for(|s| *s == State::Closed)).await.unwrap();
+    assert!(matches!(client.ready().await, Err(Error::Offline)));
+    assert!(matches!(client.call::<Value>("again", ()).wait_ready().await, Err(Error::Offline)));
+}
+
+#[tokio::test]
+async fn close_lets_calls_in_flight_finish_then_closes_the_socket_with_1000() {
+    let (held_tx, mut held) = mpsc::unbounded_channel();
+    let (release_tx, release_rx) = mpsc::unbounded_channel::<()>();
+    let (code_tx, mut code) = mpsc::unbounded_channel();
+    let release_rx = Arc::new(Mutex::new(release_rx));
+    let server = RawServer::start(move |mut conn| {
+        let (held_tx, release_rx, code_tx) = (held_tx.clone(), Arc::clone(&release_rx), code_tx.clone());
+        async move {
+            let req = conn.request().await;
+            let _ = held_tx.send(());
+            release_rx.lock().await.recv().await;
+            conn.reply(&req, json!("done")).await;
+            let _ = code_tx.send(conn.close_code().await);
+        }
+    })
+    .await;
+    let client = Client::connect(&server.url()).await.unwrap();
+    let mut ticks = client.notifications("tick");
+
+    let in_flight = {
+        let client = client.clone();
+        tokio::spawn(async move { client.call::<String>("slow", ()).await })
+    };
+    within("the call reached the server", held.recv()).await.unwrap();
+
+    let closer = client.clone();
+    let mut closing = Box::pin(async move { closer.close().await });
+    assert!((&mut closing).now_or_never().is_none(), "close waits for the call in flight");
+    assert!(client.is_closed());
+    assert!(matches!(client.call::<String>("late", ()).await, Err(Error::Offline)), "no new calls while closing");
+
+    release_tx.send(()).unwrap();
+    assert_eq!(within("the call in flight", in_flight).await.unwrap().unwrap(), "done");
+    within("close", closing).await;
+    assert_eq!(within("the close frame", code.recv()).await.unwrap(), Some(1000));
+    assert_eq!(client.state(), State::Closed);
+    assert!(within("streams end", ticks.next()).await.is_none());
+}
+
+#[tokio::test]
+async fn dropping_every_clone_of_the_client_closes_its_socket() {
+    let (code_tx, mut code) = mpsc::unbounded_channel();
+    let server = RawServer::start(move |mut conn| {
+        let code_tx = code_tx.clone();
+        async move {
+            let _ = code_tx.send(conn.close_code().await);
+        }
+    })
+    .await;
+    let client = Client::connect(&server.url()).await.unwrap();
+    let clone = client.clone();
+    drop(client);
+    drop(clone);
+    assert_eq!(within("the close frame", code.recv()).await.unwrap(), Some(1000));
+}
