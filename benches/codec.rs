@@ -4,6 +4,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
+use switchboard::shared::Id;
 use switchboard::shared::codec::{Frame, Message, decode_frame, encode};
 
 /// What the engine does with a request: decode it, answer it with its params.
@@ -23,9 +24,9 @@ fn answer(text: &str) -> usize {
 
 fn codec(c: &mut Criterion) {
     let small = r#"{"jsonrpc":"2.0","method":"echo","params":["0123456789abcdef0123456789abcdef0123456789abcdef01234567"],"id":42}"#;
-    let big = encode::request(&42.into(), "echo", &["x".repeat(16 * 1024)]).unwrap();
+    let big = encode::request(&Id::Num(42), "echo", &["x".repeat(16 * 1024)]).unwrap();
     let batch =
-        encode::batch(&(0..100).map(|i| encode::request(&i.into(), "add", &[i, i]).unwrap()).collect::<Vec<_>>());
+        encode::batch(&(0..100i64).map(|i| encode::request(&Id::Num(i), "add", &[i, i]).unwrap()).collect::<Vec<_>>());
     let mut group = c.benchmark_group("decode+encode");
     for (name, text) in [("small request", small.to_owned()), ("16 KiB request", big), ("100-entry batch", batch)] {
         group.throughput(Throughput::Bytes(text.len() as u64));

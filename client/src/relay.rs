@@ -48,7 +48,7 @@ pub fn relay<'m>(methods: &'m mut Methods, name: &str, client: &Client) -> &'m m
 /// Registers `name` on `methods` so that its calls are forwarded to
 /// `upstream_method` on `client`'s server.
 pub fn relay_as<'m>(methods: &'m mut Methods, name: &str, upstream_method: &str, client: &Client) -> &'m mut Method {
-    let method = relay_method(upstream_method, client.clone()).describe(format!("relayed to {upstream_method}"));
+    let method = relay_method(upstream_method, client.clone()).described(format!("relayed to {upstream_method}"));
     methods.insert(name, method)
 }
 

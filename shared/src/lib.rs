@@ -5,10 +5,12 @@
 //! - [`methods`]: the registry of typed async handlers;
 //! - [`pending`]: our outstanding calls and their timeouts;
 //! - [`writer`]: the bounded outbound queue and the coalescing writer;
-//! - [`peer`]: the connection task that ties them together.
+//! - [`peer`]: the connection task that ties them together;
+//! - [`discover`]: the OpenRPC document behind `rpc.discover`.
 
 pub mod codec;
 pub mod context;
+pub mod discover;
 pub mod error;
 pub mod methods;
 pub mod peer;

@@ -60,6 +60,8 @@ pub struct MethodInfo {
     pub result_schema: Option<serde_json::Value>,
     /// Names of positional params, when known (for OpenRPC's by-name form).
     pub param_names: Vec<String>,
+    /// Errors the method is documented to return: (code, message).
+    pub errors: Vec<(i64, String)>,
 }
 
 /// Decodes params: absent params read as `null`; empty containers also fit
@@ -151,8 +153,14 @@ impl Method {
     }
 
     /// Sets the one-line description shown by discovery.
-    pub fn describe(mut self, description: impl Into<String>) -> Self {
+    pub fn describe(&mut self, description: impl Into<String>) -> &mut Self {
         self.info.description = Some(description.into());
+        self
+    }
+
+    /// [`Method::describe`] for a method being built by value.
+    pub fn described(mut self, description: impl Into<String>) -> Self {
+        self.describe(description);
         self
     }
 

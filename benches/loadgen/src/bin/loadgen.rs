@@ -1,0 +1,798 @@
+//! Switchboard's load generator: `calls`, `flood` and `idle` modes against
+//! any server that implements the benchmark method contract
+//! (shared/CONTRACT.md). Each run ends with exactly one line on stdout:
+//! `RESULT {json}`. Progress and diagnostics go to stderr.
+//!
+//! It runs on one thread (pin it with `taskset -c 1`), one task per
+//! connection; in each task the writing and the reading of the socket run
+//! concurrently.
+
+use std::{
+    cell::RefCell,
+    net::SocketAddr,
+    rc::Rc,
+    time::{Duration, Instant},
+};
+
+use clap::{Args, Parser, Subcommand};
+use futures_util::StreamExt;
+use hdrhistogram::Histogram;
+use serde_json::json;
+use switchboard_loadgen::{
+    scan::{self, Fields},
+    sys::{self, CpuMeter, MachineMeter},
+    target,
+    wire::{self, Engine, Rx, Tx},
+};
+use tokio::{sync::Notify, task::LocalSet, time::sleep_until};
+
+#[derive(Parser, Debug)]
+#[command(name = "loadgen", about = "WebSocket JSON-RPC load generator for Switchboard's benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Subcommand, Debug)]
+enum Mode {
+    /// C connections each keep K `echo` calls in flight for S seconds.
+    Calls(CallsArgs),
+    /// Each connection calls `flood [N, B]` and counts the pushed ticks.
+    Flood(FloodArgs),
+    /// Open C connections, prove each with one call, measure the server's RSS.
+    Idle(IdleArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct Common {
+    /// Server URL (loopback only).
+    #[arg(long, default_value = "ws://127.0.0.1:9000/")]
+    url: String,
+    /// Client engine after the handshake.
+    #[arg(long, value_enum, default_value_t = Engine::Lean)]
+    engine: Engine,
+    /// Receive buffer per connection, bytes.
+    #[arg(long, default_value_t = 64 * 1024)]
+    read_buffer: usize,
+    /// Server PID: adds the server's CPU use (cores) to the result.
+    #[arg(long)]
+    pid: Option<u32>,
+}
+
+#[derive(Args, Debug, Clone)]
+struct CallsArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Connections.
+    #[arg(short = 'c', long = "connections", default_value_t = 1)]
+    c: usize,
+    /// Calls in flight per connection.
+    #[arg(short = 'k', long = "in-flight", default_value_t = 1)]
+    k: usize,
+    /// Measured seconds (after the warm-up).
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Warm-up seconds (calls run but are not counted).
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Length of the string echoed: params are `["xxx…"]` with this many x.
+    #[arg(long, default_value_t = 64)]
+    bytes: usize,
+    /// Seconds to wait for the last replies after the measured window.
+    #[arg(long, default_value_t = 5.0)]
+    drain: f64,
+    /// Send the next requests after at most this many replies, even if more
+    /// replies are already waiting (0: only after all ready replies).
+    /// Default: min(K, max(1, C*K/8)), so about 8 groups of requests are in
+    /// flight in all and the server has the next group while the generator
+    /// handles the last; with many connections that is simply K.
+    #[arg(long)]
+    batch: Option<usize>,
+}
+
+#[derive(Args, Debug, Clone)]
+struct FloodArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Connections, each running one flood.
+    #[arg(short = 'c', long = "connections", default_value_t = 1)]
+    c: usize,
+    /// Notifications per connection.
+    #[arg(short = 'n', long = "count", default_value_t = 100_000)]
+    n: u64,
+    /// Pad bytes per notification.
+    #[arg(long, default_value_t = 64)]
+    bytes: usize,
+    /// Floods in a row on the same connections; the result is their median
+    /// (one flood lasts milliseconds, so one alone is at the mercy of noise).
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Give up on a round after this many seconds.
+    #[arg(long, default_value_t = 60.0)]
+    timeout: f64,
+}
+
+#[derive(Args, Debug, Clone)]
+struct IdleArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Connections to open and hold.
+    #[arg(short = 'c', long = "connections", default_value_t = 10_000)]
+    c: usize,
+    /// Handshakes in progress at once while opening.
+    #[arg(long, default_value_t = 64)]
+    parallel: usize,
+    /// Seconds to hold all connections before reading the server's memory.
+    #[arg(long, default_value_t = 1.0)]
+    hold: f64,
+    /// Give up opening after this many seconds.
+    #[arg(long, default_value_t = 120.0)]
+    timeout: f64,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let local = LocalSet::new();
+    let (result, ok) = local.block_on(&rt, async move {
+        match cli.mode {
+            Mode::Calls(a) => run_calls(a).await,
+            Mode::Flood(a) => run_flood(a).await,
+            Mode::Idle(a) => run_idle(a).await,
+        }
+    });
+    println!("RESULT {result}");
+    if !ok {
+        std::process::exit(1);
+    }
+}
+
+/// Ends the run before it starts: still one `RESULT` line, with the reason.
+fn usage_exit(mode: &str, why: &str) -> ! {
+    eprintln!("loadgen {mode}: {why}");
+    println!("RESULT {}", json!({ "mode": mode, "ok": false, "error": why }));
+    std::process::exit(2);
+}
+
+fn addr_or_exit(mode: &str, url: &str) -> SocketAddr {
+    target::loopback_addr(url).unwrap_or_else(|e| usage_exit(mode, &e))
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let p = 10f64.powi(digits);
+    (x * p).round() / p
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.0))
+}
+
+/// Opens `c` connections, at most `parallel` handshakes at a time.
+async fn open_all(common: &Common, addr: SocketAddr, c: usize, parallel: usize) -> Vec<Result<(Tx, Rx), String>> {
+    futures_util::stream::iter(0..c)
+        .map(|_| wire::open(common.engine, addr, &common.url, common.read_buffer))
+        .buffer_unordered(parallel.max(1))
+        .collect()
+        .await
+}
+
+// ---------------------------------------------------------------- calls
+
+/// The measured window, shared by every connection.
+#[derive(Clone, Copy)]
+struct Phase {
+    warm_end: Instant,
+    end: Instant,
+    drain_end: Instant,
+}
+
+/// Per-connection call bookkeeping. Call ids are `round * K + slot`, so a
+/// reply finds its slot with one division and is checked against the exact
+/// id that slot is waiting for.
+struct CallState {
+    k: u64,
+    ids: Vec<u64>,
+    sent: Vec<Instant>,
+    free: Vec<u32>,
+    hist: Histogram<u64>,
+    done: u64,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+const FREE: u64 = u64::MAX;
+
+impl CallState {
+    fn new(k: usize, now: Instant) -> Self {
+        Self {
+            k: k as u64,
+            ids: vec![FREE; k],
+            sent: vec![now; k],
+            free: (0..k as u32).rev().collect(),
+            hist: Histogram::new_with_bounds(1, 120_000_000_000, 3).expect("histogram bounds"),
+            done: 0,
+            errors: 0,
+            first_error: None,
+        }
+    }
+
+    fn error(&mut self, what: impl FnOnce() -> String) {
+        self.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(what());
+        }
+    }
+
+    fn outstanding(&self) -> usize {
+        self.ids.len() - self.free.len()
+    }
+
+    /// Takes a free slot and returns the id of the call to send in it.
+    fn start(&mut self, round: &mut [u64], now: Instant) -> Option<u64> {
+        let slot = self.free.pop()? as usize;
+        let id = round[slot] * self.k + slot as u64;
+        round[slot] += 1;
+        self.ids[slot] = id;
+        self.sent[slot] = now;
+        Some(id)
+    }
+
+    /// Checks one reply; frees its slot and records it if in the window.
+    fn complete(&mut self, text: &[u8], params: &[u8], now: Instant, phase: &Phase) {
+        let Some(f) = scan::scan_object(text) else {
+            return self
+                .error(|| format!("not a JSON object: {}", String::from_utf8_lossy(&text[..text.len().min(200)])));
+        };
+        let Some(id) = f.id_u64() else {
+            return self.error(|| {
+                format!("reply without a numeric id: {}", String::from_utf8_lossy(&text[..text.len().min(200)]))
+            });
+        };
+        let slot = (id % self.k) as usize;
+        if self.ids[slot] != id {
+            return self.error(|| format!("reply to unknown id {id}"));
+        }
+        self.ids[slot] = FREE;
+        self.free.push(slot as u32);
+        let good = f.is_v2() && f.error.is_none() && f.result.is_some_and(|r| scan::json_eq(r, params));
+        if !good {
+            return self.error(|| format!("bad reply: {}", String::from_utf8_lossy(&text[..text.len().min(200)])));
+        }
+        if now >= phase.warm_end && now < phase.end {
+            self.done += 1;
+            let ns = now.duration_since(self.sent[slot]).as_nanos() as u64;
+            self.hist.saturating_record(ns.max(1));
+        }
+    }
+}
+
+struct ConnCalls {
+    done: u64,
+    errors: u64,
+    unanswered: u64,
+    hist: Histogram<u64>,
+    first_error: Option<String>,
+}
+
+async fn calls_conn(mut tx: Tx, mut rx: Rx, k: usize, batch: usize, params: Rc<[u8]>, phase: Phase) -> ConnCalls {
+    let prefix = {
+        let mut p = br#"{"jsonrpc":"2.0","method":"echo","params":"#.to_vec();
+        p.extend_from_slice(&params);
+        p.extend_from_slice(br#","id":"#);
+        p
+    };
+    let st = RefCell::new(CallState::new(k, Instant::now()));
+    let wake_writer = Notify::new();
+    let writer_error: RefCell<Option<String>> = RefCell::new(None);
+
+    let writer = async {
+        let mut round = vec![0u64; k];
+        let end = sleep_until(phase.end.into());
+        tokio::pin!(end);
+        loop {
+            let mut queued = 0;
+            // One timestamp for the whole group: it leaves in one write.
+            let now = Instant::now();
+            if now >= phase.end {
+                break;
+            }
+            loop {
+                let id = st.borrow_mut().start(&mut round, now);
+                let Some(id) = id else { break };
+                let mut digits = itoa::Buffer::new();
+                if let Err(e) = tx.push3(&prefix, digits.format(id).as_bytes(), b"}").await {
+                    *writer_error.borrow_mut() = Some(e);
+                    return;
+                }
+                queued += 1;
+            }
+            if queued > 0
+                && let Err(e) = tx.flush().await
+            {
+                *writer_error.borrow_mut() = Some(e);
+                return;
+            }
+            tokio::select! {
+                biased;
+                _ = wake_writer.notified() => {}
+                _ = &mut end => break,
+            }
+        }
+    };
+
+    let reader = async {
+        let deadline = sleep_until(phase.drain_end.into());
+        tokio::pin!(deadline);
+        let mut since_yield = 0usize;
+        loop {
+            let msg = tokio::select! {
+                biased;
+                m = rx.next_text() => m,
+                _ = &mut deadline => break,
+            };
+            match msg {
+                Ok(Some(text)) => {
+                    let now = Instant::now();
+                    let finished = {
+                        let mut s = st.borrow_mut();
+                        s.complete(text, &params, now, &phase);
+                        now >= phase.end && s.outstanding() == 0
+                    };
+                    if finished {
+                        break;
+                    }
+                    wake_writer.notify_one();
+                    since_yield += 1;
+                    if since_yield == batch {
+                        // Let the writer send before reading on.
+                        since_yield = 0;
+                        tokio::task::yield_now().await;
+                    }
+                }
+                Ok(None) => {
+                    let mut s = st.borrow_mut();
+                    if s.outstanding() > 0 || Instant::now() < phase.end {
+                        s.error(|| "server closed the connection".into());
+                    }
+                    break;
+                }
+                Err(e) => {
+                    st.borrow_mut().error(|| e);
+                    break;
+                }
+            }
+        }
+    };
+
+    tokio::join!(writer, reader);
+    let mut s = st.into_inner();
+    if let Some(e) = writer_error.into_inner() {
+        s.error(|| e);
+    }
+    let unanswered = s.outstanding() as u64;
+    ConnCalls { done: s.done, errors: s.errors, unanswered, hist: s.hist, first_error: s.first_error }
+}
+
+async fn run_calls(a: CallsArgs) -> (serde_json::Value, bool) {
+    let addr = addr_or_exit("calls", &a.common.url);
+    let k = a.k.max(1);
+    let c = a.c.max(1);
+    let batch = a.batch.unwrap_or_else(|| k.min((c * k / 8).max(1)));
+    let params: Rc<[u8]> = {
+        let mut p = Vec::with_capacity(a.bytes + 4);
+        p.extend_from_slice(b"[\"");
+        p.resize(2 + a.bytes, b'x');
+        p.extend_from_slice(b"\"]");
+        p.into()
+    };
+    eprintln!(
+        "loadgen calls: {} C={c} K={k} bytes={} warmup={}s seconds={}s batch={batch} engine={:?}",
+        a.common.url, a.bytes, a.warmup, a.seconds, a.common.engine
+    );
+    let mut conns = Vec::with_capacity(c);
+    let mut errors = 0u64;
+    let mut first_error = None;
+    for r in open_all(&a.common, addr, c, 64).await {
+        match r {
+            Ok(pair) => conns.push(pair),
+            Err(e) => {
+                errors += 1;
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let start = Instant::now();
+    let warm_end = start + secs(a.warmup);
+    let end = warm_end + secs(a.seconds);
+    let phase = Phase { warm_end, end, drain_end: end + secs(a.drain) };
+
+    // CPU use of the server and of this process over the measured window.
+    let pid = a.common.pid;
+    let meters = tokio::task::spawn_local(async move {
+        sleep_until(warm_end.into()).await;
+        let server = pid.and_then(|p| CpuMeter::start(Some(p)));
+        let client = CpuMeter::start(None);
+        let machine = MachineMeter::start();
+        sleep_until(end.into()).await;
+        Cpu::read(server, client, machine)
+    });
+
+    let handles: Vec<_> = conns
+        .into_iter()
+        .map(|(tx, rx)| tokio::task::spawn_local(calls_conn(tx, rx, k, batch, params.clone(), phase)))
+        .collect();
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 120_000_000_000, 3).expect("histogram bounds");
+    let mut done = 0u64;
+    let mut unanswered = 0u64;
+    let opened = handles.len();
+    for h in handles {
+        match h.await {
+            Ok(r) => {
+                done += r.done;
+                errors += r.errors;
+                unanswered += r.unanswered;
+                hist.add(&r.hist).expect("same histogram bounds");
+                if let Some(e) = r.first_error {
+                    first_error.get_or_insert(e);
+                }
+            }
+            Err(e) => {
+                errors += 1;
+                first_error.get_or_insert(format!("connection task failed: {e}"));
+            }
+        }
+    }
+    let cpu = meters.await.unwrap_or_default();
+    let seconds = a.seconds.max(1e-9);
+    let us = |q: f64| round(hist.value_at_quantile(q) as f64 / 1000.0, 1);
+    let ok = errors == 0 && unanswered == 0 && done > 0 && opened == c;
+    if let Some(e) = &first_error {
+        eprintln!("loadgen calls: first error: {e}");
+    }
+    let result = json!({
+        "mode": "calls",
+        "url": a.common.url,
+        "engine": format!("{:?}", a.common.engine).to_lowercase(),
+        "c": c,
+        "k": k,
+        "bytes": a.bytes,
+        "seconds": a.seconds,
+        "warmup": a.warmup,
+        "batch": batch,
+        "connections": opened,
+        "calls": done,
+        "calls_per_sec": round(done as f64 / seconds, 1),
+        "p50_us": us(0.5),
+        "p99_us": us(0.99),
+        "p999_us": us(0.999),
+        "max_us": round(hist.max() as f64 / 1000.0, 1),
+        "errors": errors,
+        "unanswered": unanswered,
+        "server_cpu": cpu.server,
+        "client_cpu": cpu.client,
+        "other_cpu": cpu.other,
+        "first_error": first_error,
+        "ok": ok,
+    });
+    (result, ok)
+}
+
+/// CPU use over a run, in cores: the server's, the generator's, and
+/// everything else on the machine (noise: compilers, other benchmarks).
+#[derive(Default)]
+struct Cpu {
+    server: Option<f64>,
+    client: Option<f64>,
+    other: Option<f64>,
+}
+
+impl Cpu {
+    fn read(server: Option<CpuMeter>, client: Option<CpuMeter>, machine: Option<MachineMeter>) -> Self {
+        let server = server.and_then(|m| m.busy());
+        let client = client.and_then(|m| m.busy());
+        let machine = machine.and_then(|m| m.busy());
+        let other = machine.map(|m| (m - server.unwrap_or(0.0) - client.unwrap_or(0.0)).max(0.0));
+        let r3 = |v: Option<f64>| v.map(|v| round(v, 3));
+        Self { server: r3(server), client: r3(client), other: r3(other) }
+    }
+}
+
+// ---------------------------------------------------------------- flood
+
+struct ConnFlood {
+    ticks: u64,
+    last_tick: Option<Instant>,
+    replied: bool,
+    early_reply: bool,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+/// The tick notification as the contract's servers usually spell it: a frame
+/// that starts like this and ends with `}}` is counted without a scan.
+const TICK_PREFIX: &[u8] = br#"{"jsonrpc":"2.0","method":"tick","params":{"#;
+
+fn is_tick(text: &[u8]) -> bool {
+    if text.starts_with(TICK_PREFIX)
+        && text.ends_with(b"}}")
+        && memchr::memmem::find(&text[TICK_PREFIX.len()..], b"\"id\"").is_none()
+    {
+        return true;
+    }
+    matches!(
+        scan::scan_object(text),
+        Some(f @ Fields { id: None, method: Some(b"\"tick\""), params: Some(p), .. }) if f.is_v2() && p.starts_with(b"{")
+    )
+}
+
+/// One flood on one connection: send the call, count ticks until the reply
+/// and all n ticks are in. Returns the halves for the next round.
+async fn flood_conn(mut tx: Tx, mut rx: Rx, n: u64, bytes: usize, id: u64, deadline: Instant) -> (Tx, Rx, ConnFlood) {
+    let mut r =
+        ConnFlood { ticks: 0, last_tick: None, replied: false, early_reply: false, errors: 0, first_error: None };
+    let fail = |r: &mut ConnFlood, e: String| {
+        r.errors += 1;
+        r.first_error.get_or_insert(e);
+    };
+    let req = format!(r#"{{"jsonrpc":"2.0","method":"flood","params":[{n},{bytes}],"id":{id}}}"#);
+    let sent = match tx.push3(req.as_bytes(), b"", b"").await {
+        Ok(()) => tx.flush().await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = sent {
+        fail(&mut r, e);
+        return (tx, rx, r);
+    }
+    let want_id = id.to_string();
+    let want_result = n.to_string();
+    let timeout = sleep_until(deadline.into());
+    tokio::pin!(timeout);
+    while !(r.replied && r.ticks >= n) {
+        let msg = tokio::select! {
+            biased;
+            m = rx.next_text() => m,
+            _ = &mut timeout => {
+                let e = format!("timed out with {} of {n} ticks, replied: {}", r.ticks, r.replied);
+                fail(&mut r, e);
+                break;
+            }
+        };
+        let text = match msg {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                let e = format!("server closed after {} of {n} ticks", r.ticks);
+                fail(&mut r, e);
+                break;
+            }
+            Err(e) => {
+                fail(&mut r, e);
+                break;
+            }
+        };
+        if is_tick(text) {
+            r.ticks += 1;
+            if r.ticks == n {
+                r.last_tick = Some(Instant::now());
+            }
+            continue;
+        }
+        match scan::scan_object(text) {
+            Some(f) if f.is_v2() && f.id == Some(want_id.as_bytes()) && f.result == Some(want_result.as_bytes()) => {
+                r.replied = true;
+                // The contract sends the reply after the ticks; a server that
+                // answers early is noted, not failed: we still wait for all n.
+                r.early_reply = r.ticks < n;
+            }
+            _ => {
+                let e = format!("unexpected message: {}", String::from_utf8_lossy(&text[..text.len().min(200)]));
+                fail(&mut r, e);
+            }
+        }
+    }
+    (tx, rx, r)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 }
+}
+
+async fn run_flood(a: FloodArgs) -> (serde_json::Value, bool) {
+    let addr = addr_or_exit("flood", &a.common.url);
+    let c = a.c.max(1);
+    let rounds = a.rounds.max(1);
+    eprintln!(
+        "loadgen flood: {} C={c} n={} bytes={} rounds={rounds} engine={:?}",
+        a.common.url, a.n, a.bytes, a.common.engine
+    );
+    let mut conns = Vec::with_capacity(c);
+    let mut errors = 0u64;
+    let mut first_error = None;
+    for r in open_all(&a.common, addr, c, 64).await {
+        match r {
+            Ok(pair) => conns.push(pair),
+            Err(e) => {
+                errors += 1;
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let opened = conns.len();
+    let server = a.common.pid.and_then(|p| CpuMeter::start(Some(p)));
+    let client = CpuMeter::start(None);
+    let machine = MachineMeter::start();
+    let mut rates = Vec::with_capacity(rounds);
+    let mut spans_ms = Vec::with_capacity(rounds);
+    let mut ticks_total = 0u64;
+    let mut replies = 0usize;
+    let mut early_replies = 0usize;
+    for round in 0..rounds {
+        let start = Instant::now();
+        let deadline = start + secs(a.timeout);
+        let handles: Vec<_> = conns
+            .drain(..)
+            .map(|(tx, rx)| tokio::task::spawn_local(flood_conn(tx, rx, a.n, a.bytes, round as u64 + 1, deadline)))
+            .collect();
+        let mut ticks = 0u64;
+        let mut last = start;
+        for h in handles {
+            match h.await {
+                Ok((tx, rx, r)) => {
+                    ticks += r.ticks;
+                    errors += r.errors;
+                    replies += usize::from(r.replied);
+                    early_replies += usize::from(r.early_reply);
+                    if let Some(t) = r.last_tick {
+                        last = last.max(t);
+                    }
+                    if let Some(e) = r.first_error {
+                        first_error.get_or_insert(e);
+                    }
+                    if r.errors == 0 {
+                        conns.push((tx, rx));
+                    }
+                }
+                Err(e) => {
+                    errors += 1;
+                    first_error.get_or_insert(format!("connection task failed: {e}"));
+                }
+            }
+        }
+        let span = last.duration_since(start).as_secs_f64();
+        ticks_total += ticks;
+        rates.push(if span > 0.0 { ticks as f64 / span } else { 0.0 });
+        spans_ms.push(span * 1000.0);
+        if errors > 0 {
+            break;
+        }
+    }
+    let cpu = Cpu::read(server, client, machine);
+    let expected = a.n * c as u64 * rounds as u64;
+    let ok = errors == 0 && ticks_total == expected && replies == c * rounds;
+    if let Some(e) = &first_error {
+        eprintln!("loadgen flood: first error: {e}");
+    }
+    let per_round: Vec<f64> = rates.iter().map(|r| round(*r, 1)).collect();
+    let result = json!({
+        "mode": "flood",
+        "url": a.common.url,
+        "engine": format!("{:?}", a.common.engine).to_lowercase(),
+        "c": c,
+        "n": a.n,
+        "bytes": a.bytes,
+        "rounds": rounds,
+        "connections": opened,
+        "notifications": ticks_total,
+        "expected": expected,
+        "notif_per_sec": round(median(&mut rates), 1),
+        "time_to_last_ms": round(median(&mut spans_ms), 3),
+        "notif_per_sec_rounds": per_round,
+        "replies": replies,
+        "early_replies": early_replies,
+        "errors": errors,
+        "server_cpu": cpu.server,
+        "client_cpu": cpu.client,
+        "other_cpu": cpu.other,
+        "first_error": first_error,
+        "ok": ok,
+    });
+    (result, ok)
+}
+
+// ---------------------------------------------------------------- idle
+
+/// Opens one connection and proves it with one `echo` call.
+async fn idle_conn(common: &Common, addr: SocketAddr) -> Result<(Tx, Rx), String> {
+    let (mut tx, mut rx) = wire::open(common.engine, addr, &common.url, common.read_buffer).await?;
+    tx.push3(br#"{"jsonrpc":"2.0","method":"echo","params":["idle"],"id":1}"#, b"", b"").await?;
+    tx.flush().await?;
+    let text = rx.next_text().await?.ok_or("closed before answering")?;
+    match scan::scan_object(text) {
+        Some(f) if f.is_v2() && f.id == Some(b"1") && f.result.is_some_and(|r| scan::json_eq(r, br#"["idle"]"#)) => {
+            Ok((tx, rx))
+        }
+        _ => Err(format!("bad proof reply: {}", String::from_utf8_lossy(&text[..text.len().min(200)]))),
+    }
+}
+
+async fn run_idle(mut a: IdleArgs) -> (serde_json::Value, bool) {
+    let addr = addr_or_exit("idle", &a.common.url);
+    // Idle connections need little buffer on our side; keep the client small.
+    if a.common.read_buffer == 64 * 1024 {
+        a.common.read_buffer = 4096;
+    }
+    let limits = sys::raise_nofile_limit();
+    match &limits {
+        Ok((soft, hard)) => eprintln!("loadgen idle: RLIMIT_NOFILE soft={soft} hard={hard}"),
+        Err(e) => eprintln!("loadgen idle: cannot raise RLIMIT_NOFILE: {e}"),
+    }
+    if let Ok((soft, _)) = limits
+        && (a.c as u64) + 64 > soft
+    {
+        eprintln!("loadgen idle: {} connections need more than the {soft} file descriptors allowed", a.c);
+    }
+    let Some(pid) = a.common.pid else {
+        usage_exit("idle", "--pid is required (the server's process id)");
+    };
+    eprintln!("loadgen idle: {} C={} parallel={} engine={:?}", a.common.url, a.c, a.parallel, a.common.engine);
+    let before = match sys::vm_rss_kib(pid) {
+        Ok(v) => v,
+        Err(e) => usage_exit("idle", &format!("cannot read the memory of process {pid}: {e}")),
+    };
+    let started = Instant::now();
+    let common = a.common.clone();
+    let opening = futures_util::stream::iter(0..a.c)
+        .map(|_| idle_conn(&common, addr))
+        .buffer_unordered(a.parallel.max(1))
+        .collect::<Vec<_>>();
+    let results = match tokio::time::timeout(secs(a.timeout), opening).await {
+        Ok(r) => r,
+        Err(_) => {
+            eprintln!("loadgen idle: opening timed out after {}s", a.timeout);
+            Vec::new()
+        }
+    };
+    let open_seconds = started.elapsed().as_secs_f64();
+    let mut held = Vec::with_capacity(results.len());
+    let mut errors = (a.c - results.len()) as u64;
+    let mut first_error = None;
+    for r in results {
+        match r {
+            Ok(pair) => held.push(pair),
+            Err(e) => {
+                errors += 1;
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    tokio::time::sleep(secs(a.hold)).await;
+    let after = sys::vm_rss_kib(pid).unwrap_or(0);
+    let client_rss = sys::vm_rss_kib(std::process::id()).unwrap_or(0);
+    let opened = held.len();
+    drop(held);
+    let per_conn = if opened > 0 { (after as f64 - before as f64) / opened as f64 } else { 0.0 };
+    if let Some(e) = &first_error {
+        eprintln!("loadgen idle: first error: {e}");
+    }
+    let ok = errors == 0 && opened == a.c;
+    let result = json!({
+        "mode": "idle",
+        "url": a.common.url,
+        "engine": format!("{:?}", a.common.engine).to_lowercase(),
+        "c": a.c,
+        "connections": opened,
+        "open_seconds": round(open_seconds, 3),
+        "rss_before_kib": before,
+        "rss_after_kib": after,
+        "kib_per_conn": round(per_conn, 2),
+        "client_rss_kib": client_rss,
+        "errors": errors,
+        "first_error": first_error,
+        "ok": ok,
+    });
+    (result, ok)
+}

@@ -1,0 +1,416 @@
+//! The client side of a benchmark connection, in two engines.
+//!
+//! Both engines open the connection the same way: a TCP connect with
+//! `TCP_NODELAY`, then the WebSocket handshake done by tokio-tungstenite.
+//!
+//! - `Engine::Tungstenite` keeps the tokio-tungstenite stream, split into a
+//!   sink and a stream, and sends one `Message` per request.
+//! - `Engine::Lean` (the default) takes the TCP stream back after the
+//!   handshake and frames the traffic itself: requests are written straight
+//!   into one output buffer (header, mask key, masked payload: no per-call
+//!   allocation, one `write` per batch) and replies are parsed in place in a
+//!   reusable input buffer. It does the work the protocol requires of a client
+//!   (a fresh mask per frame, UTF-8 checked text) and nothing more, so the
+//!   generator stays cheaper than the server it measures.
+//!
+//! The lean reader does not answer pings (benchmark runs are seconds long and
+//! the servers measured do not ping), and treats a close frame as the end.
+
+use std::net::SocketAddr;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{
+    SinkExt, StreamExt,
+    stream::{SplitSink, SplitStream},
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{
+        TcpStream,
+        tcp::{OwnedReadHalf, OwnedWriteHalf},
+    },
+};
+use tokio_tungstenite::{
+    WebSocketStream, client_async_with_config,
+    tungstenite::{Message, Utf8Bytes, protocol::WebSocketConfig},
+};
+
+/// Largest frame or message the lean reader accepts.
+const MAX_MESSAGE: usize = 64 << 20;
+
+/// Which client implementation drives the socket after the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    /// Hand-rolled framing on the raw TCP stream (fast, the default).
+    Lean,
+    /// tokio-tungstenite's `WebSocketStream`, split into sink and stream.
+    Tungstenite,
+}
+
+/// The sending half of a benchmark connection.
+pub enum Tx {
+    /// Lean engine.
+    Lean(LeanTx),
+    /// tokio-tungstenite engine.
+    Tung(TungTx),
+}
+
+/// The receiving half of a benchmark connection.
+pub enum Rx {
+    /// Lean engine.
+    Lean(LeanRx),
+    /// tokio-tungstenite engine.
+    Tung(TungRx),
+}
+
+/// Connects to `addr`, performs the WebSocket handshake for `url`, and
+/// returns the two halves. `read_buffer` sizes the receive buffer.
+pub async fn open(engine: Engine, addr: SocketAddr, url: &str, read_buffer: usize) -> Result<(Tx, Rx), String> {
+    let tcp = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+    tcp.set_nodelay(true).map_err(|e| format!("nodelay: {e}"))?;
+    let config = WebSocketConfig::default().read_buffer_size(read_buffer.max(4096));
+    let (ws, _response) =
+        client_async_with_config(url, tcp, Some(config)).await.map_err(|e| format!("handshake {url}: {e}"))?;
+    Ok(match engine {
+        Engine::Tungstenite => {
+            let (sink, stream) = ws.split();
+            (
+                Tx::Tung(TungTx { sink, buf: BytesMut::with_capacity(4096) }),
+                Rx::Tung(TungRx { stream, last: Bytes::new() }),
+            )
+        }
+        Engine::Lean => {
+            // The server speaks only when spoken to, so nothing past the
+            // handshake response has been read: the raw stream is clean.
+            let (rd, wr) = ws.into_inner().into_split();
+            let seed = mask_seed(addr);
+            (
+                Tx::Lean(LeanTx { wr, out: Vec::with_capacity(4096), rng: seed }),
+                Rx::Lean(LeanRx {
+                    rd,
+                    buf: vec![0; read_buffer.max(256)],
+                    start: 0,
+                    end: 0,
+                    frag: Vec::new(),
+                    in_frag: false,
+                }),
+            )
+        }
+    })
+}
+
+fn mask_seed(addr: SocketAddr) -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0x9E37_79B9_7F4A_7C15);
+    let mut h = t ^ u64::from(addr.port()).rotate_left(32) ^ 0xD1B5_4A32_D192_ED03;
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    h ^= h >> 33;
+    h | 1
+}
+
+impl Tx {
+    /// Queues one text frame whose payload is `a`, `b` and `c` back to back.
+    /// Nothing is guaranteed to reach the socket before [`Tx::flush`].
+    pub async fn push3(&mut self, a: &[u8], b: &[u8], c: &[u8]) -> Result<(), String> {
+        match self {
+            Tx::Lean(tx) => {
+                tx.push3(a, b, c);
+                Ok(())
+            }
+            Tx::Tung(tx) => tx.push3(a, b, c).await,
+        }
+    }
+
+    /// Writes everything queued to the socket.
+    pub async fn flush(&mut self) -> Result<(), String> {
+        match self {
+            Tx::Lean(tx) => tx.flush().await,
+            Tx::Tung(tx) => tx.sink.flush().await.map_err(|e| format!("send: {e}")),
+        }
+    }
+}
+
+impl Rx {
+    /// The next text message's payload; `None` once the peer closed.
+    /// Binary frames are an error; pings and pongs are skipped.
+    pub async fn next_text(&mut self) -> Result<Option<&[u8]>, String> {
+        match self {
+            Rx::Lean(rx) => rx.next_text().await,
+            Rx::Tung(rx) => rx.next_text().await,
+        }
+    }
+}
+
+/// tokio-tungstenite sending half.
+pub struct TungTx {
+    sink: SplitSink<WebSocketStream<TcpStream>, Message>,
+    buf: BytesMut,
+}
+
+impl TungTx {
+    async fn push3(&mut self, a: &[u8], b: &[u8], c: &[u8]) -> Result<(), String> {
+        // One shared buffer carved into frames: after warm-up the split-off
+        // pieces are dropped by the time we reserve again, so it is reused.
+        self.buf.reserve(a.len() + b.len() + c.len());
+        self.buf.extend_from_slice(a);
+        self.buf.extend_from_slice(b);
+        self.buf.extend_from_slice(c);
+        let text = Utf8Bytes::try_from(self.buf.split().freeze()).map_err(|e| format!("request is not UTF-8: {e}"))?;
+        self.sink.feed(Message::Text(text)).await.map_err(|e| format!("send: {e}"))
+    }
+}
+
+/// tokio-tungstenite receiving half.
+pub struct TungRx {
+    stream: SplitStream<WebSocketStream<TcpStream>>,
+    last: Bytes,
+}
+
+impl TungRx {
+    async fn next_text(&mut self) -> Result<Option<&[u8]>, String> {
+        loop {
+            match self.stream.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    self.last = t.into();
+                    return Ok(Some(&self.last));
+                }
+                Some(Ok(Message::Close(_))) | None => return Ok(None),
+                Some(Ok(Message::Binary(_))) => return Err("unexpected binary frame".into()),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(format!("receive: {e}")),
+            }
+        }
+    }
+}
+
+/// Lean sending half: frames go straight into one buffer.
+pub struct LeanTx {
+    wr: OwnedWriteHalf,
+    out: Vec<u8>,
+    rng: u64,
+}
+
+impl LeanTx {
+    fn next_key(&mut self) -> [u8; 4] {
+        // xorshift64*: a fresh, unpredictable-enough key per frame.
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        ((x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32).to_ne_bytes()
+    }
+
+    fn push3(&mut self, a: &[u8], b: &[u8], c: &[u8]) {
+        let len = a.len() + b.len() + c.len();
+        let out = &mut self.out;
+        out.reserve(len + 14);
+        out.push(0x81); // FIN, text
+        if len < 126 {
+            out.push(0x80 | len as u8);
+        } else if len <= 0xFFFF {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        } else {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+        let key = self.next_key();
+        let out = &mut self.out;
+        out.extend_from_slice(&key);
+        let start = out.len();
+        out.extend_from_slice(a);
+        out.extend_from_slice(b);
+        out.extend_from_slice(c);
+        apply_mask(&mut out[start..], key);
+    }
+
+    async fn flush(&mut self) -> Result<(), String> {
+        if !self.out.is_empty() {
+            self.wr.write_all(&self.out).await.map_err(|e| format!("send: {e}"))?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+}
+
+/// XORs `buf` with the 4-byte mask `key`, starting at key byte 0.
+pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
+    let k = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
+    let mut chunks = buf.chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        chunk.copy_from_slice(&(u64::from_ne_bytes(w) ^ k).to_ne_bytes());
+    }
+    // The remainder starts at a multiple of 8, so key index = i % 4.
+    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
+        *b ^= key[i % 4];
+    }
+}
+
+/// Lean receiving half: frames are parsed in place.
+pub struct LeanRx {
+    rd: OwnedReadHalf,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    frag: Vec<u8>,
+    in_frag: bool,
+}
+
+/// A parsed frame header: (fin, opcode, mask key, header length, payload length).
+type Header = (bool, u8, Option<[u8; 4]>, usize, usize);
+
+/// Parses a frame header from `b`; `Ok(None)` when more bytes are needed.
+fn parse_header(b: &[u8]) -> Result<Option<Header>, String> {
+    if b.len() < 2 {
+        return Ok(None);
+    }
+    let fin = b[0] & 0x80 != 0;
+    if b[0] & 0x70 != 0 {
+        return Err("frame with reserved bits set".into());
+    }
+    let opcode = b[0] & 0x0F;
+    let masked = b[1] & 0x80 != 0;
+    let (len, mut hdr) = match b[1] & 0x7F {
+        126 => {
+            if b.len() < 4 {
+                return Ok(None);
+            }
+            (u16::from_be_bytes([b[2], b[3]]) as usize, 4)
+        }
+        127 => {
+            if b.len() < 10 {
+                return Ok(None);
+            }
+            let mut l = [0u8; 8];
+            l.copy_from_slice(&b[2..10]);
+            let l = u64::from_be_bytes(l);
+            if l > MAX_MESSAGE as u64 {
+                return Err(format!("frame of {l} bytes is too large"));
+            }
+            (l as usize, 10)
+        }
+        n => (n as usize, 2),
+    };
+    let key = if masked {
+        if b.len() < hdr + 4 {
+            return Ok(None);
+        }
+        let k = [b[hdr], b[hdr + 1], b[hdr + 2], b[hdr + 3]];
+        hdr += 4;
+        Some(k)
+    } else {
+        None
+    };
+    Ok(Some((fin, opcode, key, hdr, len)))
+}
+
+enum Ready {
+    InBuf(usize, usize),
+    InFrag,
+}
+
+impl LeanRx {
+    async fn next_text(&mut self) -> Result<Option<&[u8]>, String> {
+        let ready = loop {
+            let avail = &self.buf[self.start..self.end];
+            let need = match parse_header(avail)? {
+                Some((fin, opcode, key, hdr, len)) if avail.len() >= hdr + len => {
+                    let p0 = self.start + hdr;
+                    let p1 = p0 + len;
+                    self.start = p1;
+                    if let Some(key) = key {
+                        apply_mask(&mut self.buf[p0..p1], key);
+                    }
+                    match opcode {
+                        0x1 if !self.in_frag => {
+                            if fin {
+                                break Ready::InBuf(p0, p1);
+                            }
+                            self.in_frag = true;
+                            self.frag.clear();
+                            self.frag.extend_from_slice(&self.buf[p0..p1]);
+                        }
+                        0x0 if self.in_frag => {
+                            if self.frag.len() + len > MAX_MESSAGE {
+                                return Err("message too large".into());
+                            }
+                            self.frag.extend_from_slice(&self.buf[p0..p1]);
+                            if fin {
+                                self.in_frag = false;
+                                break Ready::InFrag;
+                            }
+                        }
+                        0x8 => return Ok(None),
+                        0x9 | 0xA => {}
+                        op => return Err(format!("unexpected frame opcode {op:#x}")),
+                    }
+                    continue;
+                }
+                Some((_, _, _, hdr, len)) => hdr + len,
+                None => 14,
+            };
+            // Make room for `need` bytes from `start`, then read more.
+            if self.start == self.end {
+                self.start = 0;
+                self.end = 0;
+            }
+            if self.buf.len() - self.start < need || (self.start > 0 && self.buf.len() - self.end < 1024) {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.buf.len() < need {
+                self.buf.resize(need, 0);
+            }
+            let n = self.rd.read(&mut self.buf[self.end..]).await.map_err(|e| format!("receive: {e}"))?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.end += n;
+        };
+        let text = match ready {
+            Ready::InBuf(p0, p1) => &self.buf[p0..p1],
+            Ready::InFrag => &self.frag[..],
+        };
+        std::str::from_utf8(text).map_err(|e| format!("text frame is not UTF-8: {e}"))?;
+        Ok(Some(text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mask_roundtrip_and_alignment() {
+        let key = [1, 2, 3, 4];
+        for len in 0..40 {
+            let orig: Vec<u8> = (0..len as u8).collect();
+            let mut b = orig.clone();
+            apply_mask(&mut b, key);
+            for (i, (&m, &o)) in b.iter().zip(&orig).enumerate() {
+                assert_eq!(m, o ^ key[i % 4]);
+            }
+            apply_mask(&mut b, key);
+            assert_eq!(b, orig);
+        }
+    }
+
+    #[test]
+    fn headers() {
+        assert_eq!(parse_header(&[0x81]).unwrap(), None);
+        assert_eq!(parse_header(&[0x81, 5]).unwrap(), Some((true, 1, None, 2, 5)));
+        assert_eq!(parse_header(&[0x01, 126, 1]).unwrap(), None);
+        assert_eq!(parse_header(&[0x01, 126, 1, 0]).unwrap(), Some((false, 1, None, 4, 256)));
+        assert_eq!(parse_header(&[0x80, 127, 0, 0, 0, 0, 0, 1, 0, 0]).unwrap(), Some((true, 0, None, 10, 65536)));
+        assert_eq!(parse_header(&[0x81, 0x83, 9, 8, 7, 6]).unwrap(), Some((true, 1, Some([9, 8, 7, 6]), 6, 3)));
+        assert!(parse_header(&[0xC1, 0]).is_err());
+        assert!(parse_header(&[0x82, 127, 0xFF, 0, 0, 0, 0, 0, 0, 0]).is_err());
+    }
+}

@@ -1,0 +1,318 @@
+#!/usr/bin/env bash
+# Switchboard benchmark suite: the raw tokio-tungstenite baseline and
+# examples/bench_server, each pinned to CPU 0, driven by the load generator
+# pinned to CPU 1. Prints one table and writes it under target/bench-results/.
+#
+#   benches/run.sh              # the full suite, each scenario run REPEAT=2 times
+#   QUICK=1 benches/run.sh      # a smoke run: short windows, small counts
+#
+# Overridable (env): REPEAT, CALLS_SECONDS, CALLS_WARMUP, FLOOD_N, FLOOD_MANY_N,
+# FLOOD_ROUNDS, IDLE_C, RAW_ADDR, BENCH_ADDR, BENCH_SERVER_ARGS, SERVER_CPU,
+# CLIENT_CPU, QUIET_WAIT, QUIET_BUSY, LOADGEN_ARGS (extra arguments for every
+# loadgen run), SKIP_BUILD=1 (use what target/release already has).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+if [[ "${QUICK:-0}" == 1 ]]; then
+    : "${REPEAT:=1}" "${CALLS_SECONDS:=1}" "${CALLS_WARMUP:=0.3}"
+    : "${FLOOD_N:=20000}" "${FLOOD_MANY_N:=200}" "${IDLE_C:=1000}"
+fi
+REPEAT="${REPEAT:-2}"
+CALLS_SECONDS="${CALLS_SECONDS:-5}"
+CALLS_WARMUP="${CALLS_WARMUP:-1}"
+FLOOD_N="${FLOOD_N:-100000}"
+FLOOD_MANY_N="${FLOOD_MANY_N:-1000}"
+FLOOD_ROUNDS="${FLOOD_ROUNDS:-5}"
+IDLE_C="${IDLE_C:-10000}"
+RAW_ADDR="${RAW_ADDR:-127.0.0.1:9001}"
+BENCH_ADDR="${BENCH_ADDR:-127.0.0.1:9000}"
+SERVER_CPU="${SERVER_CPU:-0}"
+CLIENT_CPU="${CLIENT_CPU:-1}"
+LOADGEN_ARGS="${LOADGEN_ARGS:-}"
+
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+BIN="$TARGET_DIR/release"
+OUT_DIR="$TARGET_DIR/bench-results"
+STAMP="$(date +%Y%m%d-%H%M%S)"
+RESULTS="$OUT_DIR/bench-$STAMP.jsonl"
+TABLE="$OUT_DIR/bench-$STAMP.txt"
+mkdir -p "$OUT_DIR"
+: >"$RESULTS"
+
+log() { printf '[run.sh] %s\n' "$*" >&2; }
+
+# ------------------------------------------------------------------ build
+HAVE_BENCH=0
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+    log "building the load generator and the raw baseline (release)"
+    cargo build --release -p switchboard-loadgen --bins
+fi
+if [[ -f "$ROOT/examples/bench_server.rs" || -d "$ROOT/examples/bench_server" ]]; then
+    if [[ "${SKIP_BUILD:-0}" == 1 ]] || cargo build --release --example bench_server; then
+        [[ -x "$BIN/examples/bench_server" ]] && HAVE_BENCH=1
+    else
+        log "WARNING: examples/bench_server failed to build: measuring the raw baseline only"
+    fi
+else
+    log "NOTE: examples/bench_server does not exist yet: measuring the raw baseline only"
+fi
+
+# ------------------------------------------------------------------ servers
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do
+        kill "$p" 2>/dev/null || true
+    done
+    for p in "${PIDS[@]}"; do
+        wait "$p" 2>/dev/null || true
+    done
+    PIDS=()
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_port() { # addr pid -> 0 when listening
+    local host="${1%:*}" port="${1##*:}" pid="$2" i
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || return 1
+        if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# start_server NAME -> sets SERVER_PID; the server runs pinned to SERVER_CPU.
+# (Not called in $(...): the server must stay a child of this shell.)
+SERVER_PID=""
+start_server() {
+    local name="$1" pid
+    if [[ "$name" == raw ]]; then
+        taskset -c "$SERVER_CPU" "$BIN/raw_baseline" --addr "$RAW_ADDR" >>"$OUT_DIR/raw_baseline.log" 2>&1 &
+        pid=$!
+        wait_port "$RAW_ADDR" "$pid" || { log "raw_baseline did not start (see $OUT_DIR/raw_baseline.log)"; return 1; }
+    else
+        # bench_server takes --addr and --max-connections (whose default,
+        # 10,000, is exactly the idle run's count: leave headroom). An older
+        # or newer command line is tried as --addr ADDR alone, then ADDR;
+        # BENCH_SERVER_ARGS overrides all of it.
+        local candidates=() cand args ok=0
+        if [[ -n "${BENCH_SERVER_ARGS:-}" ]]; then
+            candidates=("$BENCH_SERVER_ARGS")
+        else
+            candidates=("--addr $BENCH_ADDR --max-connections $((IDLE_C + 1000))" "--addr $BENCH_ADDR" "$BENCH_ADDR")
+        fi
+        for cand in "${candidates[@]}"; do
+            read -r -a args <<<"$cand"
+            taskset -c "$SERVER_CPU" "$BIN/examples/bench_server" "${args[@]}" >>"$OUT_DIR/bench_server.log" 2>&1 &
+            pid=$!
+            if wait_port "$BENCH_ADDR" "$pid"; then
+                ok=1
+                break
+            fi
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        done
+        if [[ "$ok" != 1 ]]; then
+            log "bench_server did not listen on $BENCH_ADDR (tried: ${candidates[*]}; set BENCH_SERVER_ARGS; see $OUT_DIR/bench_server.log)"
+            return 1
+        fi
+    fi
+    PIDS+=("$pid")
+    SERVER_PID="$pid"
+}
+
+# The machine is shared: before each run, wait (up to QUIET_WAIT seconds)
+# until less than QUIET_BUSY percent of all CPUs is busy. Every result also
+# carries other_cpu, the cores used by anything but the server and the
+# generator during the run; the table shows it as "noise".
+QUIET_WAIT="${QUIET_WAIT:-30}"
+QUIET_BUSY="${QUIET_BUSY:-15}"
+machine_busy_pct() { # over 0.5 s
+    local a b c d e f g h t1 i1 t2 i2
+    read -r _ a b c d e f g h _ </proc/stat
+    t1=$((a + b + c + d + e + f + g + h)) i1=$((d + e))
+    sleep 0.5
+    read -r _ a b c d e f g h _ </proc/stat
+    t2=$((a + b + c + d + e + f + g + h)) i2=$((d + e))
+    echo $((100 * ((t2 - t1) - (i2 - i1)) / (t2 - t1 > 0 ? t2 - t1 : 1)))
+}
+wait_quiet() {
+    local waited=0 busy
+    while ((waited < QUIET_WAIT * 2)); do
+        busy="$(machine_busy_pct)"
+        ((busy < QUIET_BUSY)) && return 0
+        ((waited == 0)) && log "machine busy (${busy}% of all CPUs): waiting up to ${QUIET_WAIT}s for quiet"
+        waited=$((waited + 1))
+    done
+    log "still busy (${busy}%): measuring anyway, see the noise column"
+}
+
+# run_loadgen SCENARIO SERVER PID ARGS... : one run, its RESULT line appended.
+run_loadgen() {
+    local scenario="$1" server="$2" pid="$3" url line
+    shift 3
+    [[ "$QUIET_WAIT" == 0 ]] || wait_quiet
+    if [[ "$server" == raw ]]; then url="ws://$RAW_ADDR/"; else url="ws://$BENCH_ADDR/"; fi
+    line=""
+    while IFS= read -r l; do
+        if [[ "$l" == "RESULT "* ]]; then line="$l"; else printf '    %s\n' "$l" >&2; fi
+        # shellcheck disable=SC2086
+    done < <(taskset -c "$CLIENT_CPU" "$BIN/loadgen" "$@" --url "$url" --pid "$pid" $LOADGEN_ARGS 2>&1 || true)
+    if [[ -z "$line" ]]; then
+        line='RESULT {"ok":false,"error":"no result line"}'
+    fi
+    printf '{"scenario":"%s","server":"%s","result":%s}\n' "$scenario" "$server" "${line#RESULT }" >>"$RESULTS"
+    log "$scenario [$server] ${line#RESULT }"
+}
+
+SERVERS=(raw)
+[[ "$HAVE_BENCH" == 1 ]] && SERVERS+=(bench)
+
+CALLS=(
+    "calls_c1_k1|calls -c 1 -k 1 --bytes 64"
+    "calls_c1_k64|calls -c 1 -k 64 --bytes 64"
+    "calls_c64_k16|calls -c 64 -k 16 --bytes 64"
+    "calls_c1_k64_16k|calls -c 1 -k 64 --bytes 16384"
+    "flood_c1|flood -c 1 -n $FLOOD_N --bytes 64 --rounds $FLOOD_ROUNDS"
+    "flood_c100|flood -c 100 -n $FLOOD_MANY_N --bytes 64 --rounds $FLOOD_ROUNDS"
+)
+
+log "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+log "servers on CPU $SERVER_CPU, load generator on CPU $CLIENT_CPU; repeat=$REPEAT calls=${CALLS_SECONDS}s after ${CALLS_WARMUP}s warm-up"
+
+# Calls and floods: both servers up at once (an idle server costs nothing),
+# and the two are measured back to back for every scenario and repeat, so
+# that machine noise hits both alike.
+declare -A PID_OF
+for s in "${SERVERS[@]}"; do
+    if start_server "$s"; then
+        PID_OF[$s]="$SERVER_PID"
+    elif [[ "$s" == raw ]]; then
+        exit 1
+    else
+        HAVE_BENCH=0
+    fi
+done
+[[ "$HAVE_BENCH" == 1 ]] || SERVERS=(raw)
+for ((r = 1; r <= REPEAT; r++)); do
+    for entry in "${CALLS[@]}"; do
+        scenario="${entry%%|*}"
+        args="${entry#*|}"
+        for s in "${SERVERS[@]}"; do
+            if [[ "$args" == calls* ]]; then
+                # shellcheck disable=SC2086
+                run_loadgen "$scenario" "$s" "${PID_OF[$s]}" $args --seconds "$CALLS_SECONDS" --warmup "$CALLS_WARMUP"
+            else
+                # shellcheck disable=SC2086
+                run_loadgen "$scenario" "$s" "${PID_OF[$s]}" $args
+            fi
+        done
+    done
+done
+cleanup
+
+# Idle memory: a fresh server for every measurement, so that memory freed by
+# earlier runs cannot hide what the connections cost.
+for ((r = 1; r <= REPEAT; r++)); do
+    for s in "${SERVERS[@]}"; do
+        start_server "$s" || continue
+        sleep 0.5
+        run_loadgen idle "$s" "$SERVER_PID" idle -c "$IDLE_C"
+        cleanup
+    done
+done
+
+# ------------------------------------------------------------------ table
+python3 - "$RESULTS" "$TABLE" "$HAVE_BENCH" <<'PY'
+import json, sys, os, datetime
+
+results_path, table_path, have_bench = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+runs = {}
+for line in open(results_path):
+    line = line.strip()
+    if not line:
+        continue
+    row = json.loads(line)
+    runs.setdefault((row["scenario"], row["server"]), []).append(row["result"])
+
+SCEN = [
+    ("calls_c1_k1", "calls C=1 K=1 64 B", "calls/s"),
+    ("calls_c1_k64", "calls C=1 K=64 64 B", "calls/s"),
+    ("calls_c64_k16", "calls C=64 K=16 64 B", "calls/s"),
+    ("calls_c1_k64_16k", "calls C=1 K=64 16 KiB", "calls/s"),
+    ("flood_c1", "flood C=1", "notif/s"),
+    ("flood_c100", "flood C=100", "notif/s"),
+    ("idle", "idle", "KiB/conn"),
+]
+KEY = {"calls/s": "calls_per_sec", "notif/s": "notif_per_sec", "KiB/conn": "kib_per_conn"}
+
+def best(scenario, server, unit):
+    """The best good run: highest throughput, lowest memory (noise only hurts)."""
+    rs = [r for r in runs.get((scenario, server), []) if r.get("ok")]
+    if not rs:
+        return None, len(runs.get((scenario, server), []))
+    k = KEY[unit]
+    pick = min(rs, key=lambda r: r[k]) if unit == "KiB/conn" else max(rs, key=lambda r: r[k])
+    return pick, len(runs[(scenario, server)])
+
+def fmt(v, unit):
+    if v is None:
+        return "-"
+    if unit == "KiB/conn":
+        return f"{v:.2f}"
+    return f"{v:,.0f}"
+
+def detail(r, unit):
+    if r is None:
+        return ""
+    if unit == "calls/s":
+        return f"p99 {r['p99_us']:,.0f} us"
+    if unit == "notif/s":
+        return f"last {r['time_to_last_ms']:,.1f} ms"
+    return f"{r['connections']} conns"
+
+head = ["scenario", "unit", "raw", "switchboard", "ratio", "raw p99/last", "sb p99/last", "p99 ratio",
+        "srv cpu raw/sb", "noise raw/sb"]
+rows = []
+for scen, label, unit in SCEN:
+    raw, nraw = best(scen, "raw", unit)
+    sb, nsb = best(scen, "bench", unit)
+    k = KEY[unit]
+    rv = raw[k] if raw else None
+    sv = sb[k] if sb else None
+    ratio = f"{sv / rv:.2f}x" if rv and sv is not None else "-"
+    p99r = "-"
+    if unit == "calls/s" and raw and sb and raw["p99_us"]:
+        p99r = f"{sb['p99_us'] / raw['p99_us']:.2f}x"
+    def cpu(r, key="server_cpu"):
+        return "-" if not r or r.get(key) is None else f"{r[key]:.2f}"
+    sb_cell = fmt(sv, unit) if have_bench else "n/a"
+    if have_bench and sb is None and nsb:
+        sb_cell = "FAILED"
+    raw_cell = fmt(rv, unit) if raw or not nraw else "FAILED"
+    rows.append([label, unit, raw_cell, sb_cell, ratio, detail(raw, unit), detail(sb, unit), p99r,
+                 f"{cpu(raw)}/{cpu(sb)}" if unit != "KiB/conn" else "-",
+                 f"{cpu(raw, 'other_cpu')}/{cpu(sb, 'other_cpu')}" if unit != "KiB/conn" else "-"])
+
+widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+def line(cells):
+    return "  ".join(str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+out = []
+out.append(f"Switchboard benchmark, {datetime.datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} cores; best of the good runs; ratio = switchboard / raw")
+out.append("srv cpu: cores the server used (1.00 = saturated); noise: cores used by other processes during the run")
+out.append(line(head))
+out.append(line(["-" * w for w in widths]))
+out.extend(line(r) for r in rows)
+if not have_bench:
+    out.append("examples/bench_server was not available: the switchboard column is not measured.")
+out.append(f"raw runs: {results_path}")
+text = "\n".join(out)
+print(text)
+open(table_path, "w").write(text + "\n")
+PY
+ln -sfn "$(basename "$TABLE")" "$OUT_DIR/latest.txt"
+log "table written to $TABLE"

@@ -1,0 +1,58 @@
+//! The benchmark server: exactly the method set of the benchmark contract
+//! (`shared/CONTRACT.md`), so the load generator and the conformance checks
+//! drive Switchboard the same way as every server it is compared with.
+//!
+//! ```text
+//! cargo run --release --example bench_server -- --addr 127.0.0.1:9000
+//! ```
+//!
+//! The method set lives in `switchboard::demo::contract_methods` (shared with
+//! `switchboard serve`); here no built-ins are added, so `rpc.*` gets -32601.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use switchboard::demo::contract_methods;
+use switchboard::server::{Builtins, Server, defaults};
+
+/// Serves the benchmark method contract over WebSocket.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on (ws://ADDR/).
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    addr: SocketAddr,
+    /// Connections served at once; more get HTTP 503.
+    #[arg(long, default_value_t = defaults::MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Seconds in-flight calls may take to finish after Ctrl-C.
+    #[arg(long, default_value_t = 5)]
+    shutdown_grace: u64,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .init();
+
+    let server = Server::builder()
+        .builtins(Builtins::None)
+        .max_connections(args.max_connections)
+        .build(contract_methods())
+        .listen(args.addr)
+        .await?;
+    let addr = server.local_addr().expect("the server listens");
+    println!("bench_server listening on ws://{addr}/");
+
+    tokio::select! {
+        signal = tokio::signal::ctrl_c() => {
+            signal?;
+            server.shutdown(Duration::from_secs(args.shutdown_grace)).await;
+        }
+        () = server.stopped() => {}
+    }
+    Ok(())
+}

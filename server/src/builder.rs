@@ -1,0 +1,361 @@
+//! Building a server: every limit and policy, its default, and what happens
+//! when it is hit.
+//!
+//! | setting | default | when hit |
+//! |---|---|---|
+//! | [`max_connections`](ServerBuilder::max_connections) | 10,000 | HTTP 503 before the upgrade |
+//! | [`max_message_size`](ServerBuilder::max_message_size) | 10 MiB | close 1009 |
+//! | [`max_batch_len`](ServerBuilder::max_batch_len) | 1,000 | one -32600 answer |
+//! | [`max_in_flight`](ServerBuilder::max_in_flight) | 256 per connection | the connection stops being read |
+//! | [`max_queue_bytes`](ServerBuilder::max_queue_bytes) | 4 MiB per connection | close 1008 "slow consumer" |
+//! | [`handshake_timeout`](ServerBuilder::handshake_timeout) | 10 s | the TCP connection is dropped |
+//! | [`heartbeat`](ServerBuilder::heartbeat) | ping 25 s, timeout 60 s | close 1001 "idle timeout" |
+//! | [`read_buffer_size`](ServerBuilder::read_buffer_size) | 4 KiB per connection | (a buffer, not a limit) |
+//! | [`call_timeout`](ServerBuilder::call_timeout) | 10 s | the call fails with `Timeout` |
+//! | [`max_subscriptions`](ServerBuilder::max_subscriptions) | 1,000 topics per connection | `rpc.subscribe` is denied |
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use switchboard_shared::discover::ServiceInfo;
+use switchboard_shared::{CloseReason, Context, Heartbeat, Methods, PeerHandle};
+
+use crate::auth::{Authenticator, Rejection, UpgradeRequest};
+use crate::builtin::{Builtins, SubscriptionDecision, SubscriptionFilter};
+use crate::hooks::{ConnectHook, DisconnectHook};
+use crate::hub::Hub;
+use crate::origin::OriginPolicy;
+use crate::server::Server;
+
+/// The defaults of every builder setting.
+pub mod defaults {
+    use std::time::Duration;
+
+    use switchboard_shared::Heartbeat;
+
+    /// Live connections at once.
+    pub const MAX_CONNECTIONS: usize = 10_000;
+    /// Bytes of one inbound message (10 MiB).
+    pub const MAX_MESSAGE_SIZE: usize = 10 << 20;
+    /// Entries of one inbound batch.
+    pub const MAX_BATCH_LEN: usize = 1_000;
+    /// Handlers of one connection waiting at once.
+    pub const MAX_IN_FLIGHT: usize = 256;
+    /// Bytes waiting in one connection's outbound queue (4 MiB).
+    pub const MAX_QUEUE_BYTES: usize = 4 << 20;
+    /// Time a client has to complete the WebSocket upgrade.
+    pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Ping every 25 s; close after 60 s without hearing anything.
+    pub const HEARTBEAT: Heartbeat = Heartbeat { interval: Duration::from_secs(25), timeout: Duration::from_secs(60) };
+    /// Bytes of each connection's read buffer (4 KiB).
+    pub const READ_BUFFER_SIZE: usize = 4 << 10;
+    /// Timeout of calls from the server to a client.
+    pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Topics one connection may join with `rpc.subscribe`.
+    pub const MAX_SUBSCRIPTIONS: usize = 1_000;
+}
+
+/// The numeric settings, fixed at build.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) max_connections: usize,
+    pub(crate) max_message_size: usize,
+    pub(crate) max_batch_len: usize,
+    pub(crate) max_in_flight: usize,
+    pub(crate) max_queue_bytes: usize,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) heartbeat: Option<Heartbeat>,
+    pub(crate) read_buffer_size: usize,
+    pub(crate) call_timeout: Duration,
+    pub(crate) max_subscriptions: usize,
+    pub(crate) builtins: Builtins,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_connections: defaults::MAX_CONNECTIONS,
+            max_message_size: defaults::MAX_MESSAGE_SIZE,
+            max_batch_len: defaults::MAX_BATCH_LEN,
+            max_in_flight: defaults::MAX_IN_FLIGHT,
+            max_queue_bytes: defaults::MAX_QUEUE_BYTES,
+            handshake_timeout: defaults::HANDSHAKE_TIMEOUT,
+            heartbeat: Some(defaults::HEARTBEAT),
+            read_buffer_size: defaults::READ_BUFFER_SIZE,
+            call_timeout: defaults::CALL_TIMEOUT,
+            max_subscriptions: defaults::MAX_SUBSCRIPTIONS,
+            builtins: Builtins::default(),
+        }
+    }
+}
+
+/// The user code the server runs at the edges of a connection.
+#[derive(Default)]
+pub(crate) struct Policies {
+    pub(crate) origins: OriginPolicy,
+    pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
+    pub(crate) subscription_filter: Option<SubscriptionFilter>,
+    pub(crate) on_connect: Option<ConnectHook>,
+    pub(crate) on_disconnect: Option<DisconnectHook>,
+}
+
+impl std::fmt::Debug for Policies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policies")
+            .field("origins", &self.origins)
+            .field("authenticator", &self.authenticator.is_some())
+            .field("subscription_filter", &self.subscription_filter.is_some())
+            .field("on_connect", &self.on_connect.is_some())
+            .field("on_disconnect", &self.on_disconnect.is_some())
+            .finish()
+    }
+}
+
+/// Configures a [`Server`]; start from [`Server::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// use switchboard_server::Server;
+/// use switchboard_shared::Methods;
+///
+/// let server = Server::builder()
+///     .max_connections(1_000)
+///     .max_message_size(1 << 20)
+///     .handshake_timeout(Duration::from_secs(5))
+///     .build(Methods::new());
+/// # drop(server);
+/// ```
+#[derive(Debug, Default)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct ServerBuilder {
+    settings: Settings,
+    policies: Policies,
+    service: Option<ServiceInfo>,
+}
+
+impl ServerBuilder {
+    /// A builder with every default.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the maximum number of connections open at once (upgraded or
+    /// being upgraded).
+    ///
+    /// Default: 10,000. When reached, a new client's upgrade request is
+    /// answered with HTTP 503 "Service Unavailable" and no WebSocket is opened
+    /// (an already-upgraded socket given to `serve_websocket` is closed with 1013).
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.settings.max_connections = max;
+        self
+    }
+
+    /// Sets the maximum size in bytes of one inbound message (and of one
+    /// WebSocket frame).
+    ///
+    /// Default: 10 MiB. A larger message is not read: the connection is
+    /// closed with 1009 "message too big". The minimum is 1 KiB.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.settings.max_message_size = bytes.max(1024);
+        self
+    }
+
+    /// Sets the maximum number of entries in one batch.
+    ///
+    /// Default: 1,000. A longer batch is not run: it gets one -32600
+    /// "Invalid Request" answer saying so (id `null`). The minimum is 1.
+    pub fn max_batch_len(mut self, len: usize) -> Self {
+        self.settings.max_batch_len = len.max(1);
+        self
+    }
+
+    /// Sets the maximum number of calls per connection whose handlers are
+    /// waiting at once (handlers that answer at once do not count).
+    ///
+    /// Default: 256. At the limit the server stops reading that connection
+    /// (TCP backpressure reaches the client) until a handler finishes;
+    /// nothing is refused. A batch counts one per waiting call. The minimum is 1.
+    pub fn max_in_flight(mut self, calls: usize) -> Self {
+        self.settings.max_in_flight = calls.max(1);
+        self
+    }
+
+    /// Sets the bound in bytes of one connection's outbound queue (answers,
+    /// pushes and calls waiting to be written to its socket).
+    ///
+    /// Default: 4 MiB. A client that does not read fast enough and lets its
+    /// queue reach the bound is closed with 1008 "slow consumer" and the
+    /// event is logged; other clients are never slowed by it. One frame
+    /// larger than the bound is still sent to an empty queue.
+    pub fn max_queue_bytes(mut self, bytes: usize) -> Self {
+        self.settings.max_queue_bytes = bytes;
+        self
+    }
+
+    /// Sets how long a client has, from the TCP accept, to complete the
+    /// WebSocket upgrade.
+    ///
+    /// Default: 10 s. When it passes, the TCP connection is dropped without
+    /// a response (a half-open or stalled client).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.handshake_timeout = timeout;
+        self
+    }
+
+    /// Sets the keep-alive: a ping every `interval`, and the connection is
+    /// closed when nothing at all (frame, ping, pong) was heard from the client
+    /// for `timeout`. `None` turns keep-alive off.
+    ///
+    /// Default: ping every 25 s, timeout 60 s. When the timeout passes the
+    /// connection is closed with 1001 "idle timeout".
+    pub fn heartbeat(mut self, heartbeat: Option<Heartbeat>) -> Self {
+        self.settings.heartbeat = heartbeat;
+        self
+    }
+
+    /// Sets the size in bytes of each connection's read buffer, allocated for
+    /// the connection's whole life.
+    ///
+    /// Default: 4 KiB, so ten thousand idle connections cost about 40 MiB of
+    /// read buffers; raise it for few connections with heavy inbound traffic.
+    /// Larger messages are still read whole (up to `max_message_size`). The
+    /// minimum is 512 bytes.
+    pub fn read_buffer_size(mut self, bytes: usize) -> Self {
+        self.settings.read_buffer_size = bytes.max(512);
+        self
+    }
+
+    /// Sets the timeout of calls from the server to a client
+    /// ([`crate::ServerHandle::call`], `Context::peer().call`).
+    ///
+    /// Default: 10 s. When it passes the call fails with `Timeout`, and a late
+    /// reply is dropped.
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.call_timeout = timeout;
+        self
+    }
+
+    /// Sets how many topics one connection may join with `rpc.subscribe`.
+    ///
+    /// Default: 1,000. Past it, `rpc.subscribe` is answered with the
+    /// [`code::SUBSCRIPTION_DENIED`](switchboard_shared::code::SUBSCRIPTION_DENIED)
+    /// error. Joins made by handlers (`ServerContext::join`) are not counted against it.
+    pub fn max_subscriptions(mut self, topics: usize) -> Self {
+        self.settings.max_subscriptions = topics;
+        self
+    }
+
+    /// Chooses the built-in methods.
+    ///
+    /// Default: [`Builtins::All`] (`rpc.subscribe` and `rpc.unsubscribe`).
+    pub fn builtins(mut self, builtins: Builtins) -> Self {
+        self.settings.builtins = builtins;
+        self
+    }
+
+    /// Sets which browser origins may connect.
+    ///
+    /// Default: [`OriginPolicy::Any`]. A refused origin gets HTTP 403 before the upgrade.
+    pub fn origins(mut self, policy: OriginPolicy) -> Self {
+        self.policies.origins = policy;
+        self
+    }
+
+    /// Only browsers from these origins may connect (clients that send no
+    /// `Origin` header still may); shorthand for [`OriginPolicy::allow`].
+    pub fn allowed_origins<I, S>(self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.origins(OriginPolicy::allow(origins))
+    }
+
+    /// Sets the authenticator: it sees every upgrade request and accepts it
+    /// with auth data or rejects it with 401 / 403 (see [`Authenticator`]).
+    ///
+    /// Default: none, every client is accepted; listening on a non-loopback
+    /// address without one logs a warning.
+    pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
+        self.policies.authenticator = Some(Arc::new(authenticator));
+        self
+    }
+
+    /// Sets the authenticator from a closure.
+    ///
+    /// ```
+    /// use switchboard_server::{Rejection, Server};
+    /// use switchboard_shared::Methods;
+    ///
+    /// let server = Server::builder()
+    ///     .authenticate(|req| match req.bearer_token().or(req.query_param("token").as_deref()) {
+    ///         Some("secret") => Ok(serde_json::json!({ "user": "ada" })),
+    ///         Some(_) => Err(Rejection::Forbidden("unknown token".into())),
+    ///         None => Err(Rejection::Unauthorized("a bearer token is required".into())),
+    ///     })
+    ///     .build(Methods::new());
+    /// # drop(server);
+    /// ```
+    pub fn authenticate<F>(self, authenticate: F) -> Self
+    where
+        F: Fn(&UpgradeRequest<'_>) -> Result<Value, Rejection> + Send + Sync + 'static,
+    {
+        self.authenticator(authenticate)
+    }
+
+    /// Sets the hook that decides each `rpc.subscribe` (the connection's
+    /// context and the topic).
+    ///
+    /// Default: every subscription is allowed. A denied one is answered
+    /// with the `SUBSCRIPTION_DENIED` error object.
+    pub fn on_subscribe<F>(mut self, decide: F) -> Self
+    where
+        F: Fn(&Context, &str) -> SubscriptionDecision + Send + Sync + 'static,
+    {
+        self.policies.subscription_filter = Some(Arc::new(decide));
+        self
+    }
+
+    /// Sets the hook run when a connection has been upgraded and registered.
+    /// Calls may already be in flight on it. It runs on the accepting task:
+    /// keep it short and spawn anything slow. Every `on_connect` is followed
+    /// by exactly one `on_disconnect`.
+    pub fn on_connect<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&PeerHandle) + Send + Sync + 'static,
+    {
+        self.policies.on_connect = Some(Arc::new(hook));
+        self
+    }
+
+    /// Sets the hook run once a registered connection has ended, with the
+    /// reason (client closed, slow consumer, idle timeout, shutdown...). By
+    /// then the connection has left the registry and its topics.
+    pub fn on_disconnect<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&PeerHandle, &CloseReason) + Send + Sync + 'static,
+    {
+        self.policies.on_disconnect = Some(Arc::new(hook));
+        self
+    }
+
+    /// Sets what `rpc.discover` says of the service beyond its methods: title,
+    /// version, the methods the server calls on clients and the topics it
+    /// publishes (OpenRPC `x-` extension fields).
+    ///
+    /// Default: title "switchboard", this crate's version, no extensions.
+    /// With [`Builtins::None`] there is no `rpc.discover` and this is unused.
+    pub fn discovery(mut self, service: ServiceInfo) -> Self {
+        self.service = Some(service);
+        self
+    }
+
+    /// Builds the server around `methods` (plus the chosen built-ins). No
+    /// socket is opened yet: call [`Server::listen`] or hand it connections.
+    pub fn build(self, mut methods: Methods) -> Server {
+        let service = self.service.unwrap_or_else(|| ServiceInfo::new("switchboard", env!("CARGO_PKG_VERSION")));
+        crate::builtin::install(&mut methods, self.settings.builtins, &service);
+        Server::from_hub(Hub::new(methods, self.settings, self.policies))
+    }
+}

@@ -1,0 +1,133 @@
+//! The built-in `rpc.subscribe` / `rpc.unsubscribe` methods: topic
+//! membership for push, with a server hook that may deny a subscription.
+//!
+//! Both take the topic as `["news"]` or `{"topic": "news"}`.
+//! `rpc.subscribe` answers `true`, or an error object with code
+//! [`code::SUBSCRIPTION_DENIED`] when the hook denies it or the connection is
+//! in `max_subscriptions` topics already. `rpc.unsubscribe` answers whether
+//! the connection was a member.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use switchboard_shared::discover::{Document, ServiceInfo};
+use switchboard_shared::{Context, ErrorObject, Method, Methods, code};
+
+use crate::context::ServerContext;
+use crate::registry::Join;
+
+/// Which built-in methods (the `rpc.` names the spec reserves) a server registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Builtins {
+    /// Every built-in: `rpc.discover`, `rpc.subscribe` and `rpc.unsubscribe`. The default.
+    #[default]
+    All,
+    /// None: the registry holds exactly the user's methods (handlers can
+    /// still join connections to topics through `ServerContext::join`).
+    None,
+}
+
+/// What the subscription hook says about one `rpc.subscribe`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubscriptionDecision {
+    /// Let the connection join the topic.
+    Allow,
+    /// Refuse: the client gets an error object with code
+    /// [`code::SUBSCRIPTION_DENIED`] and this reason as its `data`.
+    Deny(String),
+}
+
+/// Decides each `rpc.subscribe` (the connection's context, the topic).
+pub(crate) type SubscriptionFilter = Arc<dyn Fn(&Context, &str) -> SubscriptionDecision + Send + Sync>;
+
+pub(crate) const SUBSCRIBE: &str = "rpc.subscribe";
+pub(crate) const UNSUBSCRIBE: &str = "rpc.unsubscribe";
+pub(crate) const DISCOVER: &str = "rpc.discover";
+
+/// The params of both methods: `[topic]` or `{"topic": topic}`.
+#[derive(Debug, Deserialize)]
+struct TopicParam {
+    topic: String,
+}
+
+fn denied(reason: impl Into<String>) -> ErrorObject {
+    ErrorObject::new(code::SUBSCRIPTION_DENIED, "Subscription denied").with_data(reason.into())
+}
+
+fn subscribe(TopicParam { topic }: TopicParam, cx: &Context) -> Result<bool, ErrorObject> {
+    if topic.is_empty() {
+        return Err(ErrorObject::invalid_params("the topic must not be empty"));
+    }
+    let server = cx.server()?;
+    let hub = &server.hub;
+    if let Some(filter) = &hub.policies.subscription_filter {
+        if let SubscriptionDecision::Deny(reason) = filter(cx, &topic) {
+            tracing::info!(target: "switchboard::server", topic, reason, "subscription denied");
+            return Err(denied(reason));
+        }
+    }
+    match hub.registry.join(cx.peer(), &topic, Some(hub.settings.max_subscriptions)) {
+        Join::Joined | Join::AlreadyMember => Ok(true),
+        Join::LimitReached { limit } => Err(denied(format!("this connection is in {limit} topics already"))),
+        Join::Ended => Err(denied("the connection is closing")),
+    }
+}
+
+fn unsubscribe(TopicParam { topic }: TopicParam, cx: &Context) -> Result<bool, ErrorObject> {
+    Ok(cx.leave(&topic)?)
+}
+
+/// Adds the chosen built-ins; a method the user registered under the same
+/// name is kept.
+pub(crate) fn install(methods: &mut Methods, builtins: Builtins, service: &ServiceInfo) {
+    match builtins {
+        Builtins::None => {}
+        Builtins::All => {
+            for (name, method) in [
+                (SUBSCRIBE, Method::sync(subscribe).described("Joins this connection to a topic's publications.")),
+                (
+                    UNSUBSCRIBE,
+                    Method::sync(unsubscribe).described("Leaves a topic; answers whether this connection was in it."),
+                ),
+            ] {
+                if !methods.contains(name) {
+                    methods.insert(name, method);
+                }
+            }
+            if !methods.contains(DISCOVER) {
+                install_discover(methods, service);
+            }
+        }
+    }
+}
+
+/// Registers `rpc.discover`, answering with the OpenRPC document of every
+/// method registered at build time (itself included), encoded once.
+fn install_discover(methods: &mut Methods, service: &ServiceInfo) {
+    let describe = |m: Method| {
+        m.described("Returns the OpenRPC 1.3 document of this service's methods, client methods and topics.")
+    };
+    // Registered first so the document lists it too.
+    methods.insert(DISCOVER, describe(Method::sync(|(): (), _cx: &Context| Ok::<_, ErrorObject>(()))));
+    let document = Document::build(service, methods);
+    let encoded: Arc<RawValue> = match serde_json::value::to_raw_value(&document) {
+        Ok(raw) => Arc::from(raw),
+        Err(e) => {
+            tracing::error!(target: "switchboard::server", error = %e, "rpc.discover document not encodable");
+            return;
+        }
+    };
+    let answer = move |(): (), _cx: &Context| Ok::<_, ErrorObject>(SharedJson(Arc::clone(&encoded)));
+    methods.insert(DISCOVER, describe(Method::sync(answer)));
+}
+
+/// Pre-encoded JSON shared by every answer.
+struct SharedJson(Arc<RawValue>);
+
+impl serde::Serialize for SharedJson {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}

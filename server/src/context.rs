@@ -1,0 +1,73 @@
+//! What handlers and hooks reach of the server through their connection.
+//!
+//! The server puts a [`ServerHandle`] into every connection's
+//! `ConnectionInfo::extensions`; [`ServerContext`] reads it back, so a
+//! handler can push, publish, or manage the topics of its own connection.
+//!
+//! ```
+//! use switchboard_server::ServerContext;
+//! use switchboard_shared::{Context, ErrorObject, Methods};
+//!
+//! let mut methods = Methods::new();
+//! methods.register("follow", |(room,): (String,), cx: Context| async move {
+//!     cx.join(&room)?;
+//!     let members = cx.server()?.subscribers(&room);
+//!     Ok::<_, ErrorObject>(members)
+//! });
+//! ```
+
+use switchboard_shared::{Context, PeerHandle};
+
+use crate::error::NotServed;
+use crate::handle::ServerHandle;
+
+/// Server access from a handler's [`Context`] (or a hook's [`PeerHandle`]).
+///
+/// Every method fails with [`NotServed`] (a -32603 for `?` in a handler)
+/// when the connection is not served by a Switchboard server.
+pub trait ServerContext {
+    /// The server this connection belongs to.
+    fn server(&self) -> Result<&ServerHandle, NotServed>;
+
+    /// Joins this connection to `topic`, with no subscription hook or limit
+    /// (the handler decides). `Ok(true)` when it was not a member yet;
+    /// `Ok(false)` also when the connection has already ended.
+    fn join(&self, topic: &str) -> Result<bool, NotServed>;
+
+    /// Removes this connection from `topic`; `Ok(false)` when it was not a member.
+    fn leave(&self, topic: &str) -> Result<bool, NotServed>;
+}
+
+fn server_of(peer: &PeerHandle) -> Result<&ServerHandle, NotServed> {
+    peer.info().extensions.get::<ServerHandle>().ok_or(NotServed)
+}
+
+impl ServerContext for PeerHandle {
+    fn server(&self) -> Result<&ServerHandle, NotServed> {
+        server_of(self)
+    }
+
+    fn join(&self, topic: &str) -> Result<bool, NotServed> {
+        let server = server_of(self)?;
+        Ok(server.hub.registry.join(self, topic, None) == crate::registry::Join::Joined)
+    }
+
+    fn leave(&self, topic: &str) -> Result<bool, NotServed> {
+        let server = server_of(self)?;
+        Ok(server.hub.registry.leave(self.id(), topic))
+    }
+}
+
+impl ServerContext for Context {
+    fn server(&self) -> Result<&ServerHandle, NotServed> {
+        self.extension::<ServerHandle>().ok_or(NotServed)
+    }
+
+    fn join(&self, topic: &str) -> Result<bool, NotServed> {
+        self.peer().join(topic)
+    }
+
+    fn leave(&self, topic: &str) -> Result<bool, NotServed> {
+        self.peer().leave(topic)
+    }
+}

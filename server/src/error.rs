@@ -1,0 +1,128 @@
+//! The errors of the server's public API. Each says what went wrong and what
+//! to do about it.
+
+use std::io;
+use std::time::Duration;
+
+use switchboard_shared::codec::EncodeError;
+use switchboard_shared::tokio_tungstenite::tungstenite;
+use uuid::Uuid;
+
+/// Why the server could not start listening.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// Binding the address failed.
+    #[error(
+        "could not listen on {addr}: {source} (is another process using the port, and is the address one of this host's?)"
+    )]
+    Bind {
+        /// The address as it was given.
+        addr: String,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// The bound listener could not report its address (the socket is unusable).
+    #[error("the listener has no local address: {0}; pass a bound, listening socket")]
+    LocalAddr(#[source] io::Error),
+}
+
+/// Why a connection handed to the server was not served.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The client did not finish the WebSocket handshake in time (a half-open
+    /// or very slow client). Raise `handshake_timeout` if such clients are expected.
+    #[error("the WebSocket handshake did not finish within {0:?}")]
+    HandshakeTimeout(Duration),
+    /// The upgrade request was refused with an HTTP status before the upgrade
+    /// (origin not allowed, authentication failed).
+    #[error("the upgrade was refused with HTTP {status}: {reason}")]
+    Refused {
+        /// The HTTP status sent to the client.
+        status: u16,
+        /// Why, as sent in the response body.
+        reason: String,
+    },
+    /// The connection limit is reached (the client got HTTP 503, or close
+    /// 1013 for an already-upgraded socket). Retry later or raise `max_connections`.
+    #[error("the connection limit of {limit} is reached")]
+    TooManyConnections {
+        /// The configured `max_connections`.
+        limit: usize,
+    },
+    /// The server is shutting down and accepts no new connections.
+    #[error("the server is shutting down and accepts no new connections")]
+    ShuttingDown,
+    /// The bytes on the socket were not a valid WebSocket upgrade, or the
+    /// socket failed during it.
+    #[error("the WebSocket handshake failed: {0}")]
+    Handshake(#[source] Box<tungstenite::Error>),
+}
+
+/// Why a call from the server to a client produced no result.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// No live connection has this id: it has closed, or the id is wrong
+    /// (`ServerHandle::connections` lists the live ones).
+    #[error("no live connection {0}")]
+    UnknownConnection(Uuid),
+    /// The call itself failed: timeout, disconnect, the client's error object...
+    #[error(transparent)]
+    Call(#[from] switchboard_shared::Error),
+}
+
+impl CallError {
+    /// The client's error object, when it answered with one.
+    pub fn rpc(&self) -> Option<&switchboard_shared::ErrorObject> {
+        match self {
+            CallError::Call(e) => e.rpc(),
+            CallError::UnknownConnection(_) => None,
+        }
+    }
+}
+
+/// Why a push (notification, broadcast, publish) was not queued.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// No live connection has this id: it has closed, or the id is wrong.
+    #[error("no live connection {0}")]
+    UnknownConnection(Uuid),
+    /// The params could not be encoded; pass something that serializes to a
+    /// JSON array or object (or `()` for none).
+    #[error("the notification could not be encoded: {0}")]
+    Encode(#[from] EncodeError),
+    /// The connection is closing, or was just cut off as a slow consumer
+    /// because its outbound queue was full: the frame was not queued.
+    #[error("connection {0} is closing (or was cut off as a slow consumer); the frame was not queued")]
+    Disconnected(Uuid),
+}
+
+/// A server-only operation was asked of a connection that no Switchboard
+/// server serves (its context carries no `ServerHandle`, e.g. a client-side
+/// handler). Serve the connection with `Server::listen`, `serve_connection`
+/// or `serve_websocket`.
+///
+/// Converts into a -32603 error object, so a handler can use `?` on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("this connection is not served by a Switchboard server")]
+pub struct NotServed;
+
+impl From<NotServed> for switchboard_shared::ErrorObject {
+    fn from(e: NotServed) -> Self {
+        switchboard_shared::ErrorObject::internal(e)
+    }
+}
+
+impl From<PushError> for switchboard_shared::ErrorObject {
+    /// A push that failed inside a handler answers -32603 with the reason as `data`.
+    fn from(e: PushError) -> Self {
+        switchboard_shared::ErrorObject::internal(e)
+    }
+}
+
+impl From<CallError> for switchboard_shared::ErrorObject {
+    /// A call to a client that failed inside a handler answers -32603 with the reason as `data`.
+    fn from(e: CallError) -> Self {
+        switchboard_shared::ErrorObject::internal(e)
+    }
+}

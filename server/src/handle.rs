@@ -1,0 +1,236 @@
+//! [`ServerHandle`]: everything that can be done to a running server, from
+//! anywhere (the code that started it, a handler through
+//! [`crate::ServerContext`], a hook).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use switchboard_shared::peer::decode_result;
+use switchboard_shared::tokio_tungstenite::WebSocketStream;
+use switchboard_shared::tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use switchboard_shared::{ConnectionInfo, Methods, PeerHandle};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use uuid::Uuid;
+
+use crate::error::{CallError, PushError, ServeError};
+use crate::hub::Hub;
+use crate::lifecycle::Phase;
+use crate::push::{self, Answer};
+use crate::registry::{ConnectionSummary, Join, Target};
+
+/// A cheap, cloneable handle to a server: call and push to its clients,
+/// list them, hand it more connections, shut it down.
+///
+/// The server runs until [`shutdown`](Self::shutdown); dropping handles does
+/// not stop it.
+#[derive(Clone)]
+pub struct ServerHandle {
+    pub(crate) hub: Arc<Hub>,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("local_addr", &self.local_addr())
+            .field("phase", &self.phase())
+            .field("connections", &self.connection_count())
+            .finish()
+    }
+}
+
+impl ServerHandle {
+    /// The address the server listens on (`None` when it was never told to
+    /// listen and only serves connections handed to it).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.hub.local_addr.get().copied()
+    }
+
+    /// The methods clients may call, built-ins included (what a discovery
+    /// document describes).
+    pub fn methods(&self) -> &Methods {
+        &self.hub.methods
+    }
+
+    /// Running, draining, or stopped.
+    pub fn phase(&self) -> Phase {
+        self.hub.lifecycle.phase()
+    }
+
+    /// The live connections.
+    pub fn connections(&self) -> Vec<ConnectionSummary> {
+        self.hub.registry.summaries()
+    }
+
+    /// How many connections are live.
+    pub fn connection_count(&self) -> usize {
+        self.hub.registry.len()
+    }
+
+    /// The peer handle of a live connection (to call it with a custom
+    /// timeout, close it, watch its end...).
+    pub fn peer(&self, connection: Uuid) -> Option<PeerHandle> {
+        self.hub.registry.peer(connection)
+    }
+
+    /// Calls `method` on one client and decodes its result, waiting up to
+    /// the server's `call_timeout` (default 10 s).
+    pub async fn call<R: DeserializeOwned>(
+        &self,
+        connection: Uuid,
+        method: &str,
+        params: impl Serialize,
+    ) -> Result<R, CallError> {
+        self.call_with_timeout(connection, method, params, self.hub.settings.call_timeout).await
+    }
+
+    /// Calls `method` on one client, waiting up to `timeout`.
+    pub async fn call_with_timeout<R: DeserializeOwned>(
+        &self,
+        connection: Uuid,
+        method: &str,
+        params: impl Serialize,
+        timeout: Duration,
+    ) -> Result<R, CallError> {
+        let peer = self.hub.registry.peer(connection).ok_or(CallError::UnknownConnection(connection))?;
+        let raw = peer.call_raw(method, params, Some(timeout)).await?;
+        Ok(decode_result(&raw)?)
+    }
+
+    /// Sends a notification to one client. Never waits: a client whose
+    /// outbound queue is full is cut off as a slow consumer.
+    pub fn notify(&self, connection: Uuid, method: &str, params: impl Serialize) -> Result<(), PushError> {
+        let peer = self.hub.registry.peer(connection).ok_or(PushError::UnknownConnection(connection))?;
+        let frame = push::encode_notification(method, &params)?;
+        peer.try_send_text(frame).map_err(|_| PushError::Disconnected(connection))
+    }
+
+    /// Sends a notification to every live connection; returns how many took
+    /// it. It is encoded once and its bytes are shared.
+    pub fn broadcast(&self, method: &str, params: impl Serialize) -> Result<usize, PushError> {
+        self.push(&Target::All, method, params)
+    }
+
+    /// Sends a notification to the members of `topic`; returns how many took it.
+    pub fn publish(&self, topic: &str, method: &str, params: impl Serialize) -> Result<usize, PushError> {
+        self.push(&Target::Topic(topic.to_owned()), method, params)
+    }
+
+    /// Sends a notification to the connections `target` designates; returns
+    /// how many took it.
+    pub fn push(&self, target: &Target, method: &str, params: impl Serialize) -> Result<usize, PushError> {
+        let frame = push::encode_notification(method, &params)?;
+        Ok(push::push(&self.hub, target, &frame))
+    }
+
+    /// Calls `method` on every connection `target` designates, all at once,
+    /// and gathers each one's result or error. Returns when every connection
+    /// has answered or at `deadline` from now, whichever is first; a
+    /// connection that has not answered by then has `Error::Timeout`.
+    /// Fails only when the params cannot be encoded.
+    pub async fn call_many<R: DeserializeOwned>(
+        &self,
+        target: Target,
+        method: &str,
+        params: impl Serialize,
+        deadline: Duration,
+    ) -> Result<Vec<Answer<R>>, PushError> {
+        push::call_many(&self.hub, &target, method, params, deadline).await
+    }
+
+    /// Joins a connection to `topic` (no subscription hook, no limit).
+    /// `Ok(true)` when it was not a member yet.
+    pub fn join(&self, connection: Uuid, topic: &str) -> Result<bool, PushError> {
+        let peer = self.hub.registry.peer(connection).ok_or(PushError::UnknownConnection(connection))?;
+        match self.hub.registry.join(&peer, topic, None) {
+            Join::Joined => Ok(true),
+            Join::AlreadyMember | Join::LimitReached { .. } => Ok(false),
+            Join::Ended => Err(PushError::Disconnected(connection)),
+        }
+    }
+
+    /// Removes a connection from `topic`; `false` when it was not a member.
+    pub fn leave(&self, connection: Uuid, topic: &str) -> bool {
+        self.hub.registry.leave(connection, topic)
+    }
+
+    /// How many connections are members of `topic`.
+    pub fn subscribers(&self, topic: &str) -> usize {
+        self.hub.registry.subscribers(topic)
+    }
+
+    /// Starts a graceful shutdown and returns a future that resolves once it
+    /// is complete. The shutdown begins at once and goes on even if the
+    /// future is dropped; later calls only wait for it.
+    ///
+    /// The listener stops accepting (new TCP connections are refused, upgrades
+    /// in progress get HTTP 503); each connection stops reading new calls,
+    /// its in-flight calls may finish and be answered until `deadline` from
+    /// now, then it is closed with 1001 "server shutting down".
+    pub fn shutdown(&self, deadline: Duration) -> impl Future<Output = ()> + Send + 'static {
+        if self.hub.lifecycle.begin_drain() {
+            let until = tokio::time::Instant::now() + deadline;
+            let peers = self.hub.registry.close();
+            tracing::info!(target: "switchboard::server", connections = peers.len(), ?deadline, "shutting down");
+            for peer in &peers {
+                peer.shutdown(until);
+            }
+        }
+        let mut phase = self.hub.lifecycle.watch();
+        async move {
+            // The sender lives in the hub, which the connections keep alive until they end.
+            let _ = phase.wait_for(|phase| *phase == Phase::Stopped).await;
+        }
+    }
+
+    /// Resolves once the server has stopped (after a shutdown, every
+    /// connection has ended).
+    pub async fn stopped(&self) {
+        let mut phase = self.hub.lifecycle.watch();
+        let _ = phase.wait_for(|phase| *phase == Phase::Stopped).await;
+    }
+
+    /// Serves a TCP connection accepted by the caller: performs the upgrade
+    /// (admission checks, handshake timeout) and returns once the connection
+    /// runs. Spawn it, so one slow client does not hold up your accept loop.
+    pub async fn serve_connection(&self, stream: TcpStream) -> Result<PeerHandle, ServeError> {
+        let remote = stream.peer_addr().ok();
+        crate::server::serve_tcp(&self.hub, stream, remote).await
+    }
+
+    /// Serves any byte stream (a TLS stream, a Unix socket...) as a TCP
+    /// connection would be served; `remote` is what handlers see.
+    pub async fn serve_stream<S>(&self, stream: S, remote: Option<SocketAddr>) -> Result<PeerHandle, ServeError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        crate::server::serve_stream(&self.hub, stream, remote).await
+    }
+
+    /// Serves a socket that an HTTP layer has already upgraded. The caller
+    /// has done its own authentication and fills `info` (a nil id is
+    /// replaced by a fresh one); the connection limit still applies (over it
+    /// the socket is closed with 1013 "try again later").
+    /// Upgrade with [`websocket_config`](Self::websocket_config) so the
+    /// message size limit and read buffer apply too.
+    pub async fn serve_websocket<S>(
+        &self,
+        ws: WebSocketStream<S>,
+        info: ConnectionInfo,
+    ) -> Result<PeerHandle, ServeError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        crate::server::serve_websocket(&self.hub, ws, info).await
+    }
+
+    /// The WebSocket settings (message size limit, read buffer) the server
+    /// upgrades with.
+    pub fn websocket_config(&self) -> WebSocketConfig {
+        self.hub.ws_config
+    }
+}

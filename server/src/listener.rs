@@ -1,0 +1,54 @@
+//! The accept loop: takes TCP connections until a shutdown begins, and
+//! serves each on its own task.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::hub::Hub;
+use crate::lifecycle::{ListenerGuard, Phase};
+
+/// Pause after an accept error such as "too many open files", so the loop
+/// does not spin while the condition lasts.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+/// Warns when the server is reachable from other hosts without an authenticator.
+pub(crate) fn warn_if_exposed(hub: &Hub, listener: &TcpListener) {
+    let Ok(addr) = listener.local_addr() else { return };
+    if !addr.ip().is_loopback() && hub.policies.authenticator.is_none() {
+        tracing::warn!(
+            target: "switchboard::server",
+            %addr,
+            "listening on a non-loopback address without an authenticator: anyone who can reach it may call every method"
+        );
+    }
+}
+
+/// Accepts until the server leaves the running phase; the listener is then
+/// dropped, so new TCP connections are refused by the operating system.
+pub(crate) async fn accept_loop(hub: Arc<Hub>, listener: TcpListener, guard: ListenerGuard) {
+    let mut phase = hub.lifecycle.watch();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, remote)) => {
+                    let hub = Arc::clone(&hub);
+                    tokio::spawn(async move {
+                        // The outcome is logged where it is decided.
+                        let _ = crate::server::serve_tcp(&hub, stream, Some(remote)).await;
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!(target: "switchboard::server", %error, "accept failed");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                }
+            },
+            () = async { drop(phase.wait_for(|phase| *phase != Phase::Running).await) } => break,
+        }
+    }
+    // Close the socket before the server may count as stopped.
+    drop(listener);
+    drop(guard);
+    tracing::info!(target: "switchboard::server", "stopped accepting connections");
+}

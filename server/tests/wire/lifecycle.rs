@@ -1,0 +1,104 @@
+//! Hooks, graceful shutdown, and the other ways to hand the server connections.
+
+use std::time::Duration;
+
+use serde_json::json;
+use switchboard_server::{Phase, Server};
+use switchboard_shared::{CloseReason, ConnectionInfo};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn on_connect_and_on_disconnect_hooks_fire_with_the_reason() {
+    let (builder, mut events) = Events::install(Server::builder());
+    let server = start(builder).await;
+    let mut ws = connect(&server).await;
+    let connected = events.next_connected().await;
+    assert_eq!(connection_id(&mut ws).await, connected);
+    ws.close(Some(CloseFrame { code: CloseCode::Normal, reason: "bye".into() })).await.unwrap();
+    let (gone, reason) = events.next_disconnected().await;
+    assert_eq!(gone, connected);
+    assert_eq!(reason, CloseReason::Remote { code: Some(1000), reason: "bye".into() });
+    assert_eq!(server.connection_count(), 0, "the connection left the registry before the hook ran");
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_the_in_flight_call_finish_then_closes_with_1001() {
+    let mut methods = methods();
+    let mut gate = Gate::install(&mut methods);
+    let (builder, mut events) = Events::install(Server::builder());
+    let server = start_with(builder, methods).await;
+    let mut ws = connect(&server).await;
+    send(&mut ws, r#"{"jsonrpc":"2.0","method":"block","params":["work"],"id":1}"#).await;
+    gate.wait_started().await;
+
+    let stopped = server.shutdown(Duration::from_secs(20));
+    assert_eq!(server.phase(), Phase::Draining);
+    gate.open.add_permits(1);
+
+    assert_eq!(recv(&mut ws).await, json!({"jsonrpc": "2.0", "result": "work", "id": 1}));
+    let (code, _reason) = expect_close(&mut ws).await;
+    assert_eq!(code, 1001);
+    guard("the shutdown to complete", stopped).await;
+    assert_eq!(server.phase(), Phase::Stopped);
+    let _connected = events.next_connected().await;
+    let (_, reason) = events.next_disconnected().await;
+    assert!(matches!(reason, CloseReason::Local { code: 1001, .. }), "{reason:?}");
+}
+
+#[tokio::test]
+async fn shutdown_stops_accepting_new_connections() {
+    let server = start(Server::builder()).await;
+    let addr = server.local_addr().unwrap();
+    guard("shutdown", server.shutdown(Duration::from_secs(1))).await;
+    guard("stopped", server.stopped()).await;
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the listener is closed");
+}
+
+#[tokio::test]
+async fn serve_connection_serves_a_stream_the_caller_accepted() {
+    let server = Server::builder().build(methods());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = server.handle();
+    let accepting = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        server.serve_connection(stream).await
+    });
+    let (mut ws, _) = guard("connect", tokio_tungstenite::connect_async(format!("ws://{addr}/own"))).await.unwrap();
+    let peer = guard("serve_connection", accepting).await.unwrap().expect("served");
+    assert_eq!(peer.info().path, "/own");
+    assert_eq!(call(&mut ws, 1, "add", json!([2, 2])).await["result"], 4);
+    assert_eq!(handle.connection_count(), 1);
+    assert_eq!(handle.local_addr(), None, "this server never listened");
+}
+
+#[tokio::test]
+async fn serve_websocket_serves_a_socket_already_upgraded_elsewhere() {
+    let server = Server::builder().build(methods());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = server.handle().websocket_config();
+    let accepting = tokio::spawn(async move {
+        let (stream, remote) = listener.accept().await.unwrap();
+        // What an HTTP framework would do: upgrade, authenticate, then hand over.
+        let ws = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await.unwrap();
+        let info = ConnectionInfo {
+            remote: Some(remote),
+            path: "/from-http".into(),
+            auth: Some(json!({"user": "grace"})),
+            ..ConnectionInfo::default()
+        };
+        server.serve_websocket(ws, info).await
+    });
+    let (mut ws, _) = guard("connect", tokio_tungstenite::connect_async(format!("ws://{addr}/"))).await.unwrap();
+    guard("serve_websocket", accepting).await.unwrap().expect("served");
+    let facts = call(&mut ws, 1, "whoami", json!([])).await["result"].clone();
+    assert_eq!(facts["path"], "/from-http");
+    assert_eq!(facts["auth"], json!({"user": "grace"}));
+    let id: uuid::Uuid = facts["id"].as_str().unwrap().parse().unwrap();
+    assert!(!id.is_nil(), "a nil id is replaced by a fresh one");
+}

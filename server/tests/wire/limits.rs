@@ -1,0 +1,138 @@
+//! Every limit, with the error or close code it answers with.
+
+use std::time::Duration;
+
+use serde_json::json;
+use switchboard_server::{PushError, Server};
+use switchboard_shared::{CloseReason, Heartbeat};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::{MaybeTlsStream, client_async};
+
+use crate::common::*;
+
+#[tokio::test]
+async fn connections_over_the_limit_get_503_before_the_upgrade() {
+    let (builder, mut events) = Events::install(Server::builder().max_connections(1));
+    let server = start(builder).await;
+    let mut first = connect(&server).await;
+    call(&mut first, 1, "add", json!([1, 2])).await;
+    assert_eq!(refused_status(try_connect(url(&server, "/")).await), 503);
+
+    // Once the first has gone, there is room again.
+    let first_id = events.next_connected().await;
+    first.close(None).await.unwrap();
+    assert_eq!(events.next_disconnected().await.0, first_id);
+    let mut again = connect(&server).await;
+    call(&mut again, 2, "add", json!([2, 2])).await;
+}
+
+#[tokio::test]
+async fn message_over_the_size_limit_is_closed_with_1009() {
+    let (builder, mut events) = Events::install(Server::builder().max_message_size(1024));
+    let server = start(builder).await;
+    let mut ws = connect(&server).await;
+    let id = events.next_connected().await;
+    // A message within the limit is answered.
+    call(&mut ws, 1, "echo", json!(["x".repeat(512)])).await;
+    send_json(&mut ws, json!({"jsonrpc": "2.0", "method": "echo", "params": ["x".repeat(2000)], "id": 2})).await;
+    let (code, reason) = expect_close(&mut ws).await;
+    assert_eq!(code, 1009, "{reason}");
+    assert_eq!(events.next_disconnected().await, (id, CloseReason::MessageTooBig));
+}
+
+#[tokio::test]
+async fn slow_consumer_is_closed_with_1008_while_others_keep_getting_answers() {
+    let (builder, mut events) = Events::install(Server::builder().max_queue_bytes(64 << 10));
+    // Small kernel buffers on both ends, so a client that does not read
+    // fills the server's outbound queue after little data.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_send_buffer_size(8 << 10).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let server = builder.build(methods()).listen_on(socket.listen(16).unwrap()).unwrap();
+
+    let client_socket = TcpSocket::new_v4().unwrap();
+    client_socket.set_recv_buffer_size(8 << 10).unwrap();
+    let stream = guard("tcp connect", client_socket.connect(server.local_addr().unwrap())).await.unwrap();
+    let (mut slow, _) = guard("upgrade", client_async(url(&server, "/"), MaybeTlsStream::Plain(stream))).await.unwrap();
+    let slow_id = connection_id(&mut slow).await;
+    let mut fast = connect(&server).await;
+
+    // From here on `slow` never reads: push to it until the server cuts it off.
+    let pad = "x".repeat(16 << 10);
+    let mut pushed: i64 = 0;
+    loop {
+        match server.notify(slow_id, "tick", json!({"seq": pushed, "pad": pad})) {
+            Ok(()) => pushed += 1,
+            Err(PushError::Disconnected(id)) => {
+                assert_eq!(id, slow_id);
+                break;
+            }
+            Err(e) => panic!("unexpected push error: {e}"),
+        }
+        assert!(pushed < 20_000, "the slow consumer was never cut off");
+        // Meanwhile the other client is answered as usual.
+        let reply = call(&mut fast, pushed, "add", json!([pushed, 1])).await;
+        assert_eq!(reply["result"], json!(pushed + 1));
+    }
+
+    // Whatever was already on the wire arrives, then the close frame.
+    let (code, reason) = expect_close(&mut slow).await;
+    assert_eq!((code, reason.as_str()), (1008, "slow consumer"));
+    let (id, why) = loop {
+        let (id, why) = events.next_disconnected().await;
+        if id == slow_id {
+            break (id, why);
+        }
+    };
+    assert_eq!((id, why), (slow_id, CloseReason::SlowConsumer));
+    let reply = call(&mut fast, -1, "add", json!([1, 1])).await;
+    assert_eq!(reply["result"], 2, "the other client is still served");
+}
+
+#[tokio::test]
+async fn in_flight_limit_stops_reading_the_connection_until_a_call_finishes() {
+    let mut methods = methods();
+    let mut gate = Gate::install(&mut methods);
+    let server = start_with(Server::builder().max_in_flight(2), methods).await;
+    let mut ws = connect(&server).await;
+    send(&mut ws, r#"{"jsonrpc":"2.0","method":"block","params":["a"],"id":1}"#).await;
+    send(&mut ws, r#"{"jsonrpc":"2.0","method":"block","params":["b"],"id":2}"#).await;
+    send(&mut ws, r#"{"jsonrpc":"2.0","method":"add","params":[1,2],"id":3}"#).await;
+    gate.wait_started().await;
+    gate.wait_started().await;
+
+    // Two calls wait, so `add` stays unread until one of them finishes.
+    gate.open.add_permits(1);
+    let first = recv(&mut ws).await;
+    assert!(first["id"] == 1 || first["id"] == 2, "a blocked call is answered first, got {first}");
+    let second = recv(&mut ws).await;
+    assert_eq!(second, json!({"jsonrpc": "2.0", "result": 3, "id": 3}));
+    gate.open.add_permits(1);
+    let third = recv(&mut ws).await;
+    assert_ne!(third["id"], first["id"]);
+    assert!(third["id"] == 1 || third["id"] == 2, "{third}");
+}
+
+#[tokio::test]
+async fn handshake_timeout_drops_a_silent_connection() {
+    let server = start(Server::builder().handshake_timeout(Duration::from_millis(100))).await;
+    let mut tcp = TcpStream::connect(server.local_addr().unwrap()).await.unwrap();
+    let mut buf = [0u8; 64];
+    // Nothing is sent; the server gives up and closes without a response.
+    let read = guard("the server dropping the silent connection", tcp.read(&mut buf)).await;
+    assert!(matches!(read, Ok(0) | Err(_)), "expected the connection to end, read {read:?}");
+}
+
+#[tokio::test]
+async fn silent_client_is_closed_after_the_heartbeat_timeout() {
+    let heartbeat = Heartbeat { interval: Duration::from_millis(50), timeout: Duration::from_millis(200) };
+    let (builder, mut events) = Events::install(Server::builder().heartbeat(Some(heartbeat)));
+    let server = start(builder).await;
+    // A client that never writes never answers the pings.
+    let (mut tcp, rest) = raw_upgrade(server.local_addr().unwrap()).await;
+    let id = events.next_connected().await;
+    assert_eq!(events.next_disconnected().await, (id, CloseReason::IdleTimeout));
+    let (code, reason) = raw_expect_close(&mut tcp, rest).await;
+    assert_eq!((code, reason.as_str()), (1001, "idle timeout"));
+}

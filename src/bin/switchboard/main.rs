@@ -1,0 +1,151 @@
+//! `switchboard`: run a demo hub, or talk to any JSON-RPC 2.0 WebSocket
+//! service from the shell.
+//!
+//! ```text
+//! switchboard serve [--addr 127.0.0.1:9000]
+//! switchboard call URL METHOD [PARAMS_JSON]
+//! switchboard notify URL METHOD [PARAMS_JSON]
+//! switchboard batch URL [FILE|-]
+//! switchboard describe URL [METHOD]
+//! switchboard listen URL [--topic T ...]
+//! ```
+//!
+//! Exit codes: 0 success, 1 the server answered with an error (printed),
+//! 2 usage error, 3 could not connect or timed out.
+
+mod commands;
+mod output;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Switchboard: a WebSocket JSON-RPC 2.0 hub, and a shell tool for any JSON-RPC WebSocket service.
+#[derive(Debug, Parser)]
+#[command(version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a demo hub: the benchmark contract's methods, a `clock` topic, and discovery.
+    Serve {
+        /// Address to listen on (ws://ADDR/).
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        addr: SocketAddr,
+    },
+    /// Call METHOD and print its result.
+    Call {
+        #[command(flatten)]
+        target: Target,
+        /// The method name.
+        method: String,
+        /// Params as JSON: an array (positional) or an object (named).
+        params: Option<String>,
+    },
+    /// Send METHOD as a notification (no reply).
+    Notify {
+        #[command(flatten)]
+        target: Target,
+        /// The method name.
+        method: String,
+        /// Params as JSON: an array (positional) or an object (named).
+        params: Option<String>,
+    },
+    /// Send a JSON array of requests (from FILE, or stdin when FILE is `-` or absent) as one batch.
+    Batch {
+        #[command(flatten)]
+        target: Target,
+        /// A file holding a JSON array of request objects.
+        file: Option<PathBuf>,
+    },
+    /// List the service's methods (from `rpc.discover`), or show one method in full.
+    Describe {
+        #[command(flatten)]
+        target: Target,
+        /// Show this method's signature, params and result.
+        method: Option<String>,
+    },
+    /// Print every notification the server pushes, one JSON object a line, until interrupted.
+    Listen {
+        #[command(flatten)]
+        target: Target,
+        /// Subscribe to this topic first (repeatable).
+        #[arg(long = "topic", value_name = "T")]
+        topics: Vec<String>,
+    },
+}
+
+/// Where to connect and how.
+#[derive(Debug, Args)]
+struct Target {
+    /// The service's WebSocket URL, e.g. ws://127.0.0.1:9000/.
+    url: String,
+    /// Bearer token sent as `Authorization: Bearer TOKEN`.
+    #[arg(long, global = true)]
+    token: Option<String>,
+    /// Extra upgrade-request header `K:V` (repeatable).
+    #[arg(long = "header", value_name = "K:V", global = true)]
+    headers: Vec<String>,
+    /// Seconds to wait for the connection and for each reply.
+    #[arg(long, default_value_t = 10.0, global = true)]
+    timeout: f64,
+}
+
+/// How the command ended; the process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Success = 0,
+    ServerError = 1,
+    Usage = 2,
+    Unreachable = 3,
+}
+
+/// A failure with its exit code and one-line message.
+#[derive(Debug)]
+struct Failure {
+    outcome: Outcome,
+    message: String,
+}
+
+impl Failure {
+    fn new(outcome: Outcome, message: impl Into<String>) -> Self {
+        Failure { outcome, message: message.into() }
+    }
+}
+
+impl Target {
+    fn timeout(&self) -> Result<Duration, Failure> {
+        Duration::try_from_secs_f64(self.timeout).ok().filter(|d| !d.is_zero()).ok_or_else(|| {
+            Failure::new(
+                Outcome::Usage,
+                format!("--timeout must be a positive number of seconds, not {}", self.timeout),
+            )
+        })
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { addr } => commands::serve(addr).await,
+        Command::Call { target, method, params } => commands::call(&target, &method, params.as_deref()).await,
+        Command::Notify { target, method, params } => commands::notify(&target, &method, params.as_deref()).await,
+        Command::Batch { target, file } => commands::batch(&target, file.as_deref()).await,
+        Command::Describe { target, method } => commands::describe(&target, method.as_deref()).await,
+        Command::Listen { target, topics } => commands::listen(&target, &topics).await,
+    };
+    match result {
+        Ok(outcome) => ExitCode::from(outcome as u8),
+        Err(failure) => {
+            eprintln!("switchboard: {}", failure.message);
+            ExitCode::from(failure.outcome as u8)
+        }
+    }
+}
