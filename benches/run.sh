@@ -9,7 +9,9 @@
 # Overridable (env): REPEAT, CALLS_SECONDS, CALLS_WARMUP, FLOOD_N, FLOOD_MANY_N,
 # FLOOD_ROUNDS, IDLE_C, RAW_ADDR, BENCH_ADDR, BENCH_SERVER_ARGS, SERVER_CPU,
 # CLIENT_CPU, QUIET_WAIT, QUIET_BUSY, LOADGEN_ARGS (extra arguments for every
-# loadgen run), SKIP_BUILD=1 (use what target/release already has).
+# loadgen run), SKIP_BUILD=1 (use what target/release already has), ONLY (a
+# regex: only the scenarios whose names match, e.g. ONLY='calls_c64|idle').
+# BENCHMARKS.md describes the scenarios and how to read the table.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -202,7 +204,17 @@ for ((r = 1; r <= REPEAT; r++)); do
     for entry in "${CALLS[@]}"; do
         scenario="${entry%%|*}"
         args="${entry#*|}"
+        [[ -z "${ONLY:-}" || "$scenario" =~ $ONLY ]] || continue
         for s in "${SERVERS[@]}"; do
+            if ! kill -0 "${PID_OF[$s]}" 2>/dev/null; then
+                # Something ended it (a crash, or another user of the machine):
+                # say so, and go on with a new one.
+                status=0
+                wait "${PID_OF[$s]}" 2>/dev/null || status=$?
+                log "WARNING: the $s server (pid ${PID_OF[$s]}) is gone (exit status $status): starting a new one"
+                start_server "$s" || continue
+                PID_OF[$s]="$SERVER_PID"
+            fi
             if [[ "$args" == calls* ]]; then
                 # shellcheck disable=SC2086
                 run_loadgen "$scenario" "$s" "${PID_OF[$s]}" $args --seconds "$CALLS_SECONDS" --warmup "$CALLS_WARMUP"
@@ -217,7 +229,9 @@ cleanup
 
 # Idle memory: a fresh server for every measurement, so that memory freed by
 # earlier runs cannot hide what the connections cost.
-for ((r = 1; r <= REPEAT; r++)); do
+IDLE_REPEAT="$REPEAT"
+[[ -z "${ONLY:-}" || idle =~ $ONLY ]] || IDLE_REPEAT=0
+for ((r = 1; r <= IDLE_REPEAT; r++)); do
     for s in "${SERVERS[@]}"; do
         start_server "$s" || continue
         sleep 0.5
@@ -281,6 +295,8 @@ rows = []
 for scen, label, unit in SCEN:
     raw, nraw = best(scen, "raw", unit)
     sb, nsb = best(scen, "bench", unit)
+    if nraw == 0 and nsb == 0:
+        continue  # not run (ONLY)
     k = KEY[unit]
     rv = raw[k] if raw else None
     sv = sb[k] if sb else None
@@ -294,6 +310,9 @@ for scen, label, unit in SCEN:
     if have_bench and sb is None and nsb:
         sb_cell = "FAILED"
     raw_cell = fmt(rv, unit) if raw or not nraw else "FAILED"
+    noisy = any(r and (r.get("other_cpu") or 0) > 0.15 for r in (raw, sb))
+    if noisy and ratio != "-":
+        ratio += "*"
     rows.append([label, unit, raw_cell, sb_cell, ratio, detail(raw, unit), detail(sb, unit), p99r,
                  f"{cpu(raw)}/{cpu(sb)}" if unit != "KiB/conn" else "-",
                  f"{cpu(raw, 'other_cpu')}/{cpu(sb, 'other_cpu')}" if unit != "KiB/conn" else "-"])
@@ -307,6 +326,8 @@ out.append("srv cpu: cores the server used (1.00 = saturated); noise: cores used
 out.append(line(head))
 out.append(line(["-" * w for w in widths]))
 out.extend(line(r) for r in rows)
+if any(r[4].endswith("*") for r in rows):
+    out.append("* other processes used more than 0.15 cores during that run: run again on a quieter machine")
 if not have_bench:
     out.append("examples/bench_server was not available: the switchboard column is not measured.")
 out.append(f"raw runs: {results_path}")

@@ -5,3 +5,45 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo test --workspace
+
+# ---- The JavaScript client (client/js) and the dashboard in a browser ------
+# Needs Node >= 20 (with npm) and Debian's chromium, which is installed here
+# when missing. The unit tests run against a live hub (examples/js_test_hub.rs),
+# the end-to-end test drives headless Chromium on examples/dashboard.rs.
+
+if ! command -v node >/dev/null 2>&1 || ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
+    echo "scripts/test.sh: the JavaScript tests need Node.js 20 or newer (with npm) on PATH" >&2
+    exit 1
+fi
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+if [ ! -x "$CHROMIUM" ]; then
+    echo "scripts/test.sh: installing chromium for the browser test" >&2
+    as_root apt-get update
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y --no-install-recommends chromium
+fi
+export CHROMIUM
+
+# playwright-core (drives the installed Chromium; it downloads no browser) and
+# typescript (checks switchboard.d.ts): devDependencies only, pinned by the lock.
+if [ ! -f client/js/node_modules/.package-lock.json ] ||
+    [ client/js/package-lock.json -nt client/js/node_modules/.package-lock.json ]; then
+    (cd client/js && npm ci --no-audit --no-fund)
+fi
+
+# Node 20 has a WebSocket client only behind a flag; Node 22 has it by default.
+NODE_FLAGS=()
+if [ "$(node -e 'process.stdout.write(typeof WebSocket)')" != "function" ]; then
+    NODE_FLAGS+=(--experimental-websocket)
+fi
+
+# Built here so that compile time never counts against a test's hang guards.
+cargo build --example js_test_hub --example dashboard
+
+(cd client/js && npx --no-install tsc -p test/types)
+node "${NODE_FLAGS[@]}" --test client/js/test/
+node "${NODE_FLAGS[@]}" --test client/js/e2e/

@@ -294,6 +294,26 @@ impl Client {
         peer.notify(method, params).await
     }
 
+    /// Asks the server for its OpenRPC document with `rpc.discover`: its
+    /// methods (params, result, errors), the methods it calls on clients
+    /// (`x-client-methods`) and the topics it publishes (`x-topics`).
+    ///
+    /// Errors as for [`Client::call`]: a server without discovery answers
+    /// -32601 ([`Error::Rpc`]); a reply that is not such a document is
+    /// [`Error::Decode`].
+    ///
+    /// ```no_run
+    /// # async fn demo(client: switchboard_client::Client) -> Result<(), switchboard_client::Error> {
+    /// let doc = client.discover().await?;
+    /// for method in &doc.methods {
+    ///     println!("{}  {}", method.signature(), method.summary.as_deref().unwrap_or(""));
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn discover(&self) -> Result<switchboard_shared::discover::Document, Error> {
+        self.call("rpc.discover", ()).await
+    }
+
     /// Starts a batch: several calls and notifications in one frame.
     pub fn batch(&self) -> Batch<'_> {
         Batch::new(self)

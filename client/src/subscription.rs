@@ -66,7 +66,7 @@ impl Notification {
     /// Decodes the params into `T` (a tuple for positional params, a struct
     /// for named ones). Absent params decode as `null`, so `()` and `Option`
     /// accept them. A mismatch is [`Error::Decode`].
-    pub fn params<T: DeserializeOwned>(&self) -> Result<T, Error> {
+    pub fn params<T: DeserializeOwned + 'static>(&self) -> Result<T, Error> {
         decode_params(self.params.as_deref()).map_err(|e| match e.data {
             Some(serde_json::Value::String(detail)) => Error::Decode(detail),
             _ => Error::Decode(e.message.into_owned()),

@@ -10,7 +10,8 @@
 //! | [`max_queue_bytes`](ServerBuilder::max_queue_bytes) | 4 MiB per connection | close 1008 "slow consumer" |
 //! | [`handshake_timeout`](ServerBuilder::handshake_timeout) | 10 s | the TCP connection is dropped |
 //! | [`heartbeat`](ServerBuilder::heartbeat) | ping 25 s, timeout 60 s | close 1001 "idle timeout" |
-//! | [`read_buffer_size`](ServerBuilder::read_buffer_size) | 4 KiB per connection | (a buffer, not a limit) |
+//! | [`app_heartbeat`](ServerBuilder::app_heartbeat) | off | (`rpc.heartbeat` notifications for browsers) |
+//! | [`read_buffer_size`](ServerBuilder::read_buffer_size) | 2 KiB per connection | (a buffer, not a limit) |
 //! | [`call_timeout`](ServerBuilder::call_timeout) | 10 s | the call fails with `Timeout` |
 //! | [`max_subscriptions`](ServerBuilder::max_subscriptions) | 1,000 topics per connection | `rpc.subscribe` is denied |
 
@@ -48,8 +49,8 @@ pub mod defaults {
     pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
     /// Ping every 25 s; close after 60 s without hearing anything.
     pub const HEARTBEAT: Heartbeat = Heartbeat { interval: Duration::from_secs(25), timeout: Duration::from_secs(60) };
-    /// Bytes of each connection's read buffer (4 KiB).
-    pub const READ_BUFFER_SIZE: usize = 4 << 10;
+    /// Bytes of each connection's read buffer (2 KiB).
+    pub const READ_BUFFER_SIZE: usize = 2 << 10;
     /// Timeout of calls from the server to a client.
     pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
     /// Topics one connection may join with `rpc.subscribe`.
@@ -66,6 +67,7 @@ pub(crate) struct Settings {
     pub(crate) max_queue_bytes: usize,
     pub(crate) handshake_timeout: Duration,
     pub(crate) heartbeat: Option<Heartbeat>,
+    pub(crate) app_heartbeat: Option<Duration>,
     pub(crate) read_buffer_size: usize,
     pub(crate) call_timeout: Duration,
     pub(crate) max_subscriptions: usize,
@@ -82,6 +84,7 @@ impl Default for Settings {
             max_queue_bytes: defaults::MAX_QUEUE_BYTES,
             handshake_timeout: defaults::HANDSHAKE_TIMEOUT,
             heartbeat: Some(defaults::HEARTBEAT),
+            app_heartbeat: None,
             read_buffer_size: defaults::READ_BUFFER_SIZE,
             call_timeout: defaults::CALL_TIMEOUT,
             max_subscriptions: defaults::MAX_SUBSCRIPTIONS,
@@ -214,13 +217,30 @@ impl ServerBuilder {
         self
     }
 
+    /// Turns on the application-level heartbeat for clients that cannot send
+    /// WebSocket pings (browsers): every `interval` each connection gets an
+    /// `rpc.heartbeat` notification `{"t": <server ms>, "interval": <ms>, "rtt": <ms | null>}`,
+    /// and a client that knows it answers with the notification
+    /// `rpc.heartbeat_ack` `{"t": <the same t>}`. The client learns that the
+    /// server is alive (and reconnects after a silence of a few intervals);
+    /// the server learns the round trip ([`ServerHandle::heartbeat_rtt`](crate::ServerHandle::heartbeat_rtt)).
+    /// The full protocol is in [`app_heartbeat`](crate::app_heartbeat). `None` turns it off.
+    ///
+    /// Default: off. When on, `rpc.heartbeat_ack` is registered (and listed by
+    /// `rpc.discover`) unless a method of that name is. Intervals under 10 ms are raised to 10 ms.
+    pub fn app_heartbeat(mut self, interval: Option<Duration>) -> Self {
+        self.settings.app_heartbeat = interval.map(|i| i.max(Duration::from_millis(10)));
+        self
+    }
+
     /// Sets the size in bytes of each connection's read buffer, allocated for
     /// the connection's whole life.
     ///
-    /// Default: 4 KiB, so ten thousand idle connections cost about 40 MiB of
-    /// read buffers; raise it for few connections with heavy inbound traffic.
-    /// Larger messages are still read whole (up to `max_message_size`). The
-    /// minimum is 512 bytes.
+    /// Default: 2 KiB, so ten thousand idle connections cost 20 MiB of read
+    /// buffers (a whole idle connection costs about 6 KiB, see BENCHMARKS.md).
+    /// It also caps how much one read system call takes in: raise it (4-16
+    /// KiB) for a few connections with heavy inbound traffic. Larger messages
+    /// are still read whole (up to `max_message_size`). The minimum is 512 bytes.
     pub fn read_buffer_size(mut self, bytes: usize) -> Self {
         self.settings.read_buffer_size = bytes.max(512);
         self
@@ -355,6 +375,9 @@ impl ServerBuilder {
     /// socket is opened yet: call [`Server::listen`] or hand it connections.
     pub fn build(self, mut methods: Methods) -> Server {
         let service = self.service.unwrap_or_else(|| ServiceInfo::new("switchboard", env!("CARGO_PKG_VERSION")));
+        if self.settings.app_heartbeat.is_some() {
+            crate::app_heartbeat::install(&mut methods);
+        }
         crate::builtin::install(&mut methods, self.settings.builtins, &service);
         Server::from_hub(Hub::new(methods, self.settings, self.policies))
     }

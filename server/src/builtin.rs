@@ -47,8 +47,9 @@ pub(crate) const UNSUBSCRIBE: &str = "rpc.unsubscribe";
 pub(crate) const DISCOVER: &str = "rpc.discover";
 
 /// The params of both methods: `[topic]` or `{"topic": topic}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 struct TopicParam {
+    /// The topic's name.
     topic: String,
 }
 
@@ -91,7 +92,11 @@ pub(crate) fn install(methods: &mut Methods, builtins: Builtins, service: &Servi
                     UNSUBSCRIBE,
                     Method::sync(unsubscribe).described("Leaves a topic; answers whether this connection was in it."),
                 ),
-            ] {
+            ]
+            .map(|(name, mut method)| {
+                method.schema::<TopicParam, bool>();
+                (name, method)
+            }) {
                 if !methods.contains(name) {
                     methods.insert(name, method);
                 }
@@ -107,7 +112,13 @@ pub(crate) fn install(methods: &mut Methods, builtins: Builtins, service: &Servi
 /// method registered at build time (itself included), encoded once.
 fn install_discover(methods: &mut Methods, service: &ServiceInfo) {
     let describe = |m: Method| {
-        m.described("Returns the OpenRPC 1.3 document of this service's methods, client methods and topics.")
+        let mut m =
+            m.described("Returns the OpenRPC 1.3 document of this service's methods, client methods and topics.");
+        m.schema_json(
+            serde_json::json!({"type": "null"}),
+            serde_json::json!({"type": "object", "description": "an OpenRPC 1.3 document", "required": ["openrpc", "info", "methods"]}),
+        );
+        m
     };
     // Registered first so the document lists it too.
     methods.insert(DISCOVER, describe(Method::sync(|(): (), _cx: &Context| Ok::<_, ErrorObject>(()))));

@@ -2,16 +2,24 @@
 //! it, runs the hooks, and cleans up when it ends.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
+use switchboard_shared::peer::CloseHook;
 use switchboard_shared::tokio_tungstenite::WebSocketStream;
 use switchboard_shared::{CloseReason, ConnectionInfo, PeerHandle, peer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::handle::ServerHandle;
 use crate::hooks;
 use crate::hub::Hub;
 use crate::lifecycle::Slot;
 use crate::registry::Registration;
+
+/// Where a connection's start-up stands, so that exactly one of [`start`]
+/// and the close hook forgets it, after `on_connect` and never twice.
+const STARTING: u8 = 0;
+const REGISTERED: u8 = 1;
+const UNREGISTERED: u8 = 2;
+const ENDED: u8 = 3;
 
 /// Serves `ws` until it ends. `slot` is held for the connection's whole life.
 pub(crate) fn start<S>(hub: &Arc<Hub>, ws: WebSocketStream<S>, mut info: ConnectionInfo, slot: Slot) -> PeerHandle
@@ -21,8 +29,23 @@ where
     if info.id.is_nil() {
         info.id = uuid::Uuid::new_v4();
     }
-    info.extensions.insert(ServerHandle { hub: Arc::clone(hub) });
-    let peer = peer::spawn(ws, Arc::clone(&hub.methods), info, hub.peer_config.clone());
+    let stage = Arc::new(AtomicU8::new(STARTING));
+    // The connection's own task runs this when it ends: no second task per
+    // connection sits waiting for the end.
+    let on_close: CloseHook = {
+        let (hub, stage) = (Arc::clone(hub), Arc::clone(&stage));
+        Box::new(move |peer: &PeerHandle, reason: &CloseReason| {
+            drop(slot);
+            match stage.swap(ENDED, Ordering::AcqRel) {
+                REGISTERED => forget(&hub, peer, reason, Registration::Registered),
+                UNREGISTERED => forget(&hub, peer, reason, Registration::ShuttingDown),
+                // Still starting: `start` sees the end and forgets it itself.
+                _ => {}
+            }
+        })
+    };
+    let peer =
+        peer::spawn_with_close_hook(ws, Arc::clone(&hub.methods), info, Arc::clone(&hub.peer_config), Some(on_close));
     let registration = hub.registry.register(&peer);
     match registration {
         Registration::Registered => {
@@ -42,16 +65,20 @@ where
             peer.shutdown(tokio::time::Instant::now());
         }
     }
-    tokio::spawn(watch(Arc::clone(hub), peer.clone(), slot, registration));
+    let started = if registration == Registration::Registered { REGISTERED } else { UNREGISTERED };
+    if stage.compare_exchange(STARTING, started, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        // It ended while starting; the hook left the forgetting to us.
+        let reason = peer.close_reason().unwrap_or(CloseReason::Local { code: 1001, reason: "ended".into() });
+        forget(hub, &peer, &reason, registration);
+    }
+    crate::app_heartbeat::ensure_started(hub);
     peer
 }
 
-/// Waits for the end of the connection, then forgets it.
-async fn watch(hub: Arc<Hub>, peer: PeerHandle, slot: Slot, registration: Registration) {
-    let reason = peer.closed().await;
+/// Forgets an ended connection: registry, log line, `on_disconnect`.
+fn forget(hub: &Arc<Hub>, peer: &PeerHandle, reason: &CloseReason, registration: Registration) {
     hub.registry.remove(peer.id());
-    drop(slot);
-    match &reason {
+    match reason {
         CloseReason::SlowConsumer => tracing::warn!(
             target: "switchboard::server",
             id = %peer.id(),
@@ -69,7 +96,7 @@ async fn watch(hub: Arc<Hub>, peer: PeerHandle, slot: Slot, registration: Regist
     }
     if registration == Registration::Registered {
         if let Some(hook) = &hub.policies.on_disconnect {
-            hooks::run("on_disconnect", || hook(&peer, &reason));
+            hooks::run("on_disconnect", || hook(peer, reason));
         }
     }
 }

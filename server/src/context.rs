@@ -1,7 +1,7 @@
 //! What handlers and hooks reach of the server through their connection.
 //!
-//! The server puts a [`ServerHandle`] into every connection's
-//! `ConnectionInfo::extensions`; [`ServerContext`] reads it back, so a
+//! Every connection of a server shares one `PeerConfig`, whose extensions
+//! hold a weak reference to the server; [`ServerContext`] reads it back, so a
 //! handler can push, publish, or manage the topics of its own connection.
 //!
 //! ```
@@ -20,14 +20,15 @@ use switchboard_shared::{Context, PeerHandle};
 
 use crate::error::NotServed;
 use crate::handle::ServerHandle;
+use crate::hub::ServerRef;
 
 /// Server access from a handler's [`Context`] (or a hook's [`PeerHandle`]).
 ///
 /// Every method fails with [`NotServed`] (a -32603 for `?` in a handler)
 /// when the connection is not served by a Switchboard server.
 pub trait ServerContext {
-    /// The server this connection belongs to.
-    fn server(&self) -> Result<&ServerHandle, NotServed>;
+    /// The server this connection belongs to (a cheap handle).
+    fn server(&self) -> Result<ServerHandle, NotServed>;
 
     /// Joins this connection to `topic`, with no subscription hook or limit
     /// (the handler decides). `Ok(true)` when it was not a member yet;
@@ -38,12 +39,14 @@ pub trait ServerContext {
     fn leave(&self, topic: &str) -> Result<bool, NotServed>;
 }
 
-fn server_of(peer: &PeerHandle) -> Result<&ServerHandle, NotServed> {
-    peer.info().extensions.get::<ServerHandle>().ok_or(NotServed)
+fn server_of(peer: &PeerHandle) -> Result<ServerHandle, NotServed> {
+    let server = peer.config().extensions.get::<ServerRef>().ok_or(NotServed)?;
+    // Gone only once the server itself is gone, with its connections.
+    server.0.upgrade().map(|hub| ServerHandle { hub }).ok_or(NotServed)
 }
 
 impl ServerContext for PeerHandle {
-    fn server(&self) -> Result<&ServerHandle, NotServed> {
+    fn server(&self) -> Result<ServerHandle, NotServed> {
         server_of(self)
     }
 
@@ -59,8 +62,8 @@ impl ServerContext for PeerHandle {
 }
 
 impl ServerContext for Context {
-    fn server(&self) -> Result<&ServerHandle, NotServed> {
-        self.extension::<ServerHandle>().ok_or(NotServed)
+    fn server(&self) -> Result<ServerHandle, NotServed> {
+        server_of(self.peer())
     }
 
     fn join(&self, topic: &str) -> Result<bool, NotServed> {

@@ -40,7 +40,7 @@ pub(crate) enum Refusal {
 }
 
 impl Refusal {
-    fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             Refusal::ShuttingDown | Refusal::TooManyConnections { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::Origin(_) => StatusCode::FORBIDDEN,
@@ -48,7 +48,7 @@ impl Refusal {
         }
     }
 
-    fn reason(&self) -> String {
+    pub(crate) fn reason(&self) -> String {
         match self {
             Refusal::ShuttingDown => "the server is shutting down".into(),
             Refusal::TooManyConnections { limit } => format!("the server is at its limit of {limit} connections"),
@@ -58,7 +58,7 @@ impl Refusal {
     }
 
     /// The HTTP response the client gets.
-    fn response(&self) -> ErrorResponse {
+    pub(crate) fn response(&self) -> ErrorResponse {
         let mut response = ErrorResponse::new(Some(self.reason()));
         *response.status_mut() = self.status();
         let headers = response.headers_mut();
@@ -75,7 +75,7 @@ impl Refusal {
         response
     }
 
-    fn into_error(self) -> ServeError {
+    pub(crate) fn into_error(self) -> ServeError {
         match self {
             Refusal::ShuttingDown => ServeError::ShuttingDown,
             Refusal::TooManyConnections { limit } => ServeError::TooManyConnections { limit },
@@ -162,7 +162,7 @@ where
     }
 }
 
-fn log_refusal(refusal: &Refusal, request: &Request, remote: Option<SocketAddr>) {
+pub(crate) fn log_refusal(refusal: &Refusal, request: &Request, remote: Option<SocketAddr>) {
     let status = refusal.status().as_u16();
     let reason = refusal.reason();
     let path = request.uri().path();

@@ -12,7 +12,11 @@
 //!   call, notify, broadcast, publish, [`call_many`](ServerHandle::call_many),
 //!   graceful [`shutdown`](ServerHandle::shutdown);
 //! - the built-in `rpc.subscribe` / `rpc.unsubscribe` ([`Builtins`]);
-//! - [`ServerContext`]: the server as handlers see it.
+//! - [`ServerContext`]: the server as handlers see it;
+//! - [`admit`](ServerHandle::admit) / [`serve_admitted`](ServerHandle::serve_admitted):
+//!   the same admission checks for an HTTP layer that upgrades by itself;
+//! - [`app_heartbeat`]: `rpc.heartbeat` notifications for browsers (opt-in);
+//! - `web` (cargo feature `web`): a hyper HTTP server for the hub plus static files.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -31,6 +35,8 @@
 //! # Ok(()) }
 //! ```
 
+mod admission;
+pub mod app_heartbeat;
 pub mod auth;
 mod builder;
 mod builtin;
@@ -47,7 +53,10 @@ pub mod origin;
 mod push;
 mod registry;
 mod server;
+#[cfg(feature = "web")]
+pub mod web;
 
+pub use admission::{Admission, Refused};
 pub use auth::{Authenticator, Rejection, UpgradeRequest};
 pub use builder::{ServerBuilder, defaults};
 pub use builtin::{Builtins, SubscriptionDecision};

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use switchboard_shared::read_ahead::ReadAhead;
 use switchboard_shared::tokio_tungstenite::WebSocketStream;
 use switchboard_shared::tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use switchboard_shared::tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -117,7 +118,8 @@ pub(crate) async fn serve_tcp(
     // Answers are small and latency matters more than packet count; the
     // writer already coalesces bursts into one write.
     let _ = stream.set_nodelay(true);
-    serve_stream(hub, stream, remote).await
+    // Small reads for idle sockets, big ones for busy sockets: see `ReadAhead`.
+    serve_stream(hub, ReadAhead::new(stream), remote).await
 }
 
 /// Upgrades and serves any stream.

@@ -68,9 +68,10 @@ impl Context {
         self.info.remote
     }
 
-    /// A typed extension the embedding layer attached to the connection.
+    /// A typed extension the embedding layer attached to the connection, or
+    /// else to every connection (`PeerConfig::extensions`).
     pub fn extension<T: Send + Sync + Clone + 'static>(&self) -> Option<&T> {
-        self.info.extensions.get::<T>()
+        self.info.extensions.get::<T>().or_else(|| self.peer.config().extensions.get::<T>())
     }
 
     /// A handle to call or notify the peer that made this call.

@@ -5,6 +5,7 @@
 //! - [`methods`]: the registry of typed async handlers;
 //! - [`pending`]: our outstanding calls and their timeouts;
 //! - [`writer`]: the bounded outbound queue and the coalescing writer;
+//! - [`read_ahead`]: small read buffers for idle sockets, big reads for busy ones;
 //! - [`peer`]: the connection task that ties them together;
 //! - [`discover`]: the OpenRPC document behind `rpc.discover`.
 
@@ -15,6 +16,7 @@ pub mod error;
 pub mod methods;
 pub mod peer;
 pub mod pending;
+pub mod read_ahead;
 pub mod writer;
 
 pub use codec::{ErrorObject, Id, code};

@@ -15,6 +15,7 @@
 //! assert!(methods.contains("add"));
 //! ```
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -66,7 +67,14 @@ pub struct MethodInfo {
 
 /// Decodes params: absent params read as `null`; empty containers also fit
 /// types that accept `null` (so `()` and `Option<T>` accept `[]` and `{}`).
-pub fn decode_params<P: DeserializeOwned>(params: Option<&RawValue>) -> Result<P, ErrorObject> {
+pub fn decode_params<P: DeserializeOwned + 'static>(params: Option<&RawValue>) -> Result<P, ErrorObject> {
+    if TypeId::of::<P>() == TypeId::of::<Box<RawValue>>() {
+        // The frame decoder has validated these bytes already: copy them
+        // instead of scanning them again (16 KiB of params scanned twice
+        // cost a sixth of an echo server's time).
+        let raw: Box<dyn Any> = Box::new(params.unwrap_or(RawValue::NULL).to_owned());
+        return Ok(*raw.downcast::<P>().expect("P is Box<RawValue>"));
+    }
     let text = params.map_or("null", RawValue::get);
     match serde_json::from_str(text) {
         Ok(p) => Ok(p),
@@ -81,10 +89,16 @@ pub fn decode_params<P: DeserializeOwned>(params: Option<&RawValue>) -> Result<P
     }
 }
 
-fn respond<R: Serialize, E: Into<ErrorObject>>(id: Option<Id>, outcome: Result<R, E>) -> Option<String> {
+/// Encodes a handler's outcome. `size_hint` (the params' length) pre-sizes
+/// the frame, so an echo-like answer is written without regrowing it.
+fn respond<R: Serialize, E: Into<ErrorObject>>(
+    id: Option<Id>,
+    outcome: Result<R, E>,
+    size_hint: usize,
+) -> Option<String> {
     let id = id?;
     Some(match outcome {
-        Ok(value) => encode::success(&id, &value)
+        Ok(value) => encode::success_sized(&id, &value, size_hint)
             .unwrap_or_else(|e| encode::error(&id, &ErrorObject::internal(format_args!("result not encodable: {e}")))),
         Err(e) => encode::error(&id, &e.into()),
     })
@@ -106,13 +120,14 @@ impl Method {
         Fut: Future<Output = Result<R, E>> + Send + 'static,
     {
         let erased = move |params: Option<&RawValue>, cx: &Context, id: Option<Id>| match decode_params::<P>(params) {
-            Err(e) => Dispatch::Ready(respond::<(), _>(id, Err(e))),
+            Err(e) => Dispatch::Ready(respond::<(), _>(id, Err(e), 0)),
             Ok(p) => {
+                let size_hint = params.map_or(0, |p| p.get().len());
                 let fut = handler(p, cx.clone());
                 // A panic while awaiting is answered here, where the call's id is known.
                 Dispatch::Pending(Box::pin(async move {
                     match futures_util::FutureExt::catch_unwind(AssertUnwindSafe(fut)).await {
-                        Ok(outcome) => respond(id, outcome),
+                        Ok(outcome) => respond(id, outcome, size_hint),
                         Err(_) => {
                             tracing::error!("handler panicked");
                             panicked(id)
@@ -134,8 +149,8 @@ impl Method {
     {
         let erased = move |params: Option<&RawValue>, cx: &Context, id: Option<Id>| {
             Dispatch::Ready(match decode_params::<P>(params) {
-                Err(e) => respond::<(), _>(id, Err(e)),
-                Ok(p) => respond(id, handler(p, cx)),
+                Err(e) => respond::<(), _>(id, Err(e), 0),
+                Ok(p) => respond(id, handler(p, cx), params.map_or(0, |p| p.get().len())),
             })
         };
         Method { handler: Arc::new(erased), info: MethodInfo::default() }

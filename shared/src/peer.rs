@@ -15,20 +15,22 @@
 //! [`Error::Disconnected`] at once and [`PeerHandle::closed`] resolves with
 //! the [`CloseReason`].
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use parking_lot::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::watch;
+use tokio::sync::Notify;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -71,6 +73,11 @@ pub struct PeerConfig {
     pub heartbeat: Option<Heartbeat>,
     /// Ids for our outgoing calls. Default: a counter from 1.
     pub id_generator: Option<IdGenerator>,
+    /// Typed values every connection spawned with this config shares (a
+    /// server puts a handle to itself here). [`Context::extension`] looks in
+    /// the connection's own `ConnectionInfo::extensions` first, then here.
+    /// Held once per config, not once per connection.
+    pub extensions: http::Extensions,
 }
 
 impl Default for PeerConfig {
@@ -83,6 +90,7 @@ impl Default for PeerConfig {
             call_timeout: Some(Duration::from_secs(10)),
             heartbeat: None,
             id_generator: None,
+            extensions: http::Extensions::new(),
         }
     }
 }
@@ -153,9 +161,12 @@ struct Shared {
     queue: OutboundQueue,
     pending: Arc<Pending>,
     next_id: AtomicU64,
-    config: PeerConfig,
+    /// Shared by every connection of a server: one allocation, not one each.
+    config: Arc<PeerConfig>,
     in_flight: AtomicUsize,
-    closed: watch::Sender<Option<CloseReason>>,
+    /// Why the connection ended, once it has; `closed_notify` wakes the waiters.
+    closed: Mutex<Option<CloseReason>>,
+    closed_notify: Notify,
     /// Set by a graceful shutdown: stop reading, close once in-flight calls are done or at the deadline.
     drain_deadline: Mutex<Option<tokio::time::Instant>>,
     stats: Stats,
@@ -176,11 +187,36 @@ impl std::fmt::Debug for PeerHandle {
 
 /// Starts the engine on an open WebSocket. The connection task runs until the
 /// socket ends; [`PeerHandle::closed`] reports why.
-pub fn spawn<S>(ws: WebSocketStream<S>, methods: Arc<Methods>, info: ConnectionInfo, config: PeerConfig) -> PeerHandle
+pub fn spawn<S>(
+    ws: WebSocketStream<S>,
+    methods: Arc<Methods>,
+    info: ConnectionInfo,
+    config: impl Into<Arc<PeerConfig>>,
+) -> PeerHandle
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (closed, _) = watch::channel(None);
+    spawn_with_close_hook(ws, methods, info, config, None)
+}
+
+/// Runs once on the connection's own task when it has ended, after every
+/// pending call has failed and [`PeerHandle::closed`] has resolved.
+pub type CloseHook = Box<dyn FnOnce(&PeerHandle, &CloseReason) + Send>;
+
+/// [`spawn`], plus a hook run when the connection ends. A server uses it to
+/// forget the connection without a second task per connection waiting for
+/// the end (ten thousand idle sockets would pay for ten thousand of them).
+pub fn spawn_with_close_hook<S>(
+    ws: WebSocketStream<S>,
+    methods: Arc<Methods>,
+    info: ConnectionInfo,
+    config: impl Into<Arc<PeerConfig>>,
+    on_close: Option<CloseHook>,
+) -> PeerHandle
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let config: Arc<PeerConfig> = config.into();
     let shared = Arc::new(Shared {
         info: Arc::new(info),
         queue: OutboundQueue::new(config.max_queue_bytes),
@@ -188,14 +224,18 @@ where
         next_id: AtomicU64::new(1),
         config,
         in_flight: AtomicUsize::new(0),
-        closed,
+        closed: Mutex::new(None),
+        closed_notify: Notify::new(),
         drain_deadline: Mutex::new(None),
         stats: Stats::default(),
     });
     let handle = PeerHandle { shared };
     let span = tracing::info_span!("connection", id = %handle.shared.info.id, remote = ?handle.shared.info.remote);
-    let task = Connection::new(handle.clone(), methods);
-    tokio::spawn(task.run(ws).instrument(span));
+    let task = Connection::new(handle.clone(), methods, on_close);
+    // Split here, not in the task: the task's state then holds the two
+    // halves, not also the dead space of the unsplit stream.
+    let (sink, stream) = ws.split();
+    tokio::spawn(task.run(sink, stream).instrument(span));
     handle
 }
 
@@ -266,6 +306,11 @@ impl PeerHandle {
             Some(generate) => generate(),
             None => Id::Num(self.shared.next_id.fetch_add(1, Ordering::Relaxed) as i64),
         }
+    }
+
+    /// The configuration this connection was started with.
+    pub fn config(&self) -> &PeerConfig {
+        &self.shared.config
     }
 
     /// The default timeout of outgoing calls.
@@ -364,18 +409,25 @@ impl PeerHandle {
 
     /// Waits until the connection has ended, and says why.
     pub async fn closed(&self) -> CloseReason {
-        let mut rx = self.shared.closed.subscribe();
-        let reason = rx.wait_for(Option::is_some).await.map(|r| r.clone());
-        match reason {
-            Ok(Some(reason)) => reason,
-            // The sender lives in `shared`, which we hold: it cannot be gone.
-            _ => CloseReason::Transport("connection task vanished".into()),
+        loop {
+            let ended = self.shared.closed_notify.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            if let Some(reason) = self.shared.closed.lock().clone() {
+                return reason;
+            }
+            ended.await;
         }
+    }
+
+    /// Why the connection ended, if it has.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.shared.closed.lock().clone()
     }
 
     /// Whether the connection has ended.
     pub fn is_closed(&self) -> bool {
-        self.shared.closed.borrow().is_some()
+        self.shared.closed.lock().is_some()
     }
 
     /// Whether the connection is ending or has ended: from the moment the
@@ -426,101 +478,128 @@ struct Connection {
     /// While a batch is being handled, its ready answers are gathered here
     /// instead of being sent one by one.
     collecting: Option<Vec<String>>,
+    on_close: Option<CloseHook>,
 }
 
 /// How many frames are read in a row before queued output gets written.
 const READ_BURST: usize = 64;
 
+/// A burst also ends once this many bytes of answers wait to be written: big
+/// answers go out early instead of piling up (and their buffers are freed
+/// sooner, which keeps the allocator from growing and shrinking its heap).
+const BURST_OUTPUT: usize = 64 << 10;
+
 impl Connection {
-    fn new(handle: PeerHandle, methods: Arc<Methods>) -> Self {
+    fn new(handle: PeerHandle, methods: Arc<Methods>, on_close: Option<CloseHook>) -> Self {
         let cx = Context::new(Arc::clone(&handle.shared.info), handle.clone());
-        Connection { handle, methods, cx, close_sent: false, collecting: None }
+        Connection { handle, methods, cx, close_sent: false, collecting: None, on_close }
     }
 
     fn shared(&self) -> &Shared {
         &self.handle.shared
     }
 
-    async fn run<S>(mut self, ws: WebSocketStream<S>)
+    // A plain fn returning an `async move` block: an `async fn` would keep
+    // its arguments twice in the task's state, once as arguments and once as
+    // locals, and every idle connection would pay for the copy.
+    #[allow(clippy::manual_async_fn, reason = "an async fn stores its arguments twice")]
+    fn run<S>(
+        mut self,
+        mut sink: SplitSink<WebSocketStream<S>, Message>,
+        mut stream: SplitStream<WebSocketStream<S>>,
+    ) -> impl Future<Output = ()> + Send + 'static
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let (mut sink, mut stream) = ws.split();
-        let heartbeat = self.shared().config.heartbeat;
-        let mut ticker = heartbeat.map(|hb| {
-            let mut t = tokio::time::interval_at(tokio::time::Instant::now() + hb.interval, hb.interval);
-            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            t
-        });
-        let mut last_heard = Instant::now();
-        let mut close_deadline: Option<tokio::time::Instant> = None;
-        let max_in_flight = self.shared().config.max_in_flight.max(1);
-        let shared = Arc::clone(&self.handle.shared);
-        let mut writer = Writer::default();
+        async move {
+            let heartbeat = self.shared().config.heartbeat;
+            let mut ticker = heartbeat.map(|hb| {
+                let mut t = tokio::time::interval_at(tokio::time::Instant::now() + hb.interval, hb.interval);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                t
+            });
+            let mut last_heard = Instant::now();
+            let mut close_deadline: Option<tokio::time::Instant> = None;
+            let mut deadline_timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
+            let max_in_flight = self.shared().config.max_in_flight.max(1);
+            let shared = Arc::clone(&self.handle.shared);
+            let mut writer = Writer::default();
 
-        let reason = loop {
-            if shared.queue.is_overflowed() {
-                break CloseReason::SlowConsumer;
-            }
-            let drain = *self.shared().drain_deadline.lock();
-            if let Some(deadline) = drain {
-                if !self.close_sent
-                    && close_deadline.is_none()
-                    && (self.handle.in_flight() == 0 || tokio::time::Instant::now() >= deadline)
-                {
-                    self.handle.close(1001, "server shutting down");
+            let reason = loop {
+                if shared.queue.is_overflowed() {
+                    break CloseReason::SlowConsumer;
                 }
-            }
-            let reading_allowed = drain.is_none() || self.close_sent;
-            let can_read = reading_allowed && self.handle.in_flight() < max_in_flight;
-            let sleep_until = close_deadline.or(drain);
+                let drain = *self.shared().drain_deadline.lock();
+                if let Some(deadline) = drain {
+                    if !self.close_sent
+                        && close_deadline.is_none()
+                        && (self.handle.in_flight() == 0 || tokio::time::Instant::now() >= deadline)
+                    {
+                        self.handle.close(1001, "server shutting down");
+                    }
+                }
+                let reading_allowed = drain.is_none() || self.close_sent;
+                let can_read = reading_allowed && self.handle.in_flight() < max_in_flight;
+                // One timer, boxed and made only while a deadline is set: idle
+                // connections carry no timer state for it.
+                match close_deadline.or(drain) {
+                    None => deadline_timer = None,
+                    Some(at) => match &mut deadline_timer {
+                        Some(timer) if timer.deadline() == at => {}
+                        Some(timer) => timer.as_mut().reset(at),
+                        None => deadline_timer = Some(Box::pin(tokio::time::sleep_until(at))),
+                    },
+                }
 
-            tokio::select! {
-                biased;
-                drive = poll_fn(|cx| writer.poll_drive(cx, &mut sink, &shared.queue)), if writer.has_work(&shared.queue) =>
-                {
-                    match drive {
-                        Ok(Drive::CloseSent) => {
-                            self.close_sent = true;
-                            close_deadline.get_or_insert_with(|| tokio::time::Instant::now() + Duration::from_secs(2));
-                        }
-                        Ok(Drive::Idle) => {}
-                        Err(e) => break transport_reason(e),
-                    }
-                }
-                frame = stream.next(), if can_read => {
-                    last_heard = Instant::now();
-                    match self.on_frame(frame) {
-                        Ok(()) => {}
-                        Err(reason) => break reason,
-                    }
-                    // Read what is already buffered before writing, so a burst is answered with one flush.
-                    for _ in 1..READ_BURST {
-                        if self.handle.in_flight() >= max_in_flight {
-                            break;
-                        }
-                        let Some(frame) = stream.next().now_or_never() else { break };
-                        if let Err(reason) = self.on_frame(frame) {
-                            return self.finish(reason, sink).await;
+                tokio::select! {
+                    biased;
+                    drive = poll_fn(|cx| writer.poll_drive(cx, &mut sink, &shared.queue)), if writer.has_work(&shared.queue) =>
+                    {
+                        match drive {
+                            Ok(Drive::CloseSent) => {
+                                self.close_sent = true;
+                                close_deadline.get_or_insert_with(|| tokio::time::Instant::now() + Duration::from_secs(2));
+                            }
+                            Ok(Drive::Idle) => {}
+                            Err(e) => break transport_reason(e),
                         }
                     }
-                }
-                () = shared.queue.wake.notified() => {}
-                _ = async { ticker.as_mut().expect("guarded").tick().await }, if ticker.is_some() => {
-                    let hb = heartbeat.expect("ticker implies heartbeat");
-                    if last_heard.elapsed() >= hb.timeout {
-                        break CloseReason::IdleTimeout;
+                    frame = stream.next(), if can_read => {
+                        last_heard = Instant::now();
+                        match self.on_frame(frame) {
+                            Ok(()) => {}
+                            Err(reason) => break reason,
+                        }
+                        // Read what is already buffered before writing, so a burst is answered with one flush.
+                        for _ in 1..READ_BURST {
+                            if self.handle.in_flight() >= max_in_flight || shared.queue.queued_bytes() >= BURST_OUTPUT {
+                                break;
+                            }
+                            let Some(frame) = stream.next().now_or_never() else { break };
+                            if let Err(reason) = self.on_frame(frame) {
+                                return Box::pin(self.finish(reason, sink)).await;
+                            }
+                        }
                     }
-                    let _ = shared.queue.push_control(Outgoing::Ping);
-                }
-                () = tokio::time::sleep_until(sleep_until.unwrap_or_else(far_future)), if sleep_until.is_some() => {
-                    if close_deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-                        break CloseReason::Local { code: 1001, reason: "close handshake timed out".into() };
+                    () = shared.queue.wake.notified() => {}
+                    _ = async { ticker.as_mut().expect("guarded").tick().await }, if ticker.is_some() => {
+                        let hb = heartbeat.expect("ticker implies heartbeat");
+                        if last_heard.elapsed() >= hb.timeout {
+                            break CloseReason::IdleTimeout;
+                        }
+                        let _ = shared.queue.push_control(Outgoing::Ping);
+                    }
+                    () = poll_fn(|cx| deadline_timer.as_mut().map_or(Poll::Pending, |t| t.as_mut().poll(cx))), if deadline_timer.is_some() => {
+                        if close_deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                            break CloseReason::Local { code: 1001, reason: "close handshake timed out".into() };
+                        }
                     }
                 }
-            }
-        };
-        self.finish(reason, sink).await
+            };
+            // Boxed: the goodbye is needed once, so its state is not carried by
+            // every idle connection's task.
+            Box::pin(self.finish(reason, sink)).await
+        }
     }
 
     /// Handles one read result. `Err` ends the connection.
@@ -735,7 +814,7 @@ impl Connection {
 
     /// Ends the connection: fails pending calls, says goodbye where it can,
     /// and publishes the reason.
-    async fn finish<K>(self, reason: CloseReason, mut sink: K) -> ()
+    async fn finish<K>(mut self, reason: CloseReason, mut sink: K)
     where
         K: futures_util::Sink<Message, Error = WsError> + Unpin,
     {
@@ -761,16 +840,16 @@ impl Connection {
             tracing::debug!(%reason, "connection ended");
             let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
         }
-        shared.closed.send_replace(Some(reason));
+        *shared.closed.lock() = Some(reason.clone());
+        shared.closed_notify.notify_waiters();
+        if let Some(hook) = self.on_close.take() {
+            hook(&self.handle, &reason);
+        }
     }
 }
 
 fn transport_reason(e: WsError) -> CloseReason {
     CloseReason::Transport(e.to_string())
-}
-
-fn far_future() -> tokio::time::Instant {
-    tokio::time::Instant::now() + Duration::from_secs(86_400 * 365)
 }
 
 fn audit_call(method: &str, id: Option<&Id>, started: Instant, out: Option<&str>) {

@@ -98,29 +98,28 @@ impl OutboundQueue {
     /// Queues `frame` without waiting. A frame larger than the bound is still
     /// accepted into an empty queue, so one big reply can always be sent.
     pub(crate) fn push(&self, frame: Outgoing, overflow: Overflow) -> Result<(), PushError> {
-        let mut state = self.state.lock();
-        if state.closed {
-            return Err(PushError::Closed);
-        }
-        let len = frame.len();
-        if state.bytes > 0 && state.bytes + len > self.max_bytes {
-            if overflow == Overflow::Disconnect {
+        match self.try_push(frame) {
+            Ok(()) => Ok(()),
+            Err((PushError::Full, _)) if overflow == Overflow::Disconnect => {
+                let mut state = self.state.lock();
                 state.overflowed = true;
                 state.closed = true;
                 drop(state);
                 self.wake.notify_one();
+                Err(PushError::Full)
             }
-            return Err(PushError::Full);
+            Err((error, _)) => Err(error),
         }
-        state.bytes += len;
-        state.frames.push_back(frame);
-        drop(state);
-        self.wake.notify_one();
-        Ok(())
     }
 
     /// Queues `frame`, waiting for room when the queue is full.
     pub(crate) async fn push_wait(&self, frame: Outgoing) -> Result<(), PushError> {
+        // The common case has room: no waiter is registered for it.
+        let frame = match self.try_push(frame) {
+            Ok(()) => return Ok(()),
+            Err((PushError::Closed, _)) => return Err(PushError::Closed),
+            Err((PushError::Full, frame)) => frame,
+        };
         loop {
             let room = self.space.notified();
             tokio::pin!(room);
@@ -130,6 +129,23 @@ impl OutboundQueue {
                 done => return done,
             }
         }
+    }
+
+    /// Queues `frame` if there is room, else hands it back (no overflow policy applied).
+    fn try_push(&self, frame: Outgoing) -> Result<(), (PushError, Outgoing)> {
+        let mut state = self.state.lock();
+        if state.closed {
+            return Err((PushError::Closed, frame));
+        }
+        let len = frame.len();
+        if state.bytes > 0 && state.bytes + len > self.max_bytes {
+            return Err((PushError::Full, frame));
+        }
+        state.bytes += len;
+        state.frames.push_back(frame);
+        drop(state);
+        self.wake.notify_one();
+        Ok(())
     }
 
     /// Queues a control frame even past the bound (pings, close).

@@ -80,7 +80,13 @@ pub fn notification(method: &str, params: &(impl Serialize + ?Sized)) -> Result<
 
 /// A success response frame.
 pub fn success(id: &Id, result: &(impl Serialize + ?Sized)) -> Result<String, EncodeError> {
-    let mut buf = Vec::with_capacity(64);
+    success_sized(id, result, 0)
+}
+
+/// A success response frame, its buffer pre-sized for a result of about
+/// `result_len` bytes (the frame never regrows for a result that fits).
+pub fn success_sized(id: &Id, result: &(impl Serialize + ?Sized), result_len: usize) -> Result<String, EncodeError> {
+    let mut buf = Vec::with_capacity(64 + result_len);
     buf.extend_from_slice(HEAD);
     buf.extend_from_slice(br#","result":"#);
     serde_json::to_writer(&mut buf, result)?;

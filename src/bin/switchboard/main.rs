@@ -46,6 +46,7 @@ enum Command {
         /// The method name.
         method: String,
         /// Params as JSON: an array (positional) or an object (named).
+        #[arg(value_name = "PARAMS_JSON")]
         params: Option<String>,
     },
     /// Send METHOD as a notification (no reply).
@@ -55,13 +56,15 @@ enum Command {
         /// The method name.
         method: String,
         /// Params as JSON: an array (positional) or an object (named).
+        #[arg(value_name = "PARAMS_JSON")]
         params: Option<String>,
     },
     /// Send a JSON array of requests (from FILE, or stdin when FILE is `-` or absent) as one batch.
     Batch {
         #[command(flatten)]
         target: Target,
-        /// A file holding a JSON array of request objects.
+        /// A file holding a JSON array of request objects (`-` or absent: stdin).
+        #[arg(value_name = "FILE")]
         file: Option<PathBuf>,
     },
     /// List the service's methods (from `rpc.discover`), or show one method in full.
@@ -132,7 +135,10 @@ impl Target {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     let result = match cli.command {
         Command::Serve { addr } => commands::serve(addr).await,
         Command::Call { target, method, params } => commands::call(&target, &method, params.as_deref()).await,
@@ -148,4 +154,38 @@ async fn main() -> ExitCode {
             ExitCode::from(failure.outcome as u8)
         }
     }
+}
+
+/// `--help` and `--version` print to stdout as clap renders them (exit 0);
+/// a bare `switchboard` prints the help to stderr (exit 2); any other parse
+/// error is one line on stderr with the usage it broke (exit 2).
+fn usage_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = error.print();
+        return ExitCode::from(if error.use_stderr() { Outcome::Usage as u8 } else { Outcome::Success as u8 });
+    }
+    eprintln!("switchboard: {}", one_line(&error.render().to_string()));
+    ExitCode::from(Outcome::Usage as u8)
+}
+
+/// Clap's multi-line message as one line: the error, its details, then the usage.
+fn one_line(rendered: &str) -> String {
+    let mut parts = Vec::new();
+    let mut usage = None;
+    for line in rendered.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(u) = line.strip_prefix("Usage:") {
+            usage = Some(u.trim().to_owned());
+        } else if !line.starts_with("For more information") {
+            parts.push(line.strip_prefix("error:").unwrap_or(line).trim());
+        }
+    }
+    let mut message = parts.join(" ");
+    if let Some(usage) = usage {
+        message.push_str(&format!(" (usage: {usage}; see --help)"));
+    }
+    message
 }

@@ -26,6 +26,9 @@ use switchboard_loadgen::{
 };
 use tokio::{sync::Notify, task::LocalSet, time::sleep_until};
 
+/// Receive buffer per connection for `calls` and `flood`.
+const DEFAULT_READ_BUFFER: usize = 64 * 1024;
+
 #[derive(Parser, Debug)]
 #[command(name = "loadgen", about = "WebSocket JSON-RPC load generator for Switchboard's benchmarks")]
 struct Cli {
@@ -51,8 +54,8 @@ struct Common {
     /// Client engine after the handshake.
     #[arg(long, value_enum, default_value_t = Engine::Lean)]
     engine: Engine,
-    /// Receive buffer per connection, bytes.
-    #[arg(long, default_value_t = 64 * 1024)]
+    /// Receive buffer per connection, bytes (idle mode uses 4 KiB unless told).
+    #[arg(long, default_value_t = DEFAULT_READ_BUFFER)]
     read_buffer: usize,
     /// Server PID: adds the server's CPU use (cores) to the result.
     #[arg(long)]
@@ -722,7 +725,7 @@ async fn idle_conn(common: &Common, addr: SocketAddr) -> Result<(Tx, Rx), String
 async fn run_idle(mut a: IdleArgs) -> (serde_json::Value, bool) {
     let addr = addr_or_exit("idle", &a.common.url);
     // Idle connections need little buffer on our side; keep the client small.
-    if a.common.read_buffer == 64 * 1024 {
+    if a.common.read_buffer == DEFAULT_READ_BUFFER {
         a.common.read_buffer = 4096;
     }
     let limits = sys::raise_nofile_limit();

@@ -1,0 +1,189 @@
+// End to end in a real browser: the dashboard example (examples/dashboard.rs)
+// serves its page and the hub on one port; headless Chromium (Debian's
+// `chromium`, driven over the DevTools protocol by playwright-core) opens it.
+// Checks that the page connected, received pushes, completed a call from its
+// form, and answered a call the server made to it; then takes a screenshot
+// (DASHBOARD_SCREENSHOT, default target/e2e/dashboard.png; DASHBOARD_SCREENSHOT_ROUNDS
+// bursts of calls before it, default 2).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+import { chromium } from 'playwright-core';
+
+import { connect } from '../switchboard.js';
+import { startExample, withTimeout, repoRoot, HANG_GUARD } from '../testing/support.mjs';
+
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const SCREENSHOT = process.env.DASHBOARD_SCREENSHOT ?? path.join(repoRoot, 'target/e2e/dashboard.png');
+
+let dashboard;
+let chrome;
+let userDataDir;
+let browser;
+let page;
+const pageErrors = [];
+
+/** Starts Chromium with exactly our flags and a fresh profile; resolves with its DevTools URL. */
+async function startChromium() {
+  userDataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'switchboard-chromium-'));
+  chrome = spawn(
+    CHROMIUM,
+    [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--no-first-run',
+      '--disable-component-update',
+      '--disable-sync',
+      `--user-data-dir=${userDataDir}`,
+      '--remote-debugging-address=127.0.0.1',
+      '--remote-debugging-port=0',
+      '--window-size=1280,940',
+      'about:blank',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  const exited = once(chrome, 'exit');
+  chrome.exited = exited;
+  return withTimeout(
+    new Promise((resolve, reject) => {
+      let buffered = '';
+      chrome.stderr.setEncoding('utf8');
+      chrome.stderr.on('data', (chunk) => {
+        if (buffered === null) return; // found; keep draining the pipe
+        buffered += chunk;
+        const match = /DevTools listening on (ws:\/\/\S+)/.exec(buffered);
+        if (match) {
+          buffered = null;
+          resolve(match[1]);
+        }
+      });
+      exited.then(([code, signal]) => reject(new Error(`chromium exited early (${code ?? signal}): ${buffered}`)));
+      chrome.once('error', reject);
+    }),
+    HANG_GUARD,
+    'chromium did not start',
+  );
+}
+
+before(async () => {
+  await fs.access(CHROMIUM).catch(() => {
+    throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM)`);
+  });
+  // The server asks the browsers only when told to, so the test decides when.
+  dashboard = await startExample('dashboard', { args: ['--ask-every', '0', '--heartbeat', '1'] });
+  const endpoint = await startChromium();
+  browser = await chromium.connectOverCDP(endpoint, { timeout: HANG_GUARD });
+  const context = browser.contexts()[0];
+  page = context.pages()[0] ?? (await context.newPage());
+  page.setDefaultTimeout(HANG_GUARD);
+  await page.setViewportSize({ width: 1280, height: 940 });
+  page.on('pageerror', (error) => pageErrors.push(`page error: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error') pageErrors.push(`console error: ${message.text()}`);
+  });
+});
+
+after(async () => {
+  await browser?.close().catch(() => {});
+  if (chrome && chrome.exitCode === null && chrome.signalCode === null) {
+    chrome.kill('SIGTERM');
+    const killer = setTimeout(() => chrome.kill('SIGKILL'), 10_000);
+    await chrome.exited;
+    clearTimeout(killer);
+  }
+  if (userDataDir) await fs.rm(userDataDir, { recursive: true, force: true });
+  await dashboard?.stop();
+});
+
+test('the page loads its files from the same port and connects to the hub', async () => {
+  const response = await page.goto(dashboard.url);
+  assert.equal(response.status(), 200);
+  await page.waitForSelector('#status[data-state="ready"]');
+  assert.equal(await page.textContent('#status'), 'ready');
+  // The round trip of the application-level heartbeat shows up.
+  await page.waitForFunction(() => /\d+ ms/.test(document.getElementById('rtt').textContent));
+});
+
+test('the page receives pushed metrics and draws them', async () => {
+  await page.waitForFunction(() => Number(document.getElementById('pushes').textContent) >= 3);
+  const clients = Number(await page.textContent('#clients'));
+  assert.ok(clients >= 1, `connected clients: ${clients}`);
+  const points = await page.getAttribute('#line-signal', 'points');
+  assert.ok(points.trim().split(' ').length >= 3, `chart points: ${points}`);
+});
+
+test('a call from the form shows its result, and an error shows as one', async () => {
+  await page.fill('#method', 'add');
+  await page.fill('#params', '[2, 3]');
+  await page.click('#call-button');
+  await page.waitForSelector('#call-result[data-outcome="ok"]');
+  assert.equal(await page.textContent('#call-result'), '5');
+
+  await page.fill('#method', 'no_such_method');
+  await page.fill('#params', '[]');
+  await page.click('#call-button');
+  await page.waitForSelector('#call-result[data-outcome="error"]');
+  assert.match(await page.textContent('#call-result'), /Rpc error -32601: Method not found/);
+
+  await page.fill('#method', 'echo');
+  await page.fill('#params', '{"hello": "browser"}');
+  await page.click('#call-button');
+  await page.waitForSelector('#call-result[data-outcome="ok"]');
+  assert.deepEqual(JSON.parse(await page.textContent('#call-result')), { hello: 'browser' });
+});
+
+test('the page answers the server`s call to browser.info', async () => {
+  const pageId = await page.evaluate(() => window.dashboard.pageId);
+  // From the page's button: the server calls every dashboard, the page shows the answers.
+  await page.click('#ask');
+  await page.waitForSelector('#browsers tr.me');
+  assert.ok(Number(await page.textContent('#answered')) >= 1);
+  assert.match(await page.textContent('#browsers tr.me'), /HeadlessChrome|Chrome/);
+
+  // From another client: the server's call_many reaches the page, which answers.
+  const client = connect(dashboard.url.replace(/^http/, 'ws') + 'rpc');
+  try {
+    await client.ready({ timeout: HANG_GUARD });
+    const report = await client.call('dashboard.ask_browsers');
+    const mine = report.answers.find((a) => a.info?.page_id === pageId);
+    assert.ok(mine, JSON.stringify(report));
+    assert.match(mine.info.user_agent, /Chrome/);
+    assert.ok(mine.info.answered >= 2);
+  } finally {
+    await client.close();
+  }
+});
+
+test('a screenshot of the working dashboard', async () => {
+  // Some traffic for the chart: bursts of calls, a few pushes apart.
+  const rounds = Number(process.env.DASHBOARD_SCREENSHOT_ROUNDS ?? 2);
+  for (let round = 0; round < rounds; round += 1) {
+    await page.evaluate(() => {
+      document.getElementById('call-result').textContent = '';
+    });
+    await page.click('#burst');
+    await page.waitForFunction(() => /500 of 500 calls answered/.test(document.getElementById('call-result').textContent));
+    const seen = Number(await page.textContent('#pushes'));
+    await page.waitForFunction((n) => Number(document.getElementById('pushes').textContent) >= n, seen + 3);
+  }
+  await page.fill('#method', 'add');
+  await page.fill('#params', '[2, 3]');
+  await page.click('#call-button');
+  await page.waitForFunction(() => document.getElementById('call-result').textContent === '5');
+  await fs.mkdir(path.dirname(SCREENSHOT), { recursive: true });
+  await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  const { size } = await fs.stat(SCREENSHOT);
+  assert.ok(size > 10_000, `screenshot of ${size} bytes`);
+});
+
+test('no errors in the page', () => {
+  assert.deepEqual(pageErrors, []);
+});

@@ -1,0 +1,255 @@
+// Type declarations for switchboard.js, Switchboard's browser client.
+
+/** The error kinds a call can end with; the same set as the Rust client's `Error`. */
+export declare const ErrorKind: Readonly<{
+  Timeout: 'Timeout';
+  Disconnected: 'Disconnected';
+  Offline: 'Offline';
+  Rpc: 'Rpc';
+  InvalidResponse: 'InvalidResponse';
+  Decode: 'Decode';
+  Encode: 'Encode';
+  Transport: 'Transport';
+}>;
+export type ErrorKind = (typeof ErrorKind)[keyof typeof ErrorKind];
+
+/** The JSON-RPC 2.0 error codes of the spec. */
+export declare const ErrorCode: Readonly<{
+  ParseError: -32700;
+  InvalidRequest: -32600;
+  MethodNotFound: -32601;
+  InvalidParams: -32602;
+  InternalError: -32603;
+}>;
+
+/** The connection states. */
+export declare const State: Readonly<{
+  Connecting: 'connecting';
+  Ready: 'ready';
+  Offline: 'offline';
+  Closed: 'closed';
+}>;
+export type State = (typeof State)[keyof typeof State];
+
+/** JSON values, as params and results are. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+/** Params: positional (an array) or named (an object); `undefined` or `null` for none. */
+export type Params = readonly unknown[] | { readonly [key: string]: unknown } | null | undefined;
+
+/** Why a call (or batch entry, or readiness wait) failed. */
+export declare class RpcClientError extends Error {
+  constructor(kind: ErrorKind, message: string, extra?: { code?: number; data?: unknown; cause?: unknown });
+  readonly name: 'RpcClientError';
+  /** What went wrong. */
+  readonly kind: ErrorKind;
+  /** For `Rpc`: the server's error code. */
+  readonly code?: number;
+  /** For `Rpc`: the server's error data, if any. */
+  readonly data?: unknown;
+}
+
+/** Thrown by a method the server calls, to answer with this error object. */
+export declare class RpcError extends Error {
+  constructor(code: number, message: string, data?: unknown);
+  readonly name: 'RpcError';
+  readonly code: number;
+  readonly data: unknown;
+}
+
+/** The reconnect policy (milliseconds). */
+export interface Backoff {
+  /** The first retry happens at once (default true). */
+  immediateFirst: boolean;
+  /** The first non-zero delay (default 100). */
+  initial: number;
+  /** Growth per retry (default 1.5). */
+  factor: number;
+  /** The longest delay (default 10 000). */
+  max: number;
+  /** Random shortening of each delay, 0..1 (default 0.2). */
+  jitter: number;
+  /** Give up after this many retries in a row; null never gives up (the default). */
+  maxRetries: number | null;
+  /** A connection up this long resets the retry count (default 1 000). */
+  stableAfter: number;
+}
+
+/** The Rust client's `Backoff::default()`. */
+export declare const defaultBackoff: Readonly<Backoff>;
+
+/** The delay in ms before retry `retry` (1 for the first), `unit` in [0, 1) picking the jitter. */
+export declare function backoffDelay(policy: Partial<Backoff>, retry: number, unit?: number): number;
+
+/** A WebSocket class: the browser's, Node 22's global, or the `ws` package's. */
+export interface WebSocketConstructor {
+  new (url: string, protocols?: string | string[]): WebSocketLike;
+}
+
+/** What the client uses of a WebSocket. */
+export interface WebSocketLike {
+  binaryType: string;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  addEventListener(type: string, listener: (event: any) => void): void;
+}
+
+/** What a method the server calls gets besides its params. */
+export interface MethodContext {
+  client: Client;
+  method: string;
+  /** The request id; `undefined` for a notification. */
+  id: string | number | null | undefined;
+}
+
+/** A method the server may call on this client. */
+export type MethodHandler = (params: any, context: MethodContext) => unknown;
+
+export interface ConnectOptions {
+  /** The WebSocket class (default: the global one). */
+  WebSocket?: WebSocketConstructor;
+  /** WebSocket subprotocols. */
+  protocols?: string | string[];
+  /** Default call timeout in ms (10 000); null or 0 for none. */
+  timeout?: number | null;
+  /** Calls wait for a connection instead of failing with Offline (false). */
+  waitReady?: boolean;
+  /** The reconnect policy, or false / 'never' for a single attempt. */
+  reconnect?: false | 'never' | Partial<Backoff>;
+  /** How long one attempt to open the socket may take, ms (10 000). */
+  connectTimeout?: number;
+  /**
+   * Once the server sends `rpc.heartbeat`, the silence in ms after which the
+   * client drops the connection and reconnects (default: three intervals).
+   */
+  heartbeatTimeout?: number;
+  /** Methods the server may call. */
+  methods?: Record<string, MethodHandler>;
+  /** Sees every frame, in and out. */
+  trace?: (direction: 'in' | 'out', text: string) => void;
+}
+
+export interface CallOptions<T = any> {
+  /** ms; null or 0 for none (default: the client's). */
+  timeout?: number | null;
+  /** Wait for a connection instead of failing with Offline. */
+  waitReady?: boolean;
+  /** Checks or converts the result; what it throws fails the call with Decode. */
+  decode?: (result: any) => T;
+}
+
+export interface NotifyOptions {
+  timeout?: number | null;
+  waitReady?: boolean;
+}
+
+/** One call's outcome in a batch, shaped as Promise.allSettled's. */
+export type BatchOutcome<T = any> =
+  | { status: 'fulfilled'; value: T }
+  | { status: 'rejected'; reason: RpcClientError };
+
+export declare class Batch {
+  /** Adds a call; its outcome takes the next place in the results. */
+  call(method: string, params?: Params, options?: { decode?: (result: any) => unknown }): this;
+  /** Adds a notification (no place in the results). */
+  notify(method: string, params?: Params): this;
+  /** Entries added so far. */
+  readonly length: number;
+  /** Sends every entry in one frame; one outcome per call, in the order added. */
+  send(options?: NotifyOptions): Promise<BatchOutcome[]>;
+}
+
+export interface StateDetail {
+  state: State;
+  previous: State;
+  /** Why the client is offline or closed, when a connection failed. */
+  error: RpcClientError | null;
+}
+
+export interface NotificationDetail {
+  method: string;
+  params: any;
+}
+
+export interface HeartbeatDetail {
+  /** The server's clock, echoed back. */
+  t: number;
+  /** The server's heartbeat interval, ms. */
+  interval: number;
+  /** The round trip the server last measured, ms. */
+  rtt: number | null;
+}
+
+export interface ErrorDetail {
+  error: unknown;
+  source: string;
+}
+
+export interface EventDetails {
+  state: StateDetail;
+  notification: NotificationDetail;
+  heartbeat: HeartbeatDetail;
+  error: ErrorDetail;
+}
+
+/** Every client event: its payload is `detail`. */
+export declare class SwitchboardEvent<D = unknown> extends Event {
+  constructor(type: string, detail: D, init?: EventInit);
+  readonly detail: D;
+}
+
+/** Unsubscribes; resolves with false if it had already been done. */
+export type Unsubscribe = () => Promise<boolean>;
+
+export declare class Client extends EventTarget {
+  constructor(url: string | URL, options?: ConnectOptions);
+  /** The socket URL. */
+  readonly url: string;
+  readonly state: State;
+  /** Why the last attempt failed or the last connection ended. */
+  readonly lastError: RpcClientError | null;
+  /** The round trip the server's heartbeat last measured, ms. */
+  readonly rtt: number | null;
+  /** Calls waiting for a reply. */
+  readonly pending: number;
+  /** Replies that matched no pending call. */
+  readonly unknownReplies: number;
+  /** Sockets opened so far. */
+  readonly connections: number;
+  /** The topics subscribed to. */
+  readonly topics: string[];
+
+  /** Listens for an event; returns the function that stops listening. */
+  on<K extends keyof EventDetails>(
+    type: K,
+    listener: (detail: EventDetails[K], event: SwitchboardEvent<EventDetails[K]>) => void,
+  ): () => void;
+  on(type: string, listener: (detail: any, event: SwitchboardEvent<any>) => void): () => void;
+
+  /** Resolves once ready; rejects with Transport (gave up), Offline (closed) or Timeout. */
+  ready(options?: { timeout?: number }): Promise<void>;
+  /** Closes for good; pending calls fail with Disconnected. */
+  close(): Promise<void>;
+
+  call<T = any>(method: string, params?: Params, options?: CallOptions<T>): Promise<T>;
+  notify(method: string, params?: Params, options?: NotifyOptions): Promise<void>;
+  batch(): Batch;
+  /** The server's OpenRPC document (`rpc.discover`). */
+  discover(options?: CallOptions): Promise<any>;
+
+  /** Registers a method the server may call; returns the function that removes it. */
+  register(name: string, fn: MethodHandler): () => void;
+  unregister(name: string): boolean;
+
+  /**
+   * Subscribes to a topic; resolves with the unsubscribe function once a
+   * server confirmed it. Re-subscribes after every reconnect.
+   */
+  subscribe(
+    topic: string,
+    handler: (params: any, info: { topic: string; method: string }) => void,
+    options?: { method?: string },
+  ): Promise<Unsubscribe>;
+}
+
+/** Connects (in the background) and returns the client at once. */
+export declare function connect(url: string | URL, options?: ConnectOptions): Client;

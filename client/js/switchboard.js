@@ -1,0 +1,1061 @@
+// Switchboard's browser client: JSON-RPC 2.0 over one long-lived WebSocket,
+// with many calls in flight, calls from the server, topic subscriptions that
+// survive reconnects, and the same reconnect policy and error kinds as the
+// Rust client (switchboard-client). No dependencies: an ES module for
+// browsers, and for Node when given a WebSocket (Node 22's global, Node 20's
+// `--experimental-websocket`, or the `ws` package through `options.WebSocket`).
+//
+//   import { connect } from './switchboard.js';
+//   const client = connect('ws://127.0.0.1:9000/');
+//   await client.ready();
+//   const sum = await client.call('add', [2, 3]);
+
+/** The error kinds a call can end with; the same set as the Rust client's `Error`. */
+export const ErrorKind = Object.freeze({
+  /** No reply within the call's timeout; a late reply is counted and dropped. */
+  Timeout: 'Timeout',
+  /** The socket ended while the call was pending. It is never resent. */
+  Disconnected: 'Disconnected',
+  /** There was no open socket when the call was made (and it did not wait). */
+  Offline: 'Offline',
+  /** The server answered with an error object: see `code`, `message`, `data`. */
+  Rpc: 'Rpc',
+  /** The reply broke the spec (both result and error, neither, a malformed error). */
+  InvalidResponse: 'InvalidResponse',
+  /** The call's `decode` function refused the result. */
+  Decode: 'Decode',
+  /** The params could not be encoded (not an array or object, not JSON-serializable). */
+  Encode: 'Encode',
+  /** The connection failed (refused, unreachable, no heartbeat, closed by the client). */
+  Transport: 'Transport',
+});
+
+/** The JSON-RPC 2.0 error codes of the spec. */
+export const ErrorCode = Object.freeze({
+  ParseError: -32700,
+  InvalidRequest: -32600,
+  MethodNotFound: -32601,
+  InvalidParams: -32602,
+  InternalError: -32603,
+});
+
+/** The connection states; the `state` event reports each change. */
+export const State = Object.freeze({
+  /** An attempt to open the socket is under way. Calls fail with Offline unless they wait. */
+  Connecting: 'connecting',
+  /** The socket is open: calls go out. */
+  Ready: 'ready',
+  /** Not connected, waiting out a reconnect delay. Calls fail with Offline unless they wait. */
+  Offline: 'offline',
+  /** Closed for good: `close()` was called or the reconnect policy gave up. */
+  Closed: 'closed',
+});
+
+/** Why a call (or batch entry, or readiness wait) failed. */
+export class RpcClientError extends Error {
+  /**
+   * @param {string} kind one of ErrorKind
+   * @param {string} message for Rpc: the server's message
+   * @param {{code?: number, data?: unknown, cause?: unknown}} [extra]
+   */
+  constructor(kind, message, extra = {}) {
+    super(message, extra.cause === undefined ? undefined : { cause: extra.cause });
+    this.name = 'RpcClientError';
+    /** @type {string} */
+    this.kind = kind;
+    if (kind === ErrorKind.Rpc) {
+      /** @type {number|undefined} */
+      this.code = extra.code;
+      /** @type {unknown} */
+      this.data = extra.data;
+    }
+  }
+}
+
+/**
+ * What a method the server calls on this client throws to answer with a
+ * specific error object. Anything else thrown answers -32603 "Internal
+ * error" with the thrown message as data.
+ */
+export class RpcError extends Error {
+  /**
+   * @param {number} code
+   * @param {string} message
+   * @param {unknown} [data]
+   */
+  constructor(code, message, data) {
+    super(message);
+    this.name = 'RpcError';
+    this.code = code;
+    this.data = data;
+  }
+}
+
+/** The reconnect policy's defaults: the Rust client's `Backoff::default()`. */
+export const defaultBackoff = Object.freeze({
+  /** The first retry happens at once. */
+  immediateFirst: true,
+  /** The first non-zero delay, ms. */
+  initial: 100,
+  /** Each delay grows by this factor. */
+  factor: 1.5,
+  /** The longest delay, ms. */
+  max: 10_000,
+  /** Each delay is shortened by a random fraction up to this. */
+  jitter: 0.2,
+  /** Give up after this many retries in a row (null: never). */
+  maxRetries: null,
+  /** A connection up this long (ms) resets the retry count. */
+  stableAfter: 1_000,
+});
+
+/**
+ * The delay in ms before retry `retry` (1 for the first), given `unit`, a
+ * random number in [0, 1) (0 gives the delay without jitter). The same
+ * function as the Rust client's `Backoff::delay`.
+ *
+ * @param {Partial<typeof defaultBackoff>} policy
+ * @param {number} retry
+ * @param {number} [unit]
+ * @returns {number}
+ */
+export function backoffDelay(policy, retry, unit = 0) {
+  const p = { ...defaultBackoff, ...policy };
+  let steps;
+  if (retry <= 0) return 0;
+  if (p.immediateFirst) {
+    if (retry === 1) return 0;
+    steps = retry - 2;
+  } else {
+    steps = retry - 1;
+  }
+  const max = Number.isFinite(p.max) ? Math.max(p.max, 0) : defaultBackoff.max;
+  const factor = Number.isFinite(p.factor) ? Math.max(p.factor, 1) : 1;
+  const base = Math.min(p.initial * factor ** steps, max);
+  const jitter = Number.isFinite(p.jitter) ? clamp(p.jitter, 0, 1) : 0;
+  const u = Number.isFinite(unit) ? clamp(unit, 0, 1) : 0;
+  const ms = clamp(base * (1 - jitter * u), 0, max);
+  // Whole microseconds, as the Rust client rounds.
+  return Math.round(ms * 1000) / 1000;
+}
+
+function clamp(x, lo, hi) {
+  return Math.min(Math.max(x, lo), hi);
+}
+
+/** The retry counter of the connection, as the Rust client's `Schedule`. */
+class Schedule {
+  constructor(policy) {
+    this.policy = policy;
+    this.retries = 0;
+  }
+
+  /** The delay before the next attempt, or null to give up. */
+  next() {
+    if (this.policy === null) return null;
+    if (this.policy.maxRetries != null && this.retries >= this.policy.maxRetries) return null;
+    this.retries += 1;
+    return backoffDelay(this.policy, this.retries, Math.random());
+  }
+
+  /** A connection ended after `uptime` ms. */
+  ended(uptime) {
+    if (this.policy !== null && uptime >= this.policy.stableAfter) this.retries = 0;
+  }
+}
+
+/** The event every client event is: `detail` carries the payload. */
+export class SwitchboardEvent extends Event {
+  constructor(type, detail, init = undefined) {
+    super(type, init);
+    this.detail = detail;
+  }
+}
+
+/** The client's method behind Batch#send, kept off its public face. */
+const sendBatch = Symbol('sendBatch');
+const DEFAULT_TIMEOUT = 10_000;
+const DEFAULT_CONNECT_TIMEOUT = 10_000;
+const HEARTBEAT = 'rpc.heartbeat';
+const HEARTBEAT_ACK = 'rpc.heartbeat_ack';
+const textDecoder = new TextDecoder();
+const now = () => (globalThis.performance ? globalThis.performance.now() : Date.now());
+
+/** A timeout option as ms, or null for none (null, 0, Infinity, negative). */
+function limitOf(timeout) {
+  if (timeout == null || !Number.isFinite(timeout) || timeout <= 0) return null;
+  return timeout;
+}
+
+/**
+ * Encodes a notification (no id); throws an Encode error.
+ * @returns {string}
+ */
+function encodeMessage(method, params) {
+  if (typeof method !== 'string') {
+    throw new RpcClientError(ErrorKind.Encode, `the method name must be a string, got ${typeof method}`);
+  }
+  if (params !== undefined && params !== null && typeof params !== 'object') {
+    throw new RpcClientError(
+      ErrorKind.Encode,
+      `params must be an array or an object (or nothing), got ${typeof params}: pass [x] for one value`,
+    );
+  }
+  const message = { jsonrpc: '2.0', method };
+  if (params != null) message.params = params;
+  let text;
+  try {
+    text = JSON.stringify(message);
+  } catch (e) {
+    throw new RpcClientError(ErrorKind.Encode, `the params could not be encoded: ${e.message}`, { cause: e });
+  }
+  if (message.params !== undefined && !text.includes('"params":')) {
+    // toJSON() turned them into nothing
+    throw new RpcClientError(ErrorKind.Encode, 'the params could not be encoded');
+  }
+  return text;
+}
+
+/** A request: an encoded notification with the id added last. */
+function withId(notification, id) {
+  return `${notification.slice(0, -1)},"id":${id}}`;
+}
+
+/** Resolves a URL for the socket: relative URLs against the page, http(s) to ws(s). */
+function socketUrl(url) {
+  const base = globalThis.location?.href;
+  const resolved = new URL(String(url), base);
+  if (resolved.protocol === 'http:') resolved.protocol = 'ws:';
+  if (resolved.protocol === 'https:') resolved.protocol = 'wss:';
+  if (resolved.protocol !== 'ws:' && resolved.protocol !== 'wss:') {
+    throw new TypeError(`a Switchboard URL must be ws:// or wss:// (or http(s):// or relative in a page), got ${url}`);
+  }
+  return resolved.href;
+}
+
+function isId(id) {
+  return id === null || typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id));
+}
+
+function errorResponse(id, code, message, data) {
+  const error = { code, message };
+  if (data !== undefined) error.data = data;
+  return { jsonrpc: '2.0', error, id };
+}
+
+/** The error object for whatever a method threw. */
+function errorObjectOf(thrown) {
+  if (thrown instanceof RpcError || (thrown && Number.isInteger(thrown.code) && typeof thrown.message === 'string')) {
+    const error = { code: thrown.code, message: thrown.message };
+    if (thrown.data !== undefined) error.data = thrown.data;
+    return error;
+  }
+  const detail = thrown instanceof Error ? thrown.message : String(thrown);
+  return { code: ErrorCode.InternalError, message: 'Internal error', data: detail };
+}
+
+/** One reply, encoded; an unencodable result answers -32603. */
+function encodeReply(reply) {
+  try {
+    return JSON.stringify(reply);
+  } catch (e) {
+    return JSON.stringify(errorResponse(reply.id, ErrorCode.InternalError, 'Internal error', `result not encodable: ${e.message}`));
+  }
+}
+
+/**
+ * A JSON-RPC client over one WebSocket that reconnects. Make one with
+ * {@link connect}. It is an EventTarget; `on(type, fn)` is a shorthand.
+ *
+ * Events (each a SwitchboardEvent whose `detail` is shown):
+ * - `state`: `{state, previous, error}` on every state change;
+ * - `notification`: `{method, params}` for every notification from the server;
+ * - `heartbeat`: `{t, interval, rtt}` for every `rpc.heartbeat` from the server;
+ * - `error`: `{error, source}` when a subscription handler, a method called
+ *   by notification, or a re-subscription fails; logged to the console
+ *   unless a listener calls `event.preventDefault()`.
+ */
+export class Client extends EventTarget {
+  #url;
+  #WebSocket;
+  #protocols;
+  #timeout;
+  #waitReady;
+  #connectTimeout;
+  #heartbeatTimeout;
+  #trace;
+  #schedule;
+
+  #state = State.Connecting;
+  #lastError = null;
+  /** The open connection: {ws, upSince, watchdog, silenceLimit} or null. */
+  #conn = null;
+  /** The socket being opened, so close() can abandon it. */
+  #opening = null;
+  #closed = false;
+  #wake = null;
+  #closeWaiters = [];
+
+  #nextId = 1;
+  /** id -> {resolve, reject, timer, decode, method} */
+  #pending = new Map();
+  /** callbacks waiting for the state to be ready or closed */
+  #readyWaiters = new Set();
+  /** name -> function */
+  #methods = new Map();
+  /** topic -> {topic, method, handlers: Set, waiters: [{resolve, reject}]} */
+  #topics = new Map();
+
+  #unknownReplies = 0;
+  #connections = 0;
+  #rtt = null;
+
+  /**
+   * @param {string|URL} url
+   * @param {object} [options] see {@link connect}
+   */
+  constructor(url, options = {}) {
+    super();
+    this.#url = socketUrl(url);
+    this.#WebSocket = options.WebSocket ?? globalThis.WebSocket;
+    if (typeof this.#WebSocket !== 'function') {
+      throw new TypeError(
+        'no WebSocket implementation: pass options.WebSocket (Node 20: run with --experimental-websocket, or use the ws package)',
+      );
+    }
+    this.#protocols = options.protocols;
+    this.#timeout = options.timeout === undefined ? DEFAULT_TIMEOUT : options.timeout;
+    this.#waitReady = Boolean(options.waitReady);
+    this.#connectTimeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;
+    this.#heartbeatTimeout = options.heartbeatTimeout ?? null;
+    this.#trace = typeof options.trace === 'function' ? options.trace : null;
+    const reconnect = options.reconnect;
+    const policy =
+      reconnect === false || reconnect === 'never'
+        ? null
+        : { ...defaultBackoff, ...(typeof reconnect === 'object' && reconnect !== null ? reconnect : {}) };
+    this.#schedule = new Schedule(policy);
+    for (const [name, fn] of Object.entries(options.methods ?? {})) this.register(name, fn);
+    this.#run();
+  }
+
+  // ---- state ------------------------------------------------------------
+
+  /** The URL the client connects to. */
+  get url() {
+    return this.#url;
+  }
+
+  /** 'connecting' | 'ready' | 'offline' | 'closed'. */
+  get state() {
+    return this.#state;
+  }
+
+  /** Why the last connection attempt failed or the last connection ended, or null. */
+  get lastError() {
+    return this.#lastError;
+  }
+
+  /** The round trip in ms that the server last measured with its heartbeat, or null. */
+  get rtt() {
+    return this.#rtt;
+  }
+
+  /** Calls waiting for their reply. */
+  get pending() {
+    return this.#pending.size;
+  }
+
+  /** Replies that matched no pending call (late replies after a timeout). */
+  get unknownReplies() {
+    return this.#unknownReplies;
+  }
+
+  /** Sockets opened so far. */
+  get connections() {
+    return this.#connections;
+  }
+
+  /**
+   * Adds a listener; returns the function that removes it. The listener gets
+   * the event's detail, then the event.
+   * @param {string} type
+   * @param {(detail: any, event: SwitchboardEvent) => void} listener
+   */
+  on(type, listener) {
+    const wrapped = (event) => listener(event.detail, event);
+    this.addEventListener(type, wrapped);
+    return () => this.removeEventListener(type, wrapped);
+  }
+
+  /**
+   * Resolves once the client is ready (at once if it is). Rejects with the
+   * last connection error (Transport) when the reconnect policy gives up,
+   * with Offline when the client is closed, and with Timeout after
+   * `options.timeout` ms if given.
+   */
+  ready(options = {}) {
+    return this.#whenReady(true, limitOf(options.timeout), now()).catch((error) => {
+      // Say why the policy gave up rather than only that the client is closed.
+      if (this.#state === State.Closed && !this.#closed && this.#lastError) throw this.#lastError;
+      throw error;
+    });
+  }
+
+  #setState(state, error = null) {
+    if (state === this.#state) return;
+    const previous = this.#state;
+    this.#state = state;
+    for (const waiter of [...this.#readyWaiters]) waiter();
+    this.dispatchEvent(new SwitchboardEvent('state', { state, previous, error }));
+  }
+
+  /** Waits (or not) until ready; throws Offline / Transport / Timeout. */
+  async #whenReady(wait, limit, started) {
+    if (this.#isUp()) return;
+    if (this.#state === State.Closed || !wait) throw this.#offlineError();
+    const left = limit === null ? null : limit - (now() - started);
+    if (left !== null && left <= 0) throw new RpcClientError(ErrorKind.Timeout, `not ready within ${limit} ms`);
+    await new Promise((resolve, reject) => {
+      let timer = null;
+      const waiter = () => {
+        if (this.#isUp()) done(resolve);
+        else if (this.#state === State.Closed) done(() => reject(this.#offlineError()));
+      };
+      const done = (settle) => {
+        this.#readyWaiters.delete(waiter);
+        if (timer !== null) clearTimeout(timer);
+        settle();
+      };
+      if (left !== null) {
+        timer = setTimeout(
+          () => done(() => reject(new RpcClientError(ErrorKind.Timeout, `not ready within ${limit} ms`))),
+          left,
+        );
+      }
+      this.#readyWaiters.add(waiter);
+    });
+  }
+
+  /** Ready with an open connection (the state lags a dropped socket by a moment). */
+  #isUp() {
+    return this.#state === State.Ready && this.#conn !== null && !this.#conn.over;
+  }
+
+  #offlineError() {
+    const why =
+      this.#state !== State.Closed
+        ? `the client is ${this.#state}`
+        : this.#closed
+          ? 'the client is closed'
+          : 'the client is closed: the reconnect policy gave up';
+    return new RpcClientError(ErrorKind.Offline, `not connected: ${why}`, { cause: this.#lastError ?? undefined });
+  }
+
+  // ---- the connection loop ----------------------------------------------
+
+  async #run() {
+    while (!this.#closed) {
+      this.#setState(State.Connecting, this.#lastError);
+      let conn = null;
+      try {
+        conn = await this.#open();
+      } catch (error) {
+        this.#lastError = error;
+      }
+      if (conn !== null) {
+        await conn.ended;
+        this.#schedule.ended(now() - conn.upSince);
+      }
+      if (this.#closed) break;
+      const delay = this.#schedule.next();
+      if (delay === null) break;
+      if (delay > 0) {
+        this.#setState(State.Offline, this.#lastError);
+        await new Promise((resolve) => {
+          const timer = setTimeout(resolve, delay);
+          this.#wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.#wake = null;
+      }
+    }
+    this.#setState(State.Closed, this.#closed ? null : this.#lastError);
+    for (const entry of this.#topics.values()) {
+      for (const waiter of entry.waiters.splice(0)) waiter.reject(this.#offlineError());
+    }
+    for (const resolve of this.#closeWaiters.splice(0)) resolve();
+  }
+
+  /** Opens a socket; resolves with the connection once open, rejects with a Transport error. */
+  #open() {
+    return new Promise((resolve, reject) => {
+      let ws;
+      try {
+        ws = this.#protocols === undefined ? new this.#WebSocket(this.#url) : new this.#WebSocket(this.#url, this.#protocols);
+      } catch (e) {
+        reject(new RpcClientError(ErrorKind.Transport, `cannot open ${this.#url}: ${e.message}`, { cause: e }));
+        return;
+      }
+      ws.binaryType = 'arraybuffer';
+      let settled = false;
+      const fail = (message) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.#opening = null;
+        try {
+          ws.close();
+        } catch {
+          // already closing
+        }
+        reject(new RpcClientError(ErrorKind.Transport, message));
+      };
+      const timer =
+        limitOf(this.#connectTimeout) === null
+          ? null
+          : setTimeout(() => fail(`connecting to ${this.#url} took longer than ${this.#connectTimeout} ms`), this.#connectTimeout);
+      this.#opening = { abandon: () => fail('the client was closed while connecting') };
+      ws.addEventListener('open', () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.#opening = null;
+        resolve(this.#attach(ws));
+      });
+      // Browsers fire `error` then `close`; some implementations only one of them.
+      ws.addEventListener('error', (event) => {
+        const detail = event?.message || event?.error?.message;
+        fail(`cannot connect to ${this.#url}${detail ? `: ${detail}` : ''}`);
+      });
+      ws.addEventListener('close', (event) => {
+        const reason = event.reason ? `: ${event.reason}` : '';
+        fail(`cannot connect to ${this.#url} (closed with ${event.code}${reason})`);
+      });
+    });
+  }
+
+  /** Makes an open socket the client's connection. */
+  #attach(ws) {
+    let end;
+    const conn = { ws, upSince: now(), watchdog: null, silenceLimit: null, over: false, ended: new Promise((r) => (end = r)) };
+    conn.end = end;
+    this.#conn = conn;
+    this.#connections += 1;
+    ws.addEventListener('message', (event) => this.#onFrame(conn, event.data));
+    ws.addEventListener('close', (event) => {
+      const reason = event.reason ? `: ${event.reason}` : '';
+      this.#endConnection(conn, `the connection closed with ${event.code}${reason}`);
+    });
+    // Re-subscribe before anything a `ready` listener sends.
+    for (const entry of this.#topics.values()) this.#sendSubscribe(entry);
+    this.#lastError = null;
+    this.#setState(State.Ready);
+    return conn;
+  }
+
+  /** Ends `conn` at once (idempotent): pending calls fail with Disconnected. */
+  #endConnection(conn, why, closeSocket = false) {
+    if (conn.over) return;
+    conn.over = true;
+    clearTimeout(conn.watchdog);
+    if (this.#conn === conn) this.#conn = null;
+    if (closeSocket) {
+      try {
+        conn.ws.close(4000, why.slice(0, 120));
+      } catch {
+        // closing already
+      }
+    }
+    this.#lastError = new RpcClientError(ErrorKind.Transport, why);
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const call of pending) {
+      clearTimeout(call.timer);
+      call.reject(new RpcClientError(ErrorKind.Disconnected, `the connection closed before the reply to ${call.method} arrived`));
+    }
+    conn.end();
+  }
+
+  /**
+   * Closes the client for good: no more reconnects, pending calls fail with
+   * Disconnected, the state becomes `closed`. Resolves once it is.
+   */
+  close() {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#opening?.abandon();
+      const conn = this.#conn;
+      if (conn) {
+        try {
+          conn.ws.close(1000, 'client closing');
+        } catch {
+          // closing already
+        }
+        this.#endConnection(conn, 'the client closed the connection');
+      }
+      this.#wake?.();
+    }
+    if (this.#state === State.Closed) return Promise.resolve();
+    return new Promise((resolve) => this.#closeWaiters.push(resolve));
+  }
+
+  #send(conn, text) {
+    this.#trace?.('out', text);
+    conn.ws.send(text);
+  }
+
+  // ---- calls ------------------------------------------------------------
+
+  /**
+   * Calls `method` with `params` (an array, an object, or nothing) and
+   * resolves with the result.
+   *
+   * Options: `timeout` ms (default: the client's, 10 s; null or 0 for none),
+   * `waitReady` (wait for a connection instead of failing with Offline; the
+   * wait counts against the timeout), `decode` (a function applied to the
+   * result; what it throws fails the call with Decode).
+   */
+  call(method, params, options = {}) {
+    return this.#whenUp(options, [{ method, params, call: true, decode: options.decode }], (texts, limit, started) => {
+      const id = this.#nextId++;
+      const left = limit === null ? null : Math.max(limit - (now() - started), 0);
+      const reply = this.#expect(id, method, left, limit, options.decode);
+      this.#send(this.#conn, withId(texts[0], id));
+      return reply;
+    });
+  }
+
+  /**
+   * Encodes `entries` (bad params fail before any wait), waits for a
+   * connection if asked to, then runs `send` with the texts. Sends at once,
+   * in program order, when the client is up.
+   */
+  #whenUp(options, entries, send) {
+    const started = now();
+    const limit = limitOf(options.timeout === undefined ? this.#timeout : options.timeout);
+    let texts;
+    try {
+      texts = entries.map((entry) => encodeMessage(entry.method, entry.params));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.#isUp()) {
+      try {
+        return Promise.resolve(send(texts, limit, started));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    return this.#whenReady(options.waitReady ?? this.#waitReady, limit, started).then(() => {
+      // Ready a moment ago; the socket may have dropped since.
+      if (!this.#isUp()) throw this.#offlineError();
+      return send(texts, limit, started);
+    });
+  }
+
+  /** Registers a pending call; resolves with its result. */
+  #expect(id, method, left, limit, decode) {
+    return new Promise((resolve, reject) => {
+      const call = { resolve, reject, timer: null, decode, method };
+      if (left !== null) {
+        call.timer = setTimeout(() => {
+          if (this.#pending.get(id) === call) {
+            this.#pending.delete(id);
+            reject(new RpcClientError(ErrorKind.Timeout, `no reply to ${method} within ${limit} ms`));
+          }
+        }, left);
+      }
+      this.#pending.set(id, call);
+    });
+  }
+
+  /**
+   * Sends a notification (no reply). Resolves once it is handed to the
+   * socket; fails with Offline unless `options.waitReady`.
+   */
+  notify(method, params, options = {}) {
+    return this.#whenUp(options, [{ method, params }], (texts) => {
+      this.#send(this.#conn, texts[0]);
+    });
+  }
+
+  /**
+   * A batch: `.call(method, params)` and `.notify(method, params)` add
+   * entries, `.send(options)` sends them in one frame and resolves with one
+   * outcome per call, in the order added, shaped as Promise.allSettled's:
+   * `{status: 'fulfilled', value}` or `{status: 'rejected', reason}`.
+   */
+  batch() {
+    return new Batch(this);
+  }
+
+  /** Sends a batch built by {@link Batch}. */
+  [sendBatch](entries, options) {
+    if (entries.length === 0) return Promise.resolve([]);
+    return this.#whenUp(options, entries, (texts, limit, started) => this.#sendBatchNow(entries, texts, limit, started));
+  }
+
+  #sendBatchNow(entries, texts, limit, started) {
+    const parts = [];
+    const replies = [];
+    const left = limit === null ? null : Math.max(limit - (now() - started), 0);
+    entries.forEach((entry, i) => {
+      if (entry.call) {
+        const id = this.#nextId++;
+        parts.push(withId(texts[i], id));
+        replies.push(this.#expect(id, entry.method, left, limit, entry.decode));
+      } else {
+        parts.push(texts[i]);
+      }
+    });
+    this.#send(this.#conn, `[${parts.join(',')}]`);
+    return Promise.allSettled(replies);
+  }
+
+  /** Calls `rpc.discover`: the server's OpenRPC document. */
+  discover(options = {}) {
+    return this.call('rpc.discover', undefined, options);
+  }
+
+  // ---- methods the server calls -----------------------------------------
+
+  /**
+   * Registers a method the server may call (or notify) on this client. The
+   * function gets `(params, context)` and returns the result or a promise of
+   * it; throwing an RpcError answers with that error object, anything else
+   * with -32603. Returns the function that unregisters it.
+   */
+  register(name, fn) {
+    if (typeof name !== 'string' || typeof fn !== 'function') throw new TypeError('register(name: string, fn: function)');
+    this.#methods.set(name, fn);
+    return () => {
+      if (this.#methods.get(name) === fn) this.#methods.delete(name);
+    };
+  }
+
+  /** Removes a method; true when there was one. */
+  unregister(name) {
+    return this.#methods.delete(name);
+  }
+
+  // ---- subscriptions ----------------------------------------------------
+
+  /**
+   * Subscribes to `topic` (`rpc.subscribe` with `[topic]`) and calls
+   * `handler(params, {topic, method})` for each notification whose method
+   * is the topic's name (`options.method` for another name). After every
+   * reconnect the client subscribes again by itself.
+   *
+   * Resolves with the unsubscribe function once a server has confirmed the
+   * subscription (waiting for a connection if there is none); rejects with
+   * Rpc when the server denies it. The unsubscribe function returns a
+   * promise; the last handler of a topic leaving sends `rpc.unsubscribe`.
+   */
+  subscribe(topic, handler, options = {}) {
+    if (typeof topic !== 'string' || topic === '') return Promise.reject(new TypeError('the topic must be a non-empty string'));
+    if (typeof handler !== 'function') return Promise.reject(new TypeError('the handler must be a function'));
+    if (this.#state === State.Closed || this.#closed) return Promise.reject(this.#offlineError());
+    let entry = this.#topics.get(topic);
+    const fresh = entry === undefined;
+    if (fresh) {
+      entry = { topic, method: options.method ?? topic, handlers: new Set(), waiters: [], confirmed: false };
+      this.#topics.set(topic, entry);
+    }
+    // The same function twice is two subscriptions.
+    const subscription = { handler };
+    entry.handlers.add(subscription);
+    const unsubscribe = () => this.#unsubscribe(entry, subscription);
+    return new Promise((resolve, reject) => {
+      if (!fresh && entry.confirmed) {
+        resolve(unsubscribe);
+        return;
+      }
+      entry.waiters.push({
+        resolve: () => resolve(unsubscribe),
+        reject: (error) => {
+          entry.handlers.delete(subscription);
+          reject(error);
+        },
+      });
+      if (fresh && this.#isUp()) this.#sendSubscribe(entry);
+    });
+  }
+
+  /** Sends `rpc.subscribe` for `entry` on the current connection. */
+  #sendSubscribe(entry) {
+    const conn = this.#conn;
+    const id = this.#nextId++;
+    const limit = limitOf(this.#timeout);
+    const reply = this.#expect(id, 'rpc.subscribe', limit, limit);
+    this.#send(conn, withId(encodeMessage('rpc.subscribe', [entry.topic]), id));
+    reply.then(
+      () => {
+        if (this.#topics.get(entry.topic) !== entry) return;
+        entry.confirmed = true;
+        for (const waiter of entry.waiters.splice(0)) waiter.resolve();
+      },
+      (error) => {
+        if (this.#topics.get(entry.topic) !== entry) return;
+        if (error.kind === ErrorKind.Disconnected) return; // again after the reconnect
+        if (entry.confirmed || entry.waiters.length === 0) {
+          this.#report(error, `re-subscribing to ${entry.topic}`);
+          return;
+        }
+        this.#topics.delete(entry.topic);
+        for (const waiter of entry.waiters.splice(0)) waiter.reject(error);
+      },
+    );
+  }
+
+  async #unsubscribe(entry, subscription) {
+    if (!entry.handlers.delete(subscription)) return false;
+    if (entry.handlers.size > 0 || this.#topics.get(entry.topic) !== entry) return true;
+    this.#topics.delete(entry.topic);
+    if (!this.#isUp()) return true;
+    try {
+      await this.call('rpc.unsubscribe', [entry.topic]);
+    } catch {
+      // The connection went away: the server forgot the subscription with it.
+    }
+    return true;
+  }
+
+  /** The topics subscribed to. */
+  get topics() {
+    return [...this.#topics.keys()];
+  }
+
+  // ---- inbound ----------------------------------------------------------
+
+  #onFrame(conn, data) {
+    if (conn.over) return;
+    this.#heard(conn);
+    const text = typeof data === 'string' ? data : textDecoder.decode(data);
+    this.#trace?.('in', text);
+    let message;
+    try {
+      message = JSON.parse(text);
+    } catch {
+      this.#reply(conn, errorResponse(null, ErrorCode.ParseError, 'Parse error', 'the frame is not JSON'));
+      return;
+    }
+    if (Array.isArray(message)) {
+      if (message.length === 0) {
+        this.#reply(conn, errorResponse(null, ErrorCode.InvalidRequest, 'Invalid Request', 'empty batch'));
+        return;
+      }
+      const replies = message.map((one) => this.#onMessage(conn, one));
+      if (replies.some((r) => r !== undefined)) {
+        Promise.all(replies).then((all) => {
+          const out = all.filter((r) => r !== undefined);
+          if (out.length > 0) this.#replyText(conn, `[${out.map(encodeReply).join(',')}]`);
+        });
+      }
+      return;
+    }
+    const reply = this.#onMessage(conn, message);
+    if (reply !== undefined) Promise.resolve(reply).then((r) => this.#reply(conn, r));
+  }
+
+  #reply(conn, reply) {
+    this.#replyText(conn, encodeReply(reply));
+  }
+
+  #replyText(conn, text) {
+    if (!conn.over) this.#send(conn, text);
+  }
+
+  /** Handles one message; returns the reply (or a promise of it) for a request. */
+  #onMessage(conn, m) {
+    if (m === null || typeof m !== 'object' || Array.isArray(m)) {
+      return errorResponse(null, ErrorCode.InvalidRequest, 'Invalid Request', 'not a JSON-RPC message');
+    }
+    if ('method' in m) {
+      const hasId = 'id' in m;
+      const valid =
+        m.jsonrpc === '2.0' &&
+        typeof m.method === 'string' &&
+        (!hasId || isId(m.id)) &&
+        (m.params === undefined || (m.params !== null && typeof m.params === 'object'));
+      if (!valid) {
+        const id = hasId && isId(m.id) ? m.id : null;
+        return errorResponse(id, ErrorCode.InvalidRequest, 'Invalid Request', 'not a valid JSON-RPC 2.0 request');
+      }
+      return hasId ? this.#onRequest(m) : this.#onNotification(conn, m);
+    }
+    if ('result' in m || 'error' in m || 'id' in m) {
+      this.#onResponse(m);
+      return undefined;
+    }
+    return errorResponse(null, ErrorCode.InvalidRequest, 'Invalid Request', 'neither a request nor a response');
+  }
+
+  #onResponse(m) {
+    const call = this.#pending.get(m.id);
+    if (call === undefined) {
+      this.#unknownReplies += 1;
+      return;
+    }
+    this.#pending.delete(m.id);
+    clearTimeout(call.timer);
+    const hasResult = 'result' in m;
+    const hasError = 'error' in m;
+    if (m.jsonrpc !== '2.0') {
+      call.reject(new RpcClientError(ErrorKind.InvalidResponse, 'the reply is not JSON-RPC 2.0 ("jsonrpc" is not "2.0")'));
+    } else if (hasResult === hasError) {
+      const what = hasResult ? 'both a result and an error' : 'neither a result nor an error';
+      call.reject(new RpcClientError(ErrorKind.InvalidResponse, `the reply has ${what}`));
+    } else if (hasError) {
+      const e = m.error;
+      if (e === null || typeof e !== 'object' || !Number.isInteger(e.code) || typeof e.message !== 'string') {
+        call.reject(new RpcClientError(ErrorKind.InvalidResponse, 'the reply has a malformed error object'));
+      } else {
+        call.reject(new RpcClientError(ErrorKind.Rpc, e.message, { code: e.code, data: e.data }));
+      }
+    } else if (typeof call.decode === 'function') {
+      let value;
+      try {
+        value = call.decode(m.result);
+      } catch (e) {
+        call.reject(new RpcClientError(ErrorKind.Decode, `the result of ${call.method} did not decode: ${e?.message ?? e}`, { cause: e }));
+        return;
+      }
+      call.resolve(value);
+    } else {
+      call.resolve(m.result);
+    }
+  }
+
+  /** A call from the server: the reply, or a promise of it. */
+  #onRequest(m) {
+    const fn = this.#methods.get(m.method);
+    if (fn === undefined) return errorResponse(m.id, ErrorCode.MethodNotFound, 'Method not found', m.method);
+    const success = (result) => ({ jsonrpc: '2.0', result: result === undefined ? null : result, id: m.id });
+    const failure = (thrown) => ({ jsonrpc: '2.0', error: errorObjectOf(thrown), id: m.id });
+    try {
+      const out = fn(m.params, { client: this, method: m.method, id: m.id });
+      if (out && typeof out.then === 'function') return Promise.resolve(out).then(success, failure);
+      return success(out);
+    } catch (thrown) {
+      return failure(thrown);
+    }
+  }
+
+  #onNotification(conn, m) {
+    if (m.method === HEARTBEAT) {
+      this.#onHeartbeat(conn, m.params);
+      return undefined;
+    }
+    for (const entry of this.#topics.values()) {
+      if (entry.method !== m.method) continue;
+      for (const { handler } of [...entry.handlers]) {
+        try {
+          handler(m.params, { topic: entry.topic, method: m.method });
+        } catch (error) {
+          this.#report(error, `the handler of topic ${entry.topic}`);
+        }
+      }
+    }
+    const fn = this.#methods.get(m.method);
+    if (fn !== undefined) {
+      try {
+        const out = fn(m.params, { client: this, method: m.method, id: undefined });
+        if (out && typeof out.then === 'function') out.then(undefined, (error) => this.#report(error, `method ${m.method}`));
+      } catch (error) {
+        this.#report(error, `method ${m.method}`);
+      }
+    }
+    this.dispatchEvent(new SwitchboardEvent('notification', { method: m.method, params: m.params }));
+    return undefined;
+  }
+
+  /** Answers the server's heartbeat and arms the silence watchdog. */
+  #onHeartbeat(conn, params) {
+    const p = params && typeof params === 'object' ? params : {};
+    this.#replyText(conn, encodeMessage(HEARTBEAT_ACK, { t: p.t }));
+    if (typeof p.rtt === 'number') this.#rtt = p.rtt;
+    if (typeof p.interval === 'number' && p.interval > 0) {
+      conn.silenceLimit = limitOf(this.#heartbeatTimeout) ?? 3 * p.interval;
+      this.#heard(conn);
+    }
+    this.dispatchEvent(new SwitchboardEvent('heartbeat', { t: p.t, interval: p.interval, rtt: this.#rtt }));
+  }
+
+  /** Something arrived on `conn`: restart its silence watchdog. */
+  #heard(conn) {
+    if (conn.silenceLimit === null) return;
+    clearTimeout(conn.watchdog);
+    const limit = conn.silenceLimit;
+    conn.watchdog = setTimeout(() => {
+      this.#endConnection(conn, `no heartbeat from the server for ${limit} ms`, true);
+    }, limit);
+  }
+
+  /** Reports a failure nobody awaits: an `error` event, else the console. */
+  #report(error, source) {
+    const event = new SwitchboardEvent('error', { error, source }, { cancelable: true });
+    // A listener that handles it calls event.preventDefault(); otherwise it is logged.
+    if (this.dispatchEvent(event)) console.error(`switchboard: ${source} failed:`, error);
+  }
+}
+
+/** A batch being built; see {@link Client#batch}. */
+export class Batch {
+  #client;
+  #entries = [];
+
+  constructor(client) {
+    this.#client = client;
+  }
+
+  /** Adds a call; its outcome takes the next place in the results. `options.decode` as for call(). */
+  call(method, params, options = {}) {
+    this.#entries.push({ method, params, call: true, decode: options.decode });
+    return this;
+  }
+
+  /** Adds a notification (it takes no place in the results). */
+  notify(method, params) {
+    this.#entries.push({ method, params, call: false });
+    return this;
+  }
+
+  /** How many entries it holds. */
+  get length() {
+    return this.#entries.length;
+  }
+
+  /**
+   * Sends every entry in one frame. Resolves with one allSettled-style
+   * outcome per call, in the order added; rejects (Offline, Encode, Timeout
+   * while waiting) only when nothing was sent. `timeout` applies to each call.
+   */
+  send(options = {}) {
+    return this.#client[sendBatch](this.#entries.slice(), options);
+  }
+}
+
+/**
+ * Connects to a Switchboard (or any JSON-RPC 2.0 over WebSocket) server and
+ * returns the client at once; it connects, and reconnects, in the background.
+ *
+ * @param {string|URL} url `ws://` or `wss://`; in a page also `http(s)://` or relative (`/rpc`)
+ * @param {object} [options]
+ * @param {typeof WebSocket} [options.WebSocket] the WebSocket class (default: the global one)
+ * @param {string|string[]} [options.protocols] WebSocket subprotocols
+ * @param {number|null} [options.timeout] default call timeout, ms (10 000; null or 0: none)
+ * @param {boolean} [options.waitReady] calls wait for a connection instead of failing with Offline (false)
+ * @param {false|'never'|Partial<typeof defaultBackoff>} [options.reconnect] the backoff policy, or false for none
+ * @param {number} [options.connectTimeout] how long one attempt to open the socket may take, ms (10 000)
+ * @param {number} [options.heartbeatTimeout] silence after which the client reconnects, once the server
+ *   sends heartbeats, ms (default: three heartbeat intervals as the server announces them)
+ * @param {Record<string, Function>} [options.methods] methods the server may call
+ * @param {(direction: 'in'|'out', text: string) => void} [options.trace] sees every frame
+ * @returns {Client}
+ */
+export function connect(url, options = {}) {
+  return new Client(url, options);
+}

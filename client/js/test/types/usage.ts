@@ -1,0 +1,57 @@
+// Type-checked (tsc -p test/types), never run: the declarations describe the
+// API the way an application uses it.
+
+import {
+  connect,
+  backoffDelay,
+  defaultBackoff,
+  ErrorKind,
+  RpcClientError,
+  RpcError,
+  State,
+  type BatchOutcome,
+  type Client,
+  type StateDetail,
+} from '../../switchboard.js';
+
+async function main(): Promise<void> {
+  const client: Client = connect('ws://127.0.0.1:9000/rpc', {
+    timeout: 5_000,
+    reconnect: { max: 2_000, jitter: 0 },
+    heartbeatTimeout: 30_000,
+    methods: {
+      'browser.info': () => ({ userAgent: 'test' }),
+      'browser.fail': () => {
+        throw new RpcError(-32000, 'no', { why: 1 });
+      },
+    },
+  });
+  const offState: () => void = client.on('state', (detail: StateDetail) => {
+    const s: State = detail.state;
+    if (s === State.Offline && detail.error) console.log(detail.error.kind);
+  });
+  offState();
+  await client.ready({ timeout: 1_000 });
+  const sum = await client.call<number>('add', [2, 3], { timeout: 100, decode: (v) => Number(v) });
+  const n: number = sum + 1;
+  await client.notify('log', { text: 'hi' });
+  const outcomes: BatchOutcome[] = await client.batch().call('add', [1, 2]).notify('x').send({ timeout: 50 });
+  for (const o of outcomes) {
+    if (o.status === 'rejected') console.log(o.reason.kind, o.reason.code);
+    else console.log(o.value);
+  }
+  const unsubscribe = await client.subscribe('clock', (params, info) => console.log(params, info.topic));
+  const was: boolean = await unsubscribe();
+  const off = client.register('browser.echo', async (params) => params);
+  off();
+  try {
+    await client.discover();
+  } catch (e) {
+    if (e instanceof RpcClientError && e.kind === ErrorKind.Rpc) console.log(e.code, e.message, e.data);
+  }
+  const delay: number = backoffDelay(defaultBackoff, 3);
+  console.log(n, was, delay, client.state, client.rtt, client.pending, client.topics);
+  await client.close();
+}
+
+void main;

@@ -1,0 +1,157 @@
+// Test support: build a Rust example, run it on a free loopback port, wait
+// for events. Every wait is on an event; the timeouts are only hang guards.
+
+import { spawn, execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { once } from 'node:events';
+
+/** The repository root. */
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/** Generous: a busy two-core machine may be slow, but never this slow. */
+export const HANG_GUARD = 30_000;
+
+const built = new Map();
+
+/**
+ * Builds `cargo build --example NAME` (a no-op when up to date) and returns
+ * the executable's path, wherever the target directory is.
+ */
+export function buildExample(name) {
+  if (!built.has(name)) {
+    built.set(
+      name,
+      new Promise((resolve, reject) => {
+        execFile(
+          'cargo',
+          ['build', '--quiet', '--example', name, '--message-format=json-render-diagnostics'],
+          { cwd: repoRoot, maxBuffer: 64 << 20 },
+          (error, stdout, stderr) => {
+            if (error) {
+              reject(new Error(`cargo build --example ${name} failed:\n${stderr}`));
+              return;
+            }
+            for (const line of stdout.split('\n')) {
+              if (!line.startsWith('{')) continue;
+              const message = JSON.parse(line);
+              if (message.reason === 'compiler-artifact' && message.target?.name === name && message.executable) {
+                resolve(message.executable);
+                return;
+              }
+            }
+            reject(new Error(`cargo built no executable for example ${name}`));
+          },
+        );
+      }),
+    );
+  }
+  return built.get(name);
+}
+
+/**
+ * Runs an example that prints `... listening on URL` and resolves once it
+ * does. `addr` defaults to a free port; `restart()` runs it again on the same one.
+ */
+export async function startExample(name, { addr = '127.0.0.1:0', args = [] } = {}) {
+  const exe = await buildExample(name);
+  const env = { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' };
+  const child = spawn(exe, ['--addr', addr, ...args], { stdio: ['pipe', 'pipe', 'inherit'], env });
+  const url = await withTimeout(
+    new Promise((resolve, reject) => {
+      let buffered = '';
+      child.stdout.setEncoding('utf8');
+      child.stdout.on('data', (chunk) => {
+        buffered += chunk;
+        const match = /listening on (\S+)/.exec(buffered);
+        if (match) resolve(match[1]);
+      });
+      child.once('exit', (code, signal) => reject(new Error(`${name} exited early (${code ?? signal})`)));
+      child.once('error', reject);
+    }),
+    HANG_GUARD,
+    `${name} did not start`,
+  );
+  const exited = once(child, 'exit');
+  const { host } = new URL(url);
+  return {
+    url,
+    host,
+    child,
+    /** Ends it gracefully (Ctrl-C, and stdin closes) and waits for it to exit. */
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.stdin.end();
+      child.kill('SIGINT');
+      const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(killer);
+    },
+    /** Kills it at once, as a crash would, and waits for it to be gone. */
+    async kill() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGKILL');
+      await exited;
+    },
+    /** Starts it again on the same address. */
+    restart(extra = {}) {
+      return startExample(name, { addr: host, args, ...extra });
+    },
+  };
+}
+
+/** Rejects with `message` after `ms` unless `promise` settles first. */
+export function withTimeout(promise, ms, message) {
+  let timer;
+  const guard = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${message} (hang guard: ${ms} ms)`)), ms);
+  });
+  return Promise.race([promise, guard]).finally(() => clearTimeout(timer));
+}
+
+/** Resolves with the detail of the next `type` event of `target` that satisfies `predicate`. */
+export function nextEvent(target, type, predicate = () => true, ms = HANG_GUARD) {
+  let off;
+  const seen = new Promise((resolve) => {
+    off = target.on(type, (detail) => {
+      if (predicate(detail)) {
+        off();
+        resolve(detail);
+      }
+    });
+  });
+  return withTimeout(seen, ms, `no ${type} event`).finally(() => off());
+}
+
+/** A promise with its resolve function outside, for handlers to signal. */
+export function signal() {
+  let resolve;
+  const promise = new Promise((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** A queue of values pushed by a handler, taken one at a time by the test. */
+export function channel() {
+  const values = [];
+  const takers = [];
+  return {
+    push(value) {
+      const taker = takers.shift();
+      if (taker) taker(value);
+      else values.push(value);
+    },
+    take(ms = HANG_GUARD) {
+      if (values.length > 0) return Promise.resolve(values.shift());
+      return withTimeout(new Promise((resolve) => takers.push(resolve)), ms, 'nothing arrived');
+    },
+    get size() {
+      return values.length;
+    },
+  };
+}
+
+/** Resolves once `client.state` is `state`: at once if it is, else at the event that makes it so. */
+export function untilState(client, state, ms = HANG_GUARD) {
+  if (client.state === state) return Promise.resolve();
+  return nextEvent(client, 'state', (d) => d.state === state, ms).then(() => undefined);
+}

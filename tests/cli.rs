@@ -1,0 +1,481 @@
+//! The `switchboard` command, run as a process against live hubs: the demo
+//! hub of `switchboard serve` (a process too), and test hubs built here for
+//! what the demo cannot show (a notification being received, auth).
+//!
+//! Every test waits on events — a line read from a child's stdout, a child's
+//! exit, a message from a test hub — each bounded by a generous hang guard;
+//! nothing sleeps. Children are killed when their guard is dropped, so a
+//! failing test leaks no process.
+
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use switchboard::server::{Rejection, Server, ServerHandle};
+use switchboard::shared::{Context, ErrorObject, Methods};
+
+/// Hang guard: far longer than anything here should take on a busy machine.
+const GUARD: Duration = Duration::from_secs(60);
+
+/// The binary under test, built by cargo for these tests.
+const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+
+mod support;
+
+use support::{Finished, Proc};
+
+/// Starts `switchboard ARGS`, with `stdin` written to it if given.
+fn switchboard(args: &[&str], stdin: Option<&str>) -> Proc {
+    let mut command = Command::new(BIN);
+    command.args(args).env("RUST_LOG", "warn");
+    Proc::spawn(command, format!("switchboard {}", args.join(" ")), stdin)
+}
+
+/// Runs `switchboard ARGS` to its end.
+fn run(args: &[&str]) -> Finished {
+    switchboard(args, None).finish(GUARD)
+}
+
+/// Runs `switchboard ARGS` with `input` on stdin, to its end.
+fn run_with_stdin(args: &[&str], input: &str) -> Finished {
+    switchboard(args, Some(input)).finish(GUARD)
+}
+
+impl Finished {
+    fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, Some(code), "exit code; {self:#?}");
+        self
+    }
+
+    /// Exactly one line on stderr, `switchboard: ...`, and it contains `part`.
+    fn assert_one_line_error(&self, part: &str) -> &Self {
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line on stderr; {self:#?}");
+        assert!(lines[0].starts_with("switchboard: "), "{self:#?}");
+        assert!(lines[0].contains(part), "stderr should mention {part:?}; {self:#?}");
+        self
+    }
+
+    fn only_line(&self) -> &str {
+        assert_eq!(self.stdout.len(), 1, "one line on stdout; {self:#?}");
+        &self.stdout[0]
+    }
+
+    /// The one line of stdout, parsed.
+    fn json(&self) -> Value {
+        let line = self.only_line();
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("stdout is not one JSON value ({e}): {line}"))
+    }
+}
+
+/// `switchboard serve --addr 127.0.0.1:0`, and the URL it printed.
+struct DemoHub {
+    url: String,
+    process: Proc,
+}
+
+impl DemoHub {
+    fn start() -> DemoHub {
+        let process = switchboard(&["serve", "--addr", "127.0.0.1:0"], None);
+        let first = process.line(GUARD);
+        let url = first
+            .strip_prefix("switchboard hub listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line of serve: {first:?}"))
+            .to_owned();
+        DemoHub { url, process }
+    }
+}
+
+/// A hub built here, on its own runtime, for what the demo hub cannot show.
+struct TestHub {
+    url: String,
+    server: ServerHandle,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl TestHub {
+    fn start(builder: switchboard::server::ServerBuilder, methods: Methods) -> TestHub {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("a runtime");
+        let server =
+            runtime.block_on(builder.build(methods).listen("127.0.0.1:0")).expect("the test hub listens on loopback");
+        let url = format!("ws://{}/", server.local_addr().expect("bound"));
+        TestHub { url, server, runtime }
+    }
+}
+
+/// A URL nothing listens on: a port just bound and released.
+fn closed_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("ws://{addr}/")
+}
+
+// ---- serve ----------------------------------------------------------------
+
+#[test]
+fn serve_on_port_0_prints_the_bound_address_first_and_the_hub_answers_there() {
+    let hub = DemoHub::start();
+    let addr = hub.url.strip_prefix("ws://").and_then(|a| a.strip_suffix('/')).expect("ws://ADDR/");
+    let addr: std::net::SocketAddr = addr.parse().expect("a socket address");
+    assert_eq!(addr.ip().to_string(), "127.0.0.1");
+    assert_ne!(addr.port(), 0, "the bound port, not the one asked for");
+
+    let out = run(&["call", &hub.url, "add", "[2, 3]"]);
+    out.assert_code(0);
+    assert_eq!(out.only_line(), "5");
+}
+
+#[test]
+fn serve_on_an_address_in_use_exits_3() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().unwrap().to_string();
+    run(&["serve", "--addr", &addr]).assert_code(3).assert_one_line_error("cannot listen on");
+}
+
+#[cfg(unix)]
+#[test]
+fn serve_shuts_down_gracefully_on_interrupt_and_exits_0() {
+    let mut hub = DemoHub::start();
+    let status = Command::new("kill")
+        .args(["-INT", &hub.process.child().id().to_string()])
+        .status()
+        .expect("the kill command runs");
+    assert!(status.success());
+    let out = hub.process.finish(GUARD);
+    assert_eq!(out.code, Some(0), "{out:#?}");
+}
+
+// ---- call -----------------------------------------------------------------
+
+#[test]
+fn call_prints_the_result_as_compact_json_and_exits_0() {
+    let hub = DemoHub::start();
+    let out = run(&["call", &hub.url, "get_data"]);
+    out.assert_code(0);
+    // stdout is a pipe, not a terminal: compact JSON, one value a line.
+    assert_eq!(out.only_line(), r#"["hello",5]"#);
+    assert!(out.stderr.is_empty(), "{out:#?}");
+
+    let out = run(&["call", &hub.url, "subtract", r#"{"minuend": 42, "subtrahend": 23}"#]);
+    out.assert_code(0);
+    assert_eq!(out.json(), json!(19), "named params");
+
+    let out = run(&["call", &hub.url, "echo", r#"{"nested": {"list": [1, 2]}}"#]);
+    out.assert_code(0);
+    assert_eq!(out.only_line(), r#"{"nested":{"list":[1,2]}}"#);
+}
+
+#[test]
+fn call_of_unknown_method_prints_the_error_and_exits_1() {
+    let hub = DemoHub::start();
+    let out = run(&["call", &hub.url, "no_such_method", "[1]"]);
+    out.assert_code(1).assert_one_line_error("-32601");
+    let error = out.json();
+    assert_eq!(error["code"], -32601, "the error object is printed on stdout: {error}");
+    assert_eq!(error["message"], "Method not found");
+}
+
+#[test]
+fn call_with_params_the_method_refuses_prints_the_error_and_exits_1() {
+    let hub = DemoHub::start();
+    let out = run(&["call", &hub.url, "add", r#"["two", 3]"#]);
+    out.assert_code(1).assert_one_line_error("-32602");
+    assert_eq!(out.json()["code"], -32602);
+}
+
+#[test]
+fn call_with_bad_params_json_exits_2_with_one_line_on_stderr() {
+    let hub = DemoHub::start();
+    let out = run(&["call", &hub.url, "add", "[2,"]);
+    out.assert_code(2).assert_one_line_error("PARAMS_JSON is not valid JSON");
+    assert!(out.stdout.is_empty(), "{out:#?}");
+
+    run(&["call", &hub.url, "add", "42"]).assert_code(2).assert_one_line_error("must be an array or an object");
+}
+
+#[test]
+fn usage_errors_from_the_command_line_exit_2_with_one_line_on_stderr() {
+    run(&["call"]).assert_code(2).assert_one_line_error("required arguments were not provided");
+    run(&["frobnicate"]).assert_code(2).assert_one_line_error("unrecognized subcommand");
+    run(&["call", "ws://127.0.0.1:9/", "add", "--timeout", "soon"]).assert_code(2).assert_one_line_error("--timeout");
+    run(&["call", "ws://127.0.0.1:9/", "add", "--timeout", "0"]).assert_code(2).assert_one_line_error("positive");
+    run(&["call", "http://127.0.0.1:9/", "add"]).assert_code(2).assert_one_line_error("ws");
+    run(&["call", "ws://127.0.0.1:9/", "add", "--header", "no-colon"]).assert_code(2).assert_one_line_error("K:V");
+}
+
+#[test]
+fn help_and_version_exit_0() {
+    let out = run(&["--help"]);
+    out.assert_code(0);
+    let help = out.stdout.join("\n");
+    for command in ["serve", "call", "notify", "batch", "describe", "listen"] {
+        assert!(help.contains(command), "--help lists {command}: {help}");
+    }
+    let out = run(&["--version"]);
+    out.assert_code(0);
+    assert_eq!(out.only_line(), format!("switchboard {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn a_bare_switchboard_prints_the_help_on_stderr_and_exits_2() {
+    let out = run(&[]);
+    out.assert_code(2);
+    assert!(out.stdout.is_empty() && out.stderr.contains("Usage: switchboard <COMMAND>"), "{out:#?}");
+}
+
+#[test]
+fn an_unreachable_url_exits_3_with_one_line_on_stderr() {
+    let out = run(&["call", &closed_url(), "add", "[1, 2]"]);
+    out.assert_code(3).assert_one_line_error("could not connect");
+    assert!(out.stdout.is_empty(), "{out:#?}");
+    run(&["describe", &closed_url()]).assert_code(3).assert_one_line_error("could not connect");
+    run(&["listen", &closed_url()]).assert_code(3).assert_one_line_error("could not connect");
+}
+
+#[test]
+fn a_call_without_a_reply_in_time_exits_3() {
+    let hub = DemoHub::start();
+    let started = Instant::now();
+    let out = run(&["call", &hub.url, "sleep", "[5000]", "--timeout", "0.3"]);
+    out.assert_code(3).assert_one_line_error("no reply within 300ms");
+    assert!(started.elapsed() < Duration::from_secs(5), "it did not wait for the sleep: {:?}", started.elapsed());
+    assert!(out.stdout.is_empty(), "{out:#?}");
+}
+
+// ---- notify ---------------------------------------------------------------
+
+#[test]
+fn notify_sends_a_notification_the_hub_receives_and_exits_0() {
+    let (seen_tx, seen) = mpsc::channel::<Value>();
+    let mut methods = Methods::new();
+    methods.register_sync("record", move |params: Value, _cx: &Context| {
+        let _ = seen_tx.send(params);
+        Ok::<_, ErrorObject>(())
+    });
+    let hub = TestHub::start(Server::builder(), methods);
+
+    let out = run(&["notify", &hub.url, "record", r#"["hello", 42]"#]);
+    out.assert_code(0);
+    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "a notification has no reply: {out:#?}");
+    let params = seen.recv_timeout(GUARD).expect("the hub received the notification");
+    assert_eq!(params, json!(["hello", 42]));
+
+    // A notification to a method the hub lacks is not an error: nobody answers it.
+    run(&["notify", &hub.url, "nothing_here"]).assert_code(0);
+    drop(hub);
+}
+
+// ---- batch ----------------------------------------------------------------
+
+const BATCH: &str = r#"[
+    {"jsonrpc": "2.0", "method": "sum", "params": [1, 2, 3], "id": "first"},
+    {"jsonrpc": "2.0", "method": "update", "params": [1]},
+    {"jsonrpc": "2.0", "method": "get_data", "id": 7},
+    {"jsonrpc": "2.0", "method": "subtract", "params": {"minuend": 10, "subtrahend": 4}, "id": 3}
+]"#;
+
+const BATCH_REPLIES: &str = r#"[{"jsonrpc":"2.0","result":6,"id":"first"},{"jsonrpc":"2.0","result":["hello",5],"id":7},{"jsonrpc":"2.0","result":6,"id":3}]"#;
+
+#[test]
+fn batch_from_a_file_prints_the_replies_in_order_with_their_ids() {
+    let hub = DemoHub::start();
+    let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("batch-{}.json", std::process::id()));
+    std::fs::write(&file, BATCH).expect("write the batch file");
+    let out = run(&["batch", &hub.url, file.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&file);
+    out.assert_code(0);
+    assert_eq!(out.only_line(), BATCH_REPLIES, "no reply for the notification, the others in order");
+}
+
+#[test]
+fn batch_from_stdin_prints_the_replies_in_order_with_their_ids() {
+    let hub = DemoHub::start();
+    for args in [vec!["batch", hub.url.as_str(), "-"], vec!["batch", hub.url.as_str()]] {
+        let out = run_with_stdin(&args, BATCH);
+        out.assert_code(0);
+        assert_eq!(out.only_line(), BATCH_REPLIES, "{args:?}");
+    }
+}
+
+#[test]
+fn batch_with_an_entry_that_errs_prints_every_reply_and_exits_1() {
+    let hub = DemoHub::start();
+    let input = r#"[
+        {"jsonrpc": "2.0", "method": "add", "params": [1, 1], "id": 1},
+        {"jsonrpc": "2.0", "method": "missing", "id": 2},
+        {"jsonrpc": "2.0", "method": "add", "params": [2, 2], "id": 3}
+    ]"#;
+    let out = run_with_stdin(&["batch", &hub.url], input);
+    out.assert_code(1);
+    let replies = out.json();
+    assert_eq!(replies[0], json!({"jsonrpc": "2.0", "result": 2, "id": 1}));
+    assert_eq!(replies[1]["error"]["code"], -32601);
+    assert_eq!(replies[1]["id"], 2);
+    assert_eq!(replies[2], json!({"jsonrpc": "2.0", "result": 4, "id": 3}));
+}
+
+#[test]
+fn batch_that_is_not_an_array_of_requests_exits_2() {
+    let hub = DemoHub::start();
+    run_with_stdin(&["batch", &hub.url], "{not json").assert_code(2).assert_one_line_error("not valid JSON");
+    run_with_stdin(&["batch", &hub.url], r#"{"method": "add"}"#).assert_code(2).assert_one_line_error("array");
+    run_with_stdin(&["batch", &hub.url], "[]").assert_code(2).assert_one_line_error("empty");
+    run_with_stdin(&["batch", &hub.url], r#"[{"id": 1}]"#).assert_code(2).assert_one_line_error("method");
+    run(&["batch", &hub.url, "/no/such/batch.json"]).assert_code(2).assert_one_line_error("cannot read");
+}
+
+// ---- describe -------------------------------------------------------------
+
+#[test]
+fn describe_lists_the_methods_with_their_descriptions() {
+    let hub = DemoHub::start();
+    let out = run(&["describe", &hub.url]);
+    out.assert_code(0);
+    assert_eq!(out.stdout[0], format!("switchboard demo hub {}", env!("CARGO_PKG_VERSION")));
+    let line_of = |name: &str| {
+        out.stdout
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} is listed: {out:#?}"))
+            .clone()
+    };
+    for (name, description) in [
+        ("add", "Adds two numbers."),
+        ("sum", "Adds any count of numbers."),
+        ("sleep", "Returns ms after sleeping ms milliseconds."),
+        ("rpc.discover", "Returns the OpenRPC 1.3 document"),
+        ("clock", "The server's time, every second"),
+    ] {
+        assert!(line_of(name).contains(description), "{name}: {}", line_of(name));
+    }
+    assert!(out.stdout.iter().any(|l| l == "topics (rpc.subscribe):"), "{out:#?}");
+}
+
+#[test]
+fn describe_with_a_method_shows_its_signature_params_and_result() {
+    let hub = DemoHub::start();
+    let out = run(&["describe", &hub.url, "add"]);
+    out.assert_code(0);
+    assert_eq!(out.stdout[0], "add(a: number, b: number) -> number");
+    assert_eq!(out.stdout[1].trim(), "Adds two numbers.");
+    assert_eq!(out.stdout[2].trim(), "params (by-position):");
+    assert!(out.stdout[3].trim().starts_with("a (number, required): {"), "{out:#?}");
+    assert!(out.stdout[4].trim().starts_with("b (number, required): {"), "{out:#?}");
+    assert!(out.stdout[5].trim().starts_with("result (number): {"), "{out:#?}");
+
+    let out = run(&["describe", &hub.url, "subtract"]);
+    out.assert_code(0);
+    assert!(out.stdout.iter().any(|l| l.trim() == "params (either):"), "{out:#?}");
+    assert!(out.stdout.iter().any(|l| l.trim().starts_with("minuend (number, required)")), "{out:#?}");
+
+    let out = run(&["describe", &hub.url, "clock"]);
+    out.assert_code(0);
+    assert_eq!(out.stdout[0], "topic clock");
+
+    run(&["describe", &hub.url, "no_such_method"]).assert_code(1).assert_one_line_error("no method named");
+}
+
+// ---- listen ---------------------------------------------------------------
+
+#[test]
+fn listen_to_the_clock_topic_prints_one_json_object_a_line() {
+    let hub = DemoHub::start();
+    let listener = switchboard(&["listen", &hub.url, "--topic", "clock"], None);
+    let ticks: Vec<Value> = (0..2)
+        .map(|_| {
+            let line = listener.line(GUARD);
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not one JSON object a line ({e}): {line}"))
+        })
+        .collect();
+    for tick in &ticks {
+        assert_eq!(tick["method"], "clock", "{tick}");
+        assert!(tick["params"]["unix_ms"].is_u64() && tick["params"]["seq"].is_u64(), "{tick}");
+    }
+    let seq = |t: &Value| t["params"]["seq"].as_u64().unwrap();
+    assert_eq!(seq(&ticks[1]), seq(&ticks[0]) + 1, "consecutive ticks: {ticks:?}");
+    // The listener runs until interrupted; dropping its guard kills it.
+    drop(listener);
+}
+
+#[test]
+fn listen_prints_notifications_pushed_to_the_connection_and_refuses_calls() {
+    let (connected_tx, connected) = mpsc::channel();
+    let builder = Server::builder().on_connect(move |peer| {
+        let _ = connected_tx.send(peer.id());
+    });
+    let hub = TestHub::start(builder, Methods::new());
+    let listener = switchboard(&["listen", &hub.url], None);
+    let connection = connected.recv_timeout(GUARD).expect("the listener connects");
+
+    hub.server.notify(connection, "note", json!({"n": 1})).expect("notify the listener");
+    assert_eq!(listener.line(GUARD), r#"{"method":"note","params":{"n":1}}"#);
+    hub.server.broadcast("news", ["extra"]).expect("broadcast");
+    assert_eq!(listener.line(GUARD), r#"{"method":"news","params":["extra"]}"#);
+
+    let refused = hub
+        .runtime
+        .block_on(async { tokio::time::timeout(GUARD, hub.server.call::<Value>(connection, "anything", ())).await });
+    let refused = refused.expect("the listener answers calls").unwrap_err();
+    assert_eq!(refused.rpc().map(|e| e.code), Some(-32601), "{refused:?}");
+    drop(listener);
+}
+
+#[cfg(unix)]
+#[test]
+fn listen_stops_on_interrupt_and_exits_0() {
+    let hub = DemoHub::start();
+    let mut listener = switchboard(&["listen", &hub.url, "--topic", "clock"], None);
+    // Subscribed once the first tick is printed.
+    let _ = listener.line(GUARD);
+    let status = Command::new("kill").args(["-INT", &listener.child().id().to_string()]).status().expect("kill runs");
+    assert!(status.success());
+    let out = listener.finish(GUARD);
+    assert_eq!(out.code, Some(0), "{out:#?}");
+}
+
+// ---- --token and --header --------------------------------------------------
+
+/// A hub that wants `Authorization: Bearer s3cret` and an `x-tenant` header,
+/// and tells each connection what it was accepted with.
+fn guarded_hub() -> TestHub {
+    let builder = Server::builder().authenticate(|req| {
+        match req.bearer_token() {
+            Some("s3cret") => {}
+            Some(_) => return Err(Rejection::Forbidden("wrong token".into())),
+            None => return Err(Rejection::Unauthorized("a bearer token is required".into())),
+        }
+        let tenant = req.header("x-tenant").ok_or_else(|| Rejection::Forbidden("x-tenant is required".into()))?;
+        Ok(json!({"user": "ada", "tenant": tenant}))
+    });
+    let mut methods = Methods::new();
+    methods.register_sync("whoami", |(): (), cx: &Context| Ok::<_, ErrorObject>(cx.auth().cloned()));
+    TestHub::start(builder, methods)
+}
+
+#[test]
+fn token_and_header_reach_the_server() {
+    let hub = guarded_hub();
+    let out = run(&["call", &hub.url, "whoami", "--token", "s3cret", "--header", "x-tenant: acme"]);
+    out.assert_code(0);
+    assert_eq!(out.json(), json!({"user": "ada", "tenant": "acme"}));
+
+    // The flags go anywhere after the subcommand, for every subcommand.
+    let out = run(&["describe", "--header", "x-tenant:acme", "--token", "s3cret", &hub.url, "whoami"]);
+    out.assert_code(0);
+    assert_eq!(out.stdout[0], "whoami()");
+}
+
+#[test]
+fn without_the_token_the_server_answers_401_and_the_command_exits_3() {
+    let hub = guarded_hub();
+    let out = run(&["call", &hub.url, "whoami", "--header", "x-tenant: acme"]);
+    out.assert_code(3).assert_one_line_error("401");
+    assert!(out.stdout.is_empty(), "{out:#?}");
+
+    run(&["call", &hub.url, "whoami", "--token", "wrong", "--header", "x-tenant: acme"])
+        .assert_code(3)
+        .assert_one_line_error("403");
+}
