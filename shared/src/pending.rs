@@ -47,8 +47,8 @@ impl Pending {
     }
 
     /// Adds a slot for `id`. Fails with `Disconnected` once the table is
-    /// closed, and with `InvalidResponse`-free `Encode` if `id` is already
-    /// pending (an id generator that repeats itself).
+    /// closed, and with `Encode` if `id` is already pending (a custom id
+    /// generator that repeats itself: two calls could not be told apart).
     pub fn insert(self: &Arc<Self>, id: Id) -> Result<PendingGuard, Error> {
         let (tx, rx) = oneshot::channel();
         let mut state = self.state.lock();
