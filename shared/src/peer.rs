@@ -235,7 +235,12 @@ where
     // Split here, not in the task: the task's state then holds the two
     // halves, not also the dead space of the unsplit stream.
     let (sink, stream) = ws.split();
-    tokio::spawn(task.run(sink, stream).instrument(span));
+    if span.is_disabled() {
+        // No subscriber wants the span: skip entering and leaving it on every poll.
+        tokio::spawn(task.run(sink, stream));
+    } else {
+        tokio::spawn(task.run(sink, stream).instrument(span));
+    }
     handle
 }
 
