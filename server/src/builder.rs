@@ -9,6 +9,7 @@
 //! | [`max_in_flight`](ServerBuilder::max_in_flight) | 256 per connection | the connection stops being read |
 //! | [`max_queue_bytes`](ServerBuilder::max_queue_bytes) | 4 MiB per connection | close 1008 "slow consumer" |
 //! | [`handshake_timeout`](ServerBuilder::handshake_timeout) | 10 s | the TCP connection is dropped |
+//! | [`max_pending_handshakes`](ServerBuilder::max_pending_handshakes) | 1,024 | accepting pauses (the OS backlog holds new connections) |
 //! | [`heartbeat`](ServerBuilder::heartbeat) | ping 25 s, timeout 60 s | close 1001 "idle timeout" |
 //! | [`app_heartbeat`](ServerBuilder::app_heartbeat) | off | (`rpc.heartbeat` notifications for browsers) |
 //! | [`read_buffer_size`](ServerBuilder::read_buffer_size) | 2 KiB per connection | (a buffer, not a limit) |
@@ -47,6 +48,8 @@ pub mod defaults {
     pub const MAX_QUEUE_BYTES: usize = 4 << 20;
     /// Time a client has to complete the WebSocket upgrade.
     pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// TCP connections accepted but not yet upgraded, at once.
+    pub const MAX_PENDING_HANDSHAKES: usize = 1_024;
     /// Ping every 25 s; close after 60 s without hearing anything.
     pub const HEARTBEAT: Heartbeat = Heartbeat { interval: Duration::from_secs(25), timeout: Duration::from_secs(60) };
     /// Bytes of each connection's read buffer (2 KiB).
@@ -66,6 +69,7 @@ pub(crate) struct Settings {
     pub(crate) max_in_flight: usize,
     pub(crate) max_queue_bytes: usize,
     pub(crate) handshake_timeout: Duration,
+    pub(crate) max_pending_handshakes: usize,
     pub(crate) heartbeat: Option<Heartbeat>,
     pub(crate) app_heartbeat: Option<Duration>,
     pub(crate) read_buffer_size: usize,
@@ -83,6 +87,7 @@ impl Default for Settings {
             max_in_flight: defaults::MAX_IN_FLIGHT,
             max_queue_bytes: defaults::MAX_QUEUE_BYTES,
             handshake_timeout: defaults::HANDSHAKE_TIMEOUT,
+            max_pending_handshakes: defaults::MAX_PENDING_HANDSHAKES,
             heartbeat: Some(defaults::HEARTBEAT),
             app_heartbeat: None,
             read_buffer_size: defaults::READ_BUFFER_SIZE,
@@ -203,6 +208,20 @@ impl ServerBuilder {
     /// a response (a half-open or stalled client).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.settings.handshake_timeout = timeout;
+        self
+    }
+
+    /// Sets how many accepted TCP connections may be in their WebSocket
+    /// handshake at once (they do not count against `max_connections` until
+    /// admitted).
+    ///
+    /// Default: 1,024. When reached, the listener stops accepting until a
+    /// handshake ends (upgraded, refused, or timed out after
+    /// `handshake_timeout`); meanwhile new connections wait in the operating
+    /// system's backlog. So a flood of sockets that never send an upgrade
+    /// request costs bounded memory and tasks. The minimum is 1.
+    pub fn max_pending_handshakes(mut self, handshakes: usize) -> Self {
+        self.settings.max_pending_handshakes = handshakes.max(1);
         self
     }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::hub::Hub;
 use crate::lifecycle::{ListenerGuard, Phase};
@@ -29,17 +30,24 @@ pub(crate) fn warn_if_exposed(hub: &Hub, listener: &TcpListener) {
 /// dropped, so new TCP connections are refused by the operating system.
 pub(crate) async fn accept_loop(hub: Arc<Hub>, listener: TcpListener, guard: ListenerGuard) {
     let mut phase = hub.lifecycle.watch();
+    let handshakes = Arc::new(Semaphore::new(hub.settings.max_pending_handshakes));
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, remote)) => {
+            // At the bound, nothing is accepted: new connections wait in the backlog.
+            accepted = async {
+                let permit = Arc::clone(&handshakes).acquire_owned().await.expect("never closed");
+                (permit, listener.accept().await)
+            } => match accepted {
+                (permit, Ok((stream, remote))) => {
                     let hub = Arc::clone(&hub);
                     tokio::spawn(async move {
-                        // The outcome is logged where it is decided.
+                        // The outcome is logged where it is decided. `serve_tcp`
+                        // returns once the handshake is over, releasing the permit.
                         let _ = crate::server::serve_tcp(&hub, stream, Some(remote)).await;
+                        drop(permit);
                     });
                 }
-                Err(error) => {
+                (_, Err(error)) => {
                     tracing::warn!(target: "switchboard::server", %error, "accept failed");
                     tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                 }

@@ -125,6 +125,30 @@ async fn handshake_timeout_drops_a_silent_connection() {
 }
 
 #[tokio::test]
+async fn at_the_pending_handshake_bound_new_connections_wait_until_one_ends() {
+    let server = start(Server::builder().max_pending_handshakes(1)).await;
+    // A socket that never sends its upgrade request holds the only handshake slot.
+    let silent = TcpStream::connect(server.local_addr().unwrap()).await.unwrap();
+    let waiting = tokio::spawn({
+        let url = url(&server, "/");
+        async move { try_connect(url).await }
+    });
+    // Held back while the silent socket is in its handshake (the handshake
+    // timeout is 10 s, far beyond this window).
+    let early = tokio::time::timeout(Duration::from_millis(300), async {
+        while !waiting.is_finished() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(early.is_err(), "a second handshake was accepted past the bound");
+    // The silent socket goes away: its handshake ends, the waiting client gets in.
+    drop(silent);
+    let mut ws = guard("the waiting client's upgrade", waiting).await.unwrap().expect("upgraded");
+    call(&mut ws, 1, "add", json!([1, 2])).await;
+}
+
+#[tokio::test]
 async fn silent_client_is_closed_after_the_heartbeat_timeout() {
     let heartbeat = Heartbeat { interval: Duration::from_millis(50), timeout: Duration::from_millis(200) };
     let (builder, mut events) = Events::install(Server::builder().heartbeat(Some(heartbeat)));
