@@ -171,6 +171,23 @@ fn secs(s: f64) -> Duration {
 }
 
 /// Opens `c` connections, at most `parallel` handshakes at a time.
+/// Opens `c` connections (64 at a time): the open ones, how many failed, and the first failure.
+async fn open_counted(common: &Common, addr: SocketAddr, c: usize) -> (Vec<(Tx, Rx)>, u64, Option<String>) {
+    let mut conns = Vec::with_capacity(c);
+    let mut errors = 0u64;
+    let mut first_error = None;
+    for r in open_all(common, addr, c, 64).await {
+        match r {
+            Ok(pair) => conns.push(pair),
+            Err(e) => {
+                errors += 1;
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    (conns, errors, first_error)
+}
+
 async fn open_all(common: &Common, addr: SocketAddr, c: usize, parallel: usize) -> Vec<Result<(Tx, Rx), String>> {
     futures_util::stream::iter(0..c)
         .map(|_| wire::open(common.engine, addr, &common.url, common.read_buffer))
@@ -392,18 +409,7 @@ async fn run_calls(a: CallsArgs) -> (serde_json::Value, bool) {
         "loadgen calls: {} C={c} K={k} bytes={} warmup={}s seconds={}s batch={batch} engine={:?}",
         a.common.url, a.bytes, a.warmup, a.seconds, a.common.engine
     );
-    let mut conns = Vec::with_capacity(c);
-    let mut errors = 0u64;
-    let mut first_error = None;
-    for r in open_all(&a.common, addr, c, 64).await {
-        match r {
-            Ok(pair) => conns.push(pair),
-            Err(e) => {
-                errors += 1;
-                first_error.get_or_insert(e);
-            }
-        }
-    }
+    let (conns, mut errors, mut first_error) = open_counted(&a.common, addr, c).await;
     let start = Instant::now();
     let warm_end = start + secs(a.warmup);
     let end = warm_end + secs(a.seconds);
@@ -612,18 +618,7 @@ async fn run_flood(a: FloodArgs) -> (serde_json::Value, bool) {
         "loadgen flood: {} C={c} n={} bytes={} rounds={rounds} engine={:?}",
         a.common.url, a.n, a.bytes, a.common.engine
     );
-    let mut conns = Vec::with_capacity(c);
-    let mut errors = 0u64;
-    let mut first_error = None;
-    for r in open_all(&a.common, addr, c, 64).await {
-        match r {
-            Ok(pair) => conns.push(pair),
-            Err(e) => {
-                errors += 1;
-                first_error.get_or_insert(e);
-            }
-        }
-    }
+    let (mut conns, mut errors, mut first_error) = open_counted(&a.common, addr, c).await;
     let opened = conns.len();
     let server = a.common.pid.and_then(|p| CpuMeter::start(Some(p)));
     let client = CpuMeter::start(None);
