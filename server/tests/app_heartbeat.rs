@@ -2,27 +2,19 @@
 //! server sends `rpc.heartbeat`, the client answers `rpc.heartbeat_ack`, the
 //! server measures the round trip. Off by default.
 
-use std::future::Future;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use switchboard_server::{Server, ServerContext};
 use switchboard_shared::{Context, ErrorObject, Methods};
-use tokio::net::TcpStream;
+
+use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+mod support;
 
-const GUARD: Duration = Duration::from_secs(20);
-
-async fn guard<F: Future>(what: &str, f: F) -> F::Output {
-    match tokio::time::timeout(GUARD, f).await {
-        Ok(out) => out,
-        Err(_) => panic!("hang guard: {what} did not happen within {GUARD:?}"),
-    }
-}
+use support::{Ws, guard};
 
 async fn recv(ws: &mut Ws) -> Value {
     loop {

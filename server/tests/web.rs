@@ -3,7 +3,6 @@
 //! checks. Plain HTTP/1.1 over loopback and a plain tokio-tungstenite
 //! client; every wait is on an event, timeouts are only hang guards.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,20 +14,13 @@ use switchboard_server::{Rejection, Server, ServerBuilder, ServerHandle};
 use switchboard_shared::{Context, ErrorObject, Methods};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+mod support;
 
-const GUARD: Duration = Duration::from_secs(20);
-
-async fn guard<F: Future>(what: &str, f: F) -> F::Output {
-    match tokio::time::timeout(GUARD, f).await {
-        Ok(out) => out,
-        Err(_) => panic!("hang guard: {what} did not happen within {GUARD:?}"),
-    }
-}
+use support::{Ws, guard};
 
 /// A directory of static files, removed when dropped.
 struct Site(PathBuf);

@@ -5,8 +5,8 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { connect, ErrorKind, ErrorCode, RpcClientError, RpcError, State } from '../switchboard.js';
-import { startExample, nextEvent, channel, HANG_GUARD, withTimeout } from '../testing/support.mjs';
+import { connect, ErrorKind, ErrorCode, RpcError, State } from '../switchboard.js';
+import { startExample, nextEvent, channel, HANG_GUARD, withTimeout, rejectsWith } from '../testing/support.mjs';
 
 let hub;
 let client;
@@ -37,17 +37,6 @@ after(async () => {
   await hub?.stop();
 });
 
-/** Rejects unless `promise` rejects with an RpcClientError of `kind`; returns the error. */
-async function rejectsWith(promise, kind) {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof RpcClientError, `expected an RpcClientError, got ${error}`);
-    assert.equal(error.kind, kind, `expected ${kind}, got ${error.kind}: ${error.message}`);
-    return error;
-  }
-  assert.fail(`expected a ${kind} error, the promise resolved`);
-}
 
 describe('calls', () => {
   test('a call resolves with the result', async () => {

@@ -6,19 +6,9 @@ import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 
-import { connect, ErrorKind, RpcClientError, State } from '../switchboard.js';
-import { startExample, nextEvent, channel, untilState, HANG_GUARD } from '../testing/support.mjs';
+import { connect, ErrorKind, State } from '../switchboard.js';
+import { startExample, nextEvent, channel, untilState, HANG_GUARD, rejectsWith } from '../testing/support.mjs';
 
-async function rejectsWith(promise, kind) {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof RpcClientError, `expected an RpcClientError, got ${error}`);
-    assert.equal(error.kind, kind, `expected ${kind}, got ${error.kind}: ${error.message}`);
-    return error;
-  }
-  assert.fail(`expected a ${kind} error, the promise resolved`);
-}
 
 /** A TCP server that accepts and drops every connection, counting them. */
 async function dropper() {

@@ -5,6 +5,9 @@ import { spawn, execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { once } from 'node:events';
+import assert from 'node:assert/strict';
+
+import { RpcClientError } from '../switchboard.js';
 
 /** The repository root. */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -154,4 +157,16 @@ export function channel() {
 export function untilState(client, state, ms = HANG_GUARD) {
   if (client.state === state) return Promise.resolve();
   return nextEvent(client, 'state', (d) => d.state === state, ms).then(() => undefined);
+}
+
+/** Rejects unless `promise` rejects with an RpcClientError of `kind`; returns the error. */
+export async function rejectsWith(promise, kind) {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof RpcClientError, `expected an RpcClientError, got ${error}`);
+    assert.equal(error.kind, kind, `expected ${kind}, got ${error.kind}: ${error.message}`);
+    return error;
+  }
+  assert.fail(`expected a ${kind} error, the promise resolved`);
 }

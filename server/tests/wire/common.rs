@@ -1,9 +1,7 @@
 //! Helpers shared by the wire tests: start a server on 127.0.0.1:0, connect
 //! a plain client, send and read frames, and a set of test methods.
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::value::RawValue;
@@ -12,24 +10,12 @@ use switchboard_server::{ServerBuilder, ServerHandle};
 use switchboard_shared::{CloseReason, Context, ErrorObject, Methods};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc};
+use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 use uuid::Uuid;
 
-/// A plain client socket.
-pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// The hang guard: generous, so a busy machine never trips it.
-pub(crate) const GUARD: Duration = Duration::from_secs(20);
-
-/// Awaits `f`, failing the test if it takes longer than the hang guard.
-pub(crate) async fn guard<F: Future>(what: &str, f: F) -> F::Output {
-    match tokio::time::timeout(GUARD, f).await {
-        Ok(out) => out,
-        Err(_) => panic!("hang guard: {what} did not happen within {GUARD:?}"),
-    }
-}
+pub(crate) use crate::support::{Ws, guard};
 
 /// Starts a server with the test methods on 127.0.0.1:0.
 pub(crate) async fn start(builder: ServerBuilder) -> ServerHandle {

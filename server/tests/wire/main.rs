@@ -10,3 +10,5 @@ mod lifecycle;
 mod limits;
 mod push;
 mod spec;
+#[path = "../support/mod.rs"]
+mod support;
