@@ -38,6 +38,7 @@ impl Hub {
             heartbeat: settings.heartbeat,
             id_generator: None,
             extensions: http::Extensions::new(),
+            ..PeerConfig::default()
         };
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(settings.read_buffer_size)

@@ -4,8 +4,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::codec::Id;
 use crate::peer::PeerHandle;
 
 /// Facts about one connection, fixed at the handshake.
@@ -41,11 +43,53 @@ impl ConnectionInfo {
 pub struct Context {
     info: Arc<ConnectionInfo>,
     peer: PeerHandle,
+    /// The id of the request being handled (async handlers of requests only).
+    call: Option<Id>,
 }
 
 impl Context {
     pub(crate) fn new(info: Arc<ConnectionInfo>, peer: PeerHandle) -> Self {
-        Context { info, peer }
+        Context { info, peer, call: None }
+    }
+
+    /// This context, for the handler of request `id`.
+    pub(crate) fn for_call(&self, id: Option<Id>) -> Self {
+        Context { info: Arc::clone(&self.info), peer: self.peer.clone(), call: id }
+    }
+
+    /// A token that fires when the caller cancels this request
+    /// (`$/cancelRequest`) or the connection ends. The handler's own future
+    /// is dropped on cancellation anyway (its `Drop` guards run); hand the
+    /// token to work the handler started elsewhere (a spawned task, a query)
+    /// so that it stops too. Outside an async handler of a request (a
+    /// notification, a sync handler) the token never fires.
+    ///
+    /// ```
+    /// use switchboard_shared::{Context, ErrorObject, Methods};
+    ///
+    /// let mut methods = Methods::new();
+    /// methods.register("export", |(): (), cx: Context| async move {
+    ///     let stop = cx.cancellation();
+    ///     let job = tokio::spawn(async move {
+    ///         tokio::select! {
+    ///             _ = stop.cancelled() => None,
+    ///             rows = async { Some(42u64) } => rows,
+    ///         }
+    ///     });
+    ///     job.await.map_err(ErrorObject::internal)?.ok_or_else(|| ErrorObject::internal("cancelled"))
+    /// });
+    /// ```
+    pub fn cancellation(&self) -> CancellationToken {
+        match &self.call {
+            Some(id) => self.peer.cancellation_token(id),
+            None => CancellationToken::new(),
+        }
+    }
+
+    /// The id of the request being handled, when the handler is an async
+    /// handler of a request (not a notification).
+    pub fn request_id(&self) -> Option<&Id> {
+        self.call.as_ref()
     }
 
     /// The connection's id.

@@ -52,3 +52,22 @@ impl Error {
         }
     }
 }
+
+impl From<Error> for ErrorObject {
+    /// Lets a handler pass on the failure of a call it made with `?`: the
+    /// other side's error object as it is (code, message, data kept), any
+    /// other failure as -32603 with the failure in `data`.
+    ///
+    /// ```
+    /// use switchboard_shared::{Error, ErrorObject};
+    /// let remote = ErrorObject::new(7, "no such user");
+    /// assert_eq!(ErrorObject::from(Error::Rpc(remote.clone())), remote);
+    /// assert_eq!(ErrorObject::from(Error::Disconnected).code, -32603);
+    /// ```
+    fn from(error: Error) -> Self {
+        match error {
+            Error::Rpc(object) => object,
+            other => ErrorObject::internal(other),
+        }
+    }
+}

@@ -23,7 +23,7 @@ pub use codec::{ErrorObject, Id, code};
 pub use context::{ConnectionInfo, Context};
 pub use error::Error;
 pub use methods::{Dispatch, Method, MethodInfo, Methods};
-pub use peer::{BatchBuilder, CloseReason, Heartbeat, IdGenerator, PeerConfig, PeerHandle};
+pub use peer::{BatchBuilder, Cancellation, CloseReason, Heartbeat, IdGenerator, PeerCall, PeerConfig, PeerHandle};
 pub use writer::Overflow;
 
 /// Re-exported so users name the same WebSocket types we do.

@@ -123,17 +123,9 @@ impl Method {
             Err(e) => Dispatch::Ready(respond::<(), _>(id, Err(e), 0)),
             Ok(p) => {
                 let size_hint = params.map_or(0, |p| p.get().len());
-                let fut = handler(p, cx.clone());
-                // A panic while awaiting is answered here, where the call's id is known.
-                Dispatch::Pending(Box::pin(async move {
-                    match futures_util::FutureExt::catch_unwind(AssertUnwindSafe(fut)).await {
-                        Ok(outcome) => respond(id, outcome, size_hint),
-                        Err(_) => {
-                            tracing::error!("handler panicked");
-                            panicked(id)
-                        }
-                    }
-                }))
+                let fut = handler(p, cx.for_call(id.clone()));
+                // A panic while awaiting is the engine's to answer: it knows the id too.
+                Dispatch::Pending(Box::pin(async move { respond(id, fut.await, size_hint) }))
             }
         };
         Method { handler: Arc::new(erased), info: MethodInfo::default() }

@@ -9,6 +9,12 @@
 //!   [`Overflow::Disconnect`] (the server's choice) the connection is marked
 //!   overflowed and closed with 1008 "slow consumer"; with [`Overflow::Wait`]
 //!   (the client's) the pusher waits for room;
+//! - **replies** (our answers to the other side's calls) are counted against
+//!   a bound of their own, the same size: a peer whose queue is full of its
+//!   own calls can still answer, so answering never costs the answerer its
+//!   connection. Replies never wait: a peer that keeps calling without
+//!   reading the answers overflows the reply bound and is cut off as a slow
+//!   consumer, whatever the overflow policy;
 //! - a **drive** of the writer moves every queued frame into the sink and then
 //!   flushes once, so a burst of responses costs one write system call, not
 //!   one per frame. It only takes a frame from the queue when the sink is
@@ -41,21 +47,25 @@ pub enum Overflow {
 #[derive(Debug, Clone)]
 pub(crate) enum Outgoing {
     Text(Utf8Bytes),
+    /// An answer to the other side's call: counted against the reply bound.
+    Reply(Utf8Bytes),
     Ping,
     Close(CloseCode, Utf8Bytes),
 }
 
 impl Outgoing {
-    fn len(&self) -> usize {
+    /// (bytes against the main bound, bytes against the reply bound)
+    fn len(&self) -> QueuedBytes {
         match self {
-            Outgoing::Text(t) => t.len(),
-            Outgoing::Ping | Outgoing::Close(..) => 0,
+            Outgoing::Text(t) => QueuedBytes { own: t.len(), replies: 0 },
+            Outgoing::Reply(t) => QueuedBytes { own: 0, replies: t.len() },
+            Outgoing::Ping | Outgoing::Close(..) => QueuedBytes::default(),
         }
     }
 
     fn into_message(self) -> Message {
         match self {
-            Outgoing::Text(t) => Message::Text(t),
+            Outgoing::Text(t) | Outgoing::Reply(t) => Message::Text(t),
             Outgoing::Ping => Message::Ping(Bytes::new()),
             Outgoing::Close(code, reason) => Message::Close(Some(CloseFrame { code, reason })),
         }
@@ -71,10 +81,24 @@ pub(crate) enum PushError {
     Closed,
 }
 
+/// Queued bytes, counted against the two bounds.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct QueuedBytes {
+    own: usize,
+    replies: usize,
+}
+
+impl std::ops::AddAssign for QueuedBytes {
+    fn add_assign(&mut self, other: QueuedBytes) {
+        self.own += other.own;
+        self.replies += other.replies;
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     frames: VecDeque<Outgoing>,
-    bytes: usize,
+    bytes: QueuedBytes,
     closed: bool,
     overflowed: bool,
 }
@@ -101,15 +125,39 @@ impl OutboundQueue {
         match self.try_push(frame) {
             Ok(()) => Ok(()),
             Err((PushError::Full, _)) if overflow == Overflow::Disconnect => {
-                let mut state = self.state.lock();
-                state.overflowed = true;
-                state.closed = true;
-                drop(state);
-                self.wake.notify_one();
+                self.overflow();
                 Err(PushError::Full)
             }
             Err((error, _)) => Err(error),
         }
+    }
+
+    /// Queues an answer to the other side's call against the reply bound.
+    /// Never waits: a full reply bound means the other side does not read
+    /// its answers, and the connection is closed as a slow consumer.
+    pub(crate) fn push_reply(&self, frame: Utf8Bytes) -> Result<(), PushError> {
+        match self.try_push(Outgoing::Reply(frame)) {
+            Ok(()) => Ok(()),
+            Err((PushError::Full, _)) => {
+                self.overflow();
+                Err(PushError::Full)
+            }
+            Err((error, _)) => Err(error),
+        }
+    }
+
+    /// Queues `frame` if there is room; a full queue drops it (the caller
+    /// deems it optional, like a cancellation notice) without closing.
+    pub(crate) fn push_if_room(&self, frame: Outgoing) -> Result<(), PushError> {
+        self.try_push(frame).map_err(|(error, _)| error)
+    }
+
+    fn overflow(&self) {
+        let mut state = self.state.lock();
+        state.overflowed = true;
+        state.closed = true;
+        drop(state);
+        self.wake.notify_one();
     }
 
     /// Queues `frame`, waiting for room when the queue is full.
@@ -138,7 +186,8 @@ impl OutboundQueue {
             return Err((PushError::Closed, frame));
         }
         let len = frame.len();
-        if state.bytes > 0 && state.bytes + len > self.max_bytes {
+        let full = |queued: usize, more: usize| more > 0 && queued > 0 && queued + more > self.max_bytes;
+        if full(state.bytes.own, len.own) || full(state.bytes.replies, len.replies) {
             return Err((PushError::Full, frame));
         }
         state.bytes += len;
@@ -168,7 +217,7 @@ impl OutboundQueue {
         let mut state = self.state.lock();
         state.closed = true;
         state.frames.clear();
-        state.bytes = 0;
+        state.bytes = QueuedBytes::default();
         drop(state);
         self.space.notify_waiters();
         self.wake.notify_one();
@@ -178,25 +227,35 @@ impl OutboundQueue {
         self.state.lock().overflowed
     }
 
+    /// Every byte waiting to be written, replies included.
     pub(crate) fn queued_bytes(&self) -> usize {
-        self.state.lock().bytes
+        let bytes = self.state.lock().bytes;
+        bytes.own + bytes.replies
     }
 
     fn has_frames(&self) -> bool {
         !self.state.lock().frames.is_empty()
     }
 
-    fn take_into(&self, batch: &mut VecDeque<Outgoing>) -> usize {
+    fn take_into(&self, batch: &mut VecDeque<Outgoing>) -> QueuedBytes {
         let mut state = self.state.lock();
         std::mem::swap(&mut state.frames, batch);
-        batch.iter().map(Outgoing::len).sum()
+        drop(state);
+        let mut taken = QueuedBytes::default();
+        for frame in batch.iter() {
+            taken += frame.len();
+        }
+        taken
     }
 
-    fn release(&self, bytes: usize) {
+    fn release(&self, bytes: QueuedBytes) {
         let mut state = self.state.lock();
-        state.bytes = state.bytes.saturating_sub(bytes);
+        state.bytes.own = state.bytes.own.saturating_sub(bytes.own);
+        state.bytes.replies = state.bytes.replies.saturating_sub(bytes.replies);
         drop(state);
-        self.space.notify_waiters();
+        if bytes.own > 0 {
+            self.space.notify_waiters();
+        }
     }
 }
 
@@ -214,7 +273,7 @@ pub(crate) enum Drive {
 #[derive(Debug, Default)]
 pub(crate) struct Writer {
     batch: VecDeque<Outgoing>,
-    batch_bytes: usize,
+    batch_bytes: QueuedBytes,
     needs_flush: bool,
     close_sent: bool,
 }
@@ -236,7 +295,7 @@ impl Writer {
     {
         loop {
             if self.batch.is_empty() {
-                if self.batch_bytes > 0 {
+                if self.batch_bytes != QueuedBytes::default() {
                     queue.release(std::mem::take(&mut self.batch_bytes));
                 }
                 self.batch_bytes = queue.take_into(&mut self.batch);
@@ -290,8 +349,33 @@ mod tests {
         q.push(text(8), Overflow::Wait).unwrap();
         assert_eq!(q.push(text(8), Overflow::Wait), Err(PushError::Full));
         assert!(!q.is_overflowed());
-        q.release(8);
+        q.release(QueuedBytes { own: 8, replies: 0 });
         assert_eq!(q.push(text(8), Overflow::Wait), Ok(()));
+    }
+
+    #[test]
+    fn a_reply_has_room_when_our_own_calls_fill_the_queue() {
+        let q = OutboundQueue::new(10);
+        q.push(text(8), Overflow::Wait).unwrap();
+        assert_eq!(q.push(text(8), Overflow::Wait), Err(PushError::Full));
+        assert_eq!(q.push_reply(Utf8Bytes::from("y".repeat(8))), Ok(()));
+        assert!(!q.is_overflowed());
+    }
+
+    #[test]
+    fn replies_the_other_side_never_reads_overflow_whatever_the_policy() {
+        let q = OutboundQueue::new(10);
+        q.push_reply(Utf8Bytes::from("y".repeat(8))).unwrap();
+        assert_eq!(q.push_reply(Utf8Bytes::from("y".repeat(8))), Err(PushError::Full));
+        assert!(q.is_overflowed());
+    }
+
+    #[test]
+    fn an_optional_frame_is_dropped_not_fatal_when_full() {
+        let q = OutboundQueue::new(10);
+        q.push(text(8), Overflow::Wait).unwrap();
+        assert_eq!(q.push_if_room(text(8)), Err(PushError::Full));
+        assert!(!q.is_overflowed());
     }
 
     #[tokio::test]

@@ -59,17 +59,20 @@ async fn batch_of_notifications_gets_no_reply() {
 }
 
 #[tokio::test]
-async fn batch_longer_than_the_limit_gets_one_invalid_request() {
+async fn batch_longer_than_the_limit_answers_each_request_with_its_own_id() {
     let server = start(Server::builder().max_batch_len(3)).await;
     let mut ws = connect(&server).await;
     let batch: Vec<Value> =
         (0..4).map(|i| json!({"jsonrpc": "2.0", "method": "add", "params": [i, 1], "id": i})).collect();
     send_json(&mut ws, Value::Array(batch)).await;
     let reply = recv(&mut ws).await;
-    assert!(reply.is_object(), "one error object, not an array: {reply}");
-    assert_eq!(reply["error"]["code"], -32600, "{reply}");
-    assert_eq!(reply["id"], json!(null));
-    assert!(reply["error"]["data"].as_str().unwrap().contains("limit of 3"), "{reply}");
+    let answers = reply.as_array().expect("an array: one error per request");
+    let ids: Vec<Value> = answers.iter().map(|a| a["id"].clone()).collect();
+    assert_eq!(ids, vec![json!(0), json!(1), json!(2), json!(3)], "{reply}");
+    for answer in answers {
+        assert_eq!(answer["error"]["code"], -32600, "{reply}");
+        assert!(answer["error"]["data"].as_str().unwrap().contains("limit of 3"), "{reply}");
+    }
     // A batch at the limit is answered.
     let batch: Vec<Value> =
         (0..3).map(|i| json!({"jsonrpc": "2.0", "method": "add", "params": [i, 1], "id": i})).collect();

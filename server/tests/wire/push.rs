@@ -59,6 +59,9 @@ async fn server_call_times_out_when_the_client_does_not_answer() {
     let request = next_request(&mut ws, "ignored").await;
     let error = guard("the timeout", call).await.unwrap().unwrap_err();
     assert!(matches!(error, CallError::Call(Error::Timeout(_))), "{error}");
+    // The server gave up: it tells the client, which may stop the work.
+    let cancel = recv(&mut ws).await;
+    assert_eq!(cancel, json!({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": request["id"]}}));
     // A late answer is dropped and the connection lives on.
     send_json(&mut ws, json!({"jsonrpc": "2.0", "result": 1, "id": request["id"]})).await;
     call_add(&mut ws).await;

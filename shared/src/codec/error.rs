@@ -22,6 +22,13 @@ pub mod code {
     pub const SHUTTING_DOWN: i64 = -32000;
     /// Server error range used by Switchboard: a subscription was refused.
     pub const SUBSCRIPTION_DENIED: i64 = -32001;
+    /// Server error range used by Switchboard: the connection already has
+    /// as many requests running and parked as its limits allow; `data` names
+    /// the limit. Retry after some of your calls have been answered.
+    pub const SERVER_BUSY: i64 = -32002;
+    /// The request was cancelled by its caller (`$/cancelRequest`, the
+    /// Language Server Protocol's code and convention).
+    pub const REQUEST_CANCELLED: i64 = -32800;
 
     /// The standard message for a reserved code, if it has one.
     pub fn message(code: i64) -> Option<&'static str> {
@@ -31,6 +38,9 @@ pub mod code {
             METHOD_NOT_FOUND => "Method not found",
             INVALID_PARAMS => "Invalid params",
             INTERNAL_ERROR => "Internal error",
+            SHUTTING_DOWN => "Server shutting down",
+            SERVER_BUSY => "Server busy",
+            REQUEST_CANCELLED => "Request cancelled",
             _ => return None,
         })
     }
@@ -106,6 +116,21 @@ impl ErrorObject {
     /// -32603.
     pub fn internal(detail: impl fmt::Display) -> Self {
         Self::standard(code::INTERNAL_ERROR).with_data(detail.to_string())
+    }
+
+    /// -32000: the server is shutting down and takes no new requests.
+    pub fn shutting_down() -> Self {
+        Self::standard(code::SHUTTING_DOWN)
+    }
+
+    /// -32002: a connection limit refused the request; `detail` names it.
+    pub fn server_busy(detail: impl fmt::Display) -> Self {
+        Self::standard(code::SERVER_BUSY).with_data(detail.to_string())
+    }
+
+    /// -32800: the caller cancelled the request.
+    pub fn request_cancelled() -> Self {
+        Self::standard(code::REQUEST_CANCELLED)
     }
 }
 

@@ -1,0 +1,150 @@
+//! How one connection behaves ([`PeerConfig`]) and why it ended ([`CloseReason`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::codec::Id;
+use crate::writer::Overflow;
+
+/// Makes the ids of our outgoing calls.
+pub type IdGenerator = Arc<dyn Fn() -> Id + Send + Sync>;
+
+/// Keep-alive: ping every `interval`, give up when nothing was heard for `timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// How often to send a ping.
+    pub interval: Duration,
+    /// How long silence (no frame of any kind) may last before the connection is closed.
+    pub timeout: Duration,
+}
+
+/// Whether requests are cancelled across the wire with `$/cancelRequest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Cancellation {
+    /// The default. When one of our calls times out or its future is
+    /// dropped, we send `$/cancelRequest {"id": ..}`; when the other side
+    /// sends it for one of its requests that we are still running, we drop
+    /// the handler's future, fire its [`Context::cancellation`](crate::Context::cancellation)
+    /// token and answer -32800. A peer that does not know the notification
+    /// ignores it, as JSON-RPC says of unknown notifications.
+    #[default]
+    Notify,
+    /// Neither send nor honour `$/cancelRequest` (it then reaches the
+    /// method registry like any other notification).
+    Off,
+}
+
+/// How one connection behaves. Server and client set different defaults.
+#[derive(Clone)]
+pub struct PeerConfig {
+    /// Inbound requests whose handlers may wait at once. Default 256.
+    /// Requests beyond it are parked (see `max_parked_bytes`); the socket is
+    /// read all the same, so answers to our own calls always get through.
+    pub max_in_flight: usize,
+    /// Bound, in bytes of their frames, on requests parked while
+    /// `max_in_flight` handlers run. Default 1 MiB. Beyond it a request is
+    /// answered at once with -32002 "Server busy" (`data` names the limit)
+    /// and a notification is dropped (and counted).
+    pub max_parked_bytes: usize,
+    /// Bound on bytes waiting to be written. Default 4 MiB. Answers to the
+    /// other side's calls have a bound of the same size of their own.
+    pub max_queue_bytes: usize,
+    /// What a full queue does to our own calls and pushes. Default
+    /// [`Overflow::Disconnect`]. Answers never wait: a full answer bound
+    /// always closes the connection as a slow consumer.
+    pub overflow: Overflow,
+    /// Longest batch answered; each request of a longer one is answered with
+    /// -32600 carrying its own id. Default 1,000.
+    pub max_batch_len: usize,
+    /// Timeout of our outgoing calls unless overridden, the wait for queue
+    /// room included. Default 10 s.
+    pub call_timeout: Option<Duration>,
+    /// Keep-alive pings. Default none.
+    pub heartbeat: Option<Heartbeat>,
+    /// Ids for our outgoing calls. Default: a counter from 1.
+    pub id_generator: Option<IdGenerator>,
+    /// `$/cancelRequest` in both directions. Default [`Cancellation::Notify`].
+    pub cancellation: Cancellation,
+    /// Typed values every connection spawned with this config shares (a
+    /// server puts a handle to itself here). [`Context::extension`](crate::Context::extension)
+    /// looks in the connection's own `ConnectionInfo::extensions` first, then
+    /// here. Held once per config, not once per connection.
+    pub extensions: http::Extensions,
+}
+
+impl Default for PeerConfig {
+    fn default() -> Self {
+        PeerConfig {
+            max_in_flight: 256,
+            max_parked_bytes: 1 << 20,
+            max_queue_bytes: 4 << 20,
+            overflow: Overflow::Disconnect,
+            max_batch_len: 1000,
+            call_timeout: Some(Duration::from_secs(10)),
+            heartbeat: None,
+            id_generator: None,
+            cancellation: Cancellation::Notify,
+            extensions: http::Extensions::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for PeerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerConfig")
+            .field("max_in_flight", &self.max_in_flight)
+            .field("max_parked_bytes", &self.max_parked_bytes)
+            .field("max_queue_bytes", &self.max_queue_bytes)
+            .field("overflow", &self.overflow)
+            .field("max_batch_len", &self.max_batch_len)
+            .field("call_timeout", &self.call_timeout)
+            .field("heartbeat", &self.heartbeat)
+            .field("custom_ids", &self.id_generator.is_some())
+            .field("cancellation", &self.cancellation)
+            .finish()
+    }
+}
+
+/// Why a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The other side closed (with its close code and reason, if it sent a close frame).
+    Remote {
+        /// The close code it sent.
+        code: Option<u16>,
+        /// The reason it gave.
+        reason: String,
+    },
+    /// We closed it ([`PeerHandle::close`](super::PeerHandle::close) or a graceful shutdown).
+    Local {
+        /// The close code we sent.
+        code: u16,
+        /// The reason we gave.
+        reason: String,
+    },
+    /// Its outbound queue overflowed: closed with 1008 "slow consumer".
+    SlowConsumer,
+    /// A message exceeded the size limit: closed with 1009.
+    MessageTooBig,
+    /// Nothing was heard for the heartbeat timeout.
+    IdleTimeout,
+    /// The WebSocket protocol was violated, the socket failed, or the
+    /// connection's task panicked.
+    Transport(String),
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::Remote { code: Some(code), reason } => write!(f, "closed by peer ({code} {reason})"),
+            CloseReason::Remote { code: None, .. } => f.write_str("closed by peer"),
+            CloseReason::Local { code, reason } => write!(f, "closed locally ({code} {reason})"),
+            CloseReason::SlowConsumer => f.write_str("slow consumer"),
+            CloseReason::MessageTooBig => f.write_str("message too big"),
+            CloseReason::IdleTimeout => f.write_str("idle timeout"),
+            CloseReason::Transport(e) => write!(f, "transport error: {e}"),
+        }
+    }
+}

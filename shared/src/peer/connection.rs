@@ -1,0 +1,291 @@
+//! The connection task: one per socket, owning it. Its loop reads every
+//! frame as it comes (never pausing: flow control lives in [`dispatch`](super::dispatch)),
+//! writes queued frames, pings, and runs the graceful shutdown; its end is
+//! guarded so that cleanup runs even if the task panics.
+//!
+//! Terms:
+//! - **draining**: a graceful shutdown began; new requests are refused, the
+//!   socket is still read, and the connection closes with 1001 once no
+//!   request runs or at the deadline;
+//! - the **ending** runs exactly once however the task stops: every pending
+//!   call fails with `Disconnected`, the queue closes, waiting tasks learn
+//!   the [`CloseReason`], and the close hook runs.
+
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use super::dispatch::Parked;
+use super::{CloseHook, CloseReason, PeerHandle};
+use crate::codec::{ErrorObject, Id, encode};
+use crate::context::Context;
+use crate::methods::Methods;
+use crate::writer::{Drive, Writer};
+
+/// The connection task's state.
+pub(super) struct Connection {
+    pub(super) handle: PeerHandle,
+    pub(super) methods: Arc<Methods>,
+    pub(super) cx: Context,
+    /// Set once our close frame is written: later frames are not dispatched.
+    pub(super) close_sent: bool,
+    /// Set when a graceful shutdown begins.
+    pub(super) draining: bool,
+    /// While a batch is being handled, its ready answers are gathered here
+    /// instead of being sent one by one.
+    pub(super) collecting: Option<Vec<String>>,
+    /// Requests waiting for a free in-flight slot.
+    pub(super) parked: Parked,
+    ending: Ending,
+}
+
+/// How many frames are read in a row before queued output gets written.
+const READ_BURST: usize = 64;
+
+/// A burst also ends once this many bytes of answers wait to be written: big
+/// answers go out early instead of piling up (and their buffers are freed
+/// sooner, which keeps the allocator from growing and shrinking its heap).
+const BURST_OUTPUT: usize = 64 << 10;
+
+impl Connection {
+    pub(super) fn new(handle: PeerHandle, methods: Arc<Methods>, on_close: Option<CloseHook>) -> Self {
+        let cx = Context::new(Arc::clone(&handle.shared.info), handle.clone());
+        let parked = Parked::new(handle.shared.config.max_parked_bytes);
+        let ending = Ending { handle: handle.clone(), on_close, reason: None };
+        Connection { handle, methods, cx, close_sent: false, draining: false, collecting: None, parked, ending }
+    }
+
+    // A plain fn returning an `async move` block: an `async fn` would keep
+    // its arguments twice in the task's state, once as arguments and once as
+    // locals, and every idle connection would pay for the copy.
+    #[allow(clippy::manual_async_fn, reason = "an async fn stores its arguments twice")]
+    pub(super) fn run<S>(
+        mut self,
+        mut sink: SplitSink<WebSocketStream<S>, Message>,
+        mut stream: SplitStream<WebSocketStream<S>>,
+    ) -> impl Future<Output = ()> + Send + 'static
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        async move {
+            let shared = Arc::clone(&self.handle.shared);
+            let heartbeat = shared.config.heartbeat;
+            let mut ticker = heartbeat.map(|hb| {
+                let mut t = tokio::time::interval_at(tokio::time::Instant::now() + hb.interval, hb.interval);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                t
+            });
+            let mut last_heard = Instant::now();
+            let mut close_deadline: Option<tokio::time::Instant> = None;
+            let mut deadline_timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
+            let mut writer = Writer::default();
+
+            let reason = loop {
+                if shared.queue.is_overflowed() {
+                    break CloseReason::SlowConsumer;
+                }
+                let drain = *shared.drain_deadline.lock();
+                if let Some(deadline) = drain {
+                    if !self.draining {
+                        self.draining = true;
+                        self.refuse_parked(ErrorObject::shutting_down());
+                    }
+                    if !self.close_sent
+                        && close_deadline.is_none()
+                        && (self.handle.in_flight() == 0 || tokio::time::Instant::now() >= deadline)
+                    {
+                        self.handle.close(1001, "server shutting down");
+                    }
+                }
+                self.unpark();
+                // One timer, boxed and made only while a deadline is set: idle
+                // connections carry no timer state for it.
+                match close_deadline.or(drain) {
+                    None => deadline_timer = None,
+                    Some(at) => match &mut deadline_timer {
+                        Some(timer) if timer.deadline() == at => {}
+                        Some(timer) => timer.as_mut().reset(at),
+                        None => deadline_timer = Some(Box::pin(tokio::time::sleep_until(at))),
+                    },
+                }
+
+                tokio::select! {
+                    biased;
+                    drive = poll_fn(|cx| writer.poll_drive(cx, &mut sink, &shared.queue)), if writer.has_work(&shared.queue) =>
+                    {
+                        match drive {
+                            Ok(Drive::CloseSent) => {
+                                self.close_sent = true;
+                                close_deadline.get_or_insert_with(|| tokio::time::Instant::now() + Duration::from_secs(2));
+                            }
+                            Ok(Drive::Idle) => {}
+                            Err(e) => break transport_reason(e),
+                        }
+                    }
+                    // Always read: answers to our calls, pongs and
+                    // cancellations must get through whatever the load.
+                    frame = stream.next() => {
+                        last_heard = Instant::now();
+                        if let Err(reason) = self.on_frame(frame) {
+                            break reason;
+                        }
+                        // Read what is already buffered before writing, so a burst is answered with one flush.
+                        let mut burst_end = None;
+                        for _ in 1..READ_BURST {
+                            if shared.queue.queued_bytes() >= BURST_OUTPUT {
+                                break;
+                            }
+                            let Some(frame) = stream.next().now_or_never() else { break };
+                            if let Err(reason) = self.on_frame(frame) {
+                                burst_end = Some(reason);
+                                break;
+                            }
+                        }
+                        if let Some(reason) = burst_end {
+                            break reason;
+                        }
+                    }
+                    () = shared.queue.wake.notified() => {}
+                    _ = async { ticker.as_mut().expect("guarded").tick().await }, if ticker.is_some() => {
+                        let hb = heartbeat.expect("ticker implies heartbeat");
+                        if last_heard.elapsed() >= hb.timeout {
+                            break CloseReason::IdleTimeout;
+                        }
+                        let _ = shared.queue.push_control(crate::writer::Outgoing::Ping);
+                    }
+                    () = poll_fn(|cx| deadline_timer.as_mut().map_or(Poll::Pending, |t| t.as_mut().poll(cx))), if deadline_timer.is_some() => {
+                        if close_deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                            break CloseReason::Local { code: 1001, reason: "close handshake timed out".into() };
+                        }
+                    }
+                }
+            };
+            // Boxed: the goodbye is needed once, so its state is not carried by
+            // every idle connection's task.
+            Box::pin(self.finish(reason, sink)).await
+        }
+    }
+
+    /// Handles one read result. `Err` ends the connection.
+    fn on_frame(&mut self, frame: Option<Result<Message, WsError>>) -> Result<(), CloseReason> {
+        match frame {
+            None => Err(self.local_or_remote(None, String::new())),
+            Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
+                tracing::warn!(size, max_size, "message too big");
+                Err(CloseReason::MessageTooBig)
+            }
+            Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
+                Err(self.local_or_remote(None, String::new()))
+            }
+            Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => {
+                Err(CloseReason::Remote { code: None, reason: "reset without closing handshake".into() })
+            }
+            Some(Err(e)) => Err(transport_reason(e)),
+            Some(Ok(Message::Text(text))) => {
+                self.on_text(text.as_str());
+                Ok(())
+            }
+            Some(Ok(Message::Binary(bytes))) => {
+                match std::str::from_utf8(&bytes) {
+                    Ok(text) => self.on_text(text),
+                    Err(_) => self
+                        .reply(encode::error(&Id::Null, &ErrorObject::parse_error("binary frame is not UTF-8 JSON"))),
+                }
+                Ok(())
+            }
+            Some(Ok(Message::Close(frame))) => {
+                let (code, reason) =
+                    frame.map_or((None, String::new()), |f| (Some(u16::from(f.code)), f.reason.to_string()));
+                Err(self.local_or_remote(code, reason))
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Ok(()),
+        }
+    }
+
+    fn local_or_remote(&self, code: Option<u16>, reason: String) -> CloseReason {
+        if self.close_sent {
+            CloseReason::Local { code: 1001, reason: "closed".into() }
+        } else {
+            CloseReason::Remote { code, reason }
+        }
+    }
+
+    /// Ends the connection: fails pending calls, says goodbye where it can,
+    /// and publishes the reason.
+    async fn finish<K>(mut self, reason: CloseReason, mut sink: K)
+    where
+        K: futures_util::Sink<Message, Error = WsError> + Unpin,
+    {
+        // Callers learn at once; the goodbye below may take a while.
+        self.ending.fail_calls();
+        let goodbye = match &reason {
+            CloseReason::SlowConsumer => Some((CloseCode::Policy, "slow consumer")),
+            CloseReason::MessageTooBig => Some((CloseCode::Size, "message too big")),
+            CloseReason::IdleTimeout => Some((CloseCode::Away, "idle timeout")),
+            CloseReason::Transport(_) => Some((CloseCode::Protocol, "protocol error")),
+            CloseReason::Remote { .. } | CloseReason::Local { .. } => None,
+        };
+        if let Some((code, text)) = goodbye {
+            tracing::info!(%reason, "closing connection");
+            let close = Message::Close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(text),
+            }));
+            // Best effort: a peer that does not read may never take it.
+            let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close)).await;
+        } else {
+            tracing::debug!(%reason, "connection ended");
+            let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+        }
+        self.ending.reason = Some(reason);
+        // Dropping `self` runs the rest of the ending.
+    }
+}
+
+/// The end of a connection, run by `Drop` so that a panic of the task
+/// cannot skip it.
+struct Ending {
+    handle: PeerHandle,
+    on_close: Option<CloseHook>,
+    /// Why it ended; `None` when the task is being unwound by a panic.
+    reason: Option<CloseReason>,
+}
+
+impl Ending {
+    fn fail_calls(&self) {
+        let shared = &self.handle.shared;
+        shared.pending.fail_all();
+        shared.queue.close();
+        shared.inflight.cancel_all();
+    }
+}
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        let reason = self.reason.take().unwrap_or_else(|| {
+            tracing::error!("the connection task panicked; its connection is closed");
+            CloseReason::Transport("the connection task panicked".into())
+        });
+        self.fail_calls();
+        let shared = &self.handle.shared;
+        *shared.closed.lock() = Some(reason.clone());
+        shared.closed_notify.notify_waiters();
+        if let Some(hook) = self.on_close.take() {
+            hook(&self.handle, &reason);
+        }
+    }
+}
+
+fn transport_reason(e: WsError) -> CloseReason {
+    CloseReason::Transport(e.to_string())
+}

@@ -1,0 +1,560 @@
+//! Running the other side's requests under flow control.
+//!
+//! Terms:
+//! - a handler is first **polled in place**; one that finishes at once (most
+//!   do) costs no task and no extra wake-up. One that has to wait is spawned
+//!   and is **in flight** until it is answered;
+//! - at `max_in_flight`, new requests are **parked**: copied out of their
+//!   frame into a FIFO bounded in bytes (`max_parked_bytes`), and run as
+//!   slots free up, in arrival order;
+//! - beyond the parked bound a request is **refused busy**: answered at once
+//!   with -32002 "Server busy" (`data` names the limit), a notification is
+//!   dropped and counted. While **draining** (graceful shutdown) every new
+//!   or parked request is refused with -32000 "Server shutting down";
+//! - responses never enter this: the connection routes them to the pending
+//!   table as they arrive, so no bound here can hold up an answer the
+//!   running handlers are waiting for.
+//!
+//! Every request gets exactly one response: its handler's, -32603 if the
+//! handler panicked (at any point, with the request's own id), -32800 if
+//! its caller cancelled it, or a refusal. Notifications get none, even
+//! when their handler panics.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Poll, Waker};
+use std::time::Instant;
+
+use futures_util::FutureExt;
+use futures_util::future::Abortable;
+use serde_json::value::RawValue;
+use tracing::Instrument as _;
+
+use super::connection::Connection;
+use super::{CANCEL_METHOD, Cancellation};
+use crate::codec::{self, Entry, ErrorObject, Frame, Id, Invalid, InvalidKind, encode};
+use crate::error::Error;
+use crate::methods::{Dispatch, HandlerFuture, panicked};
+
+/// A request (or notification) copied out of its frame to wait for a slot.
+#[derive(Debug)]
+struct OwnedCall {
+    method: Box<str>,
+    params: Option<Box<RawValue>>,
+    id: Option<Id>,
+}
+
+/// One entry of a batch, ready to run.
+#[derive(Debug)]
+enum Item<'a> {
+    Call {
+        method: Cow<'a, str>,
+        params: Option<&'a RawValue>,
+        id: Option<Id>,
+    },
+    /// An entry answered without running anything (an invalid entry's error).
+    Answer(String),
+}
+
+/// [`Item`] copied out of its frame.
+#[derive(Debug)]
+enum OwnedItem {
+    Call(OwnedCall),
+    Answer(String),
+}
+
+#[derive(Debug)]
+enum Work {
+    One(OwnedCall),
+    Batch(Vec<OwnedItem>),
+}
+
+/// Requests waiting for an in-flight slot, bounded in bytes.
+#[derive(Debug)]
+pub(super) struct Parked {
+    queue: VecDeque<(Work, usize)>,
+    bytes: usize,
+    max_bytes: usize,
+}
+
+/// What a parked entry is counted as besides its params: the copy's own
+/// allocations, so that many tiny requests cannot park unbounded memory.
+const PARK_OVERHEAD: usize = 64;
+
+impl Parked {
+    pub(super) fn new(max_bytes: usize) -> Self {
+        Parked { queue: VecDeque::new(), bytes: 0, max_bytes }
+    }
+
+    fn has_room(&self, bytes: usize) -> bool {
+        self.queue.is_empty() || self.bytes + bytes <= self.max_bytes
+    }
+
+    fn push(&mut self, work: Work, bytes: usize) {
+        self.bytes += bytes;
+        self.queue.push_back((work, bytes));
+    }
+
+    fn pop(&mut self) -> Option<Work> {
+        let (work, bytes) = self.queue.pop_front()?;
+        self.bytes -= bytes;
+        Some(work)
+    }
+
+    /// Takes out the single parked request with `id`.
+    fn remove(&mut self, id: &Id) -> bool {
+        let found =
+            self.queue.iter().position(|(work, _)| matches!(work, Work::One(call) if call.id.as_ref() == Some(id)));
+        match found.and_then(|at| self.queue.remove(at)) {
+            Some((_, bytes)) => {
+                self.bytes -= bytes;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl OwnedCall {
+    fn new(method: &str, params: Option<&RawValue>, id: Option<Id>) -> Self {
+        OwnedCall { method: method.into(), params: params.map(ToOwned::to_owned), id }
+    }
+
+    fn size(&self) -> usize {
+        PARK_OVERHEAD + self.method.len() + self.params.as_ref().map_or(0, |p| p.get().len())
+    }
+}
+
+/// What happens to a request that arrives now.
+enum Admit {
+    Run,
+    Park,
+    Refuse(ErrorObject),
+}
+
+impl Connection {
+    pub(super) fn on_text(&mut self, text: &str) {
+        if self.close_sent {
+            return;
+        }
+        match codec::decode_frame(text) {
+            Err(error) => self.reply(encode::error(&Id::Null, &error)),
+            Ok(Frame::Single(entry)) => {
+                if let Some(item) = self.on_entry(entry) {
+                    self.on_single(item);
+                }
+            }
+            Ok(Frame::Batch(entries)) => self.on_batch(entries),
+        }
+    }
+
+    /// Routes responses and cancellations at once; returns what is left to run.
+    fn on_entry<'a>(&mut self, entry: Entry<'a>) -> Option<Item<'a>> {
+        let pending = &self.handle.shared.pending;
+        match entry {
+            Ok(codec::Message::Request(req)) => {
+                Some(Item::Call { method: req.method, params: req.params, id: Some(req.id) })
+            }
+            Ok(codec::Message::Notification(note)) => {
+                if note.method == CANCEL_METHOD && self.handle.shared.config.cancellation == Cancellation::Notify {
+                    self.on_cancel(note.params);
+                    return None;
+                }
+                Some(Item::Call { method: note.method, params: note.params, id: None })
+            }
+            Ok(codec::Message::Response(resp)) => {
+                let reply = resp.outcome.map(|raw| raw.to_owned()).map_err(Error::Rpc);
+                pending.complete(&resp.id, reply);
+                None
+            }
+            Err(Invalid { kind: InvalidKind::Shapeless, id, .. }) if id != Id::Null && pending.contains(&id) => {
+                // Neither a call nor a response, carrying the id of one of our
+                // pending calls: a broken reply to it, which fails it at once.
+                tracing::warn!(%id, "invalid response received: neither result nor error");
+                let detail = "a response must carry exactly one of \"result\" and \"error\"; it had neither";
+                pending.complete(&id, Err(Error::InvalidResponse(detail.into())));
+                None
+            }
+            Err(Invalid { kind: InvalidKind::Request | InvalidKind::Shapeless, id, error }) => {
+                Some(Item::Answer(encode::error(&id, &error)))
+            }
+            Err(Invalid { kind: InvalidKind::Response, id, error }) => {
+                let detail = error.data.as_ref().and_then(|d| d.as_str()).unwrap_or("malformed").to_owned();
+                tracing::warn!(%id, %detail, "invalid response received");
+                if id != Id::Null {
+                    pending.complete(&id, Err(Error::InvalidResponse(detail)));
+                }
+                None
+            }
+        }
+    }
+
+    fn on_single(&mut self, item: Item<'_>) {
+        let Item::Call { method, params, id } = item else {
+            if let Item::Answer(answer) = item {
+                self.reply(answer);
+            }
+            return;
+        };
+        match self.admit(PARK_OVERHEAD + method.len() + params.map_or(0, |p| p.get().len())) {
+            Admit::Run => self.run_one(&method, params, id),
+            Admit::Park => {
+                let call = OwnedCall::new(&method, params, id);
+                let size = call.size();
+                self.parked.push(Work::One(call), size);
+            }
+            Admit::Refuse(error) => self.refuse(id, &error),
+        }
+    }
+
+    fn on_batch(&mut self, entries: Vec<Entry<'_>>) {
+        let too_long = entries.len() > self.handle.shared.config.max_batch_len;
+        let count = entries.len();
+        let items: Vec<Item<'_>> = entries.into_iter().filter_map(|entry| self.on_entry(entry)).collect();
+        if items.is_empty() {
+            return;
+        }
+        if too_long {
+            let limit = self.handle.shared.config.max_batch_len;
+            let error = ErrorObject::invalid_request(format!("batch of {count} entries exceeds the limit of {limit}"));
+            return self.refuse_batch(items, &error);
+        }
+        let size = items
+            .iter()
+            .map(|item| match item {
+                Item::Call { method, params, .. } => PARK_OVERHEAD + method.len() + params.map_or(0, |p| p.get().len()),
+                Item::Answer(answer) => answer.len(),
+            })
+            .sum();
+        match self.admit(size) {
+            Admit::Run => self.run_batch(items),
+            Admit::Park => {
+                let owned = items
+                    .into_iter()
+                    .map(|item| match item {
+                        Item::Call { method, params, id } => OwnedItem::Call(OwnedCall::new(&method, params, id)),
+                        Item::Answer(answer) => OwnedItem::Answer(answer),
+                    })
+                    .collect();
+                self.parked.push(Work::Batch(owned), size);
+            }
+            Admit::Refuse(error) => self.refuse_batch(items, &error),
+        }
+    }
+
+    /// Decides, from the load and the lifecycle, what becomes of new work of `bytes`.
+    fn admit(&mut self, bytes: usize) -> Admit {
+        if self.draining || self.handle.shared.draining.load(Ordering::Acquire) {
+            return Admit::Refuse(ErrorObject::shutting_down());
+        }
+        let config = &self.handle.shared.config;
+        if self.parked.queue.is_empty() && self.handle.in_flight() < config.max_in_flight.max(1) {
+            return Admit::Run;
+        }
+        if self.parked.has_room(bytes) {
+            return Admit::Park;
+        }
+        Admit::Refuse(ErrorObject::server_busy(format!(
+            "max_in_flight ({}) requests are running and max_parked_bytes ({}) are parked on this connection",
+            config.max_in_flight, config.max_parked_bytes
+        )))
+    }
+
+    /// Answers a request that will not run; drops (and counts) a notification.
+    fn refuse(&mut self, id: Option<Id>, error: &ErrorObject) {
+        let stats = &self.handle.shared.stats;
+        match id {
+            Some(id) => {
+                if error.code == codec::code::SERVER_BUSY {
+                    stats.busy_refusals.fetch_add(1, Ordering::Relaxed);
+                }
+                self.reply(encode::error(&id, error));
+            }
+            None => {
+                stats.dropped_notifications.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(code = error.code, "notification dropped");
+            }
+        }
+    }
+
+    /// Answers every request of a batch with `error` (invalid entries keep
+    /// their own errors), as one array; nothing when only notifications.
+    fn refuse_batch(&mut self, items: Vec<Item<'_>>, error: &ErrorObject) {
+        self.collecting = Some(Vec::new());
+        for item in items {
+            match item {
+                Item::Call { id, .. } => self.refuse(id, error),
+                Item::Answer(answer) => self.reply(answer),
+            }
+        }
+        let answers = self.collecting.take().unwrap_or_default();
+        if !answers.is_empty() {
+            self.reply(encode::batch(&answers));
+        }
+    }
+
+    /// Runs parked work while slots are free.
+    pub(super) fn unpark(&mut self) {
+        let max = self.handle.shared.config.max_in_flight.max(1);
+        while self.handle.in_flight() < max {
+            let Some(work) = self.parked.pop() else { break };
+            match work {
+                Work::One(call) => self.run_one(&call.method, call.params.as_deref(), call.id),
+                Work::Batch(items) => {
+                    let items = items
+                        .iter()
+                        .map(|item| match item {
+                            OwnedItem::Call(call) => Item::Call {
+                                method: Cow::Borrowed(&call.method),
+                                params: call.params.as_deref(),
+                                id: call.id.clone(),
+                            },
+                            OwnedItem::Answer(answer) => Item::Answer(answer.clone()),
+                        })
+                        .collect();
+                    self.run_batch(items);
+                }
+            }
+        }
+    }
+
+    /// Refuses everything parked (a graceful shutdown began).
+    pub(super) fn refuse_parked(&mut self, error: ErrorObject) {
+        while let Some(work) = self.parked.pop() {
+            match work {
+                Work::One(call) => self.refuse(call.id, &error),
+                Work::Batch(items) => {
+                    let items = items
+                        .into_iter()
+                        .map(|item| match item {
+                            OwnedItem::Call(call) => {
+                                Item::Call { method: Cow::Borrowed(""), params: None, id: call.id }
+                            }
+                            OwnedItem::Answer(answer) => Item::Answer(answer),
+                        })
+                        .collect();
+                    self.refuse_batch(items, &error);
+                }
+            }
+        }
+    }
+
+    /// `$/cancelRequest {"id": ..}` from the other side.
+    fn on_cancel(&mut self, params: Option<&RawValue>) {
+        #[derive(serde::Deserialize)]
+        struct CancelParams<'a> {
+            #[serde(borrow)]
+            id: &'a RawValue,
+        }
+        let id = params
+            .and_then(|p| serde_json::from_str::<CancelParams<'_>>(p.get()).ok())
+            .and_then(|p| Id::from_raw(p.id).ok());
+        let Some(id) = id else {
+            tracing::debug!("$/cancelRequest without a usable id ignored");
+            return;
+        };
+        let shared = &self.handle.shared;
+        if shared.inflight.cancel(&id) {
+            // Its task answers -32800.
+            shared.stats.cancelled.fetch_add(1, Ordering::Relaxed);
+        } else if self.parked.remove(&id) {
+            shared.stats.cancelled.fetch_add(1, Ordering::Relaxed);
+            self.reply(encode::error(&id, &ErrorObject::request_cancelled()));
+        }
+        // Otherwise it was answered already: nothing to do.
+    }
+
+    /// Runs one request or notification now.
+    fn run_one(&mut self, method: &str, params: Option<&RawValue>, id: Option<Id>) {
+        if let Some(future) = self.invoke(method, params, id.clone()) {
+            let tracked = self.track(future, id);
+            self.spawn(tracked, 1);
+        }
+    }
+
+    fn run_batch(&mut self, items: Vec<Item<'_>>) {
+        self.collecting = Some(Vec::new());
+        let mut waiting = Vec::new();
+        for item in items {
+            match item {
+                Item::Call { method, params, id } => {
+                    if let Some(future) = self.invoke(&method, params, id.clone()) {
+                        waiting.push(Box::pin(self.track(future, id)));
+                    }
+                }
+                Item::Answer(answer) => self.reply(answer),
+            }
+        }
+        let mut ready = self.collecting.take().unwrap_or_default();
+        if waiting.is_empty() {
+            if !ready.is_empty() {
+                self.reply(encode::batch(&ready));
+            }
+            return;
+        }
+        // Calls that must wait run together in one task, which sends the whole array.
+        let count = waiting.len();
+        let batch = async move {
+            let outs = futures_util::future::join_all(waiting).await;
+            ready.extend(outs.into_iter().flatten());
+            (!ready.is_empty()).then(|| encode::batch(&ready))
+        };
+        self.spawn(batch, count);
+    }
+
+    /// Runs a handler, polling it once in place. Returns it if it must wait.
+    fn invoke(&mut self, method: &str, params: Option<&RawValue>, id: Option<Id>) -> Option<HandlerFuture> {
+        let audit = tracing::enabled!(target: "switchboard::call", tracing::Level::DEBUG);
+        let started = audit.then(Instant::now);
+        let panic_id = id.clone();
+        let audit_id = if audit { id.clone() } else { None };
+        let mut future = match self.methods.dispatch(method, params, &self.cx, id) {
+            Dispatch::Ready(out) => {
+                if let Some(started) = started {
+                    audit_call(method, audit_id.as_ref(), started, out.as_deref());
+                }
+                if let Some(out) = out {
+                    self.reply(out);
+                }
+                return None;
+            }
+            Dispatch::Pending(future) => future,
+        };
+        let mut cx = std::task::Context::from_waker(Waker::noop());
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)));
+        let shared = &self.handle.shared;
+        if !matches!(polled, Ok(Poll::Pending)) && !shared.inflight.is_empty() {
+            // Its handler may have asked for a cancellation token; it is done.
+            if let Some(id) = &panic_id {
+                shared.inflight.finish(id);
+            }
+        }
+        match polled {
+            Ok(Poll::Ready(out)) => {
+                if let Some(started) = started {
+                    audit_call(method, audit_id.as_ref(), started, out.as_deref());
+                }
+                if let Some(out) = out {
+                    self.reply(out);
+                }
+                None
+            }
+            Ok(Poll::Pending) => match started {
+                Some(started) => {
+                    let method = method.to_owned();
+                    Some(Box::pin(async move {
+                        let out = future.await;
+                        audit_call(&method, audit_id.as_ref(), started, out.as_deref());
+                        out
+                    }))
+                }
+                None => Some(future),
+            },
+            Err(_) => {
+                tracing::error!(method, "handler panicked");
+                shared.stats.handler_panics.fetch_add(1, Ordering::Relaxed);
+                if let Some(out) = panicked(panic_id) {
+                    self.reply(out);
+                }
+                None
+            }
+        }
+    }
+
+    /// Wraps a waiting handler: a panic at any point is answered with the
+    /// request's own id (a notification's is not answered), and a request
+    /// can be cancelled while it runs.
+    fn track(&self, future: HandlerFuture, id: Option<Id>) -> impl Future<Output = Option<String>> + Send + 'static {
+        let shared = Arc::clone(&self.handle.shared);
+        let registration = match (&id, shared.config.cancellation) {
+            (Some(id), Cancellation::Notify) => Some(shared.inflight.track(id.clone())),
+            _ => None,
+        };
+        async move {
+            let guarded = AssertUnwindSafe(future).catch_unwind();
+            let outcome = match registration {
+                None => guarded.await,
+                Some(registration) => {
+                    let outcome = Abortable::new(guarded, registration).await;
+                    if let Some(id) = &id {
+                        shared.inflight.finish(id);
+                    }
+                    match outcome {
+                        Ok(outcome) => outcome,
+                        Err(_aborted) => {
+                            return id.map(|id| encode::error(&id, &ErrorObject::request_cancelled()));
+                        }
+                    }
+                }
+            };
+            outcome.unwrap_or_else(|_| {
+                tracing::error!(id = ?id, "handler panicked");
+                shared.stats.handler_panics.fetch_add(1, Ordering::Relaxed);
+                panicked(id)
+            })
+        }
+    }
+
+    /// Queues an answer (or gathers it into the batch being handled).
+    pub(super) fn reply(&mut self, frame: String) {
+        if let Some(batch) = &mut self.collecting {
+            batch.push(frame);
+            return;
+        }
+        let shared = &self.handle.shared;
+        shared.stats.calls_answered.fetch_add(1, Ordering::Relaxed);
+        // A full answer bound closes the connection (slow consumer); the loop notices.
+        let _ = shared.queue.push_reply(frame.into());
+    }
+
+    /// Runs a waiting handler on its own task; it counts `weight` calls in flight.
+    fn spawn(&mut self, future: impl Future<Output = Option<String>> + Send + 'static, weight: usize) {
+        let shared = Arc::clone(&self.handle.shared);
+        shared.in_flight.fetch_add(weight, Ordering::AcqRel);
+        tokio::spawn(
+            async move {
+                // Frees the slots however the task ends.
+                let slot = Slot { shared, weight };
+                if let Some(frame) = future.await {
+                    slot.shared.stats.calls_answered.fetch_add(1, Ordering::Relaxed);
+                    let _ = slot.shared.queue.push_reply(frame.into());
+                }
+            }
+            .in_current_span(),
+        );
+    }
+}
+
+/// `weight` in-flight slots, given back on drop (and the connection woken to
+/// run parked work).
+struct Slot {
+    shared: Arc<super::handle::Shared>,
+    weight: usize,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.shared.in_flight.fetch_sub(self.weight, Ordering::AcqRel);
+        self.shared.queue.wake.notify_one();
+    }
+}
+
+fn audit_call(method: &str, id: Option<&Id>, started: Instant, out: Option<&str>) {
+    let outcome = match out {
+        None => "notification",
+        Some(frame) if frame.starts_with(r#"{"jsonrpc":"2.0","error""#) => "error",
+        Some(_) => "ok",
+    };
+    tracing::debug!(
+        target: "switchboard::call",
+        method,
+        id = %id.map(ToString::to_string).unwrap_or_default(),
+        duration_us = started.elapsed().as_micros() as u64,
+        outcome,
+        "call"
+    );
+}

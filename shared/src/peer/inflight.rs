@@ -1,0 +1,112 @@
+//! The requests of the other side that are running now, by id, so that a
+//! `$/cancelRequest` can stop one.
+//!
+//! Terms:
+//! - a request is **tracked** from the moment its handler turns out to wait
+//!   (it did not finish on its first poll) until it is answered; only
+//!   tracked requests can be cancelled (the others are answered already);
+//! - **cancelling** a tracked request aborts its handler's future (it is
+//!   dropped at its next poll, so its `Drop` guards run) and fires its
+//!   **token**, which the handler may have asked for through
+//!   [`Context::cancellation`](crate::Context::cancellation) to stop work it
+//!   handed to other tasks. The task that ran the handler then answers
+//!   -32800: every request still gets exactly one response;
+//! - a token asked for on the handler's first poll exists before the request
+//!   is tracked; the entry is created then and tracking fills it in.
+
+use std::collections::HashMap;
+
+use futures_util::future::{AbortHandle, AbortRegistration};
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::codec::Id;
+
+#[derive(Debug, Default)]
+struct Entry {
+    abort: Option<AbortHandle>,
+    token: Option<CancellationToken>,
+}
+
+/// The running requests of one connection.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    calls: Mutex<HashMap<Id, Entry>>,
+}
+
+impl InFlight {
+    /// Starts tracking `id`; the returned registration makes its handler abortable.
+    pub(crate) fn track(&self, id: Id) -> AbortRegistration {
+        let (abort, registration) = AbortHandle::new_pair();
+        self.calls.lock().entry(id).or_default().abort = Some(abort);
+        registration
+    }
+
+    /// The token of request `id`, made on first use.
+    pub(crate) fn token(&self, id: &Id) -> CancellationToken {
+        let mut calls = self.calls.lock();
+        calls.entry(id.clone()).or_default().token.get_or_insert_with(CancellationToken::new).clone()
+    }
+
+    /// Cancels request `id`. `false` when it is not tracked (already answered, or never waited).
+    pub(crate) fn cancel(&self, id: &Id) -> bool {
+        let Some(entry) = self.calls.lock().remove(id) else { return false };
+        if let Some(token) = entry.token {
+            token.cancel();
+        }
+        match entry.abort {
+            Some(abort) => {
+                abort.abort();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops tracking `id` (its answer is on its way).
+    pub(crate) fn finish(&self, id: &Id) {
+        self.calls.lock().remove(id);
+    }
+
+    /// Whether anything is tracked or has a token (a cheap check before `finish`).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.calls.lock().is_empty()
+    }
+
+    /// Cancels everything: the connection has ended.
+    pub(crate) fn cancel_all(&self) {
+        let calls = std::mem::take(&mut *self.calls.lock());
+        for (_, entry) in calls {
+            if let Some(token) = entry.token {
+                token.cancel();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::future::Abortable;
+
+    #[tokio::test]
+    async fn cancelling_a_tracked_request_aborts_it_and_fires_its_token() {
+        let table = InFlight::default();
+        let id = Id::Num(7);
+        let token = table.token(&id);
+        let registration = table.track(id.clone());
+        assert!(table.cancel(&id));
+        assert!(token.is_cancelled());
+        assert!(Abortable::new(std::future::pending::<()>(), registration).await.is_err());
+        assert!(table.is_empty());
+    }
+
+    #[test]
+    fn an_untracked_or_finished_request_cannot_be_cancelled() {
+        let table = InFlight::default();
+        assert!(!table.cancel(&Id::Num(1)));
+        let _registration = table.track(Id::Num(1));
+        table.finish(&Id::Num(1));
+        assert!(!table.cancel(&Id::Num(1)));
+    }
+}

@@ -1,0 +1,95 @@
+//! The symmetric peer engine: drives one WebSocket for either end.
+//!
+//! One task per connection owns the socket ([`connection`]). It reads every
+//! frame as it arrives, decodes it once, and:
+//! - routes **responses** to the [`Pending`](crate::pending::Pending) table at
+//!   once, whatever else is going on: the socket is never left unread, so
+//!   calls in both directions can never wait on each other;
+//! - hands **requests and notifications** to [`dispatch`], which runs them
+//!   under the connection's flow control (see there: in flight, parked,
+//!   busy);
+//! - writes everything queued for this connection (answers, our calls,
+//!   pushes) through the [`Writer`](crate::writer::Writer), coalescing a
+//!   burst into one flush.
+//!
+//! When the socket ends, for whatever reason (a panic of the task
+//! included), every pending call fails with [`Error::Disconnected`](crate::Error::Disconnected)
+//! at once and [`PeerHandle::closed`] resolves with the [`CloseReason`].
+//!
+//! The files: [`config`] (how a connection behaves), [`handle`] (what other
+//! tasks hold: calls, notifications, pushes, close), [`batch`] (building an
+//! outgoing batch), [`connection`] (the task's loop and its end),
+//! [`dispatch`] (running inbound requests), [`inflight`] (the requests
+//! running now, for cancellation).
+
+mod batch;
+mod config;
+mod connection;
+mod dispatch;
+mod handle;
+mod inflight;
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
+use tracing::Instrument;
+
+use crate::context::ConnectionInfo;
+use crate::methods::Methods;
+
+pub use batch::BatchBuilder;
+pub use config::{Cancellation, CloseReason, Heartbeat, IdGenerator, PeerConfig};
+pub use handle::{PeerCall, PeerHandle, decode_result};
+
+/// The notification that cancels a request: params `{"id": <the request's id>}`
+/// (the Language Server Protocol's convention). The request is answered with
+/// -32800 "Request cancelled" unless its answer is already on its way.
+pub const CANCEL_METHOD: &str = "$/cancelRequest";
+
+/// Starts the engine on an open WebSocket. The connection task runs until the
+/// socket ends; [`PeerHandle::closed`] reports why.
+pub fn spawn<S>(
+    ws: WebSocketStream<S>,
+    methods: Arc<Methods>,
+    info: ConnectionInfo,
+    config: impl Into<Arc<PeerConfig>>,
+) -> PeerHandle
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    spawn_with_close_hook(ws, methods, info, config, None)
+}
+
+/// Runs once on the connection's own task when it has ended, after every
+/// pending call has failed and [`PeerHandle::closed`] has resolved.
+pub type CloseHook = Box<dyn FnOnce(&PeerHandle, &CloseReason) + Send>;
+
+/// [`spawn`], plus a hook run when the connection ends. A server uses it to
+/// forget the connection without a second task per connection waiting for
+/// the end (ten thousand idle sockets would pay for ten thousand of them).
+/// The hook runs however the task ends, a panic included.
+pub fn spawn_with_close_hook<S>(
+    ws: WebSocketStream<S>,
+    methods: Arc<Methods>,
+    info: ConnectionInfo,
+    config: impl Into<Arc<PeerConfig>>,
+    on_close: Option<CloseHook>,
+) -> PeerHandle
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let handle = PeerHandle::new(info, config.into());
+    let span = tracing::info_span!("connection", id = %handle.id(), remote = ?handle.info().remote);
+    let task = connection::Connection::new(handle.clone(), methods, on_close);
+    // Split here, not in the task: the task's state then holds the two
+    // halves, not also the dead space of the unsplit stream.
+    let (sink, stream) = futures_util::StreamExt::split(ws);
+    if span.is_disabled() {
+        // No subscriber wants the span: skip entering and leaving it on every poll.
+        tokio::spawn(task.run(sink, stream));
+    } else {
+        tokio::spawn(task.run(sink, stream).instrument(span));
+    }
+    handle
+}
