@@ -134,6 +134,15 @@ pub fn contract_methods() -> Methods {
         .schema::<(u64, usize), u64>()
         .param_names(["n", "bytes"]);
     methods
+        .register("callback", |(method, params): (String, Box<RawValue>), cx: Context| async move {
+            // The caller's error object comes back as this call's error, unchanged.
+            let result: Box<RawValue> = cx.peer().call(&method, params).await?;
+            Ok::<_, ErrorObject>(result)
+        })
+        .describe("Calls `method` with `params` on the caller's own connection and returns the caller's result.")
+        .schema_json(json!({"type": "array", "items": [{"type": "string"}, {}]}), json!({}))
+        .param_names(["method", "params"]);
+    methods
 }
 
 /// What the demo hub's discovery document says beyond its methods.
