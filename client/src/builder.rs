@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use switchboard_shared::{Heartbeat, Id, IdGenerator, Methods, Overflow, PeerConfig};
+use switchboard_shared::{Heartbeat, Id, IdGenerator, MalformedFrames, Methods, Overflow, PeerConfig};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use url::Url;
@@ -323,6 +323,8 @@ impl ClientBuilder {
             call_timeout: self.timeout,
             heartbeat: self.heartbeat,
             id_generator: self.id_generator,
+            // A server's frames are answers and calls: never answer garbage with an error.
+            malformed_frames: MalformedFrames::Report,
             ..PeerConfig::default()
         };
         let ws_config =

@@ -23,7 +23,10 @@ pub use codec::{ErrorObject, Id, code};
 pub use context::{ConnectionInfo, Context};
 pub use error::Error;
 pub use methods::{Dispatch, Method, MethodInfo, Methods};
-pub use peer::{BatchBuilder, Cancellation, CloseReason, Heartbeat, IdGenerator, PeerCall, PeerConfig, PeerHandle};
+pub use peer::{
+    BatchBuilder, Cancellation, CloseReason, Heartbeat, IdGenerator, MalformedFrames, PeerCall, PeerConfig, PeerHandle,
+    StrayMessage,
+};
 pub use writer::Overflow;
 
 /// Re-exported so users name the same WebSocket types we do.

@@ -8,7 +8,13 @@
 //!   logged, never fatal;
 //! - **fail_all** ends every slot with [`Error::Disconnected`] at once and
 //!   closes the table, so a call made after the socket ended fails at once
-//!   instead of waiting for a reply that cannot come.
+//!   instead of waiting for a reply that cannot come;
+//! - a **group** is the slots of one call, or of one batch: an error reply
+//!   without an id is handed to the outstanding group when there is exactly
+//!   one, the only case where it is unambiguous;
+//! - **matching**: a reply's id matches a call's when both are the same
+//!   string, or numbers of the same value (`1`, `1.0` and `1e0` match the
+//!   call `1`); a string never matches a number.
 //!
 //! A [`PendingGuard`] removes its slot when the caller stops waiting (timeout
 //! or the caller's future dropped), so the table never leaks.
@@ -36,7 +42,9 @@ pub struct Pending {
 
 #[derive(Debug, Default)]
 struct State {
-    slots: HashMap<Id, oneshot::Sender<Reply>>,
+    /// Each slot with the group it belongs to.
+    slots: HashMap<Id, (oneshot::Sender<Reply>, u64)>,
+    next_group: u64,
     closed: bool,
 }
 
@@ -46,30 +54,54 @@ impl Pending {
         Self::default()
     }
 
-    /// Adds a slot for `id`. Fails with `Disconnected` once the table is
-    /// closed, and with `Encode` if `id` is already pending (a custom id
-    /// generator that repeats itself: two calls could not be told apart).
+    /// Adds a slot for `id`, a group of its own. Fails with `Disconnected`
+    /// once the table is closed, and with `Encode` if `id` is already pending
+    /// (a custom id generator that repeats itself: two calls could not be
+    /// told apart).
     pub fn insert(self: &Arc<Self>, id: Id) -> Result<PendingGuard, Error> {
-        let (tx, rx) = oneshot::channel();
+        let mut guards = self.insert_group([id])?;
+        Ok(guards.pop().expect("one id, one guard"))
+    }
+
+    /// Adds one slot per id, all in one group (the calls of one batch).
+    pub fn insert_group(self: &Arc<Self>, ids: impl IntoIterator<Item = Id>) -> Result<Vec<PendingGuard>, Error> {
         let mut state = self.state.lock();
         if state.closed {
             return Err(Error::Disconnected);
         }
-        if state.slots.contains_key(&id) {
-            return Err(Error::Encode(format!("id {id} is already pending")));
+        let group = state.next_group;
+        state.next_group += 1;
+        let mut guards = Vec::new();
+        for id in ids {
+            if state.slots.contains_key(&id) {
+                for guard in &mut guards {
+                    let guard: &mut PendingGuard = guard;
+                    if let Some(id) = guard.id.take() {
+                        state.slots.remove(&id);
+                    }
+                }
+                return Err(Error::Encode(format!("id {id} is already pending")));
+            }
+            let (tx, rx) = oneshot::channel();
+            state.slots.insert(id.clone(), (tx, group));
+            guards.push(PendingGuard { table: Arc::clone(self), id: Some(id), rx });
         }
-        state.slots.insert(id.clone(), tx);
-        drop(state);
-        Ok(PendingGuard { table: Arc::clone(self), id: Some(id), rx })
+        Ok(guards)
     }
 
     /// Hands `reply` to the slot for `id`. Returns `false` (and counts it) when
     /// no call with that id is pending.
     pub fn complete(&self, id: &Id, reply: Reply) -> bool {
-        let slot = self.state.lock().slots.remove(id);
+        let slot = {
+            let mut state = self.state.lock();
+            match state.slots.remove(id) {
+                None => integral(id).and_then(|n| state.slots.remove(&Id::Num(n))),
+                found => found,
+            }
+        };
         match slot {
             // The caller may have just given up; that is not an error.
-            Some(tx) => {
+            Some((tx, _group)) => {
                 let _ = tx.send(reply);
                 true
             }
@@ -88,9 +120,29 @@ impl Pending {
             state.closed = true;
             std::mem::take(&mut state.slots)
         };
-        for (_, tx) in slots {
+        for (_, (tx, _)) in slots {
             let _ = tx.send(Err(Error::Disconnected));
         }
+    }
+
+    /// Fails the outstanding group with `error` when there is exactly one
+    /// (one call, or the calls of one batch); returns how many calls failed
+    /// (0 when none or several groups were outstanding).
+    pub fn fail_sole_group(&self, error: &crate::codec::ErrorObject) -> usize {
+        let slots = {
+            let mut state = self.state.lock();
+            let mut groups = state.slots.values().map(|(_, group)| *group);
+            let Some(first) = groups.next() else { return 0 };
+            if groups.any(|group| group != first) {
+                return 0;
+            }
+            std::mem::take(&mut state.slots)
+        };
+        let failed = slots.len();
+        for (_, (tx, _)) in slots {
+            let _ = tx.send(Err(Error::Rpc(error.clone())));
+        }
+        failed
     }
 
     /// Whether a call with `id` is waiting for a reply.
@@ -121,6 +173,15 @@ impl Pending {
     fn remove(&self, id: &Id) {
         self.state.lock().slots.remove(id);
     }
+}
+
+/// The integer a non-canonical numeric id stands for (`1.0`, `1e0`, `10E-1`),
+/// when it is one exactly.
+fn integral(id: &Id) -> Option<i64> {
+    let Id::Number(text) = id else { return None };
+    let value: f64 = text.parse().ok()?;
+    // Only where f64 holds every integer exactly.
+    (value.fract() == 0.0 && value.abs() <= 9_007_199_254_740_992.0).then_some(value as i64)
 }
 
 /// A caller's claim on one slot; removes the slot when dropped.
@@ -212,6 +273,36 @@ mod tests {
         let table = Arc::new(Pending::new());
         drop(table.insert(Id::Num(1)).unwrap());
         assert!(table.is_empty());
+    }
+
+    #[tokio::test]
+    async fn numeric_ids_match_by_value_and_strings_exactly() {
+        let table = Arc::new(Pending::new());
+        // (reply id, whether it matches the call with id 1)
+        let cases = [("1", true), ("1.0", true), ("1e0", true), ("10E-1", true), ("1.5", false), (r#""1""#, false)];
+        for (reply, matches) in cases {
+            let guard = table.insert(Id::Num(1)).unwrap();
+            assert_eq!(table.complete(&Id::from_json(reply).unwrap(), Ok(raw("5"))), matches, "reply id {reply}");
+            drop(guard);
+        }
+        let _guard = table.insert(Id::from("1")).unwrap();
+        assert!(!table.complete(&Id::Num(1), Ok(raw("5"))), "a number never matches a string");
+        assert!(table.complete(&Id::from("1"), Ok(raw("5"))));
+    }
+
+    #[tokio::test]
+    async fn an_error_without_id_fails_the_sole_outstanding_group_only() {
+        let table = Arc::new(Pending::new());
+        let error = crate::codec::ErrorObject::invalid_request("batch too long");
+        let batch = table.insert_group([Id::Num(1), Id::Num(2)]).unwrap();
+        assert_eq!(table.fail_sole_group(&error), 2);
+        for guard in batch {
+            assert!(matches!(guard.wait(None).await, Err(Error::Rpc(e)) if e == error));
+        }
+        let _a = table.insert(Id::Num(3)).unwrap();
+        let _b = table.insert(Id::Num(4)).unwrap();
+        assert_eq!(table.fail_sole_group(&error), 0, "two calls outstanding: ambiguous");
+        assert_eq!(table.len(), 2);
     }
 
     #[tokio::test]

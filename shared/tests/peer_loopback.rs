@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{guard, peer_pair, raw_client};
 use futures_util::future::join_all;
 use serde_json::Value;
-use switchboard_shared::{CloseReason, Context, Error, ErrorObject, Methods, PeerConfig};
+use switchboard_shared::{CloseReason, Context, Error, ErrorObject, Methods, PeerConfig, StrayMessage};
 use tokio::sync::{Semaphore, mpsc};
 
 fn arithmetic() -> Methods {
@@ -234,4 +234,105 @@ async fn a_batch_mixing_ready_and_waiting_calls_answers_every_call_once() {
         reply.as_array().unwrap().iter().map(|r| (r["id"].as_i64().unwrap(), r["result"].as_i64().unwrap())).collect();
     got.sort();
     assert_eq!(got, vec![(1, 2), (2, 3), (3, 4)]);
+}
+
+/// A config whose stray messages land in the returned channel.
+fn reporting(malformed: switchboard_shared::MalformedFrames) -> (PeerConfig, mpsc::UnboundedReceiver<StrayMessage>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let config = PeerConfig {
+        malformed_frames: malformed,
+        on_stray: Some(Arc::new(move |stray| drop(tx.send(stray)))),
+        ..PeerConfig::default()
+    };
+    (config, rx)
+}
+
+const NULL_ID_ERROR: &str =
+    r#"{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request","data":"batch too long"},"id":null}"#;
+
+#[tokio::test]
+async fn an_error_without_id_fails_the_only_outstanding_call_at_once() {
+    let (config, mut strays) = reporting(switchboard_shared::MalformedFrames::Report);
+    let (peer, mut raw) = raw_client(Methods::new(), config).await;
+    let call = tokio::spawn({
+        let peer = peer.clone();
+        async move { peer.call::<i64>("ask", ()).no_timeout().await }
+    });
+    raw.recv().await.expect("the request");
+    raw.send(NULL_ID_ERROR).await;
+    let err = guard(call).await.unwrap().unwrap_err();
+    assert_eq!(err.rpc().map(|e| (e.code, e.data.clone())), Some((-32600, Some(Value::from("batch too long")))));
+    let stray = guard(strays.recv()).await.unwrap();
+    assert!(matches!(stray, StrayMessage::ErrorWithoutId { failed_calls: 1, .. }), "{stray:?}");
+    assert_eq!(peer.errors_without_id(), 1);
+}
+
+#[tokio::test]
+async fn an_error_without_id_fails_a_lone_batch_as_a_whole() {
+    let (peer, mut raw) = raw_client(Methods::new(), PeerConfig::default()).await;
+    let batch = tokio::spawn({
+        let peer = peer.clone();
+        async move {
+            let batch = (0..3).fold(switchboard_shared::BatchBuilder::new(), |b, n| b.call(&peer, "ask", [n]));
+            peer.batch(batch, None).await
+        }
+    });
+    raw.recv().await.expect("the batch");
+    raw.send(NULL_ID_ERROR).await;
+    let results = guard(batch).await.unwrap().unwrap();
+    assert_eq!(results.len(), 3);
+    assert!(results.iter().all(|r| matches!(r, Err(Error::Rpc(e)) if e.code == -32600)), "{results:?}");
+}
+
+#[tokio::test]
+async fn an_error_without_id_is_ambiguous_with_two_calls_outstanding() {
+    let (config, mut strays) = reporting(switchboard_shared::MalformedFrames::Report);
+    let (peer, mut raw) = raw_client(Methods::new(), config).await;
+    let calls: Vec<_> = (0..2)
+        .map(|n| {
+            let peer = peer.clone();
+            tokio::spawn(async move { peer.call::<i64>("ask", [n]).no_timeout().await })
+        })
+        .collect();
+    let ids: Vec<Value> = [raw.recv().await.unwrap(), raw.recv().await.unwrap()]
+        .iter()
+        .map(|frame| serde_json::from_str::<Value>(frame).unwrap()["id"].clone())
+        .collect();
+    raw.send(NULL_ID_ERROR).await;
+    assert!(matches!(guard(strays.recv()).await.unwrap(), StrayMessage::ErrorWithoutId { failed_calls: 0, .. }));
+    for id in &ids {
+        raw.send(&format!(r#"{{"jsonrpc":"2.0","result":7,"id":{id}}}"#)).await;
+    }
+    for call in calls {
+        assert_eq!(guard(call).await.unwrap().unwrap(), 7);
+    }
+}
+
+#[tokio::test]
+async fn a_client_reports_frames_that_are_not_json_rpc_and_never_answers_them() {
+    let (config, mut strays) = reporting(switchboard_shared::MalformedFrames::Report);
+    let (peer, mut raw) = raw_client(arithmetic(), config).await;
+    raw.send("not json").await;
+    raw.send("[]").await;
+    // The next frame answers this request: nothing answered the two above.
+    let reply = raw.exchange(r#"{"jsonrpc":"2.0","method":"triple","params":[2],"id":1}"#).await;
+    assert_eq!(reply, serde_json::json!({"jsonrpc": "2.0", "result": 6, "id": 1}));
+    for code in [-32700, -32600] {
+        let stray = guard(strays.recv()).await.unwrap();
+        assert!(matches!(&stray, StrayMessage::Malformed { error } if error.code == code), "{stray:?}");
+    }
+    assert_eq!(peer.malformed_frames(), 2);
+}
+
+#[tokio::test]
+async fn a_reply_id_of_the_same_numeric_value_matches_the_call() {
+    let (peer, mut raw) = raw_client(Methods::new(), PeerConfig::default()).await;
+    let call = tokio::spawn({
+        let peer = peer.clone();
+        async move { peer.call::<i64>("ask", ()).await }
+    });
+    let request: Value = serde_json::from_str(&raw.recv().await.unwrap()).unwrap();
+    let id = request["id"].as_i64().unwrap();
+    raw.send(&format!(r#"{{"jsonrpc":"2.0","result":5,"id":{id}.0}}"#)).await;
+    assert_eq!(guard(call).await.unwrap().unwrap(), 5);
 }

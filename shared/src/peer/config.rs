@@ -35,6 +35,47 @@ pub enum Cancellation {
     Off,
 }
 
+/// What to do with a frame that is not JSON-RPC at all (not JSON, or an
+/// empty batch), which therefore carries no id to answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum MalformedFrames {
+    /// Answer it with -32700 or -32600 and `"id": null`, as the spec asks
+    /// of a server (the default).
+    #[default]
+    Answer,
+    /// Send nothing back and report it as a [`StrayMessage::Malformed`]: a
+    /// client, whose peer is a server that sends answers, must not answer an
+    /// answer with an error.
+    Report,
+}
+
+/// Something the other side sent that none of our calls can take. Reported
+/// to [`PeerConfig::on_stray`], counted, never answered.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum StrayMessage {
+    /// An error response with `"id": null` (what a server sends when it
+    /// could not read which request failed, e.g. an over-long batch). When
+    /// exactly one call, or one batch, of ours was outstanding it was the
+    /// one: it has failed with this error (`failed_calls` says how many
+    /// calls that was); otherwise nothing could be matched.
+    ErrorWithoutId {
+        /// The other side's error object.
+        error: crate::ErrorObject,
+        /// Calls that failed with it (0 when it was ambiguous).
+        failed_calls: usize,
+    },
+    /// A frame that is not JSON-RPC: not JSON, or an empty batch.
+    Malformed {
+        /// What was wrong with it (-32700 or -32600, `data` says why).
+        error: crate::ErrorObject,
+    },
+}
+
+/// Receives [`StrayMessage`]s, on the connection's task: keep it short.
+pub type StrayHook = Arc<dyn Fn(StrayMessage) + Send + Sync>;
+
 /// How one connection behaves. Server and client set different defaults.
 #[derive(Clone)]
 pub struct PeerConfig {
@@ -66,6 +107,11 @@ pub struct PeerConfig {
     pub id_generator: Option<IdGenerator>,
     /// `$/cancelRequest` in both directions. Default [`Cancellation::Notify`].
     pub cancellation: Cancellation,
+    /// Frames that are not JSON-RPC. Default [`MalformedFrames::Answer`].
+    pub malformed_frames: MalformedFrames,
+    /// Told of every [`StrayMessage`]. Default none (they are still counted
+    /// and logged).
+    pub on_stray: Option<StrayHook>,
     /// Typed values every connection spawned with this config shares (a
     /// server puts a handle to itself here). [`Context::extension`](crate::Context::extension)
     /// looks in the connection's own `ConnectionInfo::extensions` first, then
@@ -85,6 +131,8 @@ impl Default for PeerConfig {
             heartbeat: None,
             id_generator: None,
             cancellation: Cancellation::Notify,
+            malformed_frames: MalformedFrames::Answer,
+            on_stray: None,
             extensions: http::Extensions::new(),
         }
     }
@@ -102,6 +150,8 @@ impl std::fmt::Debug for PeerConfig {
             .field("heartbeat", &self.heartbeat)
             .field("custom_ids", &self.id_generator.is_some())
             .field("cancellation", &self.cancellation)
+            .field("malformed_frames", &self.malformed_frames)
+            .field("on_stray", &self.on_stray.is_some())
             .finish()
     }
 }

@@ -27,7 +27,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::dispatch::Parked;
 use super::{CloseHook, CloseReason, PeerHandle};
-use crate::codec::{ErrorObject, Id, encode};
+use crate::codec::ErrorObject;
 use crate::context::Context;
 use crate::methods::Methods;
 use crate::writer::{Drive, Writer};
@@ -198,8 +198,7 @@ impl Connection {
             Some(Ok(Message::Binary(bytes))) => {
                 match std::str::from_utf8(&bytes) {
                     Ok(text) => self.on_text(text),
-                    Err(_) => self
-                        .reply(encode::error(&Id::Null, &ErrorObject::parse_error("binary frame is not UTF-8 JSON"))),
+                    Err(_) => self.on_malformed(ErrorObject::parse_error("binary frame is not UTF-8 JSON")),
                 }
                 Ok(())
             }

@@ -35,7 +35,7 @@ use serde_json::value::RawValue;
 use tracing::Instrument as _;
 
 use super::connection::Connection;
-use super::{CANCEL_METHOD, Cancellation};
+use super::{CANCEL_METHOD, Cancellation, MalformedFrames, StrayMessage};
 use crate::codec::{self, Entry, ErrorObject, Frame, Id, Invalid, InvalidKind, encode};
 use crate::error::Error;
 use crate::methods::{Dispatch, HandlerFuture, panicked};
@@ -142,7 +142,7 @@ impl Connection {
             return;
         }
         match codec::decode_frame(text) {
-            Err(error) => self.reply(encode::error(&Id::Null, &error)),
+            Err(error) => self.on_malformed(error),
             Ok(Frame::Single(entry)) => {
                 if let Some(item) = self.on_entry(entry) {
                     self.on_single(item);
@@ -167,8 +167,12 @@ impl Connection {
                 Some(Item::Call { method: note.method, params: note.params, id: None })
             }
             Ok(codec::Message::Response(resp)) => {
-                let reply = resp.outcome.map(|raw| raw.to_owned()).map_err(Error::Rpc);
-                pending.complete(&resp.id, reply);
+                match (resp.id, resp.outcome) {
+                    (Id::Null, Err(error)) => self.on_error_without_id(error),
+                    (id, outcome) => {
+                        pending.complete(&id, outcome.map(|raw| raw.to_owned()).map_err(Error::Rpc));
+                    }
+                }
                 None
             }
             Err(Invalid { kind: InvalidKind::Shapeless, id, .. }) if id != Id::Null && pending.contains(&id) => {
@@ -340,6 +344,32 @@ impl Connection {
                     self.refuse_batch(items, &error);
                 }
             }
+        }
+    }
+
+    /// A frame that is not JSON-RPC: answered or reported, as configured.
+    pub(super) fn on_malformed(&mut self, error: ErrorObject) {
+        let shared = &self.handle.shared;
+        shared.stats.malformed.fetch_add(1, Ordering::Relaxed);
+        match shared.config.malformed_frames {
+            MalformedFrames::Answer => self.reply(encode::error(&Id::Null, &error)),
+            _ => {
+                tracing::warn!(%error, "malformed frame received");
+                if let Some(hook) = &shared.config.on_stray {
+                    hook(StrayMessage::Malformed { error });
+                }
+            }
+        }
+    }
+
+    /// An error response nobody can be matched to by id.
+    fn on_error_without_id(&mut self, error: ErrorObject) {
+        let shared = &self.handle.shared;
+        shared.stats.errors_without_id.fetch_add(1, Ordering::Relaxed);
+        let failed_calls = shared.pending.fail_sole_group(&error);
+        tracing::warn!(%error, failed_calls, "error response without an id received");
+        if let Some(hook) = &shared.config.on_stray {
+            hook(StrayMessage::ErrorWithoutId { error, failed_calls });
         }
     }
 

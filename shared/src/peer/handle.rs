@@ -32,7 +32,7 @@ use super::{BatchBuilder, CANCEL_METHOD, Cancellation, CloseReason, PeerConfig};
 use crate::codec::{Id, encode};
 use crate::context::ConnectionInfo;
 use crate::error::Error;
-use crate::pending::{Pending, PendingGuard};
+use crate::pending::Pending;
 use crate::writer::{OutboundQueue, Outgoing, Overflow};
 
 /// Counters of one connection.
@@ -43,6 +43,8 @@ pub(super) struct Stats {
     pub(super) dropped_notifications: AtomicU64,
     pub(super) handler_panics: AtomicU64,
     pub(super) cancelled: AtomicU64,
+    pub(super) errors_without_id: AtomicU64,
+    pub(super) malformed: AtomicU64,
 }
 
 /// The state a connection's task and its handles share.
@@ -193,12 +195,7 @@ impl PeerHandle {
             return Ok(Vec::new());
         }
         let deadline = timeout.map(|limit| Instant::now() + limit);
-        let guards = batch
-            .ids
-            .into_iter()
-            .flatten()
-            .map(|id| self.shared.pending.insert(id))
-            .collect::<Result<Vec<PendingGuard>, Error>>()?;
+        let guards = self.shared.pending.insert_group(batch.ids.into_iter().flatten())?;
         let cancels: Vec<_> = guards.iter().map(|g| CancelOnDrop::arm(self, g.id())).collect();
         within(deadline, timeout, self.send_text(encode::batch(&batch.frames).into())).await?;
         let left = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -319,6 +316,16 @@ impl PeerHandle {
     /// Inbound requests cancelled by the other side so far.
     pub fn cancelled_requests(&self) -> u64 {
         self.shared.stats.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// Error responses with `"id": null` received so far ([`StrayMessage::ErrorWithoutId`](super::StrayMessage::ErrorWithoutId)).
+    pub fn errors_without_id(&self) -> u64 {
+        self.shared.stats.errors_without_id.load(Ordering::Relaxed)
+    }
+
+    /// Frames received so far that were not JSON-RPC (not JSON, an empty batch).
+    pub fn malformed_frames(&self) -> u64 {
+        self.shared.stats.malformed.load(Ordering::Relaxed)
     }
 
     /// Bytes waiting to be written.

@@ -39,7 +39,9 @@ use crate::context::ConnectionInfo;
 use crate::methods::Methods;
 
 pub use batch::BatchBuilder;
-pub use config::{Cancellation, CloseReason, Heartbeat, IdGenerator, PeerConfig};
+pub use config::{
+    Cancellation, CloseReason, Heartbeat, IdGenerator, MalformedFrames, PeerConfig, StrayHook, StrayMessage,
+};
 pub use handle::{PeerCall, PeerHandle, decode_result};
 
 /// The notification that cancels a request: params `{"id": <the request's id>}`
