@@ -465,3 +465,32 @@ async fn with_cancellation_off_cancel_request_is_an_ordinary_notification() {
     // Nothing answers request 1; the next frame is the ping's answer.
     assert_eq!(raw.exchange(r#"{"jsonrpc":"2.0","method":"ping","id":2}"#).await["id"], 2);
 }
+
+#[tokio::test]
+async fn a_connection_busy_at_its_in_flight_bound_still_hears_pongs_and_stays_open() {
+    let gate = closed_gate();
+    let config = PeerConfig {
+        max_in_flight: 1,
+        heartbeat: Some(switchboard_shared::Heartbeat {
+            interval: Duration::from_millis(20),
+            timeout: Duration::from_millis(100),
+        }),
+        ..PeerConfig::default()
+    };
+    let (peer, mut raw) = raw_client(server_methods(gate.clone(), Arc::default()), config).await;
+    raw.send(r#"{"jsonrpc":"2.0","method":"gated","params":[1],"id":1}"#).await;
+    raw.send(r#"{"jsonrpc":"2.0","method":"gated","params":[2],"id":2}"#).await;
+    // Twenty pings span four heartbeat timeouts; our pongs (sent by
+    // tungstenite as it reads them) must count as heard.
+    let mut pings = 0;
+    while pings < 20 {
+        match guard(raw.ws.next()).await {
+            Some(Ok(Message::Ping(_))) => pings += 1,
+            other => panic!("expected pings while the handlers wait, got {other:?}"),
+        }
+    }
+    assert!(!peer.is_closed(), "closed: {:?}", peer.close_reason());
+    gate.add_permits(2);
+    assert_eq!(parse(&raw.recv().await.unwrap())["id"], 1);
+    assert_eq!(parse(&raw.recv().await.unwrap())["id"], 2);
+}
