@@ -7,7 +7,8 @@
 //! - [`writer`]: the bounded outbound queue and the coalescing writer;
 //! - [`read_ahead`]: small read buffers for idle sockets, big reads for busy ones;
 //! - [`peer`]: the connection task that ties them together;
-//! - [`discover`]: the OpenRPC document behind `rpc.discover`.
+//! - [`discover`]: the OpenRPC document behind `rpc.discover`;
+//! - [`stream`]: the wire of topic streams (positions, `rpc.publication`, `rpc.history`).
 
 pub mod codec;
 pub mod context;
@@ -17,6 +18,7 @@ pub mod methods;
 pub mod peer;
 pub mod pending;
 pub mod read_ahead;
+pub mod stream;
 pub mod writer;
 
 pub use codec::{ErrorObject, Id, code};
