@@ -228,8 +228,11 @@ fn a_bare_switchboard_prints_the_help_on_stderr_and_exits_2() {
 
 #[test]
 fn an_unreachable_url_exits_3_with_one_line_on_stderr() {
-    let out = run(&["call", &closed_url(), "add", "[1, 2]"]);
-    out.assert_code(3).assert_one_line_error("could not connect");
+    let url = closed_url();
+    let out = run(&["call", &url, "add", "[1, 2]"]);
+    out.assert_code(3).assert_one_line_error(&format!("switchboard: could not connect to {url}: "));
+    assert_eq!(out.stderr.matches(url.as_str()).count(), 1, "the URL once: {out:#?}");
+    assert_eq!(out.stderr.matches("connect").count(), 1, "said once: {out:#?}");
     assert!(out.stdout.is_empty(), "{out:#?}");
     run(&["describe", &closed_url()]).assert_code(3).assert_one_line_error("could not connect");
     run(&["listen", &closed_url()]).assert_code(3).assert_one_line_error("could not connect");
@@ -472,10 +475,15 @@ fn token_and_header_reach_the_server() {
 fn without_the_token_the_server_answers_401_and_the_command_exits_3() {
     let hub = guarded_hub();
     let out = run(&["call", &hub.url, "whoami", "--header", "x-tenant: acme"]);
-    out.assert_code(3).assert_one_line_error("401");
+    out.assert_code(3);
+    // The status and the server's reason, the URL once.
+    assert_eq!(
+        out.stderr.trim_end(),
+        format!("switchboard: could not connect to {}: HTTP 401 Unauthorized: a bearer token is required", hub.url)
+    );
     assert!(out.stdout.is_empty(), "{out:#?}");
 
     run(&["call", &hub.url, "whoami", "--token", "wrong", "--header", "x-tenant: acme"])
         .assert_code(3)
-        .assert_one_line_error("403");
+        .assert_one_line_error("HTTP 403 Forbidden: wrong token");
 }

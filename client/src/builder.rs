@@ -17,7 +17,7 @@ use crate::connection::{Dialer, Endpoint, Phase, supervise};
 use crate::reconnect::Reconnect;
 use crate::state::{Board, State};
 use crate::subscription::{Routing, client_methods};
-use crate::{Client, Error, InFlight, Inner};
+use crate::{Client, InFlight, Inner};
 
 /// Why a client could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -47,16 +47,81 @@ pub enum ConnectError {
     /// [`ClientBuilder::connect`]: the first attempt failed on every endpoint.
     /// Check that the server runs and the URL, token and headers are right,
     /// or use [`ClientBuilder::build`] to keep retrying in the background.
-    #[error("could not connect: {}", list_failures(.failures))]
+    ///
+    /// Its message names each endpoint once, with why it failed:
+    /// `could not connect to ws://127.0.0.1:9000/: HTTP 403 Forbidden: unknown token`.
+    #[error("{}", list_failures(.failures))]
     Unreachable {
         /// Each endpoint and why its first attempt failed.
-        failures: Vec<(String, Error)>,
+        failures: Vec<(String, AttemptError)>,
     },
 }
 
-fn list_failures(failures: &[(String, Error)]) -> String {
-    let all: Vec<String> = failures.iter().map(|(url, e)| format!("{url}: {e}")).collect();
-    all.join("; ")
+fn list_failures(failures: &[(String, AttemptError)]) -> String {
+    match failures {
+        [] => "could not connect".to_owned(),
+        [(url, e)] => format!("could not connect to {url}: {e}"),
+        many => {
+            let all: Vec<String> = many.iter().map(|(url, e)| format!("{url}: {e}")).collect();
+            format!("could not connect to any endpoint: {}", all.join("; "))
+        }
+    }
+}
+
+/// Why one attempt to open an endpoint's socket (TCP, TLS, then the
+/// WebSocket upgrade) failed. Its message says only that: the endpoint's URL
+/// is said once by whoever reports it ([`ConnectError::Unreachable`]).
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttemptError {
+    /// The TCP connection failed (refused, unreachable, a name that does not
+    /// resolve) or the socket failed during the handshake; the message is the
+    /// operating system's.
+    #[error("{0}")]
+    Io(Arc<std::io::Error>),
+    /// The TLS handshake with a `wss://` endpoint failed.
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
+    /// The server answered the upgrade request with an HTTP status other
+    /// than 101, e.g. `HTTP 403 Forbidden: unknown token`.
+    #[error("{}", refusal(*.status, .reason.as_deref()))]
+    Refused {
+        /// The HTTP status it answered with.
+        status: http::StatusCode,
+        /// The response body as one line of text (a Switchboard server sends
+        /// its authenticator's reason there); `None` when it sent none, or an
+        /// HTML page.
+        reason: Option<String>,
+    },
+    /// The attempt took longer than the connect timeout
+    /// ([`ClientBuilder::connect_timeout`]).
+    #[error("timed out after {0:?} (the connect timeout)")]
+    TimedOut(Duration),
+    /// The WebSocket handshake failed otherwise (a malformed answer, a
+    /// missing upgrade header...).
+    #[error("WebSocket handshake failed: {0}")]
+    Handshake(String),
+}
+
+impl AttemptError {
+    /// The HTTP status of a refused upgrade.
+    pub fn status(&self) -> Option<http::StatusCode> {
+        match self {
+            AttemptError::Refused { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// `HTTP 403 Forbidden: unknown token`; without a reason, a hint of what to check.
+fn refusal(status: http::StatusCode, reason: Option<&str>) -> String {
+    let hint = match (reason, status.as_u16()) {
+        (Some(reason), _) => return format!("HTTP {status}: {reason}"),
+        (None, 401 | 403) => " (check the token and headers)",
+        (None, 404) => " (check the path)",
+        (None, _) => "",
+    };
+    format!("HTTP {status}{hint}")
 }
 
 /// Builds a [`Client`]. Every setting has a default; only an endpoint is required.
@@ -226,7 +291,7 @@ impl ClientBuilder {
 
     /// Sends `Authorization: Bearer <token>` with every upgrade request.
     /// Default: no token. A server that refuses it makes the attempt fail
-    /// with a [`Error::Transport`] naming the HTTP status.
+    /// with [`AttemptError::Refused`]: the HTTP status and the server's reason.
     pub fn token(self, token: impl AsRef<str>) -> Self {
         let value = format!("Bearer {}", token.as_ref());
         self.header("authorization", value)
@@ -371,8 +436,7 @@ impl ClientBuilder {
             Ok(slots) if slots.iter().any(|s| s.ever_ready) => Ok(client),
             Ok(slots) => {
                 let urls = client.inner.balancer.endpoints().iter().map(|e| e.url.to_string());
-                let failures =
-                    urls.zip(slots).map(|(url, slot)| (url, slot.last_error.unwrap_or(Error::Offline))).collect();
+                let failures = urls.zip(slots).filter_map(|(url, slot)| Some((url, slot.last_error?))).collect();
                 Err(ConnectError::Unreachable { failures })
             }
             // The board lives as long as the client we hold.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use futures_util::{FutureExt, StreamExt};
 use serde_json::{Value, json};
-use switchboard_client::{Client, ConnectError, Error, Reconnect, State, WhenOffline};
+use switchboard_client::{AttemptError, Client, ConnectError, Error, Reconnect, State, WhenOffline};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::support::{Conn, RawServer, free_addr, within};
@@ -27,6 +27,51 @@ async fn connect_fails_with_a_clear_error_when_the_first_attempt_fails() {
 
     let err = Client::connect("http://example.com/rpc").await.unwrap_err();
     assert!(matches!(err, ConnectError::InvalidUrl { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn connect_errors_say_each_thing_once() {
+    // Nothing listens: the OS's own words, after the endpoint, once.
+    let addr = free_addr().await;
+    let url = format!("ws://{addr}/rpc");
+    let err = Client::connect(&url).await.unwrap_err().to_string();
+    assert!(err.starts_with(&format!("could not connect to {url}: ")), "{err}");
+    assert_eq!(err.matches(&addr.to_string()).count(), 1, "the endpoint is named once: {err}");
+    assert_eq!(err.matches("connect").count(), 1, "{err}");
+    assert!(!err.contains("transport error"), "{err}");
+
+    // A listener that never answers the upgrade: the connect timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/rpc", silent.local_addr().unwrap());
+    let err = Client::builder()
+        .endpoint(&url)
+        .connect_timeout(std::time::Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), format!("could not connect to {url}: timed out after 200ms (the connect timeout)"));
+
+    // A refusal: the HTTP status and the body's reason.
+    let refusing = RawServer::refusing(401).await;
+    let err = Client::connect(&refusing.url()).await.unwrap_err();
+    assert_eq!(err.to_string(), format!("could not connect to {}: HTTP 401 Unauthorized: refused", refusing.url()));
+
+    // Several endpoints: each with its own reason, in order.
+    let urls = [refusing.url(), url];
+    let err = Client::builder()
+        .endpoints(&urls)
+        .connect_timeout(std::time::Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "could not connect to any endpoint: {}: HTTP 401 Unauthorized: refused; {}: timed out after 200ms (the connect timeout)",
+            urls[0], urls[1]
+        )
+    );
+    drop(silent);
 }
 
 #[tokio::test]
@@ -54,7 +99,7 @@ async fn a_wss_endpoint_goes_through_rustls_and_reports_a_failed_handshake() {
     let url = format!("wss://{}/rpc", server.addr());
     let err = within("the TLS attempt", Client::connect(&url)).await.unwrap_err();
     let ConnectError::Unreachable { failures } = &err else { panic!("{err}") };
-    assert!(matches!(failures[0].1, Error::Transport(_)), "{err}");
+    assert!(matches!(failures[0].1, AttemptError::Io(_) | AttemptError::Tls(_)), "{err}");
 }
 
 #[tokio::test]

@@ -84,7 +84,8 @@ async fn connect(target: &Target, methods: Methods, reconnect: Reconnect) -> Res
         ConnectError::InvalidUrl { .. } | ConnectError::InvalidHeader { .. } | ConnectError::NoEndpoint => {
             Failure::new(Outcome::Usage, e.to_string())
         }
-        _ => Failure::new(Outcome::Unreachable, format!("could not connect to {}: {e}", target.url)),
+        // "could not connect to URL: why", the URL and the reason once each.
+        _ => Failure::new(Outcome::Unreachable, e.to_string()),
     })
 }
 
