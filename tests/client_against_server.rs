@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 use switchboard::client::{AttemptError, Client, ConnectError, Error, relay};
 use switchboard::server::{Rejection, Server, ServerHandle};
@@ -151,9 +150,9 @@ async fn topics_via_subscribe_deliver_what_the_server_publishes() {
     assert_eq!(server.publish("news", "news", json!({"title": "hello"})).unwrap(), 1);
     assert_eq!(server.publish("prices", "price.update", [9.5]).unwrap(), 1);
     assert_eq!(server.publish("elsewhere", "news", ["not for us"]).unwrap(), 0);
-    let item = within("news", news.next()).await.unwrap();
+    let item = within("news", news.next()).await.unwrap().unwrap();
     assert_eq!(item.params::<Value>().unwrap(), json!({"title": "hello"}));
-    assert_eq!(within("a price", prices.next()).await.unwrap().params::<(f64,)>().unwrap(), (9.5,));
+    assert_eq!(within("a price", prices.next()).await.unwrap().unwrap().params::<(f64,)>().unwrap(), (9.5,));
 
     drop(news);
     // The unsubscribe went out before this call, and was handled before it.

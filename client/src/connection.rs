@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
 use serde::de::IgnoredAny;
-use switchboard_shared::{ConnectionInfo, Methods, PeerConfig, PeerHandle};
+use switchboard_shared::{ConnectionInfo, Error, Methods, PeerConfig, PeerHandle};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Error as WsError;
@@ -28,7 +28,7 @@ use url::Url;
 use crate::builder::AttemptError;
 use crate::reconnect::{Reconnect, Schedule};
 use crate::state::{Board, State};
-use crate::subscription::Routing;
+use crate::subscription::{Routing, SubscriptionError};
 use crate::tls;
 
 /// How long a closing socket may take to finish its close handshake.
@@ -227,14 +227,58 @@ where
 }
 
 /// Subscribes a fresh connection to every topic the client holds.
-fn resubscribe(peer: &PeerHandle, routing: &Routing) {
-    for topic in routing.topics() {
-        let peer = peer.clone();
-        start_now(async move {
-            if let Err(e) = peer.call::<IgnoredAny>("rpc.subscribe", [&topic]).await {
-                tracing::warn!(%topic, error = %e, "re-subscribing after a reconnect failed");
+fn resubscribe(peer: &PeerHandle, dialer: &Dialer, endpoint: &Endpoint, shutdown: &watch::Receiver<Phase>) {
+    for topic in dialer.routing.topics() {
+        let again = Resubscribe {
+            peer: peer.clone(),
+            routing: Arc::clone(&dialer.routing),
+            policy: dialer.reconnect.clone(),
+            endpoint: endpoint.url.to_string(),
+            shutdown: shutdown.clone(),
+        };
+        // Queued now, in order with what follows on this connection.
+        start_now(again.run(topic));
+    }
+}
+
+/// Subscribing one topic again on a fresh connection, retried with the
+/// reconnect policy's backoff; each failure goes to the topic's subscriptions.
+struct Resubscribe {
+    peer: PeerHandle,
+    routing: Arc<Routing>,
+    policy: Reconnect,
+    endpoint: String,
+    shutdown: watch::Receiver<Phase>,
+}
+
+impl Resubscribe {
+    async fn run(mut self, topic: String) {
+        let mut schedule = Schedule::new(self.policy.clone());
+        loop {
+            let cause = match self.peer.call::<IgnoredAny>("rpc.subscribe", [&topic]).await {
+                Ok(_) => return,
+                Err(e) => e,
+            };
+            // A connection that ended is the next connection's to subscribe;
+            // a topic nobody wants any more, or a client closing, needs nothing.
+            let over = *self.shutdown.borrow() == Phase::Stopped;
+            if matches!(cause, Error::Disconnected) || self.peer.is_closing() || over || !self.routing.has_topic(&topic)
+            {
+                return;
             }
-        });
+            let retry_in = schedule.next_delay();
+            tracing::warn!(%topic, error = %cause, ?retry_in, "re-subscribing after a reconnect failed");
+            self.routing.report(&SubscriptionError::new(&topic, &self.endpoint, cause, retry_in));
+            let Some(delay) = retry_in else { return };
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                _ = self.peer.closed() => return,
+                () = stopping(&mut self.shutdown) => return,
+            }
+            if !self.routing.has_topic(&topic) {
+                return;
+            }
+        }
     }
 }
 
@@ -279,7 +323,7 @@ async fn run(endpoint: Arc<Endpoint>, dialer: Arc<Dialer>, mut shutdown: watch::
                 // this either finds its topic in the list or this peer among
                 // the connections it subscribes on (or both).
                 endpoint.publish(peer.clone());
-                resubscribe(&peer, &dialer.routing);
+                resubscribe(&peer, &dialer, &endpoint, &shutdown);
                 board.ready(index);
                 tracing::info!("connected");
                 let ended = tokio::select! {

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use futures_util::{FutureExt, StreamExt};
+use futures_util::FutureExt;
 use serde_json::{Value, json};
-use switchboard_client::{AttemptError, Client, ConnectError, Error, Reconnect, State, WhenOffline};
+use switchboard_client::{AttemptError, Backoff, Client, ConnectError, Error, Reconnect, State, WhenOffline};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::support::{Conn, RawServer, free_addr, within};
@@ -185,7 +185,7 @@ async fn a_server_that_restarts_on_the_same_port_gets_the_client_back_and_its_to
     let client = Client::connect(&first.url()).await.unwrap();
     let mut news = client.subscribe("news").await.unwrap();
     assert_eq!(within("rpc.subscribe", subscribed.recv()).await.unwrap(), (1, json!(["news"])));
-    assert_eq!(within("news", news.next()).await.unwrap().params::<(u32,)>().unwrap(), (1,));
+    assert_eq!(within("news", news.next()).await.unwrap().unwrap().params::<(u32,)>().unwrap(), (1,));
 
     let mut states = client.watch_state();
     first.kill().await;
@@ -197,11 +197,83 @@ async fn a_server_that_restarts_on_the_same_port_gets_the_client_back_and_its_to
         (2, json!(["news"])),
         "the restarted server saw the topic subscribed again"
     );
-    let after = within("news after the restart", news.next()).await.unwrap();
+    let after = within("news after the restart", news.next()).await.unwrap().unwrap();
     assert_eq!(after.params::<(u32,)>().unwrap(), (2,), "the same stream carries on");
     within("ready", client.ready()).await.unwrap();
     assert_eq!(client.call::<u32>("generation", ()).await.unwrap(), 2);
     assert_eq!(client.endpoints()[0].connections, 2);
+}
+
+/// A server whose first connection accepts `rpc.subscribe`, publishes
+/// `news [1]` and drops; on later connections it refuses the first
+/// `refusals` subscribes with -32001, then accepts and publishes `news [2]`.
+async fn refusing_after_a_reconnect(refusals: usize) -> RawServer {
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    RawServer::start(move |mut conn| {
+        let first = connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+        let attempts = Arc::clone(&attempts);
+        async move {
+            while let Some(frame) = conn.recv().await {
+                if frame["method"] != "rpc.subscribe" {
+                    continue;
+                }
+                if first {
+                    conn.reply(&frame, json!(true)).await;
+                    conn.send(json!({"jsonrpc": "2.0", "method": "news", "params": [1]})).await;
+                    return; // a crash: the socket drops without a close frame
+                }
+                if attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < refusals {
+                    let error = json!({"code": -32001, "message": "not now"});
+                    conn.send(json!({"jsonrpc": "2.0", "error": error, "id": frame["id"]})).await;
+                } else {
+                    conn.reply(&frame, json!(true)).await;
+                    conn.send(json!({"jsonrpc": "2.0", "method": "news", "params": [2]})).await;
+                }
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_resubscribe_refused_after_a_reconnect_is_an_error_item_and_is_retried_until_it_succeeds() {
+    let server = refusing_after_a_reconnect(2).await;
+    let client = Client::connect(&server.url()).await.unwrap();
+    let mut news = client.subscribe("news").await.unwrap();
+    let first = within("news before the drop", news.next()).await.unwrap().unwrap();
+    assert_eq!(first.params::<(u32,)>().unwrap(), (1,));
+
+    // The reconnect's re-subscribe is refused twice: two error items, each retried.
+    for refusal in 1..=2 {
+        let err = within("the refusal", news.next()).await.unwrap().unwrap_err();
+        assert_eq!((err.topic(), err.endpoint()), ("news", server.url().as_str()), "{err}");
+        assert_eq!(err.cause().rpc().map(|e| e.code), Some(-32001), "refusal {refusal}: {err}");
+        assert!(!err.gave_up() && err.retry_in().is_some(), "refusal {refusal}: {err}");
+        assert!(err.to_string().starts_with(&format!("re-subscribing to \"news\" on {}", server.url())), "{err}");
+    }
+    // The third try is accepted: the same subscription carries on.
+    let after = within("news after the retries", news.next()).await.unwrap().unwrap();
+    assert_eq!(after.params::<(u32,)>().unwrap(), (2,));
+    assert_eq!(client.endpoints()[0].connections, 2);
+}
+
+#[tokio::test]
+async fn a_resubscribe_refused_past_the_retry_limit_says_it_gave_up() {
+    let server = refusing_after_a_reconnect(usize::MAX).await;
+    let policy = Backoff { max_retries: Some(1), ..Backoff::default() };
+    let client =
+        Client::builder().endpoint(server.url()).reconnect(Reconnect::Backoff(policy)).connect().await.unwrap();
+    let mut news = client.subscribe("news").await.unwrap();
+    assert!(within("news before the drop", news.next()).await.unwrap().is_ok());
+
+    let retried = within("the first refusal", news.next()).await.unwrap().unwrap_err();
+    assert_eq!(retried.retry_in(), Some(std::time::Duration::ZERO), "the first retry is immediate: {retried}");
+    assert!(retried.to_string().ends_with("; retrying now"), "{retried}");
+    let dead = within("the last refusal", news.next()).await.unwrap().unwrap_err();
+    assert!(dead.gave_up(), "one retry allowed: {dead}");
+    assert!(dead.to_string().ends_with("; gave up until the next reconnect"), "{dead}");
+    assert_eq!(client.state(), State::Ready, "the connection itself is fine");
 }
 
 #[tokio::test]
