@@ -13,7 +13,7 @@ use url::Url;
 
 use crate::balancer::Balancer;
 use crate::call::WhenOffline;
-use crate::connection::{Dialer, Endpoint, Phase, supervise};
+use crate::connection::{Dialer, Endpoint, Phase, open_socket, supervise};
 use crate::reconnect::Reconnect;
 use crate::state::{Board, State};
 use crate::subscription::{Routing, client_methods};
@@ -363,6 +363,46 @@ impl ClientBuilder {
         self
     }
 
+    /// Opens one WebSocket the way the client opens its own (this builder's
+    /// headers and token, TLS configuration, connect timeout and message size
+    /// limit; the endpoints tried in order until one answers) and hands it
+    /// over raw: no JSON-RPC engine, no reconnect, no timeouts after the
+    /// handshake. For tools that must see every frame as the server sent it:
+    /// `switchboard batch` prints the server's answer to a batch as it came,
+    /// even a single `"id": null` error for the whole batch.
+    ///
+    /// Fails like [`ClientBuilder::connect`]: a bad setting, or
+    /// [`ConnectError::Unreachable`] with each endpoint's reason.
+    ///
+    /// ```no_run
+    /// use futures_util::{SinkExt, StreamExt};
+    /// use switchboard_shared::tokio_tungstenite::tungstenite::Message;
+    ///
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut ws = switchboard_client::Client::builder().endpoint("ws://127.0.0.1:9000/").open_socket().await?;
+    /// ws.send(Message::text(r#"[{"jsonrpc":"2.0","method":"add","params":[1,2],"id":1}]"#)).await?;
+    /// if let Some(Ok(Message::Text(answer))) = ws.next().await {
+    ///     println!("{answer}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn open_socket(self) -> Result<RawSocket, ConnectError> {
+        if self.endpoints.is_empty() {
+            return Err(ConnectError::NoEndpoint);
+        }
+        let urls = self.endpoints.iter().map(|u| parse_url(u)).collect::<Result<Vec<Url>, _>>()?;
+        let headers = header_map(&self.headers)?;
+        let ws_config = ws_config(self.max_message_size);
+        let mut failures = Vec::new();
+        for url in urls {
+            match open_socket(&url, &headers, self.tls.as_ref(), ws_config, self.connect_timeout).await {
+                Ok((ws, _response)) => return Ok(ws),
+                Err(e) => failures.push((url.to_string(), e)),
+            }
+        }
+        Err(ConnectError::Unreachable { failures })
+    }
+
     /// Starts the client without waiting: it connects (and reconnects) in
     /// the background, starting in [`State::Connecting`]. Await
     /// [`Client::ready`] or watch [`Client::watch_state`] to know when calls
@@ -390,8 +430,7 @@ impl ClientBuilder {
             id_generator: self.id_generator,
             ..PeerConfig::default()
         };
-        let ws_config =
-            WebSocketConfig::default().max_message_size(self.max_message_size).max_frame_size(self.max_message_size);
+        let ws_config = ws_config(self.max_message_size);
         let dialer = Arc::new(Dialer {
             headers,
             tls: self.tls,
@@ -443,6 +482,15 @@ impl ClientBuilder {
             Err(_) => Err(ConnectError::Unreachable { failures: Vec::new() }),
         }
     }
+}
+
+/// A WebSocket opened by [`ClientBuilder::open_socket`]: tokio-tungstenite's
+/// stream (the version re-exported as `switchboard_shared::tokio_tungstenite`)
+/// over TCP, or TLS for `wss://`.
+pub type RawSocket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn ws_config(max_message_size: Option<usize>) -> WebSocketConfig {
+    WebSocketConfig::default().max_message_size(max_message_size).max_frame_size(max_message_size)
 }
 
 fn parse_url(text: &str) -> Result<Url, ConnectError> {

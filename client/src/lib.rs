@@ -65,7 +65,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 pub use batch::{Batch, BatchResults};
-pub use builder::{AttemptError, ClientBuilder, ConnectError};
+pub use builder::{AttemptError, ClientBuilder, ConnectError, RawSocket};
 pub use call::{Call, WhenOffline};
 pub use reconnect::{Backoff, Reconnect};
 pub use relay::{relay, relay_as};

@@ -348,3 +348,31 @@ async fn dropping_every_clone_of_the_client_closes_its_socket() {
     drop(clone);
     assert_eq!(within("the close frame", code.recv()).await.unwrap(), Some(1000));
 }
+
+#[tokio::test]
+async fn open_socket_hands_over_the_websocket_with_the_headers_and_the_same_errors() {
+    use futures_util::{SinkExt, StreamExt};
+    use switchboard_shared::tokio_tungstenite::tungstenite::Message;
+
+    let (headers_tx, mut headers) = mpsc::unbounded_channel();
+    let server = RawServer::start(move |mut conn| {
+        let _ = headers_tx.send(conn.headers.clone());
+        async move {
+            // Echoes the first frame as it came, whatever it is.
+            let text = conn.recv_text().await.expect("a frame");
+            conn.send_text(text).await;
+        }
+    })
+    .await;
+    let down = format!("ws://{}/rpc", free_addr().await);
+    // The first endpoint is down: the next one is tried.
+    let mut ws = Client::builder().endpoints([down, server.url()]).token("s3cret").open_socket().await.unwrap();
+    assert_eq!(within("the upgrade headers", headers.recv()).await.unwrap()["authorization"], "Bearer s3cret");
+    ws.send(Message::text("not even JSON")).await.unwrap();
+    let Some(Ok(Message::Text(echo))) = within("the echo", ws.next()).await else { panic!("a text frame") };
+    assert_eq!(echo.as_str(), "not even JSON", "no engine in between");
+
+    let refusing = RawServer::refusing(403).await;
+    let err = Client::builder().endpoint(refusing.url()).open_socket().await.unwrap_err();
+    assert_eq!(err.to_string(), format!("could not connect to {}: HTTP 403 Forbidden: refused", refusing.url()));
+}
