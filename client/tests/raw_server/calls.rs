@@ -279,13 +279,20 @@ async fn calls_are_futures_for_join_all_select_and_futures_unordered() {
     use futures_util::StreamExt;
     use futures_util::stream::FuturesUnordered;
 
-    // `never` is held unanswered; everything else is doubled.
+    // `never` is held unanswered; every other call is doubled, batches too.
     let server = RawServer::start(|mut conn| async move {
         let mut held = Vec::new();
         while let Some(frame) = conn.recv().await {
-            if frame["method"] == "never" {
+            if let Value::Array(entries) = &frame {
+                let answers: Vec<Value> = entries
+                    .iter()
+                    .filter(|e| e.get("id").is_some())
+                    .map(|e| json!({"jsonrpc": "2.0", "result": double(e), "id": e["id"]}))
+                    .collect();
+                conn.send(Value::Array(answers)).await;
+            } else if frame["method"] == "never" {
                 held.push(frame);
-            } else {
+            } else if frame.get("id").is_some() {
                 conn.reply(&frame, double(&frame)).await;
             }
         }
@@ -333,6 +340,16 @@ async fn calls_are_futures_for_join_all_select_and_futures_unordered() {
         tokio::spawn(async move { client.call::<i64>("double", [50]).await })
     };
     assert_eq!(within("a spawned call", spawned).await.unwrap().unwrap(), 100);
+    // The other awaitables are `Send` futures too: notify, a batch's send, subscribe.
+    let others = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let (note, batch) = tokio::join!(client.notify("note", [1]), client.batch().call("double", [4]).send());
+            note.unwrap();
+            batch.unwrap().decode::<i64>(0).unwrap()
+        })
+    };
+    assert_eq!(within("spawned notify and batch", others).await.unwrap(), 8);
     // The abandoned `never` call left the pending table when select! dropped it.
     assert_eq!(client.pending_calls(), 0);
 }
