@@ -245,7 +245,7 @@ impl ClientBuilder {
     }
 
     /// Default timeout of every call, batch and subscribe. Default 10 s. A
-    /// call that gets no reply in time fails with [`Error::Timeout`] and
+    /// call that gets no reply in time fails with [`Error::Timeout`](crate::Error::Timeout) and
     /// leaves the pending table; a late reply is counted and dropped.
     pub fn timeout(mut self, limit: Duration) -> Self {
         self.timeout = Some(limit);
@@ -260,7 +260,7 @@ impl ClientBuilder {
     }
 
     /// What calls do while no endpoint is connected. Default
-    /// [`WhenOffline::FailFast`]: fail at once with [`Error::Offline`].
+    /// [`WhenOffline::FailFast`]: fail at once with [`Error::Offline`](crate::Error::Offline).
     pub fn when_offline(mut self, policy: WhenOffline) -> Self {
         self.when_offline = policy;
         self
@@ -276,7 +276,7 @@ impl ClientBuilder {
 
     /// Makes the ids of our calls. Default: a counter from 1, per connection.
     /// The generator is shared by every connection and must not repeat an id
-    /// still pending (a repeat fails that call with [`Error::Encode`]).
+    /// still pending (a repeat fails that call with [`Error::Encode`](crate::Error::Encode)).
     ///
     /// ```
     /// use switchboard_client::Client;
@@ -312,7 +312,7 @@ impl ClientBuilder {
     }
 
     /// How long [`Client::close`] lets calls in flight finish before it
-    /// closes the sockets (they then fail with [`Error::Disconnected`]). Default 5 s.
+    /// closes the sockets (they then fail with [`Error::Disconnected`](crate::Error::Disconnected)). Default 5 s.
     pub fn close_grace(mut self, limit: Duration) -> Self {
         self.close_grace = limit;
         self
