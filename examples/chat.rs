@@ -22,7 +22,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use switchboard::client::{Client, Subscription};
@@ -108,7 +107,7 @@ impl Person {
         let next = tokio::time::timeout(PATIENCE, self.inbox.next()).await;
         let notification = next
             .map_err(|_| format!("{} heard nothing for {PATIENCE:?}", self.name))?
-            .ok_or_else(|| format!("{}'s connection ended", self.name))?;
+            .ok_or_else(|| format!("{}'s connection ended", self.name))??;
         Ok(notification.params()?)
     }
 }

@@ -2,19 +2,49 @@
 //!
 //! One long-lived WebSocket per peer, many calls in flight on it at once, in
 //! both directions, plus server push. This facade re-exports the three
-//! crates:
+//! crates as modules, so everything is named from here:
 //!
 //! - [`shared`]: the protocol core (codec, method registry, peer engine);
 //! - [`server`]: the hub (listener, auth, registry, push, limits);
 //! - [`client`]: calls, timeouts, reconnect, failover, subscriptions.
 //!
+//! ```
+//! use switchboard::client::{Client, Subscription};
+//! use switchboard::server::{Server, ServerContext, ServerHandle};
+//! use switchboard::shared::{Context, ErrorObject, Methods};
+//! use switchboard::shared::discover::Document;
+//! # let _ = (Client::builder, Server::builder);
+//! # fn names(_: Option<(Subscription, ServerHandle, Context, ErrorObject, Methods, Document)>) {}
+//! # fn server_of(cx: &Context) -> Option<ServerHandle> { cx.server().ok() }
+//! ```
+//!
 //! [`demo`] is the hub that `switchboard serve` runs.
 
 pub mod demo;
 
-pub use switchboard_client as client;
-pub use switchboard_server as server;
-pub use switchboard_shared as shared;
+/// The client: multiplexed calls, timeouts, batches, subscriptions,
+/// reconnect with backoff, round-robin and failover, relays. Everything of
+/// the `switchboard-client` crate, named `switchboard::client::...`.
+pub mod client {
+    #[doc(inline)]
+    pub use switchboard_client::*;
+}
+
+/// The hub: listener, handshake (auth, origin, limits), connection and topic
+/// registry, push, graceful shutdown. Everything of the `switchboard-server`
+/// crate, named `switchboard::server::...`.
+pub mod server {
+    #[doc(inline)]
+    pub use switchboard_server::*;
+}
+
+/// The protocol core: codec, method registry, pending calls, outbound queue,
+/// the peer engine, discovery. Everything of the `switchboard-shared` crate,
+/// named `switchboard::shared::...`.
+pub mod shared {
+    #[doc(inline)]
+    pub use switchboard_shared::*;
+}
 
 /// The README's Rust snippets compile as doctests, so they stay true.
 #[cfg(doctest)]

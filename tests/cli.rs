@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use switchboard::server::{Rejection, Server, ServerHandle};
+use switchboard::server::{Rejection, Server, ServerHandle, SubscriptionDecision};
 use switchboard::shared::{Context, ErrorObject, Methods};
 
 /// Hang guard: far longer than anything here should take on a busy machine.
@@ -214,6 +214,21 @@ fn help_and_version_exit_0() {
     for command in ["serve", "call", "notify", "batch", "describe", "listen"] {
         assert!(help.contains(command), "--help lists {command}: {help}");
     }
+    for code in [
+        "Exit codes:",
+        "  0  success",
+        "  1  the server answered with an error",
+        "  2  usage error",
+        "  3  could not connect",
+    ] {
+        assert!(help.contains(code), "--help documents the exit codes ({code:?}): {help}");
+    }
+    for command in ["call", "batch"] {
+        let out = run(&[command, "--help"]);
+        out.assert_code(0);
+        let help = out.stdout.join("\n");
+        assert!(help.contains("Exit codes:") && help.contains("switchboard: timeout: no reply within"), "{help}");
+    }
     let out = run(&["--version"]);
     out.assert_code(0);
     assert_eq!(out.only_line(), format!("switchboard {}", env!("CARGO_PKG_VERSION")));
@@ -228,8 +243,11 @@ fn a_bare_switchboard_prints_the_help_on_stderr_and_exits_2() {
 
 #[test]
 fn an_unreachable_url_exits_3_with_one_line_on_stderr() {
-    let out = run(&["call", &closed_url(), "add", "[1, 2]"]);
-    out.assert_code(3).assert_one_line_error("could not connect");
+    let url = closed_url();
+    let out = run(&["call", &url, "add", "[1, 2]"]);
+    out.assert_code(3).assert_one_line_error(&format!("switchboard: could not connect to {url}: "));
+    assert_eq!(out.stderr.matches(url.as_str()).count(), 1, "the URL once: {out:#?}");
+    assert_eq!(out.stderr.matches("connect").count(), 1, "said once: {out:#?}");
     assert!(out.stdout.is_empty(), "{out:#?}");
     run(&["describe", &closed_url()]).assert_code(3).assert_one_line_error("could not connect");
     run(&["listen", &closed_url()]).assert_code(3).assert_one_line_error("could not connect");
@@ -240,7 +258,9 @@ fn a_call_without_a_reply_in_time_exits_3() {
     let hub = DemoHub::start();
     let started = Instant::now();
     let out = run(&["call", &hub.url, "sleep", "[5000]", "--timeout", "0.3"]);
-    out.assert_code(3).assert_one_line_error("no reply within 300ms");
+    // Said as a timeout of ours, never as an error object the server did not send.
+    out.assert_code(3);
+    assert_eq!(out.stderr.trim_end(), "switchboard: timeout: no reply within 300ms (--timeout 0.3)", "{out:#?}");
     assert!(started.elapsed() < Duration::from_secs(5), "it did not wait for the sleep: {:?}", started.elapsed());
     assert!(out.stdout.is_empty(), "{out:#?}");
 }
@@ -315,6 +335,44 @@ fn batch_with_an_entry_that_errs_prints_every_reply_and_exits_1() {
     assert_eq!(replies[1]["error"]["code"], -32601);
     assert_eq!(replies[1]["id"], 2);
     assert_eq!(replies[2], json!({"jsonrpc": "2.0", "result": 4, "id": 3}));
+}
+
+#[test]
+fn batch_answered_as_a_whole_with_an_id_null_error_prints_that_error_and_exits_1() {
+    let mut methods = Methods::new();
+    methods.register_sync("add", |(a, b): (i64, i64), _cx: &Context| Ok::<_, ErrorObject>(a + b));
+    let hub = TestHub::start(Server::builder().max_batch_len(2), methods);
+    let input = r#"[
+        {"jsonrpc": "2.0", "method": "add", "params": [1, 1], "id": 1},
+        {"jsonrpc": "2.0", "method": "add", "params": [2, 2], "id": 2},
+        {"jsonrpc": "2.0", "method": "add", "params": [3, 3], "id": 3}
+    ]"#;
+    // A --timeout far past the hang guard: the answer is printed when it comes, not after a timeout.
+    let out = run_with_stdin(&["batch", &hub.url, "--timeout", "600"], input);
+    out.assert_code(1).assert_one_line_error("the server answered the whole batch with an error");
+    let reply = out.json();
+    assert_eq!(reply["id"], Value::Null, "{reply}");
+    assert_eq!(reply["error"]["code"], -32600, "the server's own error object: {reply}");
+    assert_eq!(reply["error"]["message"], "Invalid Request", "{reply}");
+    assert!(reply["error"]["data"].as_str().is_some_and(|d| d.contains("limit of 2")), "{reply}");
+}
+
+#[test]
+fn batch_entries_without_a_reply_in_time_are_a_timeout_not_made_up_error_objects() {
+    let hub = DemoHub::start();
+    let input = r#"[
+        {"jsonrpc": "2.0", "method": "add", "params": [1, 1], "id": 1},
+        {"jsonrpc": "2.0", "method": "sleep", "params": [5000], "id": "slow"}
+    ]"#;
+    let out = run_with_stdin(&["batch", &hub.url, "--timeout", "0.3"], input);
+    out.assert_code(3);
+    // The server answers a batch in one frame, after its slowest call: nothing came in time.
+    assert!(out.stdout.is_empty(), "nothing the server did not send: {out:#?}");
+    assert_eq!(
+        out.stderr.trim_end(),
+        r#"switchboard: timeout: no reply within 300ms (--timeout 0.3) to the batch entries with ids 1, "slow""#,
+        "{out:#?}"
+    );
 }
 
 #[test]
@@ -423,6 +481,98 @@ fn listen_prints_notifications_pushed_to_the_connection_and_refuses_calls() {
     drop(listener);
 }
 
+/// A process whose stdout and stderr are both read line by line as they come
+/// (the shared `Proc` reads stderr only once it ends); killed on drop.
+struct Streaming {
+    child: std::process::Child,
+    stdout: mpsc::Receiver<String>,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Streaming {
+    fn spawn(args: &[&str]) -> Streaming {
+        use std::io::BufRead;
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env("RUST_LOG", "off")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start switchboard");
+        let lines = |pipe: Box<dyn std::io::Read + Send>| {
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            rx
+        };
+        let stdout = lines(Box::new(child.stdout.take().expect("piped")));
+        let stderr = lines(Box::new(child.stderr.take().expect("piped")));
+        Streaming { child, stdout, stderr }
+    }
+
+    fn stderr_line(&self) -> String {
+        self.stderr.recv_timeout(GUARD).unwrap_or_else(|e| panic!("no line on stderr within {GUARD:?}: {e}"))
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn listen_says_on_stderr_when_the_connection_drops_when_it_is_back_and_when_a_topic_is_refused() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (connected_tx, connected) = mpsc::channel();
+    let (subscribing_tx, subscribing) = mpsc::channel();
+    let subscribes = AtomicUsize::new(0);
+    let builder = Server::builder()
+        .on_connect(move |peer| {
+            let _ = connected_tx.send(peer.clone());
+        })
+        // The first subscribe is allowed, every later one refused.
+        .on_subscribe(move |_cx, _topic| {
+            let _ = subscribing_tx.send(());
+            match subscribes.fetch_add(1, Ordering::SeqCst) {
+                0 => SubscriptionDecision::Allow,
+                _ => SubscriptionDecision::Deny("not now".into()),
+            }
+        });
+    let hub = TestHub::start(builder, Methods::new());
+    let listener = Streaming::spawn(&["listen", &hub.url, "--topic", "news"]);
+    let first = connected.recv_timeout(GUARD).expect("the listener connects");
+    subscribing.recv_timeout(GUARD).expect("the listener subscribes");
+    // A round trip after it: the connection handled the subscribe (a sync
+    // handler) and queued its answer before it read this call's answer.
+    let refused = hub
+        .runtime
+        .block_on(async { tokio::time::timeout(GUARD, hub.server.call::<Value>(first.id(), "anything", ())).await });
+    assert!(refused.expect("the listener answers").is_err(), "the listener refuses calls");
+    assert_eq!(hub.server.publish("news", "news", ["hello"]).expect("publish"), 1, "subscribed");
+    assert_eq!(listener.stdout.recv_timeout(GUARD).expect("a line"), r#"{"method":"news","params":["hello"]}"#);
+
+    first.close(1000, "go away");
+    let _second = connected.recv_timeout(GUARD).expect("the listener reconnects");
+    assert_eq!(listener.stderr_line(), format!("switchboard: connection to {} lost; reconnecting", hub.url));
+    // "back" and the refused re-subscribe come in either order.
+    let (a, b) = (listener.stderr_line(), listener.stderr_line());
+    let back = format!("switchboard: reconnected to {}", hub.url);
+    let refused = format!("switchboard: re-subscribing to \"news\" on {} failed: ", hub.url);
+    let (back_line, refused_line) = if a == back { (a, b) } else { (b, a) };
+    assert_eq!(back_line, back);
+    assert!(refused_line.starts_with(&refused) && refused_line.contains("not now"), "{refused_line}");
+    assert!(refused_line.ends_with("; retrying now"), "{refused_line}");
+}
+
 #[cfg(unix)]
 #[test]
 fn listen_stops_on_interrupt_and_exits_0() {
@@ -472,10 +622,15 @@ fn token_and_header_reach_the_server() {
 fn without_the_token_the_server_answers_401_and_the_command_exits_3() {
     let hub = guarded_hub();
     let out = run(&["call", &hub.url, "whoami", "--header", "x-tenant: acme"]);
-    out.assert_code(3).assert_one_line_error("401");
+    out.assert_code(3);
+    // The status and the server's reason, the URL once.
+    assert_eq!(
+        out.stderr.trim_end(),
+        format!("switchboard: could not connect to {}: HTTP 401 Unauthorized: a bearer token is required", hub.url)
+    );
     assert!(out.stdout.is_empty(), "{out:#?}");
 
     run(&["call", &hub.url, "whoami", "--token", "wrong", "--header", "x-tenant: acme"])
         .assert_code(3)
-        .assert_one_line_error("403");
+        .assert_one_line_error("HTTP 403 Forbidden: wrong token");
 }

@@ -13,11 +13,11 @@ use url::Url;
 
 use crate::balancer::Balancer;
 use crate::call::WhenOffline;
-use crate::connection::{Dialer, Endpoint, Phase, supervise};
+use crate::connection::{Dialer, Endpoint, Phase, open_socket, supervise};
 use crate::reconnect::Reconnect;
 use crate::state::{Board, State};
 use crate::subscription::{Routing, client_methods};
-use crate::{Client, Error, InFlight, Inner};
+use crate::{Client, InFlight, Inner};
 
 /// Why a client could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -47,16 +47,81 @@ pub enum ConnectError {
     /// [`ClientBuilder::connect`]: the first attempt failed on every endpoint.
     /// Check that the server runs and the URL, token and headers are right,
     /// or use [`ClientBuilder::build`] to keep retrying in the background.
-    #[error("could not connect: {}", list_failures(.failures))]
+    ///
+    /// Its message names each endpoint once, with why it failed:
+    /// `could not connect to ws://127.0.0.1:9000/: HTTP 403 Forbidden: unknown token`.
+    #[error("{}", list_failures(.failures))]
     Unreachable {
         /// Each endpoint and why its first attempt failed.
-        failures: Vec<(String, Error)>,
+        failures: Vec<(String, AttemptError)>,
     },
 }
 
-fn list_failures(failures: &[(String, Error)]) -> String {
-    let all: Vec<String> = failures.iter().map(|(url, e)| format!("{url}: {e}")).collect();
-    all.join("; ")
+fn list_failures(failures: &[(String, AttemptError)]) -> String {
+    match failures {
+        [] => "could not connect".to_owned(),
+        [(url, e)] => format!("could not connect to {url}: {e}"),
+        many => {
+            let all: Vec<String> = many.iter().map(|(url, e)| format!("{url}: {e}")).collect();
+            format!("could not connect to any endpoint: {}", all.join("; "))
+        }
+    }
+}
+
+/// Why one attempt to open an endpoint's socket (TCP, TLS, then the
+/// WebSocket upgrade) failed. Its message says only that: the endpoint's URL
+/// is said once by whoever reports it ([`ConnectError::Unreachable`]).
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttemptError {
+    /// The TCP connection failed (refused, unreachable, a name that does not
+    /// resolve) or the socket failed during the handshake; the message is the
+    /// operating system's.
+    #[error("{0}")]
+    Io(Arc<std::io::Error>),
+    /// The TLS handshake with a `wss://` endpoint failed.
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
+    /// The server answered the upgrade request with an HTTP status other
+    /// than 101, e.g. `HTTP 403 Forbidden: unknown token`.
+    #[error("{}", refusal(*.status, .reason.as_deref()))]
+    Refused {
+        /// The HTTP status it answered with.
+        status: http::StatusCode,
+        /// The response body as one line of text (a Switchboard server sends
+        /// its authenticator's reason there); `None` when it sent none, or an
+        /// HTML page.
+        reason: Option<String>,
+    },
+    /// The attempt took longer than the connect timeout
+    /// ([`ClientBuilder::connect_timeout`]).
+    #[error("timed out after {0:?} (the connect timeout)")]
+    TimedOut(Duration),
+    /// The WebSocket handshake failed otherwise (a malformed answer, a
+    /// missing upgrade header...).
+    #[error("WebSocket handshake failed: {0}")]
+    Handshake(String),
+}
+
+impl AttemptError {
+    /// The HTTP status of a refused upgrade.
+    pub fn status(&self) -> Option<http::StatusCode> {
+        match self {
+            AttemptError::Refused { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// `HTTP 403 Forbidden: unknown token`; without a reason, a hint of what to check.
+fn refusal(status: http::StatusCode, reason: Option<&str>) -> String {
+    let hint = match (reason, status.as_u16()) {
+        (Some(reason), _) => return format!("HTTP {status}: {reason}"),
+        (None, 401 | 403) => " (check the token and headers)",
+        (None, 404) => " (check the path)",
+        (None, _) => "",
+    };
+    format!("HTTP {status}{hint}")
 }
 
 /// Builds a [`Client`]. Every setting has a default; only an endpoint is required.
@@ -180,7 +245,7 @@ impl ClientBuilder {
     }
 
     /// Default timeout of every call, batch and subscribe. Default 10 s. A
-    /// call that gets no reply in time fails with [`Error::Timeout`] and
+    /// call that gets no reply in time fails with [`Error::Timeout`](crate::Error::Timeout) and
     /// leaves the pending table; a late reply is counted and dropped.
     pub fn timeout(mut self, limit: Duration) -> Self {
         self.timeout = Some(limit);
@@ -195,7 +260,7 @@ impl ClientBuilder {
     }
 
     /// What calls do while no endpoint is connected. Default
-    /// [`WhenOffline::FailFast`]: fail at once with [`Error::Offline`].
+    /// [`WhenOffline::FailFast`]: fail at once with [`Error::Offline`](crate::Error::Offline).
     pub fn when_offline(mut self, policy: WhenOffline) -> Self {
         self.when_offline = policy;
         self
@@ -211,7 +276,7 @@ impl ClientBuilder {
 
     /// Makes the ids of our calls. Default: a counter from 1, per connection.
     /// The generator is shared by every connection and must not repeat an id
-    /// still pending (a repeat fails that call with [`Error::Encode`]).
+    /// still pending (a repeat fails that call with [`Error::Encode`](crate::Error::Encode)).
     ///
     /// ```
     /// use switchboard_client::Client;
@@ -226,7 +291,7 @@ impl ClientBuilder {
 
     /// Sends `Authorization: Bearer <token>` with every upgrade request.
     /// Default: no token. A server that refuses it makes the attempt fail
-    /// with a [`Error::Transport`] naming the HTTP status.
+    /// with [`AttemptError::Refused`]: the HTTP status and the server's reason.
     pub fn token(self, token: impl AsRef<str>) -> Self {
         let value = format!("Bearer {}", token.as_ref());
         self.header("authorization", value)
@@ -247,7 +312,7 @@ impl ClientBuilder {
     }
 
     /// How long [`Client::close`] lets calls in flight finish before it
-    /// closes the sockets (they then fail with [`Error::Disconnected`]). Default 5 s.
+    /// closes the sockets (they then fail with [`Error::Disconnected`](crate::Error::Disconnected)). Default 5 s.
     pub fn close_grace(mut self, limit: Duration) -> Self {
         self.close_grace = limit;
         self
@@ -298,6 +363,46 @@ impl ClientBuilder {
         self
     }
 
+    /// Opens one WebSocket the way the client opens its own (this builder's
+    /// headers and token, TLS configuration, connect timeout and message size
+    /// limit; the endpoints tried in order until one answers) and hands it
+    /// over raw: no JSON-RPC engine, no reconnect, no timeouts after the
+    /// handshake. For tools that must see every frame as the server sent it:
+    /// `switchboard batch` prints the server's answer to a batch as it came,
+    /// even a single `"id": null` error for the whole batch.
+    ///
+    /// Fails like [`ClientBuilder::connect`]: a bad setting, or
+    /// [`ConnectError::Unreachable`] with each endpoint's reason.
+    ///
+    /// ```no_run
+    /// use futures_util::{SinkExt, StreamExt};
+    /// use switchboard_shared::tokio_tungstenite::tungstenite::Message;
+    ///
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut ws = switchboard_client::Client::builder().endpoint("ws://127.0.0.1:9000/").open_socket().await?;
+    /// ws.send(Message::text(r#"[{"jsonrpc":"2.0","method":"add","params":[1,2],"id":1}]"#)).await?;
+    /// if let Some(Ok(Message::Text(answer))) = ws.next().await {
+    ///     println!("{answer}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn open_socket(self) -> Result<RawSocket, ConnectError> {
+        if self.endpoints.is_empty() {
+            return Err(ConnectError::NoEndpoint);
+        }
+        let urls = self.endpoints.iter().map(|u| parse_url(u)).collect::<Result<Vec<Url>, _>>()?;
+        let headers = header_map(&self.headers)?;
+        let ws_config = ws_config(self.max_message_size);
+        let mut failures = Vec::new();
+        for url in urls {
+            match open_socket(&url, &headers, self.tls.as_ref(), ws_config, self.connect_timeout).await {
+                Ok((ws, _response)) => return Ok(ws),
+                Err(e) => failures.push((url.to_string(), e)),
+            }
+        }
+        Err(ConnectError::Unreachable { failures })
+    }
+
     /// Starts the client without waiting: it connects (and reconnects) in
     /// the background, starting in [`State::Connecting`]. Await
     /// [`Client::ready`] or watch [`Client::watch_state`] to know when calls
@@ -327,8 +432,7 @@ impl ClientBuilder {
             malformed_frames: MalformedFrames::Report,
             ..PeerConfig::default()
         };
-        let ws_config =
-            WebSocketConfig::default().max_message_size(self.max_message_size).max_frame_size(self.max_message_size);
+        let ws_config = ws_config(self.max_message_size);
         let dialer = Arc::new(Dialer {
             headers,
             tls: self.tls,
@@ -373,14 +477,22 @@ impl ClientBuilder {
             Ok(slots) if slots.iter().any(|s| s.ever_ready) => Ok(client),
             Ok(slots) => {
                 let urls = client.inner.balancer.endpoints().iter().map(|e| e.url.to_string());
-                let failures =
-                    urls.zip(slots).map(|(url, slot)| (url, slot.last_error.unwrap_or(Error::Offline))).collect();
+                let failures = urls.zip(slots).filter_map(|(url, slot)| Some((url, slot.last_error?))).collect();
                 Err(ConnectError::Unreachable { failures })
             }
             // The board lives as long as the client we hold.
             Err(_) => Err(ConnectError::Unreachable { failures: Vec::new() }),
         }
     }
+}
+
+/// A WebSocket opened by [`ClientBuilder::open_socket`]: tokio-tungstenite's
+/// stream (the version re-exported as `switchboard_shared::tokio_tungstenite`)
+/// over TCP, or TLS for `wss://`.
+pub type RawSocket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn ws_config(max_message_size: Option<usize>) -> WebSocketConfig {
+    WebSocketConfig::default().max_message_size(max_message_size).max_frame_size(max_message_size)
 }
 
 fn parse_url(text: &str) -> Result<Url, ConnectError> {

@@ -25,9 +25,10 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::Instrument;
 use url::Url;
 
+use crate::builder::AttemptError;
 use crate::reconnect::{Reconnect, Schedule};
 use crate::state::{Board, State};
-use crate::subscription::Routing;
+use crate::subscription::{Routing, SubscriptionError};
 use crate::tls;
 
 /// How long a closing socket may take to finish its close handshake.
@@ -119,33 +120,13 @@ pub(crate) struct Dialer {
     pub(crate) board: Arc<Board>,
 }
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 impl Dialer {
     /// One attempt: TCP, TLS for `wss://`, then the WebSocket upgrade with our headers.
-    async fn open(&self, url: &Url) -> Result<(Socket, ConnectionInfo), Error> {
-        let mut request = url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| Error::Transport(format!("cannot build the upgrade request for {url}: {e}")))?;
-        request.headers_mut().extend(self.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let connector = tls::connector(url.scheme() == "wss", self.tls.as_ref());
-        let attempt = tokio_tungstenite::connect_async_tls_with_config(
-            request,
-            Some(self.ws_config),
-            true, // no Nagle: calls are small and latency matters
-            Some(connector),
-        );
-        let (ws, response) = match tokio::time::timeout(self.connect_timeout, attempt).await {
-            Ok(Ok(done)) => done,
-            Ok(Err(e)) => return Err(describe(url, e)),
-            Err(_) => {
-                return Err(Error::Transport(format!(
-                    "connecting to {url} took longer than {:?} (the connect timeout)",
-                    self.connect_timeout
-                )));
-            }
-        };
+    async fn open(&self, url: &Url) -> Result<(Socket, ConnectionInfo), AttemptError> {
+        let (ws, response) =
+            open_socket(url, &self.headers, self.tls.as_ref(), self.ws_config, self.connect_timeout).await?;
         let mut info = ConnectionInfo::new();
         info.remote = match ws.get_ref() {
             MaybeTlsStream::Plain(tcp) => tcp.peer_addr().ok(),
@@ -159,23 +140,75 @@ impl Dialer {
     }
 }
 
-/// Turns a handshake failure into an error that says what to check.
-fn describe(url: &Url, e: WsError) -> Error {
-    Error::Transport(match e {
+/// Opens one WebSocket to `url`: TCP, TLS for `wss://`, then the upgrade
+/// request with `headers`, all within `timeout`.
+pub(crate) async fn open_socket(
+    url: &Url,
+    headers: &http::HeaderMap,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    ws_config: WebSocketConfig,
+    timeout: Duration,
+) -> Result<(Socket, http::Response<Option<Vec<u8>>>), AttemptError> {
+    let mut request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| AttemptError::Handshake(format!("cannot build the upgrade request: {e}")))?;
+    request.headers_mut().extend(headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let connector = tls::connector(url.scheme() == "wss", tls);
+    let attempt = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        Some(ws_config),
+        true, // no Nagle: calls are small and latency matters
+        Some(connector),
+    );
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(e)) => Err(describe(e)),
+        Err(_) => Err(AttemptError::TimedOut(timeout)),
+    }
+}
+
+/// Turns a handshake failure into an error that says what happened, once.
+fn describe(e: WsError) -> AttemptError {
+    match e {
         WsError::Http(response) => {
-            let status = response.status();
-            let hint = match status.as_u16() {
-                401 | 403 => " (check the token and headers)",
-                404 => " (check the path)",
-                _ => "",
-            };
-            format!("{url} refused the WebSocket upgrade with HTTP {status}{hint}")
+            let html = response
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with("text/html"));
+            let reason = if html { None } else { one_line(response.body().as_deref()) };
+            AttemptError::Refused { status: response.status(), reason }
         }
-        WsError::Io(io) => format!("cannot reach {url}: {io}"),
-        WsError::Tls(tls) => format!("TLS with {url} failed: {tls}"),
-        WsError::Url(bad) => format!("unusable URL {url}: {bad}"),
-        other => format!("connecting to {url} failed: {other}"),
-    })
+        WsError::Io(io) => AttemptError::Io(Arc::new(io)),
+        WsError::Tls(tls) => AttemptError::Tls(tls.to_string()),
+        WsError::Url(bad) => AttemptError::Handshake(format!("unusable URL: {bad}")),
+        other => AttemptError::Handshake(other.to_string()),
+    }
+}
+
+/// The longest reason taken from a refusal's body.
+const MAX_REASON_CHARS: usize = 200;
+
+/// A response body as one line of text: whitespace runs become one space,
+/// and a long body is cut (with `…`). `None` for an empty body.
+fn one_line(body: Option<&[u8]>) -> Option<String> {
+    let text = String::from_utf8_lossy(body?);
+    let mut line = String::new();
+    for (i, word) in text.split_whitespace().enumerate() {
+        if i > 0 {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if line.is_empty() {
+        return None;
+    }
+    if let Some((cut, _)) = line.char_indices().nth(MAX_REASON_CHARS) {
+        line.truncate(cut);
+        line.push('…');
+    }
+    Some(line)
 }
 
 /// Polls `future` once right here, so whatever it queues on a connection is
@@ -194,14 +227,58 @@ where
 }
 
 /// Subscribes a fresh connection to every topic the client holds.
-fn resubscribe(peer: &PeerHandle, routing: &Routing) {
-    for topic in routing.topics() {
-        let peer = peer.clone();
-        start_now(async move {
-            if let Err(e) = peer.call::<IgnoredAny>("rpc.subscribe", [&topic]).await {
-                tracing::warn!(%topic, error = %e, "re-subscribing after a reconnect failed");
+fn resubscribe(peer: &PeerHandle, dialer: &Dialer, endpoint: &Endpoint, shutdown: &watch::Receiver<Phase>) {
+    for topic in dialer.routing.topics() {
+        let again = Resubscribe {
+            peer: peer.clone(),
+            routing: Arc::clone(&dialer.routing),
+            policy: dialer.reconnect.clone(),
+            endpoint: endpoint.url.to_string(),
+            shutdown: shutdown.clone(),
+        };
+        // Queued now, in order with what follows on this connection.
+        start_now(again.run(topic));
+    }
+}
+
+/// Subscribing one topic again on a fresh connection, retried with the
+/// reconnect policy's backoff; each failure goes to the topic's subscriptions.
+struct Resubscribe {
+    peer: PeerHandle,
+    routing: Arc<Routing>,
+    policy: Reconnect,
+    endpoint: String,
+    shutdown: watch::Receiver<Phase>,
+}
+
+impl Resubscribe {
+    async fn run(mut self, topic: String) {
+        let mut schedule = Schedule::new(self.policy.clone());
+        loop {
+            let cause = match self.peer.call::<IgnoredAny>("rpc.subscribe", [&topic]).await {
+                Ok(_) => return,
+                Err(e) => e,
+            };
+            // A connection that ended is the next connection's to subscribe;
+            // a topic nobody wants any more, or a client closing, needs nothing.
+            let over = *self.shutdown.borrow() == Phase::Stopped;
+            if matches!(cause, Error::Disconnected) || self.peer.is_closing() || over || !self.routing.has_topic(&topic)
+            {
+                return;
             }
-        });
+            let retry_in = schedule.next_delay();
+            tracing::warn!(%topic, error = %cause, ?retry_in, "re-subscribing after a reconnect failed");
+            self.routing.report(&SubscriptionError::new(&topic, &self.endpoint, cause, retry_in));
+            let Some(delay) = retry_in else { return };
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                _ = self.peer.closed() => return,
+                () = stopping(&mut self.shutdown) => return,
+            }
+            if !self.routing.has_topic(&topic) {
+                return;
+            }
+        }
     }
 }
 
@@ -246,7 +323,7 @@ async fn run(endpoint: Arc<Endpoint>, dialer: Arc<Dialer>, mut shutdown: watch::
                 // this either finds its topic in the list or this peer among
                 // the connections it subscribes on (or both).
                 endpoint.publish(peer.clone());
-                resubscribe(&peer, &dialer.routing);
+                resubscribe(&peer, &dialer, &endpoint, &shutdown);
                 board.ready(index);
                 tracing::info!("connected");
                 let ended = tokio::select! {
@@ -291,4 +368,35 @@ async fn run(endpoint: Arc<Endpoint>, dialer: Arc<Dialer>, mut shutdown: watch::
     }
     endpoint.retire();
     board.set(index, State::Closed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_body_becomes_one_short_line() {
+        assert_eq!(one_line(Some(b"  unknown\r\n token \n")), Some("unknown token".to_owned()));
+        assert_eq!(one_line(Some(b" \n ")), None);
+        assert_eq!(one_line(None), None);
+        let long = one_line(Some("é".repeat(500).as_bytes())).unwrap();
+        assert_eq!(long.chars().count(), MAX_REASON_CHARS + 1);
+        assert!(long.ends_with('…'));
+    }
+
+    #[test]
+    fn a_refusal_names_the_status_and_the_reason() {
+        let refused = |status: u16, body: &str, content_type: &str| {
+            let mut response = http::Response::new(Some(body.as_bytes().to_vec()));
+            *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+            if !content_type.is_empty() {
+                response.headers_mut().insert(http::header::CONTENT_TYPE, content_type.parse().unwrap());
+            }
+            describe(WsError::Http(Box::new(response))).to_string()
+        };
+        assert_eq!(refused(403, "unknown token", ""), "HTTP 403 Forbidden: unknown token");
+        assert_eq!(refused(401, "", ""), "HTTP 401 Unauthorized (check the token and headers)");
+        assert_eq!(refused(404, "", "text/plain"), "HTTP 404 Not Found (check the path)");
+        assert_eq!(refused(502, "<html><body>Bad</body></html>", "text/html; charset=utf-8"), "HTTP 502 Bad Gateway");
+    }
 }

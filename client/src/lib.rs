@@ -21,7 +21,6 @@
 //! | `tls` | rustls (ring, webpki roots) for `wss://` |
 //!
 //! ```no_run
-//! use futures_util::StreamExt;
 //! use switchboard_client::{Client, Error};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -36,7 +35,8 @@
 //!
 //! let mut prices = client.subscribe("prices").await?;
 //! if let Some(update) = prices.next().await {
-//!     println!("{:?}", update.raw_params());
+//!     // Err: subscribing again after a reconnect failed (see `subscription`).
+//!     println!("{:?}", update?.raw_params());
 //! }
 //! client.close().await;
 //! # let _ = sum; Ok(()) }
@@ -65,14 +65,14 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 pub use batch::{Batch, BatchResults};
-pub use builder::{ClientBuilder, ConnectError};
+pub use builder::{AttemptError, ClientBuilder, ConnectError, RawSocket};
 pub use call::{Call, WhenOffline};
 pub use reconnect::{Backoff, Reconnect};
 pub use relay::{relay, relay_as};
 /// The rustls crate this client is built with, for [`ClientBuilder::tls_config`].
 pub use rustls;
 pub use state::State;
-pub use subscription::{Notification, Notifications, Subscription};
+pub use subscription::{Notification, Notifications, Subscription, SubscriptionError};
 /// The error a call ends with (shared with the server's calls to clients).
 pub use switchboard_shared::Error;
 pub use switchboard_shared::{Context, ErrorObject, Id, Method, Methods, PeerHandle};
@@ -328,8 +328,9 @@ impl Client {
     /// Subscribes to `topic` with `rpc.subscribe` (params `[topic]`) on every
     /// connected endpoint, and again after every reconnect; yields the
     /// notifications whose **method is the topic's name** (Switchboard's
-    /// convention). Dropping the last subscription of the topic sends
-    /// `rpc.unsubscribe`.
+    /// convention), and an error item when subscribing again after a
+    /// reconnect failed (see [`Subscription`]). Dropping the last
+    /// subscription of the topic sends `rpc.unsubscribe`.
     ///
     /// Fails with the server's error if every endpoint refused, and follows
     /// the client's [`WhenOffline`] setting and timeout.
@@ -343,7 +344,7 @@ impl Client {
         let _tracked = self.inner.track()?;
         // Listen and register first, so nothing published right after the
         // server accepts is missed, and a reconnect meanwhile re-subscribes.
-        let stream = self.inner.routing.listen(method);
+        let stream = self.inner.routing.listen_topic(method, Some(topic));
         self.inner.routing.add_topic(topic);
         let subscription = Subscription::new(stream, topic.to_owned(), self.clone());
         let outcome = self.subscribe_everywhere(topic).await;

@@ -8,24 +8,24 @@
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::Error;
+use crate::builder::AttemptError;
 
 /// Where a connection (one endpoint's, or the client's as a whole) stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum State {
     /// An attempt to open the socket is under way (the first one, or an
     /// immediate retry after a drop). Calls made now fail with
-    /// [`Error::Offline`] unless they wait for readiness.
+    /// [`Error::Offline`](crate::Error::Offline) unless they wait for readiness.
     Connecting,
     /// The socket is open: calls go out. For the client: at least one
     /// endpoint is open.
     Ready,
     /// Not connected, waiting out a reconnect delay before the next attempt.
-    /// Calls fail fast with [`Error::Offline`] unless they wait for readiness.
+    /// Calls fail fast with [`Error::Offline`](crate::Error::Offline) unless they wait for readiness.
     Offline,
     /// Not connected and never will be again: [`Client::close`](crate::Client::close)
     /// was called, or the reconnect policy gave up (on every endpoint, for
-    /// the client). Calls fail with [`Error::Offline`], waiting or not.
+    /// the client). Calls fail with [`Error::Offline`](crate::Error::Offline), waiting or not.
     Closed,
 }
 
@@ -85,7 +85,7 @@ pub(crate) struct Slot {
     /// to a watcher, but is remembered here).
     pub(crate) ever_ready: bool,
     /// Why its last attempt failed, if it did.
-    pub(crate) last_error: Option<Error>,
+    pub(crate) last_error: Option<AttemptError>,
     /// Failed attempts since it was last ready (or since the start).
     pub(crate) failures: u64,
 }
@@ -142,7 +142,7 @@ impl Board {
         });
     }
 
-    pub(crate) fn failed(&self, index: usize, error: Error) {
+    pub(crate) fn failed(&self, index: usize, error: AttemptError) {
         self.modify(index, |slot| {
             slot.last_error = Some(error);
             slot.failures += 1;
@@ -204,8 +204,9 @@ mod tests {
     #[test]
     fn failures_are_remembered_until_ready() {
         let board = Board::new(1);
-        board.failed(0, Error::Transport("refused".into()));
-        board.failed(0, Error::Transport("refused".into()));
+        let refused = || AttemptError::Io(std::sync::Arc::new(std::io::ErrorKind::ConnectionRefused.into()));
+        board.failed(0, refused());
+        board.failed(0, refused());
         assert_eq!(board.endpoint(0).failures, 2);
         board.ready(0);
         let slot = board.endpoint(0);

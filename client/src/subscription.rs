@@ -22,6 +22,37 @@
 //! followed with [`Client::subscribe_method`]`(topic, method)`. Dropping the
 //! last subscription of a topic sends `rpc.unsubscribe` with `[topic]`.
 //!
+//! # When re-subscribing fails
+//!
+//! After a reconnect, every topic is subscribed again on the new connection.
+//! When the server refuses that (an error answer) or the call fails (no
+//! answer in time), each [`Subscription`] of the topic yields an
+//! `Err(`[`SubscriptionError`]`)`: from then on it receives nothing from that
+//! endpoint until a retry succeeds. The client retries with the reconnect
+//! policy's backoff ([`Reconnect`](crate::Reconnect)), and each failed retry
+//! is one more error item; [`SubscriptionError::gave_up`] says when the
+//! policy's `max_retries` ran out (or the policy is `Never`): the topic is
+//! then subscribed again only on the endpoint's next connection. A retry that
+//! succeeds yields nothing special: the topic's notifications simply resume.
+//! A connection that drops while re-subscribing yields no error (the next one
+//! subscribes again, and the state watch shows the drop).
+//!
+//! ```no_run
+//! # async fn demo(client: switchboard_client::Client) {
+//! let mut news = client.subscribe("news").await.expect("subscribed");
+//! while let Some(item) = news.next().await {
+//!     match item {
+//!         Ok(note) => println!("{:?}", note.raw_params()),
+//!         Err(e) if e.gave_up() => {
+//!             eprintln!("{e}");
+//!             break;
+//!         }
+//!         Err(e) => eprintln!("{e}"),
+//!     }
+//! }
+//! # }
+//! ```
+//!
 //! # Slow readers
 //!
 //! Each stream buffers up to the builder's `notification_buffer` entries
@@ -34,6 +65,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
 
 use futures_util::Stream;
 use parking_lot::{Mutex, RwLock};
@@ -74,9 +106,73 @@ impl Notification {
     }
 }
 
+/// Why a [`Subscription`] is not receiving its topic from one endpoint:
+/// subscribing again after a reconnect failed. See the [module
+/// docs](self#when-re-subscribing-fails).
+///
+/// Its message says the topic, the endpoint, the cause and what happens
+/// next, e.g. `re-subscribing to "news" on ws://127.0.0.1:9000/ failed: the
+/// peer answered with an error: -32001 not now; retrying in 150ms`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("re-subscribing to {topic:?} on {endpoint} failed: {cause}; {}", next_step(*.retry_in))]
+pub struct SubscriptionError {
+    topic: String,
+    endpoint: String,
+    cause: Error,
+    retry_in: Option<Duration>,
+}
+
+fn next_step(retry_in: Option<Duration>) -> String {
+    match retry_in {
+        Some(delay) if delay.is_zero() => "retrying now".to_owned(),
+        Some(delay) => format!("retrying in {delay:?}"),
+        None => "gave up until the next reconnect".to_owned(),
+    }
+}
+
+impl SubscriptionError {
+    pub(crate) fn new(topic: &str, endpoint: &str, cause: Error, retry_in: Option<Duration>) -> Self {
+        SubscriptionError { topic: topic.to_owned(), endpoint: endpoint.to_owned(), cause, retry_in }
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The endpoint's URL.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Why it failed: the server's refusal ([`Error::Rpc`]), or a call that
+    /// failed ([`Error::Timeout`], ...).
+    pub fn cause(&self) -> &Error {
+        &self.cause
+    }
+
+    /// When the client tries again on this connection; `None` once it gave up.
+    pub fn retry_in(&self) -> Option<Duration> {
+        self.retry_in
+    }
+
+    /// Whether the client stopped retrying: the subscription receives nothing
+    /// from this endpoint until it reconnects (with a single endpoint: the
+    /// subscription is dead until then).
+    pub fn gave_up(&self) -> bool {
+        self.retry_in.is_none()
+    }
+}
+
+/// What a stream's channel carries: a notification, or (for a topic's
+/// subscriptions only) a failed re-subscribe.
+type Item = Result<Notification, SubscriptionError>;
+
 struct Listener {
     id: u64,
-    tx: mpsc::Sender<Notification>,
+    /// The topic, for a [`Subscription`]'s listener.
+    topic: Option<Arc<str>>,
+    tx: mpsc::Sender<Item>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -107,15 +203,28 @@ impl Routing {
         let Some((name, list)) = listeners.get_key_value(method) else { return };
         let note = Notification { method: Arc::clone(name), params: params.map(|p| Arc::from(p.to_owned())) };
         for listener in list {
-            if let Err(mpsc::error::TrySendError::Full(_)) = listener.tx.try_send(note.clone()) {
+            if let Err(mpsc::error::TrySendError::Full(_)) = listener.tx.try_send(Ok(note.clone())) {
                 let n = listener.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 tracing::warn!(method, dropped_total = n, "notification stream full: notification dropped");
             }
         }
     }
 
-    /// A new stream of the notifications named `method`.
-    pub(crate) fn listen(self: &Arc<Self>, method: &str) -> Notifications {
+    /// Hands a failed re-subscribe to every subscription of its topic.
+    pub(crate) fn report(&self, error: &SubscriptionError) {
+        let listeners = self.listeners.read();
+        let of_topic = listeners.values().flatten().filter(|l| l.topic.as_deref() == Some(error.topic()));
+        for listener in of_topic {
+            if let Err(mpsc::error::TrySendError::Full(_)) = listener.tx.try_send(Err(error.clone())) {
+                let n = listener.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::warn!(topic = error.topic(), dropped_total = n, "subscription full: its error dropped");
+            }
+        }
+    }
+
+    /// A new stream of the notifications named `method` (for a subscription:
+    /// of `topic`, which also receives the topic's re-subscribe failures).
+    pub(crate) fn listen_topic(self: &Arc<Self>, method: &str, topic: Option<&str>) -> Receiver {
         let (tx, rx) = mpsc::channel(self.capacity);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let dropped = Arc::new(AtomicU64::new(0));
@@ -124,11 +233,16 @@ impl Routing {
             let mut listeners = self.listeners.write();
             // Checked under the lock `close` takes: a stream made after close ends at once.
             if !self.closed.load(Ordering::Acquire) {
-                let listener = Listener { id, tx, dropped: Arc::clone(&dropped) };
+                let listener = Listener { id, topic: topic.map(Arc::from), tx, dropped: Arc::clone(&dropped) };
                 listeners.entry(Arc::clone(&method)).or_default().push(listener);
             }
         }
-        Notifications { rx, routing: Arc::clone(self), method, id, dropped }
+        Receiver { rx, routing: Arc::clone(self), method, id, dropped }
+    }
+
+    /// A new stream of the notifications named `method`.
+    pub(crate) fn listen(self: &Arc<Self>, method: &str) -> Notifications {
+        Notifications { inner: self.listen_topic(method, None) }
     }
 
     fn unlisten(&self, method: &str, id: u64) {
@@ -160,6 +274,11 @@ impl Routing {
             }
             None => false,
         }
+    }
+
+    /// Whether some subscription still wants `topic`.
+    pub(crate) fn has_topic(&self, topic: &str) -> bool {
+        self.topics.lock().contains_key(topic)
     }
 
     /// The topics to subscribe to on a fresh connection.
@@ -212,12 +331,30 @@ pub(crate) fn client_methods(user: Methods, routing: Arc<Routing>) -> Methods {
     methods
 }
 
+/// One listener's end of the routing: its channel, and its place in the
+/// routing table (left when it is dropped).
+pub(crate) struct Receiver {
+    rx: mpsc::Receiver<Item>,
+    routing: Arc<Routing>,
+    method: Arc<str>,
+    id: u64,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.routing.unlisten(&self.method, self.id);
+    }
+}
+
 /// A stream of the server's notifications with one method name, from
 /// [`Client::notifications`]. It ends when the client is closed. Dropping it
 /// stops the delivery.
 ///
+/// Read it with [`Notifications::next`] (no trait to import), or as a
+/// [`Stream`] with `futures_util::StreamExt`.
+///
 /// ```no_run
-/// use futures_util::StreamExt;
 /// # async fn demo(client: switchboard_client::Client) -> Result<(), switchboard_client::Error> {
 /// let mut ticks = client.notifications("tick");
 /// while let Some(tick) = ticks.next().await {
@@ -227,62 +364,74 @@ pub(crate) fn client_methods(user: Methods, routing: Arc<Routing>) -> Methods {
 /// # Ok(()) }
 /// ```
 pub struct Notifications {
-    rx: mpsc::Receiver<Notification>,
-    routing: Arc<Routing>,
-    method: Arc<str>,
-    id: u64,
-    dropped: Arc<AtomicU64>,
+    inner: Receiver,
 }
 
 impl Notifications {
+    /// The next notification; `None` once the client is closed.
+    pub async fn next(&mut self) -> Option<Notification> {
+        std::future::poll_fn(|cx| self.poll_notification(cx)).await
+    }
+
+    fn poll_notification(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<Notification>> {
+        loop {
+            match std::task::ready!(self.inner.rx.poll_recv(cx)) {
+                Some(Ok(note)) => return Poll::Ready(Some(note)),
+                // Only a subscription's listener is sent errors.
+                Some(Err(_)) => continue,
+                None => return Poll::Ready(None),
+            }
+        }
+    }
+
     /// The method name this stream listens for.
     pub fn method(&self) -> &str {
-        &self.method
+        &self.inner.method
     }
 
     /// Notifications lost because this stream's buffer was full.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.inner.dropped.load(Ordering::Relaxed)
     }
 }
 
 impl std::fmt::Debug for Notifications {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Notifications").field("method", &self.method).field("dropped", &self.dropped()).finish()
+        f.debug_struct("Notifications").field("method", &self.method()).field("dropped", &self.dropped()).finish()
     }
 }
 
 impl Stream for Notifications {
     type Item = Notification;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Notification>> {
-        self.rx.poll_recv(cx)
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Notification>> {
+        self.get_mut().poll_notification(cx)
     }
 }
 
-impl Drop for Notifications {
-    fn drop(&mut self) {
-        self.routing.unlisten(&self.method, self.id);
-    }
-}
-
-/// A topic subscription from [`Client::subscribe`]: a stream of the topic's
-/// notifications. Dropping the last subscription of a topic sends
-/// `rpc.unsubscribe`. It ends when the client is closed; across reconnects it
-/// carries on (the topic is subscribed again on every new connection).
+/// A topic subscription from [`Client::subscribe`]: the topic's
+/// notifications, each `Ok`, and an `Err(`[`SubscriptionError`]`)` whenever
+/// subscribing again after a reconnect failed (see the [module
+/// docs](self#when-re-subscribing-fails)). Dropping the last subscription of
+/// a topic sends `rpc.unsubscribe`. It ends (`None`) when the client is
+/// closed; across reconnects it carries on (the topic is subscribed again on
+/// every new connection).
+///
+/// Read it with [`Subscription::next`] (no trait to import), or as a
+/// [`Stream`] with `futures_util::StreamExt`.
 ///
 /// ```no_run
-/// use futures_util::StreamExt;
-/// # async fn demo(client: switchboard_client::Client) -> Result<(), switchboard_client::Error> {
+/// # async fn demo(client: switchboard_client::Client) -> Result<(), Box<dyn std::error::Error>> {
 /// let mut prices = client.subscribe("prices").await?;
 /// while let Some(update) = prices.next().await {
-///     let quote: serde_json::Value = update.params()?;
+///     // `?`: stop at the first failed re-subscribe (match on it to carry on instead).
+///     let quote: serde_json::Value = update?.params()?;
 ///     println!("{quote}");
 /// }
 /// # Ok(()) }
 /// ```
 pub struct Subscription {
-    stream: Notifications,
+    inner: Receiver,
     topic: String,
     client: Client,
     /// Whether dropping it may send `rpc.unsubscribe` (not for a refused subscribe).
@@ -290,13 +439,19 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    pub(crate) fn new(stream: Notifications, topic: String, client: Client) -> Self {
-        Subscription { stream, topic, client, unsubscribe: true }
+    pub(crate) fn new(inner: Receiver, topic: String, client: Client) -> Self {
+        Subscription { inner, topic, client, unsubscribe: true }
     }
 
     /// Undoes the registration without telling the server (it refused anyway).
     pub(crate) fn forget(mut self) {
         self.unsubscribe = false;
+    }
+
+    /// The next notification of the topic, or the error of a failed
+    /// re-subscribe; `None` once the client is closed.
+    pub async fn next(&mut self) -> Option<Result<Notification, SubscriptionError>> {
+        std::future::poll_fn(|cx| self.inner.rx.poll_recv(cx)).await
     }
 
     /// The topic subscribed to.
@@ -307,12 +462,12 @@ impl Subscription {
     /// The notification method this subscription yields (the topic's name
     /// unless [`Client::subscribe_method`] chose another).
     pub fn method(&self) -> &str {
-        self.stream.method()
+        &self.inner.method
     }
 
-    /// Notifications lost because this subscription's buffer was full.
+    /// Notifications (and errors) lost because this subscription's buffer was full.
     pub fn dropped(&self) -> u64 {
-        self.stream.dropped()
+        self.inner.dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -323,10 +478,10 @@ impl std::fmt::Debug for Subscription {
 }
 
 impl Stream for Subscription {
-    type Item = Notification;
+    type Item = Result<Notification, SubscriptionError>;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Notification>> {
-        Pin::new(&mut self.stream).poll_next(cx)
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().inner.rx.poll_recv(cx)
     }
 }
 
@@ -339,10 +494,25 @@ impl Drop for Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures_util::StreamExt;
 
     fn raw(text: &str) -> Box<RawValue> {
         RawValue::from_string(text.to_owned()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_reported_error_reaches_only_the_subscriptions_of_its_topic() {
+        let routing = Arc::new(Routing::new(8));
+        let mut news = routing.listen_topic("news", Some("news"));
+        let mut plain = routing.listen("news");
+        let error = SubscriptionError::new("news", "ws://h/", Error::Offline, Some(Duration::from_millis(150)));
+        routing.report(&error);
+        routing.deliver("news", None);
+        let Some(Err(seen)) = news.rx.recv().await else { panic!("the error first") };
+        assert_eq!(seen.to_string(), "re-subscribing to \"news\" on ws://h/ failed: not connected; retrying in 150ms");
+        assert!(matches!(news.rx.recv().await, Some(Ok(_))));
+        assert!(plain.next().await.is_some(), "a plain stream skips errors and gets the notification");
+        let gave_up = SubscriptionError::new("news", "ws://h/", Error::Offline, None);
+        assert!(gave_up.gave_up() && gave_up.to_string().ends_with("gave up until the next reconnect"));
     }
 
     #[tokio::test]

@@ -273,3 +273,83 @@ async fn a_custom_id_generator_makes_the_ids_of_calls_and_batches() {
         assert_eq!(within("an id", ids.recv()).await.unwrap(), json!(expected));
     }
 }
+
+#[tokio::test]
+async fn calls_are_futures_for_join_all_select_and_futures_unordered() {
+    use futures_util::StreamExt;
+    use futures_util::stream::FuturesUnordered;
+
+    // `never` is held unanswered; every other call is doubled, batches too.
+    let server = RawServer::start(|mut conn| async move {
+        let mut held = Vec::new();
+        while let Some(frame) = conn.recv().await {
+            if let Value::Array(entries) = &frame {
+                let answers: Vec<Value> = entries
+                    .iter()
+                    .filter(|e| e.get("id").is_some())
+                    .map(|e| json!({"jsonrpc": "2.0", "result": double(e), "id": e["id"]}))
+                    .collect();
+                conn.send(Value::Array(answers)).await;
+            } else if frame["method"] == "never" {
+                held.push(frame);
+            } else if frame.get("id").is_some() {
+                conn.reply(&frame, double(&frame)).await;
+            }
+        }
+    })
+    .await;
+    let client = Client::connect(&server.url()).await.unwrap();
+
+    let calls = (0..10_i64).map(|i| client.call::<i64>("double", [i]));
+    let doubled: Vec<i64> =
+        within("join_all", futures_util::future::join_all(calls)).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(doubled, (0..10).map(|i| i * 2).collect::<Vec<_>>());
+
+    let answered = within("select!", async {
+        tokio::select! {
+            never = client.call::<i64>("never", ()).no_timeout() => panic!("never answered: {never:?}"),
+            doubled = client.call::<i64>("double", [21]) => doubled,
+        }
+    })
+    .await;
+    assert_eq!(answered.unwrap(), 42);
+
+    // A call is `Unpin`: `&mut call` can be polled in a loop with a timer beside it.
+    let mut pending = client.call::<i64>("double", [5]);
+    let five = within("select! over &mut call", async {
+        loop {
+            tokio::select! {
+                done = &mut pending => break done,
+                () = tokio::task::yield_now() => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(five.unwrap(), 10);
+
+    let mut unordered: FuturesUnordered<_> = (1..=3_i64).map(|i| client.call::<i64>("double", [i])).collect();
+    let mut sum = 0;
+    while let Some(doubled) = within("FuturesUnordered", unordered.next()).await {
+        sum += doubled.unwrap();
+    }
+    assert_eq!(sum, 12);
+
+    // Spawned calls must be Send and 'static: a cloned client and owned strings.
+    let spawned = {
+        let client = client.clone();
+        tokio::spawn(async move { client.call::<i64>("double", [50]).await })
+    };
+    assert_eq!(within("a spawned call", spawned).await.unwrap().unwrap(), 100);
+    // The other awaitables are `Send` futures too: notify, a batch's send, subscribe.
+    let others = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let (note, batch) = tokio::join!(client.notify("note", [1]), client.batch().call("double", [4]).send());
+            note.unwrap();
+            batch.unwrap().decode::<i64>(0).unwrap()
+        })
+    };
+    assert_eq!(within("spawned notify and batch", others).await.unwrap(), 8);
+    // The abandoned `never` call left the pending table when select! dropped it.
+    assert_eq!(client.pending_calls(), 0);
+}

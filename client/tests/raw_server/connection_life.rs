@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use futures_util::{FutureExt, StreamExt};
+use futures_util::FutureExt;
 use serde_json::{Value, json};
-use switchboard_client::{Client, ConnectError, Error, Reconnect, State, WhenOffline};
+use switchboard_client::{AttemptError, Backoff, Client, ConnectError, Error, Reconnect, State, WhenOffline};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::support::{Conn, RawServer, free_addr, within};
@@ -27,6 +27,51 @@ async fn connect_fails_with_a_clear_error_when_the_first_attempt_fails() {
 
     let err = Client::connect("http://example.com/rpc").await.unwrap_err();
     assert!(matches!(err, ConnectError::InvalidUrl { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn connect_errors_say_each_thing_once() {
+    // Nothing listens: the OS's own words, after the endpoint, once.
+    let addr = free_addr().await;
+    let url = format!("ws://{addr}/rpc");
+    let err = Client::connect(&url).await.unwrap_err().to_string();
+    assert!(err.starts_with(&format!("could not connect to {url}: ")), "{err}");
+    assert_eq!(err.matches(&addr.to_string()).count(), 1, "the endpoint is named once: {err}");
+    assert_eq!(err.matches("connect").count(), 1, "{err}");
+    assert!(!err.contains("transport error"), "{err}");
+
+    // A listener that never answers the upgrade: the connect timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/rpc", silent.local_addr().unwrap());
+    let err = Client::builder()
+        .endpoint(&url)
+        .connect_timeout(std::time::Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), format!("could not connect to {url}: timed out after 200ms (the connect timeout)"));
+
+    // A refusal: the HTTP status and the body's reason.
+    let refusing = RawServer::refusing(401).await;
+    let err = Client::connect(&refusing.url()).await.unwrap_err();
+    assert_eq!(err.to_string(), format!("could not connect to {}: HTTP 401 Unauthorized: refused", refusing.url()));
+
+    // Several endpoints: each with its own reason, in order.
+    let urls = [refusing.url(), url];
+    let err = Client::builder()
+        .endpoints(&urls)
+        .connect_timeout(std::time::Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "could not connect to any endpoint: {}: HTTP 401 Unauthorized: refused; {}: timed out after 200ms (the connect timeout)",
+            urls[0], urls[1]
+        )
+    );
+    drop(silent);
 }
 
 #[tokio::test]
@@ -54,7 +99,7 @@ async fn a_wss_endpoint_goes_through_rustls_and_reports_a_failed_handshake() {
     let url = format!("wss://{}/rpc", server.addr());
     let err = within("the TLS attempt", Client::connect(&url)).await.unwrap_err();
     let ConnectError::Unreachable { failures } = &err else { panic!("{err}") };
-    assert!(matches!(failures[0].1, Error::Transport(_)), "{err}");
+    assert!(matches!(failures[0].1, AttemptError::Io(_) | AttemptError::Tls(_)), "{err}");
 }
 
 #[tokio::test]
@@ -140,7 +185,7 @@ async fn a_server_that_restarts_on_the_same_port_gets_the_client_back_and_its_to
     let client = Client::connect(&first.url()).await.unwrap();
     let mut news = client.subscribe("news").await.unwrap();
     assert_eq!(within("rpc.subscribe", subscribed.recv()).await.unwrap(), (1, json!(["news"])));
-    assert_eq!(within("news", news.next()).await.unwrap().params::<(u32,)>().unwrap(), (1,));
+    assert_eq!(within("news", news.next()).await.unwrap().unwrap().params::<(u32,)>().unwrap(), (1,));
 
     let mut states = client.watch_state();
     first.kill().await;
@@ -152,11 +197,83 @@ async fn a_server_that_restarts_on_the_same_port_gets_the_client_back_and_its_to
         (2, json!(["news"])),
         "the restarted server saw the topic subscribed again"
     );
-    let after = within("news after the restart", news.next()).await.unwrap();
+    let after = within("news after the restart", news.next()).await.unwrap().unwrap();
     assert_eq!(after.params::<(u32,)>().unwrap(), (2,), "the same stream carries on");
     within("ready", client.ready()).await.unwrap();
     assert_eq!(client.call::<u32>("generation", ()).await.unwrap(), 2);
     assert_eq!(client.endpoints()[0].connections, 2);
+}
+
+/// A server whose first connection accepts `rpc.subscribe`, publishes
+/// `news [1]` and drops; on later connections it refuses the first
+/// `refusals` subscribes with -32001, then accepts and publishes `news [2]`.
+async fn refusing_after_a_reconnect(refusals: usize) -> RawServer {
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    RawServer::start(move |mut conn| {
+        let first = connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+        let attempts = Arc::clone(&attempts);
+        async move {
+            while let Some(frame) = conn.recv().await {
+                if frame["method"] != "rpc.subscribe" {
+                    continue;
+                }
+                if first {
+                    conn.reply(&frame, json!(true)).await;
+                    conn.send(json!({"jsonrpc": "2.0", "method": "news", "params": [1]})).await;
+                    return; // a crash: the socket drops without a close frame
+                }
+                if attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < refusals {
+                    let error = json!({"code": -32001, "message": "not now"});
+                    conn.send(json!({"jsonrpc": "2.0", "error": error, "id": frame["id"]})).await;
+                } else {
+                    conn.reply(&frame, json!(true)).await;
+                    conn.send(json!({"jsonrpc": "2.0", "method": "news", "params": [2]})).await;
+                }
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_resubscribe_refused_after_a_reconnect_is_an_error_item_and_is_retried_until_it_succeeds() {
+    let server = refusing_after_a_reconnect(2).await;
+    let client = Client::connect(&server.url()).await.unwrap();
+    let mut news = client.subscribe("news").await.unwrap();
+    let first = within("news before the drop", news.next()).await.unwrap().unwrap();
+    assert_eq!(first.params::<(u32,)>().unwrap(), (1,));
+
+    // The reconnect's re-subscribe is refused twice: two error items, each retried.
+    for refusal in 1..=2 {
+        let err = within("the refusal", news.next()).await.unwrap().unwrap_err();
+        assert_eq!((err.topic(), err.endpoint()), ("news", server.url().as_str()), "{err}");
+        assert_eq!(err.cause().rpc().map(|e| e.code), Some(-32001), "refusal {refusal}: {err}");
+        assert!(!err.gave_up() && err.retry_in().is_some(), "refusal {refusal}: {err}");
+        assert!(err.to_string().starts_with(&format!("re-subscribing to \"news\" on {}", server.url())), "{err}");
+    }
+    // The third try is accepted: the same subscription carries on.
+    let after = within("news after the retries", news.next()).await.unwrap().unwrap();
+    assert_eq!(after.params::<(u32,)>().unwrap(), (2,));
+    assert_eq!(client.endpoints()[0].connections, 2);
+}
+
+#[tokio::test]
+async fn a_resubscribe_refused_past_the_retry_limit_says_it_gave_up() {
+    let server = refusing_after_a_reconnect(usize::MAX).await;
+    let policy = Backoff { max_retries: Some(1), ..Backoff::default() };
+    let client =
+        Client::builder().endpoint(server.url()).reconnect(Reconnect::Backoff(policy)).connect().await.unwrap();
+    let mut news = client.subscribe("news").await.unwrap();
+    assert!(within("news before the drop", news.next()).await.unwrap().is_ok());
+
+    let retried = within("the first refusal", news.next()).await.unwrap().unwrap_err();
+    assert_eq!(retried.retry_in(), Some(std::time::Duration::ZERO), "the first retry is immediate: {retried}");
+    assert!(retried.to_string().ends_with("; retrying now"), "{retried}");
+    let dead = within("the last refusal", news.next()).await.unwrap().unwrap_err();
+    assert!(dead.gave_up(), "one retry allowed: {dead}");
+    assert!(dead.to_string().ends_with("; gave up until the next reconnect"), "{dead}");
+    assert_eq!(client.state(), State::Ready, "the connection itself is fine");
 }
 
 #[tokio::test]
@@ -230,4 +347,32 @@ async fn dropping_every_clone_of_the_client_closes_its_socket() {
     drop(client);
     drop(clone);
     assert_eq!(within("the close frame", code.recv()).await.unwrap(), Some(1000));
+}
+
+#[tokio::test]
+async fn open_socket_hands_over_the_websocket_with_the_headers_and_the_same_errors() {
+    use futures_util::{SinkExt, StreamExt};
+    use switchboard_shared::tokio_tungstenite::tungstenite::Message;
+
+    let (headers_tx, mut headers) = mpsc::unbounded_channel();
+    let server = RawServer::start(move |mut conn| {
+        let _ = headers_tx.send(conn.headers.clone());
+        async move {
+            // Echoes the first frame as it came, whatever it is.
+            let text = conn.recv_text().await.expect("a frame");
+            conn.send_text(text).await;
+        }
+    })
+    .await;
+    let down = format!("ws://{}/rpc", free_addr().await);
+    // The first endpoint is down: the next one is tried.
+    let mut ws = Client::builder().endpoints([down, server.url()]).token("s3cret").open_socket().await.unwrap();
+    assert_eq!(within("the upgrade headers", headers.recv()).await.unwrap()["authorization"], "Bearer s3cret");
+    ws.send(Message::text("not even JSON")).await.unwrap();
+    let Some(Ok(Message::Text(echo))) = within("the echo", ws.next()).await else { panic!("a text frame") };
+    assert_eq!(echo.as_str(), "not even JSON", "no engine in between");
+
+    let refusing = RawServer::refusing(403).await;
+    let err = Client::builder().endpoint(refusing.url()).open_socket().await.unwrap_err();
+    assert_eq!(err.to_string(), format!("could not connect to {}: HTTP 403 Forbidden: refused", refusing.url()));
 }

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 use switchboard_client::{Client, Context, Error, ErrorObject, Methods};
 use tokio::sync::mpsc;
@@ -151,13 +150,13 @@ async fn subscribe_sends_rpc_subscribe_and_yields_the_topics_notifications_until
     let client = Client::connect(&server.url()).await.unwrap();
 
     let mut news = client.subscribe("news").await.unwrap();
-    let first = within("news", news.next()).await.unwrap();
+    let first = within("news", news.next()).await.unwrap().unwrap();
     assert_eq!((first.method(), first.params::<Value>().unwrap()), ("news", json!({"topic": "news"})));
     assert_eq!(news.topic(), "news");
 
     // A publisher that names its notifications otherwise is followed by method.
     let mut prices = client.subscribe_method("prices", "price.update").await.unwrap();
-    assert_eq!(within("a price", prices.next()).await.unwrap().method(), "price.update");
+    assert_eq!(within("a price", prices.next()).await.unwrap().unwrap().method(), "price.update");
 
     // Two subscriptions to one topic: only dropping the last one unsubscribes.
     let again = client.subscribe("news").await.unwrap();

@@ -6,11 +6,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
+use futures_util::{SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use switchboard::client::{Client, ConnectError, Reconnect};
+use switchboard::client::{Client, ClientBuilder, ConnectError, RawSocket, Reconnect, State};
 use switchboard::shared::codec::encode;
 use switchboard::shared::discover::{Document, MethodDoc, TopicDoc, type_name};
+use switchboard::shared::tokio_tungstenite::tungstenite::Message;
 use switchboard::shared::{Context, Dispatch, Error, ErrorObject, Id, Method, Methods};
 use tokio::sync::Notify;
 
@@ -63,14 +66,10 @@ fn interrupt_signal() -> std::io::Result<impl Future<Output = ()>> {
     }
 }
 
-async fn connect(target: &Target, methods: Methods, reconnect: Reconnect) -> Result<Client, Failure> {
+/// A client builder with the target's URL, token, headers and timeout.
+fn builder(target: &Target) -> Result<ClientBuilder, Failure> {
     let timeout = target.timeout()?;
-    let mut builder = Client::builder()
-        .endpoint(target.url.as_str())
-        .methods(methods)
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .reconnect(reconnect);
+    let mut builder = Client::builder().endpoint(target.url.as_str()).timeout(timeout).connect_timeout(timeout);
     if let Some(token) = &target.token {
         builder = builder.token(token);
     }
@@ -80,12 +79,22 @@ async fn connect(target: &Target, methods: Methods, reconnect: Reconnect) -> Res
             .ok_or_else(|| Failure::new(Outcome::Usage, format!("--header takes K:V, got {header:?}")))?;
         builder = builder.header(name.trim(), value.trim());
     }
-    builder.connect().await.map_err(|e| match e {
+    Ok(builder)
+}
+
+/// Exit 2 for a bad setting, 3 for anything else.
+fn connect_failure(e: ConnectError) -> Failure {
+    match e {
         ConnectError::InvalidUrl { .. } | ConnectError::InvalidHeader { .. } | ConnectError::NoEndpoint => {
             Failure::new(Outcome::Usage, e.to_string())
         }
-        _ => Failure::new(Outcome::Unreachable, format!("could not connect to {}: {e}", target.url)),
-    })
+        // "could not connect to URL: why", the URL and the reason once each.
+        _ => Failure::new(Outcome::Unreachable, e.to_string()),
+    }
+}
+
+async fn connect(target: &Target, methods: Methods, reconnect: Reconnect) -> Result<Client, Failure> {
+    builder(target)?.methods(methods).reconnect(reconnect).connect().await.map_err(connect_failure)
 }
 
 fn parse_params(params: Option<&str>) -> Result<Value, Failure> {
@@ -99,7 +108,7 @@ fn parse_params(params: Option<&str>) -> Result<Value, Failure> {
 }
 
 /// Maps a call's error to its exit code, printing a server error object.
-fn call_failure(error: Error) -> Failure {
+fn call_failure(error: Error, target: &Target) -> Failure {
     match error {
         Error::Rpc(object) => {
             let _ = print_json(&object);
@@ -107,10 +116,18 @@ fn call_failure(error: Error) -> Failure {
         }
         Error::InvalidResponse(_) | Error::Decode(_) => Failure::new(Outcome::ServerError, error.to_string()),
         Error::Encode(_) => Failure::new(Outcome::Usage, error.to_string()),
-        Error::Timeout(_) | Error::Disconnected | Error::Offline | Error::Transport(_) => {
+        // Our own limit, not an answer: nothing is printed on stdout.
+        Error::Timeout(after) => Failure::new(Outcome::Unreachable, timed_out(after, target)),
+        Error::Disconnected | Error::Offline | Error::Transport(_) => {
             Failure::new(Outcome::Unreachable, error.to_string())
         }
     }
+}
+
+/// `timeout: no reply within 300ms (--timeout 0.3)`: the client gave up
+/// waiting; the server sent nothing.
+fn timed_out(after: Duration, target: &Target) -> String {
+    format!("timeout: no reply within {after:?} (--timeout {})", target.timeout)
 }
 
 pub(crate) async fn call(target: &Target, method: &str, params: Option<&str>) -> Result<Outcome, Failure> {
@@ -119,7 +136,7 @@ pub(crate) async fn call(target: &Target, method: &str, params: Option<&str>) ->
     let result = client.call_raw(method, params).await;
     client.close().await;
     // stdout closing early (a pipe to `head`) is not the call's failure.
-    let _ = print_json(&result.map_err(call_failure)?);
+    let _ = print_json(&result.map_err(|e| call_failure(e, target))?);
     Ok(Outcome::Success)
 }
 
@@ -129,7 +146,7 @@ pub(crate) async fn notify(target: &Target, method: &str, params: Option<&str>) 
     let sent = client.notify(method, params).await;
     // Closing writes everything queued before the close frame.
     client.close().await;
-    sent.map_err(call_failure)?;
+    sent.map_err(|e| call_failure(e, target))?;
     Ok(Outcome::Success)
 }
 
@@ -148,67 +165,169 @@ pub(crate) async fn batch(target: &Target, file: Option<&Path>) -> Result<Outcom
     if entries.is_empty() {
         return Err(Failure::new(Outcome::Usage, "the batch is empty"));
     }
-    let mut calls = Vec::new();
-    let client = connect(target, Methods::new(), Reconnect::Never).await?;
-    let mut batch = client.batch();
+    // Each entry as a request (or notification) with the user's own id, so
+    // the server's replies carry the ids the user wrote.
+    let mut requests = Vec::new();
+    let mut ids = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
         let method = entry.get("method").and_then(Value::as_str).ok_or_else(|| {
             Failure::new(Outcome::Usage, format!("batch entry {i} has no string \"method\": {entry}"))
         })?;
-        let params = entry.get("params").cloned().unwrap_or(Value::Null);
-        match entry.get("id") {
-            Some(id) => {
-                calls.push(id.clone());
-                batch = batch.call(method, params);
-            }
-            None => batch = batch.notify(method, params),
+        let mut request = json!({"jsonrpc": "2.0", "method": method});
+        if let Some(params) = entry.get("params") {
+            request["params"] = params.clone();
         }
+        if let Some(id) = entry.get("id") {
+            request["id"] = id.clone();
+            ids.push(id.clone());
+        }
+        requests.push(request);
     }
-    let results = batch.send().await;
-    client.close().await;
-    let results = results.map_err(call_failure)?;
-    // The replies in the order of the requests, each with its request's own id.
-    let replies: Vec<Reply> = calls
-        .into_iter()
-        .enumerate()
-        .map(|(i, id)| match results.get_raw(i) {
-            Some(Ok(raw)) => Reply::result(serde_json::from_str(raw.get()).unwrap_or(Value::Null), id),
-            Some(Err(Error::Rpc(object))) => Reply::error(object.clone(), id),
-            Some(Err(other)) => Reply::error(ErrorObject::internal(other), id),
-            None => Reply::error(ErrorObject::internal("no reply"), id),
-        })
-        .collect();
+    let timeout = target.timeout()?;
+    // A raw socket, not the client's engine: the server's answer is printed
+    // as it came, even a single `"id": null` error for the whole batch.
+    let mut ws = builder(target)?.open_socket().await.map_err(connect_failure)?;
+    let sent = ws.send(Message::text(Value::Array(requests).to_string())).await;
+    sent.map_err(|e| Failure::new(Outcome::Unreachable, format!("the connection failed while sending: {e}")))?;
+    let answer = if ids.is_empty() { Ok(BatchAnswer::default()) } else { await_answer(&mut ws, &ids, timeout).await };
+    let _ = tokio::time::timeout(timeout, async {
+        let _ = ws.close(None).await;
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+    let answer = answer?;
+    if let Some(whole) = answer.whole {
+        // stdout closing early (a pipe to `head`) is not the batch's failure.
+        let _ = print_json(&whole);
+        let error = whole.error.as_deref().map_or("", RawValue::get);
+        return Err(Failure::new(
+            Outcome::ServerError,
+            format!("the server answered the whole batch with an error: {error}"),
+        ));
+    }
+    let mut replies: Vec<&Reply> = answer.replies.iter().flatten().collect();
+    replies.extend(&answer.unmatched);
     let any_error = replies.iter().any(|r| r.error.is_some());
-    let _ = print_json(&replies);
+    let missing: Vec<String> =
+        ids.iter().zip(&answer.replies).filter(|(_, r)| r.is_none()).map(|(id, _)| id.to_string()).collect();
+    if !replies.is_empty() || missing.is_empty() {
+        let _ = print_json(&replies);
+    }
+    if !missing.is_empty() {
+        let why = match answer.ended {
+            Some(reason) => format!(
+                "the connection ended ({reason}) before the replies to the batch entries with ids {}",
+                missing.join(", ")
+            ),
+            None => format!("{} to the batch entries with ids {}", timed_out(timeout, target), missing.join(", ")),
+        };
+        return Err(Failure::new(Outcome::Unreachable, why));
+    }
     Ok(if any_error { Outcome::ServerError } else { Outcome::Success })
 }
 
-/// One reply of a batch, its fields in the spec's order.
-#[derive(Serialize)]
-struct Reply {
-    jsonrpc: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<ErrorObject>,
-    id: Value,
+/// What the server sent back for a batch.
+#[derive(Default)]
+struct BatchAnswer {
+    /// One slot per call of the batch, in its order.
+    replies: Vec<Option<Reply>>,
+    /// Replies that matched no call (an error for a malformed entry, with id null).
+    unmatched: Vec<Reply>,
+    /// A single error answering the whole batch (`"id": null`, not in an array).
+    whole: Option<Reply>,
+    /// Why the connection ended before every call was answered, if it did.
+    ended: Option<String>,
 }
 
-impl Reply {
-    fn result(result: Value, id: Value) -> Self {
-        Reply { jsonrpc: "2.0", result: Some(result), error: None, id }
+/// Reads frames until every call of the batch (ids `ids`, in order) has its
+/// reply, the server answers the whole batch with one error, the socket ends,
+/// or `timeout` passes. The server's own calls are answered -32601 meanwhile;
+/// its notifications are ignored.
+async fn await_answer(ws: &mut RawSocket, ids: &[Value], timeout: Duration) -> Result<BatchAnswer, Failure> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut answer = BatchAnswer { replies: ids.iter().map(|_| None).collect(), ..BatchAnswer::default() };
+    while answer.replies.iter().any(Option::is_none) {
+        let frame = match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => break,
+            Ok(Some(Ok(Message::Text(text)))) => text,
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                answer.ended = Some(frame.map_or_else(|| "closed".to_owned(), |f| format!("closed with {}", f.code)));
+                break;
+            }
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(e))) => {
+                answer.ended = Some(e.to_string());
+                break;
+            }
+            Ok(None) => {
+                answer.ended = Some("closed".to_owned());
+                break;
+            }
+        };
+        let messages = match serde_json::from_str::<Box<RawValue>>(&frame) {
+            Ok(raw) if raw.get().starts_with('[') => serde_json::from_str(raw.get()).unwrap_or_default(),
+            Ok(raw) => vec![raw],
+            Err(_) => continue,
+        };
+        let single = !frame.trim_start().starts_with('[');
+        for message in messages {
+            let Ok(Probe { method, id }) = serde_json::from_str::<Probe>(message.get()) else { continue };
+            match (method, id) {
+                (Some(method), Some(id)) if !id.is_null() => {
+                    let refusal = json!({"jsonrpc": "2.0", "error": ErrorObject::method_not_found(&method), "id": id});
+                    let _ = ws.send(Message::text(refusal.to_string())).await;
+                }
+                (Some(_), _) => {}
+                (None, _) => {
+                    let Ok(reply) = serde_json::from_str::<Reply>(message.get()) else { continue };
+                    let id: Value = serde_json::from_str(reply.id.get()).unwrap_or(Value::Null);
+                    let slot = ids.iter().zip(&answer.replies).position(|(want, got)| got.is_none() && *want == id);
+                    match slot {
+                        Some(i) => answer.replies[i] = Some(reply),
+                        None if single && id.is_null() && reply.error.is_some() => {
+                            answer.whole = Some(reply);
+                            return Ok(answer);
+                        }
+                        None => answer.unmatched.push(reply),
+                    }
+                }
+            }
+        }
     }
+    Ok(answer)
+}
 
-    fn error(error: ErrorObject, id: Value) -> Self {
-        Reply { jsonrpc: "2.0", result: None, error: Some(error), id }
-    }
+/// Enough of a message from the server to tell a call or notification
+/// (it has a method) from a reply.
+#[derive(Deserialize)]
+struct Probe {
+    method: Option<String>,
+    id: Option<Value>,
+}
+
+/// One reply as the server sent it: its result, error and id kept as raw
+/// JSON, printed in the spec's field order.
+#[derive(Serialize, Deserialize)]
+struct Reply {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    jsonrpc: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    result: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    error: Option<Box<RawValue>>,
+    id: Box<RawValue>,
+}
+
+/// A field that is there, even as `null` (`"result": null` is a result).
+fn present<'de, D: serde::Deserializer<'de>>(field: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(field).map(Some)
 }
 
 pub(crate) async fn describe(target: &Target, method: Option<&str>) -> Result<Outcome, Failure> {
     let client = connect(target, Methods::new(), Reconnect::Never).await?;
     let doc = client.discover().await;
     client.close().await;
-    let doc = doc.map_err(call_failure)?;
+    let doc = doc.map_err(|e| call_failure(e, target))?;
     let text = match method {
         None => describe_service(&doc),
         Some(name) => {
@@ -318,22 +437,83 @@ pub(crate) async fn listen(target: &Target, topics: &[String]) -> Result<Outcome
     });
     let interrupted =
         interrupt_signal().map_err(|e| Failure::new(Outcome::Unreachable, format!("cannot watch for Ctrl-C: {e}")))?;
+    tokio::pin!(interrupted);
     let client = connect(target, methods, Reconnect::default()).await?;
     let mut subscriptions = Vec::new();
     for topic in topics {
-        subscriptions.push(client.subscribe(topic).await.map_err(call_failure)?);
+        subscriptions.push(client.subscribe(topic).await.map_err(|e| call_failure(e, target))?);
     }
-    tokio::select! {
-        () = interrupted => {}
-        () = stdout_closed.notified() => {}
-        () = async {
-            let mut state = client.watch_state();
-            let _ = state.wait_for(|s| *s == switchboard::client::State::Closed).await;
-        } => {
-            return Err(Failure::new(Outcome::Unreachable, "the connection was lost for good"));
+    // The router above prints the notifications; the subscriptions are read
+    // here for what only they say: a re-subscribe that failed.
+    let mut items = futures_util::stream::select_all(subscriptions);
+    let mut watch = Watch { url: &target.url, up: true, seen: connections(&client) };
+    let mut state = client.watch_state();
+    let now = *state.borrow_and_update();
+    watch.look(now, connections(&client))?;
+    loop {
+        tokio::select! {
+            () = &mut interrupted => break,
+            () = stdout_closed.notified() => break,
+            Some(item) = items.next(), if !items.is_empty() => {
+                if let Err(e) = item {
+                    eprintln!("switchboard: {e}");
+                }
+            }
+            changed = state.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let now = *state.borrow_and_update();
+                watch.look(now, connections(&client))?;
+            }
         }
     }
-    drop(subscriptions);
+    drop(items);
     client.close().await;
     Ok(Outcome::Success)
+}
+
+/// Sockets the client has opened so far.
+fn connections(client: &Client) -> u64 {
+    client.endpoints().iter().map(|e| e.connections).sum()
+}
+
+/// What `listen` last said of its connection, to say each drop and each
+/// return once on stderr.
+struct Watch<'a> {
+    url: &'a str,
+    up: bool,
+    /// Connections opened when it was last seen up.
+    seen: u64,
+}
+
+impl Watch<'_> {
+    fn look(&mut self, now: State, connections: u64) -> Result<(), Failure> {
+        match now {
+            State::Ready => {
+                // A new connection since the last look: a drop and a return
+                // may both have happened between two looks.
+                let new = connections > self.seen;
+                if self.up && new {
+                    self.lost();
+                }
+                if !self.up || new {
+                    eprintln!("switchboard: reconnected to {}", self.url);
+                }
+                (self.up, self.seen) = (true, connections);
+            }
+            State::Closed => return Err(Failure::new(Outcome::Unreachable, "the connection was lost for good")),
+            State::Connecting | State::Offline => {
+                if self.up {
+                    self.lost();
+                    self.up = false;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn lost(&self) {
+        eprintln!("switchboard: connection to {} lost; reconnecting", self.url);
+    }
 }

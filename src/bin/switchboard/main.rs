@@ -11,7 +11,8 @@
 //! ```
 //!
 //! Exit codes: 0 success, 1 the server answered with an error (printed),
-//! 2 usage error, 3 could not connect or timed out.
+//! 2 usage error, 3 could not connect, lost the connection, or timed out
+//! (see [`EXIT_CODES`], which `--help` shows).
 
 mod commands;
 mod output;
@@ -23,9 +24,20 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The exit codes, as `--help` shows them.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  the server answered with an error: its error object is printed on stdout
+  2  usage error: bad arguments, PARAMS_JSON or batch
+  3  could not connect (refused, HTTP 401/403...), the connection was lost, or no reply came
+     within --timeout (a client-side timeout: `switchboard: timeout: ...` on stderr, no error
+     object on stdout)
+Every failure also prints one line on stderr, starting with `switchboard: `.";
+
 /// Switchboard: a WebSocket JSON-RPC 2.0 hub, and a shell tool for any JSON-RPC WebSocket service.
 #[derive(Debug, Parser)]
-#[command(version, about, propagate_version = true)]
+#[command(version, about, propagate_version = true, after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -40,6 +52,11 @@ enum Command {
         addr: SocketAddr,
     },
     /// Call METHOD and print its result.
+    ///
+    /// The result is printed on stdout as JSON (exit 0). An error answer prints the server's error
+    /// object on stdout (exit 1). No reply within --timeout is a client-side timeout: nothing on
+    /// stdout, `switchboard: timeout: no reply within 10s (--timeout 10)` on stderr (exit 3).
+    #[command(after_help = EXIT_CODES)]
     Call {
         #[command(flatten)]
         target: Target,
@@ -50,6 +67,7 @@ enum Command {
         params: Option<String>,
     },
     /// Send METHOD as a notification (no reply).
+    #[command(after_help = EXIT_CODES)]
     Notify {
         #[command(flatten)]
         target: Target,
@@ -60,6 +78,19 @@ enum Command {
         params: Option<String>,
     },
     /// Send a JSON array of requests (from FILE, or stdin when FILE is `-` or absent) as one batch.
+    ///
+    /// The requests go out with your own ids; the server's replies are printed as one JSON array, in
+    /// the order of the requests, each as the server sent it (exit 0, or 1 if any is an error). A
+    /// reply that matches no request (an error for a malformed entry) comes last. A batch of
+    /// notifications only prints `[]`.
+    ///
+    /// When the server answers the whole batch with one error (`"id": null`, e.g. a batch longer than
+    /// it accepts), that error reply is printed as it came, and the exit code is 1.
+    ///
+    /// Requests without a reply within --timeout: the replies that did come are printed, then
+    /// `switchboard: timeout: no reply within 10s (--timeout 10) to the batch entries with ids ...` on
+    /// stderr (exit 3). Nothing is made up for them.
+    #[command(after_help = EXIT_CODES)]
     Batch {
         #[command(flatten)]
         target: Target,
@@ -68,6 +99,7 @@ enum Command {
         file: Option<PathBuf>,
     },
     /// List the service's methods (from `rpc.discover`), or show one method in full.
+    #[command(after_help = EXIT_CODES)]
     Describe {
         #[command(flatten)]
         target: Target,
@@ -75,6 +107,13 @@ enum Command {
         method: Option<String>,
     },
     /// Print every notification the server pushes, one JSON object a line, until interrupted.
+    ///
+    /// Reconnects (with backoff) and subscribes to the topics again when the connection drops. On
+    /// stderr, one line when the connection drops (`switchboard: connection to URL lost;
+    /// reconnecting`), one when it is back (`switchboard: reconnected to URL`), and one for each topic
+    /// the server refuses to subscribe again (retried with the same backoff). Ctrl-C or a closed
+    /// stdout ends it (exit 0).
+    #[command(after_help = EXIT_CODES)]
     Listen {
         #[command(flatten)]
         target: Target,
