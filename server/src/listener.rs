@@ -1,11 +1,13 @@
 //! The accept loop: takes TCP connections until a shutdown begins, and
 //! serves each on its own task.
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::hub::Hub;
 use crate::lifecycle::{ListenerGuard, Phase};
@@ -26,9 +28,28 @@ pub(crate) fn warn_if_exposed(hub: &Hub, listener: &TcpListener) {
     }
 }
 
-/// Accepts until the server leaves the running phase; the listener is then
-/// dropped, so new TCP connections are refused by the operating system.
-pub(crate) async fn accept_loop(hub: Arc<Hub>, listener: TcpListener, guard: ListenerGuard) {
+/// One accepted connection's claim on the `max_pending_handshakes` bound,
+/// held until its handshake is over (or the connection has ended).
+#[derive(Debug)]
+pub(crate) struct PendingHandshake(Option<OwnedSemaphorePermit>);
+
+impl PendingHandshake {
+    /// The handshake is over: the accept loop may take another connection.
+    pub(crate) fn done(&mut self) {
+        self.0 = None;
+    }
+}
+
+/// The one accept loop of every listener (`Server::listen`, `WebServer`):
+/// accepts until the server leaves the running phase, with at most
+/// `max_pending_handshakes` connections in their handshake at once, and
+/// runs `serve` on its own task for each. The listener is then dropped, so
+/// new TCP connections are refused by the operating system.
+pub(crate) async fn accept_loop<F, Fut>(hub: Arc<Hub>, listener: TcpListener, guard: ListenerGuard, serve: F)
+where
+    F: Fn(TcpStream, SocketAddr, PendingHandshake) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let mut phase = hub.lifecycle.watch();
     let handshakes = Arc::new(Semaphore::new(hub.settings.max_pending_handshakes));
     loop {
@@ -39,13 +60,7 @@ pub(crate) async fn accept_loop(hub: Arc<Hub>, listener: TcpListener, guard: Lis
                 (permit, listener.accept().await)
             } => match accepted {
                 (permit, Ok((stream, remote))) => {
-                    let hub = Arc::clone(&hub);
-                    tokio::spawn(async move {
-                        // The outcome is logged where it is decided. `serve_tcp`
-                        // returns once the handshake is over, releasing the permit.
-                        let _ = crate::server::serve_tcp(&hub, stream, Some(remote)).await;
-                        drop(permit);
-                    });
+                    tokio::spawn(serve(stream, remote, PendingHandshake(Some(permit))));
                 }
                 (_, Err(error)) => {
                     tracing::warn!(target: "switchboard::server", %error, "accept failed");

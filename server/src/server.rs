@@ -85,7 +85,16 @@ impl Server {
         listener::warn_if_exposed(&self.hub, &listener);
         tracing::info!(target: "switchboard::server", %addr, "listening");
         let guard = self.hub.lifecycle.listener();
-        tokio::spawn(listener::accept_loop(Arc::clone(&self.hub), listener, guard));
+        let hub = Arc::clone(&self.hub);
+        tokio::spawn(listener::accept_loop(Arc::clone(&hub), listener, guard, move |stream, remote, pending| {
+            let hub = Arc::clone(&hub);
+            async move {
+                // The outcome is logged where it is decided. `serve_tcp`
+                // returns once the handshake is over, ending `pending`.
+                let _ = serve_tcp(&hub, stream, Some(remote)).await;
+                drop(pending);
+            }
+        }));
         Ok(self.handle())
     }
 

@@ -45,6 +45,7 @@ use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use parking_lot::Mutex;
 use switchboard_shared::tokio_tungstenite::WebSocketStream;
 use switchboard_shared::tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use switchboard_shared::tokio_tungstenite::tungstenite::protocol::Role;
@@ -52,7 +53,8 @@ use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 
 use crate::error::ListenError;
 use crate::handle::ServerHandle;
-use crate::lifecycle::{ListenerGuard, Phase};
+use crate::lifecycle::Phase;
+use crate::listener::PendingHandshake;
 
 /// The body of every response this module makes.
 pub type Body = Full<Bytes>;
@@ -132,7 +134,11 @@ impl WebServer {
         crate::listener::warn_if_exposed(hub, &listener);
         tracing::info!(target: "switchboard::server", %addr, hub_path = %self.hub_path, "serving HTTP");
         let guard = hub.lifecycle.listener();
-        tokio::spawn(accept_loop(Arc::new(self), listener, guard));
+        let app = Arc::new(self);
+        let hub = Arc::clone(&app.hub.hub);
+        tokio::spawn(crate::listener::accept_loop(hub, listener, guard, move |stream, remote, pending| {
+            serve_http(Arc::clone(&app), stream, remote, pending)
+        }));
         Ok(addr)
     }
 
@@ -183,33 +189,15 @@ fn with_leading_slash(path: String) -> String {
     if path.starts_with('/') { path } else { format!("/{path}") }
 }
 
-/// Accepts until the hub leaves the running phase.
-async fn accept_loop(app: Arc<WebServer>, listener: TcpListener, guard: ListenerGuard) {
-    let mut phase = app.hub.hub.lifecycle.watch();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, remote)) => {
-                    tokio::spawn(serve_http(Arc::clone(&app), stream, remote));
-                }
-                Err(error) => {
-                    tracing::warn!(target: "switchboard::server", %error, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            },
-            () = async { drop(phase.wait_for(|phase| *phase != Phase::Running).await) } => break,
-        }
-    }
-    drop(listener);
-    drop(guard);
-    tracing::info!(target: "switchboard::server", "HTTP listener stopped accepting connections");
-}
-
 /// Serves one HTTP/1.1 connection (keep-alive, upgrades).
-async fn serve_http(app: Arc<WebServer>, stream: TcpStream, remote: SocketAddr) {
+/// The connection counts against `max_pending_handshakes` until its first
+/// request has arrived (or it has ended, or timed out waiting for one).
+async fn serve_http(app: Arc<WebServer>, stream: TcpStream, remote: SocketAddr, pending: PendingHandshake) {
     let _ = stream.set_nodelay(true);
     let hub = app.hub.clone();
+    let pending = Mutex::new(pending);
     let service = service_fn(move |request| {
+        pending.lock().done();
         let app = Arc::clone(&app);
         async move { Ok::<_, Infallible>(app.respond(request, Some(remote)).await) }
     });
