@@ -20,7 +20,8 @@ use switchboard_shared::{Context, PeerHandle};
 
 use crate::error::NotServed;
 use crate::handle::ServerHandle;
-use crate::hub::ServerRef;
+use crate::state::hub::ServerRef;
+use crate::state::registry::Join;
 
 /// Server access from a handler's [`Context`] (or a hook's [`PeerHandle`]).
 ///
@@ -42,7 +43,7 @@ pub trait ServerContext {
 fn server_of(peer: &PeerHandle) -> Result<ServerHandle, NotServed> {
     let server = peer.config().extensions.get::<ServerRef>().ok_or(NotServed)?;
     // Gone only once the server itself is gone, with its connections.
-    server.0.upgrade().map(|hub| ServerHandle { hub }).ok_or(NotServed)
+    server.0.upgrade().map(ServerHandle::from_hub).ok_or(NotServed)
 }
 
 impl ServerContext for PeerHandle {
@@ -52,12 +53,12 @@ impl ServerContext for PeerHandle {
 
     fn join(&self, topic: &str) -> Result<bool, NotServed> {
         let server = server_of(self)?;
-        Ok(server.hub.registry.join(self, topic, None) == crate::registry::Join::Joined)
+        Ok(server.hub().registry().join(self, topic, None) == Join::Joined)
     }
 
     fn leave(&self, topic: &str) -> Result<bool, NotServed> {
         let server = server_of(self)?;
-        Ok(server.hub.registry.leave(self.id(), topic))
+        Ok(server.hub().registry().leave(self.id(), topic))
     }
 }
 

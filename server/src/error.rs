@@ -2,10 +2,8 @@
 //! to do about it.
 
 use std::io;
-use std::time::Duration;
 
 use switchboard_shared::codec::EncodeError;
-use switchboard_shared::tokio_tungstenite::tungstenite;
 use uuid::Uuid;
 
 /// Why the server could not start listening.
@@ -25,38 +23,6 @@ pub enum ListenError {
     /// The bound listener could not report its address (the socket is unusable).
     #[error("the listener has no local address: {0}; pass a bound, listening socket")]
     LocalAddr(#[source] io::Error),
-}
-
-/// Why a connection handed to the server was not served.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    /// The client did not finish the WebSocket handshake in time (a half-open
-    /// or very slow client). Raise `handshake_timeout` if such clients are expected.
-    #[error("the WebSocket handshake did not finish within {0:?}")]
-    HandshakeTimeout(Duration),
-    /// The upgrade request was refused with an HTTP status before the upgrade
-    /// (origin not allowed, authentication failed).
-    #[error("the upgrade was refused with HTTP {status}: {reason}")]
-    Refused {
-        /// The HTTP status sent to the client.
-        status: u16,
-        /// Why, as sent in the response body.
-        reason: String,
-    },
-    /// The connection limit is reached (the client got HTTP 503, or close
-    /// 1013 for an already-upgraded socket). Retry later or raise `max_connections`.
-    #[error("the connection limit of {limit} is reached")]
-    TooManyConnections {
-        /// The configured `max_connections`.
-        limit: usize,
-    },
-    /// The server is shutting down and accepts no new connections.
-    #[error("the server is shutting down and accepts no new connections")]
-    ShuttingDown,
-    /// The bytes on the socket were not a valid WebSocket upgrade, or the
-    /// socket failed during it.
-    #[error("the WebSocket handshake failed: {0}")]
-    Handshake(#[source] Box<tungstenite::Error>),
 }
 
 /// Why a call from the server to a client produced no result.

@@ -17,11 +17,15 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use uuid::Uuid;
 
-use crate::error::{CallError, PushError, ServeError};
-use crate::hub::Hub;
-use crate::lifecycle::Phase;
+use crate::error::{CallError, PushError};
 use crate::push::{self, Answer};
-use crate::registry::{ConnectionSummary, Join, Target};
+use crate::serve::accept;
+use crate::serve::admission::{self, Admission, Admitted, Refused};
+use crate::serve::connection;
+use crate::serve::error::ServeError;
+use crate::state::hub::Hub;
+use crate::state::lifecycle::Phase;
+use crate::state::registry::{ConnectionSummary, Join, Target};
 
 /// A cheap, cloneable handle to a server: call and push to its clients,
 /// list them, hand it more connections, shut it down.
@@ -30,7 +34,7 @@ use crate::registry::{ConnectionSummary, Join, Target};
 /// not stop it.
 #[derive(Clone)]
 pub struct ServerHandle {
-    pub(crate) hub: Arc<Hub>,
+    hub: Arc<Hub>,
 }
 
 impl std::fmt::Debug for ServerHandle {
@@ -44,37 +48,51 @@ impl std::fmt::Debug for ServerHandle {
 }
 
 impl ServerHandle {
+    pub(crate) fn from_hub(hub: Arc<Hub>) -> Self {
+        ServerHandle { hub }
+    }
+
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// Starts what runs beside the connections (the application-level
+    /// heartbeat, when on), once; every way in calls it.
+    pub(crate) fn start_background(&self) {
+        crate::app_heartbeat::ensure_started(&self.hub);
+    }
+
     /// The address the server listens on (`None` when it was never told to
     /// listen and only serves connections handed to it).
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.hub.local_addr.get().copied()
+        self.hub.local_addr()
     }
 
     /// The methods clients may call, built-ins included (what a discovery
     /// document describes).
     pub fn methods(&self) -> &Methods {
-        &self.hub.methods
+        self.hub.methods()
     }
 
     /// Running, draining, or stopped.
     pub fn phase(&self) -> Phase {
-        self.hub.lifecycle.phase()
+        self.hub.phase()
     }
 
     /// The live connections.
     pub fn connections(&self) -> Vec<ConnectionSummary> {
-        self.hub.registry.summaries()
+        self.hub.registry().summaries()
     }
 
     /// How many connections are live.
     pub fn connection_count(&self) -> usize {
-        self.hub.registry.len()
+        self.hub.registry().len()
     }
 
     /// The peer handle of a live connection (to call it with a custom
     /// timeout, close it, watch its end...).
     pub fn peer(&self, connection: Uuid) -> Option<PeerHandle> {
-        self.hub.registry.peer(connection)
+        self.hub.registry().peer(connection)
     }
 
     /// Calls `method` on one client and decodes its result, waiting up to
@@ -85,7 +103,7 @@ impl ServerHandle {
         method: &str,
         params: impl Serialize,
     ) -> Result<R, CallError> {
-        self.call_with_timeout(connection, method, params, self.hub.settings.call_timeout).await
+        self.call_with_timeout(connection, method, params, self.hub.settings().call_timeout).await
     }
 
     /// Calls `method` on one client, waiting up to `timeout`.
@@ -96,7 +114,7 @@ impl ServerHandle {
         params: impl Serialize,
         timeout: Duration,
     ) -> Result<R, CallError> {
-        let peer = self.hub.registry.peer(connection).ok_or(CallError::UnknownConnection(connection))?;
+        let peer = self.hub.registry().peer(connection).ok_or(CallError::UnknownConnection(connection))?;
         let raw = peer.call_raw(method, params, Some(timeout)).await?;
         Ok(decode_result(&raw)?)
     }
@@ -104,7 +122,7 @@ impl ServerHandle {
     /// Sends a notification to one client. Never waits: a client whose
     /// outbound queue is full is cut off as a slow consumer.
     pub fn notify(&self, connection: Uuid, method: &str, params: impl Serialize) -> Result<(), PushError> {
-        let peer = self.hub.registry.peer(connection).ok_or(PushError::UnknownConnection(connection))?;
+        let peer = self.hub.registry().peer(connection).ok_or(PushError::UnknownConnection(connection))?;
         let frame = push::encode_notification(method, &params)?;
         peer.try_send_text(frame).map_err(|_| PushError::Disconnected(connection))
     }
@@ -145,8 +163,8 @@ impl ServerHandle {
     /// Joins a connection to `topic` (no subscription hook, no limit).
     /// `Ok(true)` when it was not a member yet.
     pub fn join(&self, connection: Uuid, topic: &str) -> Result<bool, PushError> {
-        let peer = self.hub.registry.peer(connection).ok_or(PushError::UnknownConnection(connection))?;
-        match self.hub.registry.join(&peer, topic, None) {
+        let peer = self.hub.registry().peer(connection).ok_or(PushError::UnknownConnection(connection))?;
+        match self.hub.registry().join(&peer, topic, None) {
             Join::Joined => Ok(true),
             Join::AlreadyMember | Join::LimitReached { .. } => Ok(false),
             Join::Ended => Err(PushError::Disconnected(connection)),
@@ -155,12 +173,12 @@ impl ServerHandle {
 
     /// Removes a connection from `topic`; `false` when it was not a member.
     pub fn leave(&self, connection: Uuid, topic: &str) -> bool {
-        self.hub.registry.leave(connection, topic)
+        self.hub.registry().leave(connection, topic)
     }
 
     /// How many connections are members of `topic`.
     pub fn subscribers(&self, topic: &str) -> usize {
-        self.hub.registry.subscribers(topic)
+        self.hub.registry().subscribers(topic)
     }
 
     /// Starts a graceful shutdown and returns a future that resolves once it
@@ -172,26 +190,17 @@ impl ServerHandle {
     /// its in-flight calls may finish and be answered until `deadline` from
     /// now, then it is closed with 1001 "server shutting down".
     pub fn shutdown(&self, deadline: Duration) -> impl Future<Output = ()> + Send + 'static {
-        if self.hub.lifecycle.begin_drain() {
-            let until = tokio::time::Instant::now() + deadline;
-            let peers = self.hub.registry.close();
-            tracing::info!(target: "switchboard::server", connections = peers.len(), ?deadline, "shutting down");
-            for peer in &peers {
-                peer.shutdown(until);
-            }
+        if self.hub.begin_shutdown(tokio::time::Instant::now() + deadline) {
+            tracing::info!(target: "switchboard::server", ?deadline, "shutdown begun");
         }
-        let mut phase = self.hub.lifecycle.watch();
-        async move {
-            // The sender lives in the hub, which the connections keep alive until they end.
-            let _ = phase.wait_for(|phase| *phase == Phase::Stopped).await;
-        }
+        let hub = Arc::clone(&self.hub);
+        async move { hub.stopped().await }
     }
 
     /// Resolves once the server has stopped (after a shutdown, every
     /// connection has ended).
     pub async fn stopped(&self) {
-        let mut phase = self.hub.lifecycle.watch();
-        let _ = phase.wait_for(|phase| *phase == Phase::Stopped).await;
+        self.hub.stopped().await;
     }
 
     /// Serves a TCP connection accepted by the caller: performs the upgrade
@@ -199,7 +208,8 @@ impl ServerHandle {
     /// runs. Spawn it, so one slow client does not hold up your accept loop.
     pub async fn serve_connection(&self, stream: TcpStream) -> Result<PeerHandle, ServeError> {
         let remote = stream.peer_addr().ok();
-        crate::server::serve_tcp(&self.hub, stream, remote).await
+        self.start_background();
+        accept::serve_tcp(&self.hub, stream, remote).await
     }
 
     /// Serves any byte stream (a TLS stream, a Unix socket...) as a TCP
@@ -208,7 +218,8 @@ impl ServerHandle {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        crate::server::serve_stream(&self.hub, stream, remote).await
+        self.start_background();
+        accept::serve_stream(&self.hub, stream, remote).await
     }
 
     /// Serves a socket that an HTTP layer has already upgraded. The caller
@@ -225,12 +236,53 @@ impl ServerHandle {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        crate::server::serve_websocket(&self.hub, ws, info).await
+        self.start_background();
+        accept::serve_websocket(&self.hub, ws, info).await
     }
 
     /// The WebSocket settings (message size limit, read buffer) the server
     /// upgrades with.
     pub fn websocket_config(&self) -> WebSocketConfig {
-        self.hub.ws_config
+        self.hub.ws_config()
+    }
+
+    /// Runs the admission checks of the server's own handshake on an upgrade
+    /// request that an HTTP layer received: a shutdown under way (503), the
+    /// origin policy (403), the connection limit (503; a slot is taken here)
+    /// and the authenticator (401 / 403, or auth data for the context).
+    /// A refusal is logged as the server's handshake logs it.
+    ///
+    /// The caller answers 101 and completes the upgrade for an [`Admission`]
+    /// (within the handshake timeout, if it wants the same guarantee), or
+    /// sends [`Refused::response`].
+    pub fn admit(&self, request: &http::Request<()>, remote: Option<SocketAddr>) -> Result<Admission, Refused> {
+        match admission::admit(&self.hub, request, remote) {
+            Ok(admitted) => Ok(Admission { admitted }),
+            Err(refusal) => {
+                admission::log_refusal(&refusal, request, remote);
+                Err(Refused { refusal })
+            }
+        }
+    }
+
+    /// Serves a socket upgraded after [`admit`](Self::admit) said yes. The
+    /// connection keeps the admission's slot until it ends. Upgrade with
+    /// [`websocket_config`](Self::websocket_config) so the message size
+    /// limit and read buffer apply.
+    pub fn serve_admitted<S>(&self, ws: WebSocketStream<S>, admission: Admission) -> PeerHandle
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        self.start_background();
+        let Admitted { info, slot } = admission.admitted;
+        connection::start(&self.hub, ws, info, slot)
+    }
+
+    /// The round trip last measured by the application-level heartbeat on
+    /// `connection` (see [`ServerBuilder::app_heartbeat`](crate::ServerBuilder::app_heartbeat));
+    /// `None` when the heartbeat is off, the client has not answered yet, or
+    /// the connection is unknown.
+    pub fn heartbeat_rtt(&self, connection: Uuid) -> Option<Duration> {
+        self.hub.app_heartbeat().rtt(connection)
     }
 }

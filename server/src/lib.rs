@@ -35,39 +35,38 @@
 //! # Ok(()) }
 //! ```
 
-mod admission;
+// The layers, bottom up; `use crate::` arrows only point down
+// (api → serve → state → config), which `tests/layers.rs` checks.
+mod config;
+mod serve;
+mod state;
+
+// The API on top.
 pub mod app_heartbeat;
-pub mod auth;
 mod builder;
 mod builtin;
-mod connection;
 mod context;
 mod error;
 mod handle;
-mod handshake;
-mod hooks;
-mod hub;
-mod lifecycle;
-mod listener;
-pub mod origin;
 mod push;
-mod registry;
 mod server;
 #[cfg(feature = "web")]
 pub mod web;
 
-pub use admission::{Admission, Refused};
-pub use auth::{Authenticator, Rejection, UpgradeRequest};
-pub use builder::{ServerBuilder, defaults};
-pub use builtin::{Builtins, SubscriptionDecision};
+pub use builder::ServerBuilder;
+pub use config::auth::{Authenticator, Rejection, UpgradeRequest};
+pub use config::origin::{MissingOrigin, OriginPolicy};
+pub use config::settings::defaults;
+pub use config::subscriptions::{Builtins, SubscriptionDecision};
 pub use context::ServerContext;
-pub use error::{CallError, ListenError, NotServed, PushError, ServeError};
+pub use error::{CallError, ListenError, NotServed, PushError};
 pub use handle::ServerHandle;
-pub use lifecycle::Phase;
-pub use origin::{MissingOrigin, OriginPolicy};
 pub use push::Answer;
-pub use registry::{ConnectionSummary, Target};
+pub use serve::admission::{Admission, Refused};
+pub use serve::error::ServeError;
 pub use server::Server;
+pub use state::lifecycle::Phase;
+pub use state::registry::{ConnectionSummary, Target};
 
 /// Re-exported: the protocol core the server is built on.
 pub use switchboard_shared as shared;

@@ -53,8 +53,7 @@ use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 
 use crate::error::ListenError;
 use crate::handle::ServerHandle;
-use crate::lifecycle::Phase;
-use crate::listener::PendingHandshake;
+use crate::serve::accept::{self, PendingHandshake};
 
 /// The body of every response this module makes.
 pub type Body = Full<Bytes>;
@@ -128,18 +127,14 @@ impl WebServer {
     /// hub is stopped only once it has closed. The hub reports this address
     /// as its `local_addr` when it has no other.
     pub fn listen_on(self, listener: TcpListener) -> Result<SocketAddr, ListenError> {
-        let addr = listener.local_addr().map_err(ListenError::LocalAddr)?;
-        let hub = &self.hub.hub;
-        let _ = hub.local_addr.set(addr);
-        crate::listener::warn_if_exposed(hub, &listener);
-        tracing::info!(target: "switchboard::server", %addr, hub_path = %self.hub_path, "serving HTTP");
-        let guard = hub.lifecycle.listener();
+        self.hub.start_background();
+        let hub = Arc::clone(self.hub.hub());
+        tracing::info!(target: "switchboard::server", hub_path = %self.hub_path, "serving HTTP");
         let app = Arc::new(self);
-        let hub = Arc::clone(&app.hub.hub);
-        tokio::spawn(crate::listener::accept_loop(hub, listener, guard, move |stream, remote, pending| {
+        accept::listen(&hub, listener, "HTTP", move |stream, remote, pending| {
             serve_http(Arc::clone(&app), stream, remote, pending)
-        }));
-        Ok(addr)
+        })
+        .map_err(ListenError::LocalAddr)
     }
 
     /// Answers one request: the hub's upgrade, a static file, or 404. For
@@ -203,14 +198,13 @@ async fn serve_http(app: Arc<WebServer>, stream: TcpStream, remote: SocketAddr, 
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(hub.hub.settings.handshake_timeout)
+        .header_read_timeout(hub.hub().settings().handshake_timeout)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     let mut connection = pin!(connection);
-    let mut phase = hub.hub.lifecycle.watch();
     let outcome = tokio::select! {
         outcome = connection.as_mut() => outcome,
-        () = async { drop(phase.wait_for(|phase| *phase != Phase::Running).await) } => {
+        () = hub.hub().stopped_running() => {
             connection.as_mut().graceful_shutdown();
             connection.await
         }
@@ -266,7 +260,7 @@ pub fn upgrade<B>(hub: &ServerHandle, mut request: Request<B>, remote: Option<So
     };
     let on_upgrade = hyper::upgrade::on(&mut request);
     let hub = hub.clone();
-    let timeout = hub.hub.settings.handshake_timeout;
+    let timeout = hub.hub().settings().handshake_timeout;
     tokio::spawn(async move {
         match tokio::time::timeout(timeout, on_upgrade).await {
             Ok(Ok(upgraded)) => {

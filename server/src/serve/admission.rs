@@ -1,27 +1,24 @@
-//! The WebSocket upgrade: admission checks on the HTTP request, in this
-//! order, each refusing before any WebSocket frame is exchanged:
+//! Admission: the checks every upgrade request passes, in this order, each
+//! refusing before any WebSocket frame is exchanged:
 //!
 //! 1. a shutdown under way: HTTP 503;
 //! 2. the Origin allow-list: HTTP 403;
 //! 3. the connection limit: HTTP 503 (a slot is taken here);
 //! 4. the authenticator: HTTP 401 / 403, or auth data for the context.
 //!
-//! The whole upgrade must finish within the handshake timeout.
+//! The server's own handshake and every HTTP layer that upgrades by itself
+//! ([`ServerHandle::admit`](crate::ServerHandle::admit)) run the same checks.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use http::{HeaderValue, StatusCode, header};
 use switchboard_shared::ConnectionInfo;
-use switchboard_shared::tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use switchboard_shared::tokio_tungstenite::tungstenite::{self, Error as WsError};
-use switchboard_shared::tokio_tungstenite::{WebSocketStream, accept_hdr_async_with_config};
-use tokio::io::{AsyncRead, AsyncWrite};
+use switchboard_shared::tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request};
 
-use crate::auth::{Rejection, UpgradeRequest};
-use crate::error::ServeError;
-use crate::hub::Hub;
-use crate::lifecycle::{NoSlot, Slot};
+use crate::config::auth::{Rejection, UpgradeRequest};
+use crate::serve::error::ServeError;
+use crate::state::hub::Hub;
+use crate::state::lifecycle::{NoSlot, Phase, Slot};
 
 /// An upgrade request that passed every check.
 #[derive(Debug)]
@@ -94,14 +91,14 @@ impl From<NoSlot> for Refusal {
 }
 
 /// Runs the admission checks on an upgrade request.
-pub(crate) fn admit(hub: &Arc<Hub>, request: &Request, remote: Option<SocketAddr>) -> Result<Admitted, Refusal> {
-    if hub.lifecycle.phase() != crate::Phase::Running {
+pub(crate) fn admit(hub: &Hub, request: &Request, remote: Option<SocketAddr>) -> Result<Admitted, Refusal> {
+    if hub.phase() != Phase::Running {
         return Err(Refusal::ShuttingDown);
     }
     let upgrade = UpgradeRequest::new(request, remote);
-    hub.policies.origins.check(upgrade.origin()).map_err(Refusal::Origin)?;
-    let slot = hub.lifecycle.reserve()?;
-    let auth = match &hub.policies.authenticator {
+    hub.policies().origins.check(upgrade.origin()).map_err(Refusal::Origin)?;
+    let slot = hub.reserve()?;
+    let auth = match &hub.policies().authenticator {
         Some(authenticator) => Some(authenticator.authenticate(&upgrade).map_err(Refusal::Auth)?),
         None => None,
     };
@@ -117,50 +114,65 @@ pub(crate) fn admit(hub: &Arc<Hub>, request: &Request, remote: Option<SocketAddr
     Ok(Admitted { info, slot })
 }
 
-/// Performs the server side of the upgrade on `stream`, with the admission
-/// checks and the handshake timeout.
-pub(crate) async fn upgrade<S>(
-    hub: &Arc<Hub>,
-    stream: S,
-    remote: Option<SocketAddr>,
-) -> Result<(WebSocketStream<S>, Admitted), ServeError>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut outcome: Option<Result<Admitted, Refusal>> = None;
-    #[expect(clippy::result_large_err, reason = "the signature is tungstenite's `Callback`")]
-    let callback = |request: &Request, response: Response| {
-        let admission = admit(hub, request, remote);
-        let reply = match &admission {
-            Ok(_) => Ok(response),
-            Err(refusal) => {
-                log_refusal(refusal, request, remote);
-                Err(refusal.response())
-            }
-        };
-        outcome = Some(admission);
-        reply
-    };
-    let timeout = hub.settings.handshake_timeout;
-    let handshake = accept_hdr_async_with_config(stream, callback, Some(hub.ws_config));
-    let result = tokio::time::timeout(timeout, handshake).await;
-    match (result, outcome) {
-        (Err(_elapsed), _) => {
-            tracing::debug!(target: "switchboard::server", remote = ?remote, ?timeout, "handshake timed out");
-            Err(ServeError::HandshakeTimeout(timeout))
-        }
-        (Ok(Ok(ws)), Some(Ok(admitted))) => Ok((ws, admitted)),
-        (Ok(_), Some(Err(refusal))) => Err(refusal.into_error()),
-        (Ok(Err(e)), _) => {
-            tracing::debug!(target: "switchboard::server", remote = ?remote, error = %e, "handshake failed");
-            Err(ServeError::Handshake(Box::new(e)))
-        }
-        // The callback runs on every successful upgrade.
-        (Ok(Ok(_)), None) => Err(ServeError::Handshake(Box::new(WsError::Protocol(
-            tungstenite::error::ProtocolError::HandshakeIncomplete,
-        )))),
+/// An upgrade request that passed every admission check. It holds one of the
+/// server's connection slots until it is served with
+/// [`ServerHandle::serve_admitted`](crate::ServerHandle::serve_admitted) (then until that connection ends) or dropped.
+#[derive(Debug)]
+#[must_use = "an admission holds a connection slot until it is served or dropped"]
+pub struct Admission {
+    pub(crate) admitted: Admitted,
+}
+
+impl Admission {
+    /// What handlers will see of the connection (id, path, query, headers,
+    /// auth data); the remote address is the one given to `admit`.
+    pub fn info(&self) -> &ConnectionInfo {
+        &self.admitted.info
+    }
+
+    /// Lets the HTTP layer add to it (extensions for handlers, say).
+    pub fn info_mut(&mut self) -> &mut ConnectionInfo {
+        &mut self.admitted.info
     }
 }
+
+/// Why an upgrade request was refused; answer the client with
+/// [`response`](Self::response) instead of upgrading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub(crate) refusal: Refusal,
+}
+
+impl Refused {
+    /// 503 (shutting down, connection limit), 403 (origin, authenticator) or 401.
+    pub fn status(&self) -> StatusCode {
+        self.refusal.status()
+    }
+
+    /// Why, as the response body says it.
+    pub fn reason(&self) -> String {
+        self.refusal.reason()
+    }
+
+    /// The HTTP response to send: the status, a plain-text body, and
+    /// `WWW-Authenticate` or `Retry-After` where they apply.
+    pub fn response(&self) -> http::Response<String> {
+        self.refusal.response().map(Option::unwrap_or_default)
+    }
+
+    /// The same refusal as the server's own handshake reports it.
+    pub fn into_error(self) -> ServeError {
+        self.refusal.into_error()
+    }
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HTTP {}: {}", self.status().as_u16(), self.reason())
+    }
+}
+
+impl std::error::Error for Refused {}
 
 pub(crate) fn log_refusal(refusal: &Refusal, request: &Request, remote: Option<SocketAddr>) {
     let status = refusal.status().as_u16();
