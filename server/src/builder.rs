@@ -9,6 +9,7 @@
 //! | [`max_in_flight`](ServerBuilder::max_in_flight) | 256 per connection | the connection stops being read |
 //! | [`max_queue_bytes`](ServerBuilder::max_queue_bytes) | 4 MiB per connection | close 1008 "slow consumer" |
 //! | [`handshake_timeout`](ServerBuilder::handshake_timeout) | 10 s | the TCP connection is dropped |
+//! | [`auth_timeout`](ServerBuilder::auth_timeout) | 5 s | HTTP 503 before the upgrade (asynchronous authenticators) |
 //! | [`max_pending_handshakes`](ServerBuilder::max_pending_handshakes) | 1,024 | accepting pauses (the OS backlog holds new connections) |
 //! | [`heartbeat`](ServerBuilder::heartbeat) | ping 25 s, timeout 60 s | close 1001 "idle timeout" |
 //! | [`app_heartbeat`](ServerBuilder::app_heartbeat) | off | (`rpc.heartbeat` notifications for browsers) |
@@ -16,14 +17,14 @@
 //! | [`call_timeout`](ServerBuilder::call_timeout) | 10 s | the call fails with `Timeout` |
 //! | [`max_subscriptions`](ServerBuilder::max_subscriptions) | 1,000 topics per connection | `rpc.subscribe` is denied |
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
 use switchboard_shared::discover::ServiceInfo;
 use switchboard_shared::{CloseReason, Context, Heartbeat, Methods, PeerHandle};
 
-use crate::config::auth::{Authenticator, Rejection, UpgradeRequest};
+use crate::config::auth::{AsyncAuthenticator, Auth, Authenticator, Identity, Rejection, UpgradeRequest};
 use crate::config::origin::OriginPolicy;
 use crate::config::settings::{Policies, Settings};
 use crate::config::subscriptions::{Builtins, SubscriptionDecision};
@@ -234,16 +235,20 @@ impl ServerBuilder {
     }
 
     /// Sets the authenticator: it sees every upgrade request and accepts it
-    /// with auth data or rejects it with 401 / 403 (see [`Authenticator`]).
+    /// (with an [`Identity`] for the handlers) or rejects it with 401 / 403
+    /// (see [`Authenticator`]). It decides at once; for one that awaits, see
+    /// [`async_authenticator`](Self::async_authenticator). The last one set is used.
     ///
     /// Default: none, every client is accepted; listening on a non-loopback
     /// address without one logs a warning.
     pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
-        self.policies.authenticator = Some(Arc::new(authenticator));
+        self.policies.authenticator = Some(Auth::Sync(Arc::new(authenticator)));
         self
     }
 
-    /// Sets the authenticator from a closure.
+    /// Sets the authenticator from a closure that decides at once; it may
+    /// return JSON auth data (read by handlers with `Context::auth()`), an
+    /// [`Identity`] (typed values too) or `()`.
     ///
     /// ```
     /// use switchboard_server::{Rejection, Server};
@@ -258,11 +263,64 @@ impl ServerBuilder {
     ///     .build(Methods::new());
     /// # drop(server);
     /// ```
-    pub fn authenticate<F>(self, authenticate: F) -> Self
+    pub fn authenticate<F, I>(self, authenticate: F) -> Self
     where
-        F: Fn(&UpgradeRequest<'_>) -> Result<Value, Rejection> + Send + Sync + 'static,
+        F: Fn(&UpgradeRequest) -> Result<I, Rejection> + Send + Sync + 'static,
+        I: Into<Identity>,
     {
         self.authenticator(authenticate)
+    }
+
+    /// Sets an authenticator that may await (a database, an HTTP call)
+    /// before the upgrade is answered; see [`AsyncAuthenticator`]. It must
+    /// decide within [`auth_timeout`](Self::auth_timeout). The last
+    /// authenticator set is used.
+    pub fn async_authenticator(mut self, authenticator: impl AsyncAuthenticator) -> Self {
+        self.policies.authenticator = Some(Auth::Async(Arc::new(authenticator)));
+        self
+    }
+
+    /// Sets an authenticator that may await, from an async closure taking
+    /// the request (cheap to clone, `'static`).
+    ///
+    /// ```
+    /// use switchboard_server::{Identity, Rejection, Server, UpgradeRequest};
+    /// use switchboard_shared::Methods;
+    ///
+    /// #[derive(Clone)]
+    /// struct Claims { user: String }
+    ///
+    /// # async fn lookup(_token: &str) -> Option<String> { None }
+    /// let server = Server::builder()
+    ///     .authenticate_async(|req: UpgradeRequest| async move {
+    ///         let token = req.bearer_token().ok_or(Rejection::Unauthorized("a bearer token is required".into()))?;
+    ///         match lookup(token).await {
+    ///             Some(user) => Ok(Identity::typed(Claims { user })),
+    ///             None => Err(Rejection::Forbidden("unknown token".into())),
+    ///         }
+    ///     })
+    ///     .build(Methods::new());
+    /// # drop(server);
+    /// ```
+    pub fn authenticate_async<F, Fut, I>(self, authenticate: F) -> Self
+    where
+        F: Fn(UpgradeRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<I, Rejection>> + Send + 'static,
+        I: Into<Identity>,
+    {
+        self.async_authenticator(authenticate)
+    }
+
+    /// Sets how long an asynchronous authenticator has to decide.
+    ///
+    /// Default: 5 s. When it passes, the client gets HTTP 503 "Service
+    /// Unavailable" with `Retry-After: 1` (the server, not the client's
+    /// credentials, is at fault) and the event is logged. It counts within
+    /// `handshake_timeout`, which bounds the whole upgrade. A synchronous
+    /// authenticator is not timed.
+    pub fn auth_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.auth_timeout = timeout;
+        self
     }
 
     /// Sets the hook that decides each `rpc.subscribe` (the connection's

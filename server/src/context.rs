@@ -18,6 +18,7 @@
 
 use switchboard_shared::{Context, PeerHandle};
 
+use crate::config::auth::Authenticated;
 use crate::error::NotServed;
 use crate::handle::ServerHandle;
 use crate::state::hub::ServerRef;
@@ -38,6 +39,25 @@ pub trait ServerContext {
 
     /// Removes this connection from `topic`; `Ok(false)` when it was not a member.
     fn leave(&self, topic: &str) -> Result<bool, NotServed>;
+
+    /// The typed value of type `T` the authenticator accepted this
+    /// connection with ([`Identity::with`](crate::Identity::with)), if any.
+    /// (The JSON auth data stays `Context::auth()`.)
+    ///
+    /// ```
+    /// use switchboard_server::ServerContext;
+    /// use switchboard_shared::{Context, ErrorObject, Methods};
+    ///
+    /// #[derive(Clone)]
+    /// struct Claims { user: String }
+    ///
+    /// let mut methods = Methods::new();
+    /// methods.register_sync("me", |(): (), cx: &Context| {
+    ///     let claims = cx.identity::<Claims>().ok_or_else(|| ErrorObject::internal("not authenticated"))?;
+    ///     Ok::<_, ErrorObject>(claims.user.clone())
+    /// });
+    /// ```
+    fn identity<T: Clone + Send + Sync + 'static>(&self) -> Option<&T>;
 }
 
 fn server_of(peer: &PeerHandle) -> Result<ServerHandle, NotServed> {
@@ -60,6 +80,10 @@ impl ServerContext for PeerHandle {
         let server = server_of(self)?;
         Ok(server.hub().registry().leave(self.id(), topic))
     }
+
+    fn identity<T: Clone + Send + Sync + 'static>(&self) -> Option<&T> {
+        self.info().extensions.get::<Authenticated<T>>().map(|value| &value.0)
+    }
 }
 
 impl ServerContext for Context {
@@ -73,5 +97,9 @@ impl ServerContext for Context {
 
     fn leave(&self, topic: &str) -> Result<bool, NotServed> {
         self.peer().leave(topic)
+    }
+
+    fn identity<T: Clone + Send + Sync + 'static>(&self) -> Option<&T> {
+        self.info().extensions.get::<Authenticated<T>>().map(|value| &value.0)
     }
 }

@@ -12,9 +12,8 @@ use serde::de::DeserializeOwned;
 use switchboard_shared::peer::decode_result;
 use switchboard_shared::tokio_tungstenite::WebSocketStream;
 use switchboard_shared::tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use switchboard_shared::{ConnectionInfo, Methods, PeerHandle};
+use switchboard_shared::{Methods, PeerHandle};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use uuid::Uuid;
 
 use crate::error::{CallError, PushError};
@@ -203,17 +202,17 @@ impl ServerHandle {
         self.hub.stopped().await;
     }
 
-    /// Serves a TCP connection accepted by the caller: performs the upgrade
-    /// (admission checks, handshake timeout) and returns once the connection
-    /// runs. Spawn it, so one slow client does not hold up your accept loop.
-    pub async fn serve_connection(&self, stream: TcpStream) -> Result<PeerHandle, ServeError> {
-        let remote = stream.peer_addr().ok();
-        self.start_background();
-        accept::serve_tcp(&self.hub, stream, remote).await
-    }
-
-    /// Serves any byte stream (a TLS stream, a Unix socket...) as a TCP
-    /// connection would be served; `remote` is what handlers see.
+    /// Serves a stream accepted by the caller (a `TcpStream`, a TLS stream,
+    /// a Unix socket...): the whole server-side handshake, with the admission
+    /// checks (shutdown, origin, connection limit, authenticator) and the
+    /// handshake timeout, then the connection on its own task. `remote` is
+    /// what handlers see as the client's address. Returns once the handshake
+    /// is over: spawn it, so one slow client does not hold up your accept
+    /// loop (which the server's own listeners bound with
+    /// `max_pending_handshakes`; yours is yours to bound).
+    ///
+    /// This is the one way in for an accepted stream; for a socket an HTTP
+    /// layer has upgraded itself, see [`admit`](Self::admit).
     pub async fn serve_stream<S>(&self, stream: S, remote: Option<SocketAddr>) -> Result<PeerHandle, ServeError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -222,60 +221,60 @@ impl ServerHandle {
         accept::serve_stream(&self.hub, stream, remote).await
     }
 
-    /// Serves a socket that an HTTP layer has already upgraded. The caller
-    /// has done its own authentication and fills `info` (a nil id is
-    /// replaced by a fresh one); the connection limit still applies (over it
-    /// the socket is closed with 1013 "try again later").
-    /// Upgrade with [`websocket_config`](Self::websocket_config) so the
-    /// message size limit and read buffer apply too.
-    pub async fn serve_websocket<S>(
-        &self,
-        ws: WebSocketStream<S>,
-        info: ConnectionInfo,
-    ) -> Result<PeerHandle, ServeError>
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        self.start_background();
-        accept::serve_websocket(&self.hub, ws, info).await
-    }
-
-    /// The WebSocket settings (message size limit, read buffer) the server
-    /// upgrades with.
-    pub fn websocket_config(&self) -> WebSocketConfig {
-        self.hub.ws_config()
-    }
-
     /// Runs the admission checks of the server's own handshake on an upgrade
-    /// request that an HTTP layer received: a shutdown under way (503), the
+    /// request that an HTTP layer (hyper, axum...) received, before it
+    /// answers `101 Switching Protocols`: a shutdown under way (503), the
     /// origin policy (403), the connection limit (503; a slot is taken here)
-    /// and the authenticator (401 / 403, or auth data for the context).
-    /// A refusal is logged as the server's handshake logs it.
+    /// and the authenticator (401 / 403, 503 when an asynchronous one times
+    /// out; else the connection's identity). A refusal is logged as the
+    /// server's handshake logs it. Only the request's head is read.
     ///
-    /// The caller answers 101 and completes the upgrade for an [`Admission`]
-    /// (within the handshake timeout, if it wants the same guarantee), or
-    /// sends [`Refused::response`].
-    pub fn admit(&self, request: &http::Request<()>, remote: Option<SocketAddr>) -> Result<Admission, Refused> {
-        match admission::admit(&self.hub, request, remote) {
+    /// For an [`Admission`], answer 101, complete the upgrade (within the
+    /// handshake timeout, for the same guarantee) with
+    /// [`websocket_config`](Self::websocket_config), and hand the socket to
+    /// [`serve_websocket`](Self::serve_websocket); for a [`Refused`], send
+    /// [`Refused::response`] instead.
+    ///
+    /// ```no_run
+    /// # use switchboard_server::ServerHandle;
+    /// # use switchboard_server::shared::tokio_tungstenite::WebSocketStream;
+    /// # async fn upgrade(hub: ServerHandle, request: http::Request<()>, ws: WebSocketStream<tokio::net::TcpStream>) {
+    /// match hub.admit(&request, None).await {
+    ///     // Answer 101, finish the upgrade, then hand the socket over:
+    ///     Ok(admission) => drop(hub.serve_websocket(ws, admission)),
+    ///     // Answer with the refusal's status, headers and body instead.
+    ///     Err(refused) => drop(refused.response()),
+    /// }
+    /// # }
+    /// ```
+    pub async fn admit<B>(&self, request: &http::Request<B>, remote: Option<SocketAddr>) -> Result<Admission, Refused> {
+        let mut head = http::Request::new(());
+        *head.method_mut() = request.method().clone();
+        *head.uri_mut() = request.uri().clone();
+        *head.version_mut() = request.version();
+        *head.headers_mut() = request.headers().clone();
+        match admission::admit(&self.hub, head, remote).await {
             Ok(admitted) => Ok(Admission { admitted }),
-            Err(refusal) => {
-                admission::log_refusal(&refusal, request, remote);
-                Err(Refused { refusal })
-            }
+            Err(refusal) => Err(Refused { refusal }),
         }
     }
 
-    /// Serves a socket upgraded after [`admit`](Self::admit) said yes. The
-    /// connection keeps the admission's slot until it ends. Upgrade with
-    /// [`websocket_config`](Self::websocket_config) so the message size
-    /// limit and read buffer apply.
-    pub fn serve_admitted<S>(&self, ws: WebSocketStream<S>, admission: Admission) -> PeerHandle
+    /// Serves a socket upgraded after [`admit`](Self::admit) said yes; the
+    /// connection keeps the admission's slot until it ends. This is the one
+    /// way in for an already-upgraded WebSocket.
+    pub fn serve_websocket<S>(&self, ws: WebSocketStream<S>, admission: Admission) -> PeerHandle
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         self.start_background();
         let Admitted { info, slot } = admission.admitted;
         connection::start(&self.hub, ws, info, slot)
+    }
+
+    /// The WebSocket settings (message size limit, read buffer) the server
+    /// upgrades with.
+    pub fn websocket_config(&self) -> WebSocketConfig {
+        self.hub.ws_config()
     }
 
     /// The round trip last measured by the application-level heartbeat on

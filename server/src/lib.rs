@@ -6,15 +6,20 @@
 //! ([`switchboard_shared::peer`]); this crate adds what only a server has:
 //!
 //! - [`ServerBuilder`]: every limit and policy, with its default;
-//! - [`listener`](Server::listen) and [`handshake`](ServerHandle::serve_connection):
-//!   accept, check origin, connection limit and [`auth`], upgrade;
+//! - [`listen`](Server::listen): the one accept loop, with the handshake:
+//!   check origin, connection limit and the authenticator (synchronous
+//!   [`Authenticator`] or awaiting [`AsyncAuthenticator`]), then upgrade;
 //! - a **registry** of live connections and topics, behind [`ServerHandle`]:
 //!   call, notify, broadcast, publish, [`call_many`](ServerHandle::call_many),
 //!   graceful [`shutdown`](ServerHandle::shutdown);
-//! - the built-in `rpc.subscribe` / `rpc.unsubscribe` ([`Builtins`]);
-//! - [`ServerContext`]: the server as handlers see it;
-//! - [`admit`](ServerHandle::admit) / [`serve_admitted`](ServerHandle::serve_admitted):
-//!   the same admission checks for an HTTP layer that upgrades by itself;
+//! - the built-in methods `rpc.discover`, `rpc.subscribe` and `rpc.unsubscribe` ([`Builtins`]);
+//! - [`ServerContext`]: the server as handlers see it, with the
+//!   connection's typed [`identity`](ServerContext::identity);
+//! - two ways to hand the server a connection yourself:
+//!   [`serve_stream`](ServerHandle::serve_stream) for an accepted stream (the
+//!   whole handshake), and [`admit`](ServerHandle::admit) then
+//!   [`serve_websocket`](ServerHandle::serve_websocket) for an HTTP layer
+//!   that upgrades by itself;
 //! - [`app_heartbeat`]: `rpc.heartbeat` notifications for browsers (opt-in);
 //! - `web` (cargo feature `web`): a hyper HTTP server for the hub plus static files.
 //!
@@ -54,7 +59,7 @@ mod server;
 pub mod web;
 
 pub use builder::ServerBuilder;
-pub use config::auth::{Authenticator, Rejection, UpgradeRequest};
+pub use config::auth::{AsyncAuthenticator, AuthFuture, Authenticator, Identity, Rejection, UpgradeRequest};
 pub use config::origin::{MissingOrigin, OriginPolicy};
 pub use config::settings::defaults;
 pub use config::subscriptions::{Builtins, SubscriptionDecision};

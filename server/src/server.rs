@@ -3,16 +3,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use switchboard_shared::ConnectionInfo;
-use switchboard_shared::PeerHandle;
-use switchboard_shared::tokio_tungstenite::WebSocketStream;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::net::{TcpListener, ToSocketAddrs};
 
 use crate::error::ListenError;
 use crate::handle::ServerHandle;
 use crate::serve::accept;
-use crate::serve::error::ServeError;
 use crate::state::hub::Hub;
 
 /// A built server, not yet listening.
@@ -67,32 +62,13 @@ impl Server {
         accept::listen(&self.hub, listener, "WebSocket", move |stream, remote, mut pending| {
             let hub = Arc::clone(&hub);
             async move {
-                // The outcome is logged where it is decided. `serve_tcp`
+                // The outcome is logged where it is decided. `serve_stream`
                 // returns once the handshake is over.
-                let _ = accept::serve_tcp(&hub, stream, Some(remote)).await;
+                let _ = accept::serve_stream(&hub, stream, Some(remote)).await;
                 pending.done();
             }
         })
         .map_err(ListenError::LocalAddr)?;
         Ok(handle)
-    }
-
-    /// Serves one TCP connection accepted by the caller; see
-    /// [`ServerHandle::serve_connection`].
-    pub async fn serve_connection(&self, stream: TcpStream) -> Result<PeerHandle, ServeError> {
-        self.handle().serve_connection(stream).await
-    }
-
-    /// Serves a socket an HTTP layer has already upgraded; see
-    /// [`ServerHandle::serve_websocket`].
-    pub async fn serve_websocket<S>(
-        &self,
-        ws: WebSocketStream<S>,
-        info: ConnectionInfo,
-    ) -> Result<PeerHandle, ServeError>
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        self.handle().serve_websocket(ws, info).await
     }
 }

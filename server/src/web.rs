@@ -22,10 +22,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! An application that already has its own hyper or axum router uses
-//! [`upgrade`] on its hub route instead: it takes the request (any body
-//! type; hyper's upgrade extension must be there, as it is for requests
-//! that hyper and axum hand to handlers) and returns the response to send.
+//! An application with its own hyper service uses [`WebServer::respond`]
+//! in it, or [`ServerHandle::admit`] and [`ServerHandle::serve_websocket`].
 //!
 //! Static files are read whole per request and sent with `Cache-Control:
 //! no-cache`; paths are percent-decoded, `..` and hidden (`.name`) segments
@@ -47,13 +45,13 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use parking_lot::Mutex;
 use switchboard_shared::tokio_tungstenite::WebSocketStream;
-use switchboard_shared::tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use switchboard_shared::tokio_tungstenite::tungstenite::protocol::Role;
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 
 use crate::error::ListenError;
 use crate::handle::ServerHandle;
 use crate::serve::accept::{self, PendingHandshake};
+use crate::serve::handshake;
 
 /// The body of every response this module makes.
 pub type Body = Full<Bytes>;
@@ -142,8 +140,8 @@ impl WebServer {
     pub async fn respond<B>(&self, request: Request<B>, remote: Option<SocketAddr>) -> Response<Body> {
         let path = request.uri().path();
         if path == self.hub_path {
-            return if is_websocket_upgrade(&request) {
-                upgrade(&self.hub, request, remote)
+            return if handshake::is_websocket_upgrade(&request) {
+                upgrade(&self.hub, request, remote).await
             } else {
                 let mut response =
                     text(StatusCode::UPGRADE_REQUIRED, "this is the Switchboard hub: connect with a WebSocket\n");
@@ -214,49 +212,23 @@ async fn serve_http(app: Arc<WebServer>, stream: TcpStream, remote: SocketAddr, 
     }
 }
 
-/// Whether `request` asks for a WebSocket upgrade (`GET`, `Connection:
-/// upgrade`, `Upgrade: websocket`).
-pub fn is_websocket_upgrade<B>(request: &Request<B>) -> bool {
-    let has_token = |name: header::HeaderName, token: &str| {
-        request
-            .headers()
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    };
-    request.method() == Method::GET
-        && has_token(header::CONNECTION, "upgrade")
-        && has_token(header::UPGRADE, "websocket")
-}
-
 /// Upgrades `request` to a hub connection and returns the response to send:
 /// `101 Switching Protocols`, or the refusal (400 for a malformed upgrade,
 /// 426 for a WebSocket version other than 13, else the admission's 401, 403
 /// or 503). The socket is served once hyper hands it over, which must
 /// happen within the hub's handshake timeout. Needs a Tokio runtime.
-pub fn upgrade<B>(hub: &ServerHandle, mut request: Request<B>, remote: Option<SocketAddr>) -> Response<Body> {
-    if !is_websocket_upgrade(&request) {
-        return text(StatusCode::BAD_REQUEST, "not a WebSocket upgrade request\n");
-    }
-    let version = request.headers().get(header::SEC_WEBSOCKET_VERSION).and_then(|v| v.to_str().ok());
-    if version.map(str::trim) != Some("13") {
-        let mut response = text(StatusCode::UPGRADE_REQUIRED, "WebSocket version 13 is required\n");
-        response.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
-        return response;
-    }
-    let Some(key) = request.headers().get(header::SEC_WEBSOCKET_KEY).map(|k| derive_accept_key(k.as_bytes())) else {
-        return text(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key is missing\n");
+pub(crate) async fn upgrade<B>(
+    hub: &ServerHandle,
+    mut request: Request<B>,
+    remote: Option<SocketAddr>,
+) -> Response<Body> {
+    let admitted = match handshake::accept_key(&request) {
+        Ok(key) => hub.admit(&request, remote).await.map(|admission| (key, admission)).map_err(|r| r.response()),
+        Err(refusal) => Err(refusal.response()),
     };
-    let mut head = Request::new(());
-    *head.method_mut() = request.method().clone();
-    *head.uri_mut() = request.uri().clone();
-    *head.version_mut() = request.version();
-    *head.headers_mut() = request.headers().clone();
-    let admission = match hub.admit(&head, remote) {
-        Ok(admission) => admission,
-        Err(refused) => return refused.response().map(|body| Full::new(Bytes::from(body))),
+    let (key, admission) = match admitted {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused.map(|body| Full::new(Bytes::from(body))),
     };
     let on_upgrade = hyper::upgrade::on(&mut request);
     let hub = hub.clone();
@@ -266,22 +238,14 @@ pub fn upgrade<B>(hub: &ServerHandle, mut request: Request<B>, remote: Option<So
             Ok(Ok(upgraded)) => {
                 let config = hub.websocket_config();
                 let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                hub.serve_admitted(ws, admission);
+                hub.serve_websocket(ws, admission);
             }
             // The admission is dropped with its slot.
             Ok(Err(error)) => tracing::debug!(target: "switchboard::server", ?remote, %error, "HTTP upgrade failed"),
             Err(_) => tracing::debug!(target: "switchboard::server", ?remote, ?timeout, "HTTP upgrade timed out"),
         }
     });
-    let mut response = Response::new(Body::default());
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let headers = response.headers_mut();
-    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    if let Ok(accept) = HeaderValue::from_str(&key) {
-        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
-    }
-    response
+    handshake::switching_protocols(&key).map(|()| Body::default())
 }
 
 /// A plain-text response.

@@ -1,12 +1,11 @@
 //! Every limit and policy a server is built with, and the documented
 //! default of each (the table is on [`ServerBuilder`](crate::ServerBuilder)).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_shared::Heartbeat;
 
-use crate::config::auth::Authenticator;
+use crate::config::auth::Auth;
 use crate::config::hooks::{ConnectHook, DisconnectHook};
 use crate::config::origin::OriginPolicy;
 use crate::config::subscriptions::{Builtins, SubscriptionFilter};
@@ -29,6 +28,8 @@ pub mod defaults {
     pub const MAX_QUEUE_BYTES: usize = 4 << 20;
     /// Time a client has to complete the WebSocket upgrade.
     pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Time an asynchronous authenticator has to decide.
+    pub const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
     /// TCP connections accepted but not yet upgraded, at once.
     pub const MAX_PENDING_HANDSHAKES: usize = 1_024;
     /// Ping every 25 s; close after 60 s without hearing anything.
@@ -50,6 +51,7 @@ pub(crate) struct Settings {
     pub(crate) max_in_flight: usize,
     pub(crate) max_queue_bytes: usize,
     pub(crate) handshake_timeout: Duration,
+    pub(crate) auth_timeout: Duration,
     pub(crate) max_pending_handshakes: usize,
     pub(crate) heartbeat: Option<Heartbeat>,
     pub(crate) app_heartbeat: Option<Duration>,
@@ -68,6 +70,7 @@ impl Default for Settings {
             max_in_flight: defaults::MAX_IN_FLIGHT,
             max_queue_bytes: defaults::MAX_QUEUE_BYTES,
             handshake_timeout: defaults::HANDSHAKE_TIMEOUT,
+            auth_timeout: defaults::AUTH_TIMEOUT,
             max_pending_handshakes: defaults::MAX_PENDING_HANDSHAKES,
             heartbeat: Some(defaults::HEARTBEAT),
             app_heartbeat: None,
@@ -83,7 +86,7 @@ impl Default for Settings {
 #[derive(Default)]
 pub(crate) struct Policies {
     pub(crate) origins: OriginPolicy,
-    pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
+    pub(crate) authenticator: Option<Auth>,
     pub(crate) subscription_filter: Option<SubscriptionFilter>,
     pub(crate) on_connect: Option<ConnectHook>,
     pub(crate) on_disconnect: Option<DisconnectHook>,
@@ -93,7 +96,7 @@ impl std::fmt::Debug for Policies {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Policies")
             .field("origins", &self.origins)
-            .field("authenticator", &self.authenticator.is_some())
+            .field("authenticator", &self.authenticator)
             .field("subscription_filter", &self.subscription_filter.is_some())
             .field("on_connect", &self.on_connect.is_some())
             .field("on_disconnect", &self.on_disconnect.is_some())

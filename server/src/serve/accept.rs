@@ -1,18 +1,16 @@
 //! The one accept path: the accept loop every listener runs (with the
-//! `max_pending_handshakes` bound), and the ways a connection enters the
-//! server from there (an accepted stream, an upgraded socket).
+//! `max_pending_handshakes` bound), and how an accepted stream enters the
+//! server (handshake, admission, connection start).
 
+use std::any::Any;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use switchboard_shared::PeerHandle;
 use switchboard_shared::read_ahead::ReadAhead;
-use switchboard_shared::tokio_tungstenite::WebSocketStream;
-use switchboard_shared::tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use switchboard_shared::tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use switchboard_shared::{ConnectionInfo, PeerHandle};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -21,7 +19,6 @@ use crate::serve::connection;
 use crate::serve::error::ServeError;
 use crate::serve::handshake;
 use crate::state::hub::Hub;
-use crate::state::lifecycle::NoSlot;
 
 /// Pause after an accept error such as "too many open files", so the loop
 /// does not spin while the condition lasts.
@@ -109,54 +106,24 @@ where
     tracing::info!(target: "switchboard::server", "stopped accepting connections");
 }
 
-/// Serves an accepted TCP connection.
-pub(crate) async fn serve_tcp(
-    hub: &Arc<Hub>,
-    stream: TcpStream,
-    remote: Option<SocketAddr>,
-) -> Result<PeerHandle, ServeError> {
-    // Answers are small and latency matters more than packet count; the
-    // writer already coalesces bursts into one write.
-    let _ = stream.set_nodelay(true);
-    // Small reads for idle sockets, big ones for busy sockets: see `ReadAhead`.
-    serve_stream(hub, ReadAhead::new(stream), remote).await
-}
-
-/// Upgrades and serves any stream.
+/// Serves an accepted stream: the handshake (request head, admission,
+/// upgrade) within the handshake timeout, then the connection on its own
+/// task. Returns once the handshake is over. A `TcpStream` gets
+/// `TCP_NODELAY`; every stream reads through an adaptive [`ReadAhead`].
 pub(crate) async fn serve_stream<S>(
     hub: &Arc<Hub>,
-    stream: S,
+    mut stream: S,
     remote: Option<SocketAddr>,
 ) -> Result<PeerHandle, ServeError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (ws, admitted) = handshake::upgrade(hub, stream, remote).await?;
-    Ok(connection::start(hub, ws, admitted.info, admitted.slot))
-}
-
-/// Serves an already-upgraded socket, within the connection limit.
-pub(crate) async fn serve_websocket<S>(
-    hub: &Arc<Hub>,
-    mut ws: WebSocketStream<S>,
-    info: ConnectionInfo,
-) -> Result<PeerHandle, ServeError>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    match hub.reserve() {
-        Ok(slot) => Ok(connection::start(hub, ws, info, slot)),
-        Err(no_slot) => {
-            let (code, reason, error) = match no_slot {
-                NoSlot::ShuttingDown => (CloseCode::Away, "server shutting down", ServeError::ShuttingDown),
-                NoSlot::Full { limit } => {
-                    (CloseCode::Again, "too many connections", ServeError::TooManyConnections { limit })
-                }
-            };
-            tracing::warn!(target: "switchboard::server", remote = ?info.remote, %error, "connection rejected");
-            let frame = CloseFrame { code, reason: reason.into() };
-            let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(Some(frame))).await;
-            Err(error)
-        }
+    if let Some(tcp) = (&mut stream as &mut dyn Any).downcast_mut::<TcpStream>() {
+        // Answers are small and latency matters more than packet count; the
+        // writer already coalesces bursts into one write.
+        let _ = tcp.set_nodelay(true);
     }
+    // Small reads for idle sockets, big ones for busy sockets: see `ReadAhead`.
+    let (ws, admitted) = handshake::upgrade(hub, ReadAhead::new(stream), remote).await?;
+    Ok(connection::start(hub, ws, admitted.info, admitted.slot))
 }

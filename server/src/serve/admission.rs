@@ -4,18 +4,19 @@
 //! 1. a shutdown under way: HTTP 503;
 //! 2. the Origin allow-list: HTTP 403;
 //! 3. the connection limit: HTTP 503 (a slot is taken here);
-//! 4. the authenticator: HTTP 401 / 403, or auth data for the context.
+//! 4. the authenticator: HTTP 401 / 403, or the connection's identity; an
+//!    asynchronous one that does not decide within `auth_timeout`: HTTP 503.
 //!
 //! The server's own handshake and every HTTP layer that upgrades by itself
 //! ([`ServerHandle::admit`](crate::ServerHandle::admit)) run the same checks.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use http::{HeaderValue, StatusCode, header};
 use switchboard_shared::ConnectionInfo;
-use switchboard_shared::tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request};
 
-use crate::config::auth::{Rejection, UpgradeRequest};
+use crate::config::auth::{Auth, Identity, Rejection, UpgradeRequest};
 use crate::serve::error::ServeError;
 use crate::state::hub::Hub;
 use crate::state::lifecycle::{NoSlot, Phase, Slot};
@@ -30,16 +31,27 @@ pub(crate) struct Admitted {
 /// Why an upgrade request was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Refusal {
+    /// Not a valid WebSocket upgrade request (400), or another version (426).
+    NotUpgrade {
+        status: StatusCode,
+        reason: &'static str,
+    },
     ShuttingDown,
-    TooManyConnections { limit: usize },
+    TooManyConnections {
+        limit: usize,
+    },
     Origin(String),
     Auth(Rejection),
+    AuthTimeout(Duration),
 }
 
 impl Refusal {
     pub(crate) fn status(&self) -> StatusCode {
         match self {
-            Refusal::ShuttingDown | Refusal::TooManyConnections { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::NotUpgrade { status, .. } => *status,
+            Refusal::ShuttingDown | Refusal::TooManyConnections { .. } | Refusal::AuthTimeout(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Refusal::Origin(_) => StatusCode::FORBIDDEN,
             Refusal::Auth(rejection) => rejection.status(),
         }
@@ -47,16 +59,19 @@ impl Refusal {
 
     pub(crate) fn reason(&self) -> String {
         match self {
+            Refusal::NotUpgrade { reason, .. } => (*reason).to_owned(),
             Refusal::ShuttingDown => "the server is shutting down".into(),
             Refusal::TooManyConnections { limit } => format!("the server is at its limit of {limit} connections"),
             Refusal::Origin(reason) => reason.clone(),
             Refusal::Auth(rejection) => rejection.reason().to_owned(),
+            Refusal::AuthTimeout(timeout) => format!("authentication did not finish within {timeout:?}; try again"),
         }
     }
 
-    /// The HTTP response the client gets.
-    pub(crate) fn response(&self) -> ErrorResponse {
-        let mut response = ErrorResponse::new(Some(self.reason()));
+    /// The HTTP response the client gets: the status, the reason as a
+    /// plain-text body, and the headers that go with it.
+    pub(crate) fn response(&self) -> http::Response<String> {
+        let mut response = http::Response::new(self.reason());
         *response.status_mut() = self.status();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
@@ -64,8 +79,11 @@ impl Refusal {
             Refusal::Auth(Rejection::Unauthorized(_)) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Refusal::TooManyConnections { .. } => {
+            Refusal::TooManyConnections { .. } | Refusal::AuthTimeout(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Refusal::NotUpgrade { status: StatusCode::UPGRADE_REQUIRED, .. } => {
+                headers.insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
             }
             _ => {}
         }
@@ -90,33 +108,61 @@ impl From<NoSlot> for Refusal {
     }
 }
 
-/// Runs the admission checks on an upgrade request.
-pub(crate) fn admit(hub: &Hub, request: &Request, remote: Option<SocketAddr>) -> Result<Admitted, Refusal> {
+/// Runs the admission checks on an upgrade request (its head), logging a
+/// refusal. The slot is taken before the authenticator runs, so at most
+/// `max_connections` authentications run at once.
+pub(crate) async fn admit(
+    hub: &Hub,
+    request: http::Request<()>,
+    remote: Option<SocketAddr>,
+) -> Result<Admitted, Refusal> {
+    let path = request.uri().path().to_owned();
+    let admitted = checks(hub, request, remote).await;
+    if let Err(refusal) = &admitted {
+        log_refusal(refusal, &path, remote);
+    }
+    admitted
+}
+
+async fn checks(hub: &Hub, request: http::Request<()>, remote: Option<SocketAddr>) -> Result<Admitted, Refusal> {
     if hub.phase() != Phase::Running {
         return Err(Refusal::ShuttingDown);
     }
-    let upgrade = UpgradeRequest::new(request, remote);
-    hub.policies().origins.check(upgrade.origin()).map_err(Refusal::Origin)?;
+    let origin = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    hub.policies().origins.check(origin).map_err(Refusal::Origin)?;
     let slot = hub.reserve()?;
-    let auth = match &hub.policies().authenticator {
-        Some(authenticator) => Some(authenticator.authenticate(&upgrade).map_err(Refusal::Auth)?),
-        None => None,
+    let (request, identity) = match &hub.policies().authenticator {
+        None => (request, Identity::new()),
+        Some(Auth::Sync(authenticator)) => {
+            let upgrade = UpgradeRequest::new(request, remote);
+            let identity = authenticator.authenticate(&upgrade).map_err(Refusal::Auth)?;
+            (upgrade.into_request(), identity)
+        }
+        Some(Auth::Async(authenticator)) => {
+            let upgrade = UpgradeRequest::new(request, remote);
+            let timeout = hub.settings().auth_timeout;
+            let decided = tokio::time::timeout(timeout, authenticator.authenticate(upgrade.clone())).await;
+            let identity = decided.map_err(|_elapsed| Refusal::AuthTimeout(timeout))?.map_err(Refusal::Auth)?;
+            (upgrade.into_request(), identity)
+        }
     };
+    let (parts, ()) = request.into_parts();
     let info = ConnectionInfo {
         id: uuid::Uuid::new_v4(),
         remote,
-        path: upgrade.path().to_owned(),
-        query: upgrade.query().map(str::to_owned),
-        headers: request.headers().clone(),
-        auth,
-        extensions: http::Extensions::new(),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts.headers,
+        auth: identity.json,
+        extensions: identity.extensions,
     };
     Ok(Admitted { info, slot })
 }
 
 /// An upgrade request that passed every admission check. It holds one of the
 /// server's connection slots until it is served with
-/// [`ServerHandle::serve_admitted`](crate::ServerHandle::serve_admitted) (then until that connection ends) or dropped.
+/// [`ServerHandle::serve_websocket`](crate::ServerHandle::serve_websocket)
+/// (then until that connection ends) or dropped.
 #[derive(Debug)]
 #[must_use = "an admission holds a connection slot until it is served or dropped"]
 pub struct Admission {
@@ -144,7 +190,9 @@ pub struct Refused {
 }
 
 impl Refused {
-    /// 503 (shutting down, connection limit), 403 (origin, authenticator) or 401.
+    /// 503 (shutting down, connection limit, authenticator timed out), 403
+    /// (origin, authenticator), 401 (authenticator), or 400 / 426 (not a
+    /// valid WebSocket upgrade request).
     pub fn status(&self) -> StatusCode {
         self.refusal.status()
     }
@@ -157,7 +205,7 @@ impl Refused {
     /// The HTTP response to send: the status, a plain-text body, and
     /// `WWW-Authenticate` or `Retry-After` where they apply.
     pub fn response(&self) -> http::Response<String> {
-        self.refusal.response().map(Option::unwrap_or_default)
+        self.refusal.response()
     }
 
     /// The same refusal as the server's own handshake reports it.
@@ -174,12 +222,11 @@ impl std::fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
-pub(crate) fn log_refusal(refusal: &Refusal, request: &Request, remote: Option<SocketAddr>) {
+fn log_refusal(refusal: &Refusal, path: &str, remote: Option<SocketAddr>) {
     let status = refusal.status().as_u16();
     let reason = refusal.reason();
-    let path = request.uri().path();
     match refusal {
-        Refusal::ShuttingDown => {
+        Refusal::ShuttingDown | Refusal::NotUpgrade { .. } => {
             tracing::info!(target: "switchboard::server", remote = ?remote, path, status, reason, "connection rejected");
         }
         _ => {
