@@ -36,7 +36,7 @@ use switchboard_shared::{Context, ErrorObject, Method, Methods};
 
 use crate::state::heartbeat::{millis, now_ms};
 use crate::state::hub::Hub;
-use crate::state::lifecycle::Phase;
+use crate::state::lifecycle::ServerPhase;
 use crate::state::registry::Target;
 
 /// The notification the server sends.
@@ -89,7 +89,7 @@ async fn run(hub: Weak<Hub>, interval: Duration) {
     loop {
         ticker.tick().await;
         let Some(hub) = hub.upgrade() else { return };
-        if hub.phase() != Phase::Running {
+        if hub.phase() != ServerPhase::Running {
             return;
         }
         beat(&hub, interval);

@@ -75,8 +75,9 @@ impl ServerBuilder {
     /// being upgraded).
     ///
     /// Default: 10,000. When reached, a new client's upgrade request is
-    /// answered with HTTP 503 "Service Unavailable" and no WebSocket is opened
-    /// (an already-upgraded socket given to `serve_websocket` is closed with 1013).
+    /// answered with HTTP 503 "Service Unavailable" (with `Retry-After: 1`)
+    /// and no WebSocket is opened; so is an HTTP layer's
+    /// [`admit`](crate::ServerHandle::admit).
     pub fn max_connections(mut self, max: usize) -> Self {
         self.settings.max_connections = max;
         self
@@ -124,8 +125,10 @@ impl ServerBuilder {
         self
     }
 
-    /// Sets how long a client has, from the TCP accept, to complete the
-    /// WebSocket upgrade.
+    /// Sets how long a client has, from the TCP accept (or from
+    /// [`serve_stream`](crate::ServerHandle::serve_stream)), to complete the
+    /// WebSocket upgrade, the authenticator's decision included. Over HTTP
+    /// (the `web` feature) it bounds reading each request head and the upgrade.
     ///
     /// Default: 10 s. When it passes, the TCP connection is dropped without
     /// a response (a half-open or stalled client).
@@ -138,11 +141,16 @@ impl ServerBuilder {
     /// handshake at once (they do not count against `max_connections` until
     /// admitted).
     ///
-    /// Default: 1,024. When reached, the listener stops accepting until a
-    /// handshake ends (upgraded, refused, or timed out after
-    /// `handshake_timeout`); meanwhile new connections wait in the operating
-    /// system's backlog. So a flood of sockets that never send an upgrade
-    /// request costs bounded memory and tasks. The minimum is 1.
+    /// Default: 1,024, for each of the server's listeners ([`Server::listen`]
+    /// and the `web` feature's `WebServer`, which share one accept loop; an
+    /// HTTP connection counts until its first request head has arrived).
+    /// When reached, the listener stops accepting until a handshake ends
+    /// (upgraded, refused, or timed out after `handshake_timeout`); meanwhile
+    /// new connections wait in the operating system's backlog. So a flood of
+    /// sockets that never send an upgrade request costs bounded memory and
+    /// tasks. Connections you accept yourself and hand to
+    /// [`serve_stream`](crate::ServerHandle::serve_stream) are yours to bound.
+    /// The minimum is 1.
     pub fn max_pending_handshakes(mut self, handshakes: usize) -> Self {
         self.settings.max_pending_handshakes = handshakes.max(1);
         self
@@ -210,7 +218,9 @@ impl ServerBuilder {
 
     /// Chooses the built-in methods.
     ///
-    /// Default: [`Builtins::All`] (`rpc.subscribe` and `rpc.unsubscribe`).
+    /// Default: [`Builtins::All`]: `rpc.discover`, `rpc.subscribe` and
+    /// `rpc.unsubscribe` (a method the user registered under one of these
+    /// names is kept instead).
     pub fn builtins(mut self, builtins: Builtins) -> Self {
         self.settings.builtins = builtins;
         self

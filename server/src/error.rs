@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 /// Why the server could not start listening.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ListenError {
     /// Binding the address failed.
     #[error(
@@ -27,6 +28,7 @@ pub enum ListenError {
 
 /// Why a call from the server to a client produced no result.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CallError {
     /// No live connection has this id: it has closed, or the id is wrong
     /// (`ServerHandle::connections` lists the live ones).
@@ -49,7 +51,8 @@ impl CallError {
 
 /// Why a push (notification, broadcast, publish) was not queued.
 #[derive(Debug, thiserror::Error)]
-pub enum PushError {
+#[non_exhaustive]
+pub enum DeliveryError {
     /// No live connection has this id: it has closed, or the id is wrong.
     #[error("no live connection {0}")]
     UnknownConnection(Uuid),
@@ -65,7 +68,7 @@ pub enum PushError {
 
 /// A server-only operation was asked of a connection that no Switchboard
 /// server serves (its context carries no `ServerHandle`, e.g. a client-side
-/// handler). Serve the connection with `Server::listen`, `serve_connection`
+/// handler). Serve the connection with `Server::listen`, `serve_stream`
 /// or `serve_websocket`.
 ///
 /// Converts into a -32603 error object, so a handler can use `?` on it.
@@ -79,9 +82,9 @@ impl From<NotServed> for switchboard_shared::ErrorObject {
     }
 }
 
-impl From<PushError> for switchboard_shared::ErrorObject {
+impl From<DeliveryError> for switchboard_shared::ErrorObject {
     /// A push that failed inside a handler answers -32603 with the reason as `data`.
-    fn from(e: PushError) -> Self {
+    fn from(e: DeliveryError) -> Self {
         switchboard_shared::ErrorObject::internal(e)
     }
 }

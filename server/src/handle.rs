@@ -16,14 +16,14 @@ use switchboard_shared::{Methods, PeerHandle};
 use tokio::io::{AsyncRead, AsyncWrite};
 use uuid::Uuid;
 
-use crate::error::{CallError, PushError};
+use crate::error::{CallError, DeliveryError};
 use crate::push::{self, Answer};
 use crate::serve::accept;
 use crate::serve::admission::{self, Admission, Admitted, Refused};
 use crate::serve::connection;
 use crate::serve::error::ServeError;
 use crate::state::hub::Hub;
-use crate::state::lifecycle::Phase;
+use crate::state::lifecycle::ServerPhase;
 use crate::state::registry::{ConnectionSummary, Join, Target};
 
 /// A cheap, cloneable handle to a server: call and push to its clients,
@@ -74,7 +74,7 @@ impl ServerHandle {
     }
 
     /// Running, draining, or stopped.
-    pub fn phase(&self) -> Phase {
+    pub fn phase(&self) -> ServerPhase {
         self.hub.phase()
     }
 
@@ -120,26 +120,26 @@ impl ServerHandle {
 
     /// Sends a notification to one client. Never waits: a client whose
     /// outbound queue is full is cut off as a slow consumer.
-    pub fn notify(&self, connection: Uuid, method: &str, params: impl Serialize) -> Result<(), PushError> {
-        let peer = self.hub.registry().peer(connection).ok_or(PushError::UnknownConnection(connection))?;
+    pub fn notify(&self, connection: Uuid, method: &str, params: impl Serialize) -> Result<(), DeliveryError> {
+        let peer = self.hub.registry().peer(connection).ok_or(DeliveryError::UnknownConnection(connection))?;
         let frame = push::encode_notification(method, &params)?;
-        peer.try_send_text(frame).map_err(|_| PushError::Disconnected(connection))
+        peer.try_send_text(frame).map_err(|_| DeliveryError::Disconnected(connection))
     }
 
     /// Sends a notification to every live connection; returns how many took
     /// it. It is encoded once and its bytes are shared.
-    pub fn broadcast(&self, method: &str, params: impl Serialize) -> Result<usize, PushError> {
+    pub fn broadcast(&self, method: &str, params: impl Serialize) -> Result<usize, DeliveryError> {
         self.push(&Target::All, method, params)
     }
 
     /// Sends a notification to the members of `topic`; returns how many took it.
-    pub fn publish(&self, topic: &str, method: &str, params: impl Serialize) -> Result<usize, PushError> {
+    pub fn publish(&self, topic: &str, method: &str, params: impl Serialize) -> Result<usize, DeliveryError> {
         self.push(&Target::Topic(topic.to_owned()), method, params)
     }
 
     /// Sends a notification to the connections `target` designates; returns
     /// how many took it.
-    pub fn push(&self, target: &Target, method: &str, params: impl Serialize) -> Result<usize, PushError> {
+    pub fn push(&self, target: &Target, method: &str, params: impl Serialize) -> Result<usize, DeliveryError> {
         let frame = push::encode_notification(method, &params)?;
         Ok(push::push(&self.hub, target, &frame))
     }
@@ -155,18 +155,18 @@ impl ServerHandle {
         method: &str,
         params: impl Serialize,
         deadline: Duration,
-    ) -> Result<Vec<Answer<R>>, PushError> {
+    ) -> Result<Vec<Answer<R>>, DeliveryError> {
         push::call_many(&self.hub, &target, method, params, deadline).await
     }
 
     /// Joins a connection to `topic` (no subscription hook, no limit).
     /// `Ok(true)` when it was not a member yet.
-    pub fn join(&self, connection: Uuid, topic: &str) -> Result<bool, PushError> {
-        let peer = self.hub.registry().peer(connection).ok_or(PushError::UnknownConnection(connection))?;
+    pub fn join(&self, connection: Uuid, topic: &str) -> Result<bool, DeliveryError> {
+        let peer = self.hub.registry().peer(connection).ok_or(DeliveryError::UnknownConnection(connection))?;
         match self.hub.registry().join(&peer, topic, None) {
             Join::Joined => Ok(true),
             Join::AlreadyMember | Join::LimitReached { .. } => Ok(false),
-            Join::Ended => Err(PushError::Disconnected(connection)),
+            Join::Ended => Err(DeliveryError::Disconnected(connection)),
         }
     }
 

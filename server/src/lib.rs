@@ -64,13 +64,13 @@ pub use config::origin::{MissingOrigin, OriginPolicy};
 pub use config::settings::defaults;
 pub use config::subscriptions::{Builtins, SubscriptionDecision};
 pub use context::ServerContext;
-pub use error::{CallError, ListenError, NotServed, PushError};
+pub use error::{CallError, DeliveryError, ListenError, NotServed};
 pub use handle::ServerHandle;
 pub use push::Answer;
 pub use serve::admission::{Admission, Refused};
 pub use serve::error::ServeError;
 pub use server::Server;
-pub use state::lifecycle::Phase;
+pub use state::lifecycle::ServerPhase;
 pub use state::registry::{ConnectionSummary, Target};
 
 /// Re-exported: the protocol core the server is built on.

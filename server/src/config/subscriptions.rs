@@ -19,6 +19,7 @@ pub enum Builtins {
 
 /// What the subscription hook says about one `rpc.subscribe`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SubscriptionDecision {
     /// Let the connection join the topic.
     Allow,

@@ -19,7 +19,7 @@ use switchboard_shared::ConnectionInfo;
 use crate::config::auth::{Auth, Identity, Rejection, UpgradeRequest};
 use crate::serve::error::ServeError;
 use crate::state::hub::Hub;
-use crate::state::lifecycle::{NoSlot, Phase, Slot};
+use crate::state::lifecycle::{NoSlot, ServerPhase, Slot};
 
 /// An upgrade request that passed every check.
 #[derive(Debug)]
@@ -125,7 +125,7 @@ pub(crate) async fn admit(
 }
 
 async fn checks(hub: &Hub, request: http::Request<()>, remote: Option<SocketAddr>) -> Result<Admitted, Refusal> {
-    if hub.phase() != Phase::Running {
+    if hub.phase() != ServerPhase::Running {
         return Err(Refusal::ShuttingDown);
     }
     let origin = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok());

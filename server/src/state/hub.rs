@@ -10,7 +10,7 @@ use switchboard_shared::{Methods, Overflow, PeerConfig, PeerHandle};
 
 use crate::config::settings::{Policies, Settings};
 use crate::state::heartbeat::AppHeartbeat;
-use crate::state::lifecycle::{Lifecycle, NoSlot, Phase, Slot};
+use crate::state::lifecycle::{Lifecycle, NoSlot, ServerPhase, Slot};
 use crate::state::registry::Registry;
 
 #[derive(Debug)]
@@ -98,21 +98,21 @@ impl Hub {
         &self.app_heartbeat
     }
 
-    pub(crate) fn phase(&self) -> Phase {
+    pub(crate) fn phase(&self) -> ServerPhase {
         self.lifecycle.phase()
     }
 
     /// Resolves once the server has left the running phase.
     pub(crate) async fn stopped_running(&self) {
         let mut phase = self.lifecycle.watch();
-        let _ = phase.wait_for(|phase| *phase != Phase::Running).await;
+        let _ = phase.wait_for(|phase| *phase != ServerPhase::Running).await;
     }
 
     /// Resolves once the server has stopped.
     pub(crate) async fn stopped(&self) {
         let mut phase = self.lifecycle.watch();
         // The sender lives in the lifecycle, which every connection keeps alive until it ends.
-        let _ = phase.wait_for(|phase| *phase == Phase::Stopped).await;
+        let _ = phase.wait_for(|phase| *phase == ServerPhase::Stopped).await;
     }
 
     /// Takes a slot for a new connection, within `max_connections`.

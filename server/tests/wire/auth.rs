@@ -86,11 +86,11 @@ async fn client_without_origin_is_accepted_unless_the_policy_requires_one() {
     let mut ws = connect(&lenient).await;
     call(&mut ws, 1, "add", json!([1, 1])).await;
 
-    let strict = start(Server::builder().origins(OriginPolicy::AllowList {
-        origins: vec!["https://app.example".into()],
-        missing: switchboard_server::MissingOrigin::Refuse,
-    }))
-    .await;
+    let strict =
+        start(Server::builder().origins(
+            OriginPolicy::allow(["https://app.example"]).with_missing(switchboard_server::MissingOrigin::Refuse),
+        ))
+        .await;
     assert_eq!(refused_status(try_connect(url(&strict, "/")).await), 403);
 }
 

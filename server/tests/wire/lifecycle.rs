@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use switchboard_server::{Phase, Server};
+use switchboard_server::{Server, ServerPhase};
 use switchboard_shared::CloseReason;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -36,14 +36,14 @@ async fn graceful_shutdown_lets_the_in_flight_call_finish_then_closes_with_1001(
     gate.wait_started().await;
 
     let stopped = server.shutdown(Duration::from_secs(20));
-    assert_eq!(server.phase(), Phase::Draining);
+    assert_eq!(server.phase(), ServerPhase::Draining);
     gate.open.add_permits(1);
 
     assert_eq!(recv(&mut ws).await, json!({"jsonrpc": "2.0", "result": "work", "id": 1}));
     let (code, _reason) = expect_close(&mut ws).await;
     assert_eq!(code, 1001);
     guard("the shutdown to complete", stopped).await;
-    assert_eq!(server.phase(), Phase::Stopped);
+    assert_eq!(server.phase(), ServerPhase::Stopped);
     let _connected = events.next_connected().await;
     let (_, reason) = events.next_disconnected().await;
     assert!(matches!(reason, CloseReason::Local { code: 1001, .. }), "{reason:?}");
