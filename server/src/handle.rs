@@ -227,7 +227,8 @@ impl ServerHandle {
     /// origin policy (403), the connection limit (503; a slot is taken here)
     /// and the authenticator (401 / 403, 503 when an asynchronous one times
     /// out; else the connection's identity). A refusal is logged as the
-    /// server's handshake logs it. Only the request's head is read.
+    /// server's handshake logs it. Only the request's head is read (copied
+    /// before the returned future starts, which borrows nothing).
     ///
     /// For an [`Admission`], answer 101, complete the upgrade (within the
     /// handshake timeout, for the same guarantee) with
@@ -247,15 +248,22 @@ impl ServerHandle {
     /// }
     /// # }
     /// ```
-    pub async fn admit<B>(&self, request: &http::Request<B>, remote: Option<SocketAddr>) -> Result<Admission, Refused> {
+    pub fn admit<B>(
+        &self,
+        request: &http::Request<B>,
+        remote: Option<SocketAddr>,
+    ) -> impl Future<Output = Result<Admission, Refused>> + Send + 'static {
         let mut head = http::Request::new(());
         *head.method_mut() = request.method().clone();
         *head.uri_mut() = request.uri().clone();
         *head.version_mut() = request.version();
         *head.headers_mut() = request.headers().clone();
-        match admission::admit(&self.hub, head, remote).await {
-            Ok(admitted) => Ok(Admission { admitted }),
-            Err(refusal) => Err(Refused { refusal }),
+        let hub = Arc::clone(&self.hub);
+        async move {
+            match admission::admit(&hub, head, remote).await {
+                Ok(admitted) => Ok(Admission { admitted }),
+                Err(refusal) => Err(Refused { refusal }),
+            }
         }
     }
 

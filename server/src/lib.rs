@@ -21,7 +21,8 @@
 //!   [`serve_websocket`](ServerHandle::serve_websocket) for an HTTP layer
 //!   that upgrades by itself;
 //! - [`app_heartbeat`]: `rpc.heartbeat` notifications for browsers (opt-in);
-//! - `web` (cargo feature `web`): a hyper HTTP server for the hub plus static files.
+//! - `web` (cargo feature `web`): a hyper HTTP server for the hub plus static files;
+//! - `axum` (cargo feature `axum`): the hub as a route of an axum `Router`.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -48,6 +49,8 @@ mod state;
 
 // The API on top.
 pub mod app_heartbeat;
+#[cfg(feature = "axum")]
+pub mod axum;
 mod builder;
 mod builtin;
 mod context;
