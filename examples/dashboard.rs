@@ -1,5 +1,6 @@
-//! A live dashboard in the browser: one port serves the page, the JavaScript
-//! client and the hub (`switchboard::server::web`).
+//! A live dashboard in the browser: one axum app serves the page, the
+//! JavaScript client (tower-http's `ServeDir` / `ServeFile`) and the hub
+//! (`switchboard::server::axum::route`) on one port.
 //!
 //! ```text
 //! cargo run --example dashboard            # then open http://127.0.0.1:8080/
@@ -28,13 +29,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use axum::Router;
 use clap::Parser;
 use serde_json::{Value, json};
 use switchboard::demo::contract_methods;
-use switchboard::server::web::WebServer;
 use switchboard::server::{Server, ServerContext, ServerHandle, Target};
 use switchboard::shared::discover::{ServiceInfo, TopicDoc};
 use switchboard::shared::{Context, ErrorObject, Method, Methods};
+use tower_http::services::{ServeDir, ServeFile};
 
 /// The topic of the pushed metrics.
 const METRICS: &str = "metrics";
@@ -212,11 +214,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build(methods(&calls))
         .handle();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let addr = WebServer::new(server.clone())
-        .hub_path("/rpc")
-        .file("/switchboard.js", root.join("client/js/switchboard.js"))
-        .dir("/", root.join("examples/dashboard"))
-        .listen_on(listener)?;
+    let app = Router::new()
+        .route("/rpc", switchboard::server::axum::route(server.clone()))
+        .route_service("/switchboard.js", ServeFile::new(root.join("client/js/switchboard.js")))
+        .fallback_service(ServeDir::new(root.join("examples/dashboard")));
+    // Through the hub's own accept loop: its bounds apply, and a shutdown stops it.
+    let addr = switchboard::server::axum::serve(&server, listener, app)?;
     println!("dashboard listening on http://{addr}/");
 
     tokio::spawn(publish_metrics(server.clone(), calls));

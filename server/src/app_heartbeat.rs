@@ -21,56 +21,28 @@
 //!
 //! A client answers each one with the notification
 //! `{"jsonrpc": "2.0", "method": "rpc.heartbeat_ack", "params": {"t": <the same t>}}`;
-//! the server takes the round trip from it ([`ServerHandle::heartbeat_rtt`]) and
+//! the server takes the round trip from it ([`ServerHandle::heartbeat_rtt`](crate::ServerHandle::heartbeat_rtt)) and
 //! any inbound frame, the answer included, counts as life for the ping
 //! keep-alive. A client that does not know these methods ignores the
 //! notification (notifications are never answered), so the setting is safe
 //! for every client; the Rust client ignores them.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use switchboard_shared::codec::encode;
-use switchboard_shared::{Context, ErrorObject, Method, Methods, PeerHandle};
-use uuid::Uuid;
+use switchboard_shared::{Context, ErrorObject, Method, Methods};
 
-use crate::context::ServerContext;
-use crate::handle::ServerHandle;
-use crate::hub::Hub;
-use crate::lifecycle::Phase;
-use crate::registry::Target;
+use crate::state::heartbeat::{millis, now_ms};
+use crate::state::hub::Hub;
+use crate::state::lifecycle::ServerPhase;
+use crate::state::registry::Target;
 
 /// The notification the server sends.
 pub const HEARTBEAT_METHOD: &str = "rpc.heartbeat";
 /// The notification a client answers with.
 pub const HEARTBEAT_ACK_METHOD: &str = "rpc.heartbeat_ack";
-
-/// The heartbeat's state in one server.
-#[derive(Debug, Default)]
-pub(crate) struct AppHeartbeat {
-    interval: Option<Duration>,
-    started: AtomicBool,
-    /// The last round trip measured per connection.
-    rtts: Mutex<HashMap<Uuid, Duration>>,
-}
-
-impl AppHeartbeat {
-    pub(crate) fn new(interval: Option<Duration>) -> Self {
-        AppHeartbeat { interval, ..AppHeartbeat::default() }
-    }
-
-    fn record(&self, connection: Uuid, rtt: Duration) {
-        self.rtts.lock().insert(connection, rtt);
-    }
-
-    pub(crate) fn rtt(&self, connection: Uuid) -> Option<Duration> {
-        self.rtts.lock().get(&connection).copied()
-    }
-}
 
 #[derive(Serialize)]
 struct Beat {
@@ -84,23 +56,16 @@ struct Ack {
     t: u64,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 /// Registers `rpc.heartbeat_ack` (unless the user registered that name).
-pub(crate) fn install(methods: &mut Methods) {
+pub(crate) fn install(methods: &mut Methods, hub: &Weak<Hub>) {
     if methods.contains(HEARTBEAT_ACK_METHOD) {
         return;
     }
-    let ack = |Ack { t }: Ack, cx: &Context| {
+    let hub = hub.clone();
+    let ack = move |Ack { t }: Ack, cx: &Context| {
         let rtt = Duration::from_millis(now_ms().saturating_sub(t));
-        if let Ok(server) = cx.server() {
-            server.hub.app_heartbeat.record(cx.connection_id(), rtt);
+        if let Some(hub) = hub.upgrade() {
+            hub.app_heartbeat().record(cx.connection_id(), rtt);
         }
         tracing::trace!(target: "switchboard::server", id = %cx.connection_id(), rtt_ms = millis(rtt), "heartbeat answered");
         Ok::<_, ErrorObject>(())
@@ -113,10 +78,7 @@ pub(crate) fn install(methods: &mut Methods) {
 
 /// Starts the server's heartbeat task once, if the setting is on.
 pub(crate) fn ensure_started(hub: &Arc<Hub>) {
-    let Some(interval) = hub.app_heartbeat.interval else { return };
-    if hub.app_heartbeat.started.swap(true, Ordering::AcqRel) {
-        return;
-    }
+    let Some(interval) = hub.app_heartbeat().start() else { return };
     tokio::spawn(run(Arc::downgrade(hub), interval));
 }
 
@@ -127,7 +89,7 @@ async fn run(hub: Weak<Hub>, interval: Duration) {
     loop {
         ticker.tick().await;
         let Some(hub) = hub.upgrade() else { return };
-        if hub.lifecycle.phase() != Phase::Running {
+        if hub.phase() != ServerPhase::Running {
             return;
         }
         beat(&hub, interval);
@@ -137,32 +99,15 @@ async fn run(hub: Weak<Hub>, interval: Duration) {
 /// Sends one heartbeat to every live connection and forgets the round trips
 /// of connections that have ended.
 fn beat(hub: &Hub, interval: Duration) {
-    let peers = hub.registry.peers(&Target::All);
+    let peers = hub.registry().peers(&Target::All);
+    let rtts = hub.app_heartbeat().rtts_of(&peers);
     let t = now_ms();
-    let beats: Vec<_> = {
-        let mut rtts = hub.app_heartbeat.rtts.lock();
-        if !rtts.is_empty() {
-            let live: HashSet<Uuid> = peers.iter().map(PeerHandle::id).collect();
-            rtts.retain(|id, _| live.contains(id));
-        }
-        peers.into_iter().map(|peer| (rtts.get(&peer.id()).copied().map(millis), peer)).collect()
-    };
-    for (rtt, peer) in beats {
-        let params = Beat { t, interval: millis(interval), rtt };
+    for (peer, rtt) in peers.into_iter().zip(rtts) {
+        let params = Beat { t, interval: millis(interval), rtt: rtt.map(millis) };
         match encode::notification(HEARTBEAT_METHOD, &params) {
             // A full queue cuts the connection off as a slow consumer, as any push does.
             Ok(frame) => drop(peer.try_send_text(frame.into())),
             Err(e) => tracing::error!(target: "switchboard::server", error = %e, "heartbeat not encodable"),
         }
-    }
-}
-
-impl ServerHandle {
-    /// The round trip last measured by the application-level heartbeat on
-    /// `connection` (see [`ServerBuilder::app_heartbeat`](crate::ServerBuilder::app_heartbeat));
-    /// `None` when the heartbeat is off, the client has not answered yet, or
-    /// the connection is unknown.
-    pub fn heartbeat_rtt(&self, connection: Uuid) -> Option<Duration> {
-        self.hub.app_heartbeat.rtt(connection)
     }
 }

@@ -5,10 +5,12 @@
 //! |---|---|---|
 //! | [`max_connections`](ServerBuilder::max_connections) | 10,000 | HTTP 503 before the upgrade |
 //! | [`max_message_size`](ServerBuilder::max_message_size) | 10 MiB | close 1009 |
-//! | [`max_batch_len`](ServerBuilder::max_batch_len) | 1,000 | one -32600 answer |
-//! | [`max_in_flight`](ServerBuilder::max_in_flight) | 256 per connection | the connection stops being read |
+//! | [`max_batch_len`](ServerBuilder::max_batch_len) | 1,000 | each request of the batch is answered -32600 with its own id |
+//! | [`max_in_flight`](ServerBuilder::max_in_flight) | 256 per connection | further requests are parked (the socket is still read) |
+//! | [`max_parked_bytes`](ServerBuilder::max_parked_bytes) | 1 MiB per connection | -32002 "Server busy" at once (`data` names the limit) |
 //! | [`max_queue_bytes`](ServerBuilder::max_queue_bytes) | 4 MiB per connection | close 1008 "slow consumer" |
 //! | [`handshake_timeout`](ServerBuilder::handshake_timeout) | 10 s | the TCP connection is dropped |
+//! | [`auth_timeout`](ServerBuilder::auth_timeout) | 5 s | HTTP 503 before the upgrade (asynchronous authenticators) |
 //! | [`max_pending_handshakes`](ServerBuilder::max_pending_handshakes) | 1,024 | accepting pauses (the OS backlog holds new connections) |
 //! | [`heartbeat`](ServerBuilder::heartbeat) | ping 25 s, timeout 60 s | close 1001 "idle timeout" |
 //! | [`app_heartbeat`](ServerBuilder::app_heartbeat) | off | (`rpc.heartbeat` notifications for browsers) |
@@ -16,107 +18,29 @@
 //! | [`call_timeout`](ServerBuilder::call_timeout) | 10 s | the call fails with `Timeout` |
 //! | [`max_subscriptions`](ServerBuilder::max_subscriptions) | 1,000 topics per connection | `rpc.subscribe` is denied |
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
 use switchboard_shared::discover::ServiceInfo;
 use switchboard_shared::{CloseReason, Context, Heartbeat, Methods, PeerHandle};
 
-use crate::auth::{Authenticator, Rejection, UpgradeRequest};
-use crate::builtin::{Builtins, SubscriptionDecision, SubscriptionFilter};
-use crate::hooks::{ConnectHook, DisconnectHook};
-use crate::hub::Hub;
-use crate::origin::OriginPolicy;
+use crate::config::auth::{AsyncAuthenticator, Auth, Authenticator, Identity, Rejection, UpgradeRequest};
+use crate::config::origin::OriginPolicy;
+use crate::config::settings::{Policies, Settings};
+use crate::config::subscriptions::{Builtins, SubscriptionDecision};
 use crate::server::Server;
+use crate::state::hub::Hub;
 
-/// The defaults of every builder setting.
-pub mod defaults {
-    use std::time::Duration;
-
-    use switchboard_shared::Heartbeat;
-
-    /// Live connections at once.
-    pub const MAX_CONNECTIONS: usize = 10_000;
-    /// Bytes of one inbound message (10 MiB).
-    pub const MAX_MESSAGE_SIZE: usize = 10 << 20;
-    /// Entries of one inbound batch.
-    pub const MAX_BATCH_LEN: usize = 1_000;
-    /// Handlers of one connection waiting at once.
-    pub const MAX_IN_FLIGHT: usize = 256;
-    /// Bytes waiting in one connection's outbound queue (4 MiB).
-    pub const MAX_QUEUE_BYTES: usize = 4 << 20;
-    /// Time a client has to complete the WebSocket upgrade.
-    pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-    /// TCP connections accepted but not yet upgraded, at once.
-    pub const MAX_PENDING_HANDSHAKES: usize = 1_024;
-    /// Ping every 25 s; close after 60 s without hearing anything.
-    pub const HEARTBEAT: Heartbeat = Heartbeat { interval: Duration::from_secs(25), timeout: Duration::from_secs(60) };
-    /// Bytes of each connection's read buffer (2 KiB).
-    pub const READ_BUFFER_SIZE: usize = 2 << 10;
-    /// Timeout of calls from the server to a client.
-    pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-    /// Topics one connection may join with `rpc.subscribe`.
-    pub const MAX_SUBSCRIPTIONS: usize = 1_000;
-}
-
-/// The numeric settings, fixed at build.
-#[derive(Debug, Clone)]
-pub(crate) struct Settings {
-    pub(crate) max_connections: usize,
-    pub(crate) max_message_size: usize,
-    pub(crate) max_batch_len: usize,
-    pub(crate) max_in_flight: usize,
-    pub(crate) max_queue_bytes: usize,
-    pub(crate) handshake_timeout: Duration,
-    pub(crate) max_pending_handshakes: usize,
-    pub(crate) heartbeat: Option<Heartbeat>,
-    pub(crate) app_heartbeat: Option<Duration>,
-    pub(crate) read_buffer_size: usize,
-    pub(crate) call_timeout: Duration,
-    pub(crate) max_subscriptions: usize,
-    pub(crate) builtins: Builtins,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            max_connections: defaults::MAX_CONNECTIONS,
-            max_message_size: defaults::MAX_MESSAGE_SIZE,
-            max_batch_len: defaults::MAX_BATCH_LEN,
-            max_in_flight: defaults::MAX_IN_FLIGHT,
-            max_queue_bytes: defaults::MAX_QUEUE_BYTES,
-            handshake_timeout: defaults::HANDSHAKE_TIMEOUT,
-            max_pending_handshakes: defaults::MAX_PENDING_HANDSHAKES,
-            heartbeat: Some(defaults::HEARTBEAT),
-            app_heartbeat: None,
-            read_buffer_size: defaults::READ_BUFFER_SIZE,
-            call_timeout: defaults::CALL_TIMEOUT,
-            max_subscriptions: defaults::MAX_SUBSCRIPTIONS,
-            builtins: Builtins::default(),
-        }
+impl Server {
+    /// Starts configuring a server.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::new()
     }
-}
 
-/// The user code the server runs at the edges of a connection.
-#[derive(Default)]
-pub(crate) struct Policies {
-    pub(crate) origins: OriginPolicy,
-    pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
-    pub(crate) subscription_filter: Option<SubscriptionFilter>,
-    pub(crate) on_connect: Option<ConnectHook>,
-    pub(crate) on_disconnect: Option<DisconnectHook>,
-}
-
-impl std::fmt::Debug for Policies {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Policies")
-            .field("origins", &self.origins)
-            .field("authenticator", &self.authenticator.is_some())
-            .field("subscription_filter", &self.subscription_filter.is_some())
-            .field("on_connect", &self.on_connect.is_some())
-            .field("on_disconnect", &self.on_disconnect.is_some())
-            .finish()
+    /// A server with every default around `methods`.
+    pub fn new(methods: Methods) -> Self {
+        ServerBuilder::new().build(methods)
     }
 }
 
@@ -152,8 +76,9 @@ impl ServerBuilder {
     /// being upgraded).
     ///
     /// Default: 10,000. When reached, a new client's upgrade request is
-    /// answered with HTTP 503 "Service Unavailable" and no WebSocket is opened
-    /// (an already-upgraded socket given to `serve_websocket` is closed with 1013).
+    /// answered with HTTP 503 "Service Unavailable" (with `Retry-After: 1`)
+    /// and no WebSocket is opened; so is an HTTP layer's
+    /// [`admit`](crate::ServerHandle::admit).
     pub fn max_connections(mut self, max: usize) -> Self {
         self.settings.max_connections = max;
         self
@@ -181,11 +106,28 @@ impl ServerBuilder {
     /// Sets the maximum number of calls per connection whose handlers are
     /// waiting at once (handlers that answer at once do not count).
     ///
-    /// Default: 256. At the limit the server stops reading that connection
-    /// (TCP backpressure reaches the client) until a handler finishes;
-    /// nothing is refused. A batch counts one per waiting call. The minimum is 1.
+    /// Default: 256. At the limit further requests are **parked** and run in
+    /// arrival order as handlers finish (see [`max_parked_bytes`](Self::max_parked_bytes)).
+    /// The socket is always read: answers to the server's own calls to the
+    /// client, pongs and `$/cancelRequest` get through whatever the load, so
+    /// handlers that call their client back can never deadlock. A batch
+    /// counts one per waiting call. The minimum is 1.
     pub fn max_in_flight(mut self, calls: usize) -> Self {
         self.settings.max_in_flight = calls.max(1);
+        self
+    }
+
+    /// Sets the bound, in bytes of their params, on requests one connection
+    /// may have parked behind [`max_in_flight`](Self::max_in_flight).
+    ///
+    /// Default: 1 MiB (one request is always accepted, however large). Past
+    /// it, a request is answered at once with -32002 "Server busy", whose
+    /// `data` names the limits, and a notification is dropped (and counted):
+    /// a client that floods calls gets errors, not unbounded buffering.
+    /// While the server shuts down, parked and new requests are answered
+    /// -32000 "Server shutting down" instead.
+    pub fn max_parked_bytes(mut self, bytes: usize) -> Self {
+        self.settings.max_parked_bytes = bytes;
         self
     }
 
@@ -201,8 +143,10 @@ impl ServerBuilder {
         self
     }
 
-    /// Sets how long a client has, from the TCP accept, to complete the
-    /// WebSocket upgrade.
+    /// Sets how long a client has, from the TCP accept (or from
+    /// [`serve_stream`](crate::ServerHandle::serve_stream)), to complete the
+    /// WebSocket upgrade, the authenticator's decision included. Over HTTP
+    /// (the `web` feature) it bounds reading each request head and the upgrade.
     ///
     /// Default: 10 s. When it passes, the TCP connection is dropped without
     /// a response (a half-open or stalled client).
@@ -215,11 +159,16 @@ impl ServerBuilder {
     /// handshake at once (they do not count against `max_connections` until
     /// admitted).
     ///
-    /// Default: 1,024. When reached, the listener stops accepting until a
-    /// handshake ends (upgraded, refused, or timed out after
-    /// `handshake_timeout`); meanwhile new connections wait in the operating
-    /// system's backlog. So a flood of sockets that never send an upgrade
-    /// request costs bounded memory and tasks. The minimum is 1.
+    /// Default: 1,024, for each of the server's listeners ([`Server::listen`]
+    /// and the `web` feature's `WebServer`, which share one accept loop; an
+    /// HTTP connection counts until its first request head has arrived).
+    /// When reached, the listener stops accepting until a handshake ends
+    /// (upgraded, refused, or timed out after `handshake_timeout`); meanwhile
+    /// new connections wait in the operating system's backlog. So a flood of
+    /// sockets that never send an upgrade request costs bounded memory and
+    /// tasks. Connections you accept yourself and hand to
+    /// [`serve_stream`](crate::ServerHandle::serve_stream) are yours to bound.
+    /// The minimum is 1.
     pub fn max_pending_handshakes(mut self, handshakes: usize) -> Self {
         self.settings.max_pending_handshakes = handshakes.max(1);
         self
@@ -287,7 +236,9 @@ impl ServerBuilder {
 
     /// Chooses the built-in methods.
     ///
-    /// Default: [`Builtins::All`] (`rpc.subscribe` and `rpc.unsubscribe`).
+    /// Default: [`Builtins::All`]: `rpc.discover`, `rpc.subscribe` and
+    /// `rpc.unsubscribe` (a method the user registered under one of these
+    /// names is kept instead).
     pub fn builtins(mut self, builtins: Builtins) -> Self {
         self.settings.builtins = builtins;
         self
@@ -312,16 +263,20 @@ impl ServerBuilder {
     }
 
     /// Sets the authenticator: it sees every upgrade request and accepts it
-    /// with auth data or rejects it with 401 / 403 (see [`Authenticator`]).
+    /// (with an [`Identity`] for the handlers) or rejects it with 401 / 403
+    /// (see [`Authenticator`]). It decides at once; for one that awaits, see
+    /// [`async_authenticator`](Self::async_authenticator). The last one set is used.
     ///
     /// Default: none, every client is accepted; listening on a non-loopback
     /// address without one logs a warning.
     pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
-        self.policies.authenticator = Some(Arc::new(authenticator));
+        self.policies.authenticator = Some(Auth::Sync(Arc::new(authenticator)));
         self
     }
 
-    /// Sets the authenticator from a closure.
+    /// Sets the authenticator from a closure that decides at once; it may
+    /// return JSON auth data (read by handlers with `Context::auth()`), an
+    /// [`Identity`] (typed values too) or `()`.
     ///
     /// ```
     /// use switchboard_server::{Rejection, Server};
@@ -336,11 +291,64 @@ impl ServerBuilder {
     ///     .build(Methods::new());
     /// # drop(server);
     /// ```
-    pub fn authenticate<F>(self, authenticate: F) -> Self
+    pub fn authenticate<F, I>(self, authenticate: F) -> Self
     where
-        F: Fn(&UpgradeRequest<'_>) -> Result<Value, Rejection> + Send + Sync + 'static,
+        F: Fn(&UpgradeRequest) -> Result<I, Rejection> + Send + Sync + 'static,
+        I: Into<Identity>,
     {
         self.authenticator(authenticate)
+    }
+
+    /// Sets an authenticator that may await (a database, an HTTP call)
+    /// before the upgrade is answered; see [`AsyncAuthenticator`]. It must
+    /// decide within [`auth_timeout`](Self::auth_timeout). The last
+    /// authenticator set is used.
+    pub fn async_authenticator(mut self, authenticator: impl AsyncAuthenticator) -> Self {
+        self.policies.authenticator = Some(Auth::Async(Arc::new(authenticator)));
+        self
+    }
+
+    /// Sets an authenticator that may await, from an async closure taking
+    /// the request (cheap to clone, `'static`).
+    ///
+    /// ```
+    /// use switchboard_server::{Identity, Rejection, Server, UpgradeRequest};
+    /// use switchboard_shared::Methods;
+    ///
+    /// #[derive(Clone)]
+    /// struct Claims { user: String }
+    ///
+    /// # async fn lookup(_token: &str) -> Option<String> { None }
+    /// let server = Server::builder()
+    ///     .authenticate_async(|req: UpgradeRequest| async move {
+    ///         let token = req.bearer_token().ok_or(Rejection::Unauthorized("a bearer token is required".into()))?;
+    ///         match lookup(token).await {
+    ///             Some(user) => Ok(Identity::typed(Claims { user })),
+    ///             None => Err(Rejection::Forbidden("unknown token".into())),
+    ///         }
+    ///     })
+    ///     .build(Methods::new());
+    /// # drop(server);
+    /// ```
+    pub fn authenticate_async<F, Fut, I>(self, authenticate: F) -> Self
+    where
+        F: Fn(UpgradeRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<I, Rejection>> + Send + 'static,
+        I: Into<Identity>,
+    {
+        self.async_authenticator(authenticate)
+    }
+
+    /// Sets how long an asynchronous authenticator has to decide.
+    ///
+    /// Default: 5 s. When it passes, the client gets HTTP 503 "Service
+    /// Unavailable" with `Retry-After: 1` (the server, not the client's
+    /// credentials, is at fault) and the event is logged. It counts within
+    /// `handshake_timeout`, which bounds the whole upgrade. A synchronous
+    /// authenticator is not timed.
+    pub fn auth_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.auth_timeout = timeout;
+        self
     }
 
     /// Sets the hook that decides each `rpc.subscribe` (the connection's
@@ -394,10 +402,15 @@ impl ServerBuilder {
     /// socket is opened yet: call [`Server::listen`] or hand it connections.
     pub fn build(self, mut methods: Methods) -> Server {
         let service = self.service.unwrap_or_else(|| ServiceInfo::new("switchboard", env!("CARGO_PKG_VERSION")));
-        if self.settings.app_heartbeat.is_some() {
-            crate::app_heartbeat::install(&mut methods);
-        }
-        crate::builtin::install(&mut methods, self.settings.builtins, &service);
-        Server::from_hub(Hub::new(methods, self.settings, self.policies))
+        let (heartbeat, builtins) = (self.settings.app_heartbeat.is_some(), self.settings.builtins);
+        // The built-ins hold the hub they are part of.
+        let hub = Hub::new_cyclic(self.settings, self.policies, |hub| {
+            if heartbeat {
+                crate::app_heartbeat::install(&mut methods, hub);
+            }
+            crate::builtin::install(&mut methods, builtins, &service, hub);
+            methods
+        });
+        Server::from_hub(hub)
     }
 }

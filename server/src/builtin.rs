@@ -1,46 +1,25 @@
-//! The built-in `rpc.subscribe` / `rpc.unsubscribe` methods: topic
-//! membership for push, with a server hook that may deny a subscription.
+//! Installs the built-in methods ([`Builtins`]): `rpc.discover`, and
+//! `rpc.subscribe` / `rpc.unsubscribe` (topic membership for push, with a
+//! server hook that may deny a subscription). They hold the hub they are
+//! installed in (weakly: the hub holds them), not a way back through the context.
 //!
-//! Both take the topic as `["news"]` or `{"topic": "news"}`.
+//! Both topic methods take the topic as `["news"]` or `{"topic": "news"}`.
 //! `rpc.subscribe` answers `true`, or an error object with code
 //! [`code::SUBSCRIPTION_DENIED`] when the hook denies it or the connection is
 //! in `max_subscriptions` topics already. `rpc.unsubscribe` answers whether
 //! the connection was a member.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use switchboard_shared::discover::{Document, ServiceInfo};
 use switchboard_shared::{Context, ErrorObject, Method, Methods, code};
 
-use crate::context::ServerContext;
-use crate::registry::Join;
-
-/// Which built-in methods (the `rpc.` names the spec reserves) a server registers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Builtins {
-    /// Every built-in: `rpc.discover`, `rpc.subscribe` and `rpc.unsubscribe`. The default.
-    #[default]
-    All,
-    /// None: the registry holds exactly the user's methods (handlers can
-    /// still join connections to topics through `ServerContext::join`).
-    None,
-}
-
-/// What the subscription hook says about one `rpc.subscribe`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SubscriptionDecision {
-    /// Let the connection join the topic.
-    Allow,
-    /// Refuse: the client gets an error object with code
-    /// [`code::SUBSCRIPTION_DENIED`] and this reason as its `data`.
-    Deny(String),
-}
-
-/// Decides each `rpc.subscribe` (the connection's context, the topic).
-pub(crate) type SubscriptionFilter = Arc<dyn Fn(&Context, &str) -> SubscriptionDecision + Send + Sync>;
+use crate::config::subscriptions::{Builtins, SubscriptionDecision};
+use crate::error::NotServed;
+use crate::state::hub::Hub;
+use crate::state::registry::Join;
 
 pub(crate) const SUBSCRIBE: &str = "rpc.subscribe";
 pub(crate) const UNSUBSCRIBE: &str = "rpc.unsubscribe";
@@ -57,35 +36,42 @@ fn denied(reason: impl Into<String>) -> ErrorObject {
     ErrorObject::new(code::SUBSCRIPTION_DENIED, "Subscription denied").with_data(reason.into())
 }
 
-fn subscribe(TopicParam { topic }: TopicParam, cx: &Context) -> Result<bool, ErrorObject> {
+/// The hub a built-in belongs to; gone only once the server is gone.
+fn upgrade(hub: &Weak<Hub>) -> Result<Arc<Hub>, NotServed> {
+    hub.upgrade().ok_or(NotServed)
+}
+
+fn subscribe(hub: &Hub, TopicParam { topic }: TopicParam, cx: &Context) -> Result<bool, ErrorObject> {
     if topic.is_empty() {
         return Err(ErrorObject::invalid_params("the topic must not be empty"));
     }
-    let server = cx.server()?;
-    let hub = &server.hub;
-    if let Some(filter) = &hub.policies.subscription_filter {
+    if let Some(filter) = &hub.policies().subscription_filter {
         if let SubscriptionDecision::Deny(reason) = filter(cx, &topic) {
             tracing::info!(target: "switchboard::server", topic, reason, "subscription denied");
             return Err(denied(reason));
         }
     }
-    match hub.registry.join(cx.peer(), &topic, Some(hub.settings.max_subscriptions)) {
+    match hub.registry().join(cx.peer(), &topic, Some(hub.settings().max_subscriptions)) {
         Join::Joined | Join::AlreadyMember => Ok(true),
         Join::LimitReached { limit } => Err(denied(format!("this connection is in {limit} topics already"))),
         Join::Ended => Err(denied("the connection is closing")),
     }
 }
 
-fn unsubscribe(TopicParam { topic }: TopicParam, cx: &Context) -> Result<bool, ErrorObject> {
-    Ok(cx.leave(&topic)?)
+fn unsubscribe(hub: &Hub, TopicParam { topic }: TopicParam, cx: &Context) -> Result<bool, ErrorObject> {
+    Ok(hub.registry().leave(cx.connection_id(), &topic))
 }
 
 /// Adds the chosen built-ins; a method the user registered under the same
 /// name is kept.
-pub(crate) fn install(methods: &mut Methods, builtins: Builtins, service: &ServiceInfo) {
+pub(crate) fn install(methods: &mut Methods, builtins: Builtins, service: &ServiceInfo, hub: &Weak<Hub>) {
     match builtins {
         Builtins::None => {}
         Builtins::All => {
+            let (on_subscribe, on_unsubscribe) = (hub.clone(), hub.clone());
+            let subscribe = move |topic: TopicParam, cx: &Context| subscribe(&*upgrade(&on_subscribe)?, topic, cx);
+            let unsubscribe =
+                move |topic: TopicParam, cx: &Context| unsubscribe(&*upgrade(&on_unsubscribe)?, topic, cx);
             for (name, method) in [
                 (SUBSCRIBE, Method::sync(subscribe).described("Joins this connection to a topic's publications.")),
                 (

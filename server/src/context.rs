@@ -18,9 +18,11 @@
 
 use switchboard_shared::{Context, PeerHandle};
 
+use crate::config::auth::Authenticated;
 use crate::error::NotServed;
 use crate::handle::ServerHandle;
-use crate::hub::ServerRef;
+use crate::state::hub::ServerRef;
+use crate::state::registry::Join;
 
 /// Server access from a handler's [`Context`] (or a hook's [`PeerHandle`]).
 ///
@@ -37,12 +39,31 @@ pub trait ServerContext {
 
     /// Removes this connection from `topic`; `Ok(false)` when it was not a member.
     fn leave(&self, topic: &str) -> Result<bool, NotServed>;
+
+    /// The typed value of type `T` the authenticator accepted this
+    /// connection with ([`Identity::with`](crate::Identity::with)), if any.
+    /// (The JSON auth data stays `Context::auth()`.)
+    ///
+    /// ```
+    /// use switchboard_server::ServerContext;
+    /// use switchboard_shared::{Context, ErrorObject, Methods};
+    ///
+    /// #[derive(Clone)]
+    /// struct Claims { user: String }
+    ///
+    /// let mut methods = Methods::new();
+    /// methods.register_sync("me", |(): (), cx: &Context| {
+    ///     let claims = cx.identity::<Claims>().ok_or_else(|| ErrorObject::internal("not authenticated"))?;
+    ///     Ok::<_, ErrorObject>(claims.user.clone())
+    /// });
+    /// ```
+    fn identity<T: Clone + Send + Sync + 'static>(&self) -> Option<&T>;
 }
 
 fn server_of(peer: &PeerHandle) -> Result<ServerHandle, NotServed> {
     let server = peer.config().extensions.get::<ServerRef>().ok_or(NotServed)?;
     // Gone only once the server itself is gone, with its connections.
-    server.0.upgrade().map(|hub| ServerHandle { hub }).ok_or(NotServed)
+    server.0.upgrade().map(ServerHandle::from_hub).ok_or(NotServed)
 }
 
 impl ServerContext for PeerHandle {
@@ -52,12 +73,16 @@ impl ServerContext for PeerHandle {
 
     fn join(&self, topic: &str) -> Result<bool, NotServed> {
         let server = server_of(self)?;
-        Ok(server.hub.registry.join(self, topic, None) == crate::registry::Join::Joined)
+        Ok(server.hub().registry().join(self, topic, None) == Join::Joined)
     }
 
     fn leave(&self, topic: &str) -> Result<bool, NotServed> {
         let server = server_of(self)?;
-        Ok(server.hub.registry.leave(self.id(), topic))
+        Ok(server.hub().registry().leave(self.id(), topic))
+    }
+
+    fn identity<T: Clone + Send + Sync + 'static>(&self) -> Option<&T> {
+        self.info().extensions.get::<Authenticated<T>>().map(|value| &value.0)
     }
 }
 
@@ -72,5 +97,9 @@ impl ServerContext for Context {
 
     fn leave(&self, topic: &str) -> Result<bool, NotServed> {
         self.peer().leave(topic)
+    }
+
+    fn identity<T: Clone + Send + Sync + 'static>(&self) -> Option<&T> {
+        self.info().extensions.get::<Authenticated<T>>().map(|value| &value.0)
     }
 }

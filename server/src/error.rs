@@ -2,14 +2,13 @@
 //! to do about it.
 
 use std::io;
-use std::time::Duration;
 
 use switchboard_shared::codec::EncodeError;
-use switchboard_shared::tokio_tungstenite::tungstenite;
 use uuid::Uuid;
 
 /// Why the server could not start listening.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ListenError {
     /// Binding the address failed.
     #[error(
@@ -27,40 +26,9 @@ pub enum ListenError {
     LocalAddr(#[source] io::Error),
 }
 
-/// Why a connection handed to the server was not served.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    /// The client did not finish the WebSocket handshake in time (a half-open
-    /// or very slow client). Raise `handshake_timeout` if such clients are expected.
-    #[error("the WebSocket handshake did not finish within {0:?}")]
-    HandshakeTimeout(Duration),
-    /// The upgrade request was refused with an HTTP status before the upgrade
-    /// (origin not allowed, authentication failed).
-    #[error("the upgrade was refused with HTTP {status}: {reason}")]
-    Refused {
-        /// The HTTP status sent to the client.
-        status: u16,
-        /// Why, as sent in the response body.
-        reason: String,
-    },
-    /// The connection limit is reached (the client got HTTP 503, or close
-    /// 1013 for an already-upgraded socket). Retry later or raise `max_connections`.
-    #[error("the connection limit of {limit} is reached")]
-    TooManyConnections {
-        /// The configured `max_connections`.
-        limit: usize,
-    },
-    /// The server is shutting down and accepts no new connections.
-    #[error("the server is shutting down and accepts no new connections")]
-    ShuttingDown,
-    /// The bytes on the socket were not a valid WebSocket upgrade, or the
-    /// socket failed during it.
-    #[error("the WebSocket handshake failed: {0}")]
-    Handshake(#[source] Box<tungstenite::Error>),
-}
-
 /// Why a call from the server to a client produced no result.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CallError {
     /// No live connection has this id: it has closed, or the id is wrong
     /// (`ServerHandle::connections` lists the live ones).
@@ -83,7 +51,8 @@ impl CallError {
 
 /// Why a push (notification, broadcast, publish) was not queued.
 #[derive(Debug, thiserror::Error)]
-pub enum PushError {
+#[non_exhaustive]
+pub enum DeliveryError {
     /// No live connection has this id: it has closed, or the id is wrong.
     #[error("no live connection {0}")]
     UnknownConnection(Uuid),
@@ -99,7 +68,7 @@ pub enum PushError {
 
 /// A server-only operation was asked of a connection that no Switchboard
 /// server serves (its context carries no `ServerHandle`, e.g. a client-side
-/// handler). Serve the connection with `Server::listen`, `serve_connection`
+/// handler). Serve the connection with `Server::listen`, `serve_stream`
 /// or `serve_websocket`.
 ///
 /// Converts into a -32603 error object, so a handler can use `?` on it.
@@ -113,9 +82,9 @@ impl From<NotServed> for switchboard_shared::ErrorObject {
     }
 }
 
-impl From<PushError> for switchboard_shared::ErrorObject {
+impl From<DeliveryError> for switchboard_shared::ErrorObject {
     /// A push that failed inside a handler answers -32603 with the reason as `data`.
-    fn from(e: PushError) -> Self {
+    fn from(e: DeliveryError) -> Self {
         switchboard_shared::ErrorObject::internal(e)
     }
 }

@@ -12,16 +12,19 @@ use serde::de::DeserializeOwned;
 use switchboard_shared::peer::decode_result;
 use switchboard_shared::tokio_tungstenite::WebSocketStream;
 use switchboard_shared::tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use switchboard_shared::{ConnectionInfo, Methods, PeerHandle};
+use switchboard_shared::{Methods, PeerHandle};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use uuid::Uuid;
 
-use crate::error::{CallError, PushError, ServeError};
-use crate::hub::Hub;
-use crate::lifecycle::Phase;
+use crate::error::{CallError, DeliveryError};
 use crate::push::{self, Answer};
-use crate::registry::{ConnectionSummary, Join, Target};
+use crate::serve::accept;
+use crate::serve::admission::{self, Admission, Admitted, Refused};
+use crate::serve::connection;
+use crate::serve::error::ServeError;
+use crate::state::hub::Hub;
+use crate::state::lifecycle::ServerPhase;
+use crate::state::registry::{ConnectionSummary, Join, Target};
 
 /// A cheap, cloneable handle to a server: call and push to its clients,
 /// list them, hand it more connections, shut it down.
@@ -30,7 +33,7 @@ use crate::registry::{ConnectionSummary, Join, Target};
 /// not stop it.
 #[derive(Clone)]
 pub struct ServerHandle {
-    pub(crate) hub: Arc<Hub>,
+    hub: Arc<Hub>,
 }
 
 impl std::fmt::Debug for ServerHandle {
@@ -44,37 +47,51 @@ impl std::fmt::Debug for ServerHandle {
 }
 
 impl ServerHandle {
+    pub(crate) fn from_hub(hub: Arc<Hub>) -> Self {
+        ServerHandle { hub }
+    }
+
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// Starts what runs beside the connections (the application-level
+    /// heartbeat, when on), once; every way in calls it.
+    pub(crate) fn start_background(&self) {
+        crate::app_heartbeat::ensure_started(&self.hub);
+    }
+
     /// The address the server listens on (`None` when it was never told to
     /// listen and only serves connections handed to it).
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.hub.local_addr.get().copied()
+        self.hub.local_addr()
     }
 
     /// The methods clients may call, built-ins included (what a discovery
     /// document describes).
     pub fn methods(&self) -> &Methods {
-        &self.hub.methods
+        self.hub.methods()
     }
 
     /// Running, draining, or stopped.
-    pub fn phase(&self) -> Phase {
-        self.hub.lifecycle.phase()
+    pub fn phase(&self) -> ServerPhase {
+        self.hub.phase()
     }
 
     /// The live connections.
     pub fn connections(&self) -> Vec<ConnectionSummary> {
-        self.hub.registry.summaries()
+        self.hub.registry().summaries()
     }
 
     /// How many connections are live.
     pub fn connection_count(&self) -> usize {
-        self.hub.registry.len()
+        self.hub.registry().len()
     }
 
     /// The peer handle of a live connection (to call it with a custom
     /// timeout, close it, watch its end...).
     pub fn peer(&self, connection: Uuid) -> Option<PeerHandle> {
-        self.hub.registry.peer(connection)
+        self.hub.registry().peer(connection)
     }
 
     /// Calls `method` on one client and decodes its result, waiting up to
@@ -85,7 +102,7 @@ impl ServerHandle {
         method: &str,
         params: impl Serialize,
     ) -> Result<R, CallError> {
-        self.call_with_timeout(connection, method, params, self.hub.settings.call_timeout).await
+        self.call_with_timeout(connection, method, params, self.hub.settings().call_timeout).await
     }
 
     /// Calls `method` on one client, waiting up to `timeout`.
@@ -96,33 +113,33 @@ impl ServerHandle {
         params: impl Serialize,
         timeout: Duration,
     ) -> Result<R, CallError> {
-        let peer = self.hub.registry.peer(connection).ok_or(CallError::UnknownConnection(connection))?;
+        let peer = self.hub.registry().peer(connection).ok_or(CallError::UnknownConnection(connection))?;
         let raw = peer.call_raw(method, params, Some(timeout)).await?;
         Ok(decode_result(&raw)?)
     }
 
     /// Sends a notification to one client. Never waits: a client whose
     /// outbound queue is full is cut off as a slow consumer.
-    pub fn notify(&self, connection: Uuid, method: &str, params: impl Serialize) -> Result<(), PushError> {
-        let peer = self.hub.registry.peer(connection).ok_or(PushError::UnknownConnection(connection))?;
+    pub fn notify(&self, connection: Uuid, method: &str, params: impl Serialize) -> Result<(), DeliveryError> {
+        let peer = self.hub.registry().peer(connection).ok_or(DeliveryError::UnknownConnection(connection))?;
         let frame = push::encode_notification(method, &params)?;
-        peer.try_send_text(frame).map_err(|_| PushError::Disconnected(connection))
+        peer.try_send_text(frame).map_err(|_| DeliveryError::Disconnected(connection))
     }
 
     /// Sends a notification to every live connection; returns how many took
     /// it. It is encoded once and its bytes are shared.
-    pub fn broadcast(&self, method: &str, params: impl Serialize) -> Result<usize, PushError> {
+    pub fn broadcast(&self, method: &str, params: impl Serialize) -> Result<usize, DeliveryError> {
         self.push(&Target::All, method, params)
     }
 
     /// Sends a notification to the members of `topic`; returns how many took it.
-    pub fn publish(&self, topic: &str, method: &str, params: impl Serialize) -> Result<usize, PushError> {
+    pub fn publish(&self, topic: &str, method: &str, params: impl Serialize) -> Result<usize, DeliveryError> {
         self.push(&Target::Topic(topic.to_owned()), method, params)
     }
 
     /// Sends a notification to the connections `target` designates; returns
     /// how many took it.
-    pub fn push(&self, target: &Target, method: &str, params: impl Serialize) -> Result<usize, PushError> {
+    pub fn push(&self, target: &Target, method: &str, params: impl Serialize) -> Result<usize, DeliveryError> {
         let frame = push::encode_notification(method, &params)?;
         Ok(push::push(&self.hub, target, &frame))
     }
@@ -138,29 +155,29 @@ impl ServerHandle {
         method: &str,
         params: impl Serialize,
         deadline: Duration,
-    ) -> Result<Vec<Answer<R>>, PushError> {
+    ) -> Result<Vec<Answer<R>>, DeliveryError> {
         push::call_many(&self.hub, &target, method, params, deadline).await
     }
 
     /// Joins a connection to `topic` (no subscription hook, no limit).
     /// `Ok(true)` when it was not a member yet.
-    pub fn join(&self, connection: Uuid, topic: &str) -> Result<bool, PushError> {
-        let peer = self.hub.registry.peer(connection).ok_or(PushError::UnknownConnection(connection))?;
-        match self.hub.registry.join(&peer, topic, None) {
+    pub fn join(&self, connection: Uuid, topic: &str) -> Result<bool, DeliveryError> {
+        let peer = self.hub.registry().peer(connection).ok_or(DeliveryError::UnknownConnection(connection))?;
+        match self.hub.registry().join(&peer, topic, None) {
             Join::Joined => Ok(true),
             Join::AlreadyMember | Join::LimitReached { .. } => Ok(false),
-            Join::Ended => Err(PushError::Disconnected(connection)),
+            Join::Ended => Err(DeliveryError::Disconnected(connection)),
         }
     }
 
     /// Removes a connection from `topic`; `false` when it was not a member.
     pub fn leave(&self, connection: Uuid, topic: &str) -> bool {
-        self.hub.registry.leave(connection, topic)
+        self.hub.registry().leave(connection, topic)
     }
 
     /// How many connections are members of `topic`.
     pub fn subscribers(&self, topic: &str) -> usize {
-        self.hub.registry.subscribers(topic)
+        self.hub.registry().subscribers(topic)
     }
 
     /// Starts a graceful shutdown and returns a future that resolves once it
@@ -172,65 +189,107 @@ impl ServerHandle {
     /// its in-flight calls may finish and be answered until `deadline` from
     /// now, then it is closed with 1001 "server shutting down".
     pub fn shutdown(&self, deadline: Duration) -> impl Future<Output = ()> + Send + 'static {
-        if self.hub.lifecycle.begin_drain() {
-            let until = tokio::time::Instant::now() + deadline;
-            let peers = self.hub.registry.close();
-            tracing::info!(target: "switchboard::server", connections = peers.len(), ?deadline, "shutting down");
-            for peer in &peers {
-                peer.shutdown(until);
-            }
+        if self.hub.begin_shutdown(tokio::time::Instant::now() + deadline) {
+            tracing::info!(target: "switchboard::server", ?deadline, "shutdown begun");
         }
-        let mut phase = self.hub.lifecycle.watch();
-        async move {
-            // The sender lives in the hub, which the connections keep alive until they end.
-            let _ = phase.wait_for(|phase| *phase == Phase::Stopped).await;
-        }
+        let hub = Arc::clone(&self.hub);
+        async move { hub.stopped().await }
     }
 
     /// Resolves once the server has stopped (after a shutdown, every
     /// connection has ended).
     pub async fn stopped(&self) {
-        let mut phase = self.hub.lifecycle.watch();
-        let _ = phase.wait_for(|phase| *phase == Phase::Stopped).await;
+        self.hub.stopped().await;
     }
 
-    /// Serves a TCP connection accepted by the caller: performs the upgrade
-    /// (admission checks, handshake timeout) and returns once the connection
-    /// runs. Spawn it, so one slow client does not hold up your accept loop.
-    pub async fn serve_connection(&self, stream: TcpStream) -> Result<PeerHandle, ServeError> {
-        let remote = stream.peer_addr().ok();
-        crate::server::serve_tcp(&self.hub, stream, remote).await
-    }
-
-    /// Serves any byte stream (a TLS stream, a Unix socket...) as a TCP
-    /// connection would be served; `remote` is what handlers see.
+    /// Serves a stream accepted by the caller (a `TcpStream`, a TLS stream,
+    /// a Unix socket...): the whole server-side handshake, with the admission
+    /// checks (shutdown, origin, connection limit, authenticator) and the
+    /// handshake timeout, then the connection on its own task. `remote` is
+    /// what handlers see as the client's address. Returns once the handshake
+    /// is over: spawn it, so one slow client does not hold up your accept
+    /// loop (which the server's own listeners bound with
+    /// `max_pending_handshakes`; yours is yours to bound).
+    ///
+    /// This is the one way in for an accepted stream; for a socket an HTTP
+    /// layer has upgraded itself, see [`admit`](Self::admit).
     pub async fn serve_stream<S>(&self, stream: S, remote: Option<SocketAddr>) -> Result<PeerHandle, ServeError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        crate::server::serve_stream(&self.hub, stream, remote).await
+        self.start_background();
+        accept::serve_stream(&self.hub, stream, remote).await
     }
 
-    /// Serves a socket that an HTTP layer has already upgraded. The caller
-    /// has done its own authentication and fills `info` (a nil id is
-    /// replaced by a fresh one); the connection limit still applies (over it
-    /// the socket is closed with 1013 "try again later").
-    /// Upgrade with [`websocket_config`](Self::websocket_config) so the
-    /// message size limit and read buffer apply too.
-    pub async fn serve_websocket<S>(
+    /// Runs the admission checks of the server's own handshake on an upgrade
+    /// request that an HTTP layer (hyper, axum...) received, before it
+    /// answers `101 Switching Protocols`: a shutdown under way (503), the
+    /// origin policy (403), the connection limit (503; a slot is taken here)
+    /// and the authenticator (401 / 403, 503 when an asynchronous one times
+    /// out; else the connection's identity). A refusal is logged as the
+    /// server's handshake logs it. Only the request's head is read (copied
+    /// before the returned future starts, which borrows nothing).
+    ///
+    /// For an [`Admission`], answer 101, complete the upgrade (within the
+    /// handshake timeout, for the same guarantee) with
+    /// [`websocket_config`](Self::websocket_config), and hand the socket to
+    /// [`serve_websocket`](Self::serve_websocket); for a [`Refused`], send
+    /// [`Refused::response`] instead.
+    ///
+    /// ```no_run
+    /// # use switchboard_server::ServerHandle;
+    /// # use switchboard_server::shared::tokio_tungstenite::WebSocketStream;
+    /// # async fn upgrade(hub: ServerHandle, request: http::Request<()>, ws: WebSocketStream<tokio::net::TcpStream>) {
+    /// match hub.admit(&request, None).await {
+    ///     // Answer 101, finish the upgrade, then hand the socket over:
+    ///     Ok(admission) => drop(hub.serve_websocket(ws, admission)),
+    ///     // Answer with the refusal's status, headers and body instead.
+    ///     Err(refused) => drop(refused.response()),
+    /// }
+    /// # }
+    /// ```
+    pub fn admit<B>(
         &self,
-        ws: WebSocketStream<S>,
-        info: ConnectionInfo,
-    ) -> Result<PeerHandle, ServeError>
+        request: &http::Request<B>,
+        remote: Option<SocketAddr>,
+    ) -> impl Future<Output = Result<Admission, Refused>> + Send + 'static {
+        let mut head = http::Request::new(());
+        *head.method_mut() = request.method().clone();
+        *head.uri_mut() = request.uri().clone();
+        *head.version_mut() = request.version();
+        *head.headers_mut() = request.headers().clone();
+        let hub = Arc::clone(&self.hub);
+        async move {
+            match admission::admit(&hub, head, remote).await {
+                Ok(admitted) => Ok(Admission { admitted }),
+                Err(refusal) => Err(Refused { refusal }),
+            }
+        }
+    }
+
+    /// Serves a socket upgraded after [`admit`](Self::admit) said yes; the
+    /// connection keeps the admission's slot until it ends. This is the one
+    /// way in for an already-upgraded WebSocket.
+    pub fn serve_websocket<S>(&self, ws: WebSocketStream<S>, admission: Admission) -> PeerHandle
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        crate::server::serve_websocket(&self.hub, ws, info).await
+        self.start_background();
+        let Admitted { info, slot } = admission.admitted;
+        connection::start(&self.hub, ws, info, slot)
     }
 
     /// The WebSocket settings (message size limit, read buffer) the server
     /// upgrades with.
     pub fn websocket_config(&self) -> WebSocketConfig {
-        self.hub.ws_config
+        self.hub.ws_config()
+    }
+
+    /// The round trip last measured by the application-level heartbeat on
+    /// `connection` (see [`ServerBuilder::app_heartbeat`](crate::ServerBuilder::app_heartbeat));
+    /// `None` when the heartbeat is off, the client has not answered yet, or
+    /// the connection is unknown.
+    pub fn heartbeat_rtt(&self, connection: Uuid) -> Option<Duration> {
+        self.hub.app_heartbeat().rtt(connection)
     }
 }

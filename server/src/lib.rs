@@ -6,17 +6,23 @@
 //! ([`switchboard_shared::peer`]); this crate adds what only a server has:
 //!
 //! - [`ServerBuilder`]: every limit and policy, with its default;
-//! - [`listener`](Server::listen) and [`handshake`](ServerHandle::serve_connection):
-//!   accept, check origin, connection limit and [`auth`], upgrade;
+//! - [`listen`](Server::listen): the one accept loop, with the handshake:
+//!   check origin, connection limit and the authenticator (synchronous
+//!   [`Authenticator`] or awaiting [`AsyncAuthenticator`]), then upgrade;
 //! - a **registry** of live connections and topics, behind [`ServerHandle`]:
 //!   call, notify, broadcast, publish, [`call_many`](ServerHandle::call_many),
 //!   graceful [`shutdown`](ServerHandle::shutdown);
-//! - the built-in `rpc.subscribe` / `rpc.unsubscribe` ([`Builtins`]);
-//! - [`ServerContext`]: the server as handlers see it;
-//! - [`admit`](ServerHandle::admit) / [`serve_admitted`](ServerHandle::serve_admitted):
-//!   the same admission checks for an HTTP layer that upgrades by itself;
+//! - the built-in methods `rpc.discover`, `rpc.subscribe` and `rpc.unsubscribe` ([`Builtins`]);
+//! - [`ServerContext`]: the server as handlers see it, with the
+//!   connection's typed [`identity`](ServerContext::identity);
+//! - two ways to hand the server a connection yourself:
+//!   [`serve_stream`](ServerHandle::serve_stream) for an accepted stream (the
+//!   whole handshake), and [`admit`](ServerHandle::admit) then
+//!   [`serve_websocket`](ServerHandle::serve_websocket) for an HTTP layer
+//!   that upgrades by itself;
 //! - [`app_heartbeat`]: `rpc.heartbeat` notifications for browsers (opt-in);
-//! - `web` (cargo feature `web`): a hyper HTTP server for the hub plus static files.
+//! - `web` (cargo feature `web`): a hyper HTTP server for the hub plus static files;
+//! - `axum` (cargo feature `axum`): the hub as a route of an axum `Router`.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -35,39 +41,40 @@
 //! # Ok(()) }
 //! ```
 
-mod admission;
+// The layers, bottom up; `use crate::` arrows only point down
+// (api → serve → state → config), which `tests/layers.rs` checks.
+mod config;
+mod serve;
+mod state;
+
+// The API on top.
 pub mod app_heartbeat;
-pub mod auth;
+#[cfg(feature = "axum")]
+pub mod axum;
 mod builder;
 mod builtin;
-mod connection;
 mod context;
 mod error;
 mod handle;
-mod handshake;
-mod hooks;
-mod hub;
-mod lifecycle;
-mod listener;
-pub mod origin;
 mod push;
-mod registry;
 mod server;
 #[cfg(feature = "web")]
 pub mod web;
 
-pub use admission::{Admission, Refused};
-pub use auth::{Authenticator, Rejection, UpgradeRequest};
-pub use builder::{ServerBuilder, defaults};
-pub use builtin::{Builtins, SubscriptionDecision};
+pub use builder::ServerBuilder;
+pub use config::auth::{AsyncAuthenticator, AuthFuture, Authenticator, Identity, Rejection, UpgradeRequest};
+pub use config::origin::{MissingOrigin, OriginPolicy};
+pub use config::settings::defaults;
+pub use config::subscriptions::{Builtins, SubscriptionDecision};
 pub use context::ServerContext;
-pub use error::{CallError, ListenError, NotServed, PushError, ServeError};
+pub use error::{CallError, DeliveryError, ListenError, NotServed};
 pub use handle::ServerHandle;
-pub use lifecycle::Phase;
-pub use origin::{MissingOrigin, OriginPolicy};
 pub use push::Answer;
-pub use registry::{ConnectionSummary, Target};
+pub use serve::admission::{Admission, Refused};
+pub use serve::error::ServeError;
 pub use server::Server;
+pub use state::lifecycle::ServerPhase;
+pub use state::registry::{ConnectionSummary, Target};
 
 /// Re-exported: the protocol core the server is built on.
 pub use switchboard_shared as shared;

@@ -14,12 +14,13 @@ use switchboard_shared::peer::decode_result;
 use switchboard_shared::tokio_tungstenite::tungstenite::Utf8Bytes;
 use uuid::Uuid;
 
-use crate::error::PushError;
-use crate::hub::Hub;
-use crate::registry::Target;
+use crate::error::DeliveryError;
+use crate::state::hub::Hub;
+use crate::state::registry::Target;
 
 /// One connection's answer to a [`crate::ServerHandle::call_many`].
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Answer<R> {
     /// The connection that was called.
     pub connection: Uuid,
@@ -29,7 +30,7 @@ pub struct Answer<R> {
 }
 
 /// Encodes a notification frame once, for any number of recipients.
-pub(crate) fn encode_notification(method: &str, params: &impl Serialize) -> Result<Utf8Bytes, PushError> {
+pub(crate) fn encode_notification(method: &str, params: &impl Serialize) -> Result<Utf8Bytes, DeliveryError> {
     Ok(Utf8Bytes::from(encode::notification(method, params)?))
 }
 
@@ -37,7 +38,7 @@ pub(crate) fn encode_notification(method: &str, params: &impl Serialize) -> Resu
 /// many took it. The bytes are shared, not copied.
 pub(crate) fn push(hub: &Hub, target: &Target, frame: &Utf8Bytes) -> usize {
     let mut delivered = 0;
-    hub.registry.for_each(target, |peer| {
+    hub.registry().for_each(target, |peer| {
         if peer.try_send_text(frame.clone()).is_ok() {
             delivered += 1;
         }
@@ -53,12 +54,12 @@ pub(crate) async fn call_many<R: DeserializeOwned>(
     method: &str,
     params: impl Serialize,
     deadline: Duration,
-) -> Result<Vec<Answer<R>>, PushError> {
+) -> Result<Vec<Answer<R>>, DeliveryError> {
     // Serialize the params once; each request differs only by its id.
     let params = serde_json::value::to_raw_value(&params).map_err(EncodeError::Json)?;
     // Refuse params every call would refuse (a scalar), before calling anyone.
     encode::notification(method, &params)?;
-    let peers = hub.registry.peers(target);
+    let peers = hub.registry().peers(target);
     let calls = peers.into_iter().map(|peer| {
         let params = &params;
         async move {

@@ -2,7 +2,8 @@
 //! app. One hyper 1 HTTP/1.1 server answers WebSocket upgrades on the hub's
 //! path with the hub (same admission checks as [`Server::listen`](crate::Server::listen):
 //! shutdown, origin, connection limit, authenticator) and serves static
-//! files on the other paths.
+//! files on the other paths, through the server's one accept loop (so
+//! `max_pending_handshakes` and `handshake_timeout` bound it too).
 //!
 //! ```no_run
 //! use switchboard_server::Server;
@@ -22,48 +23,48 @@
 //! # Ok(()) }
 //! ```
 //!
-//! An application that already has its own hyper or axum router uses
-//! [`upgrade`] on its hub route instead: it takes the request (any body
-//! type; hyper's upgrade extension must be there, as it is for requests
-//! that hyper and axum hand to handlers) and returns the response to send.
-//!
-//! Static files are read whole per request and sent with `Cache-Control:
-//! no-cache`; paths are percent-decoded, `..` and hidden (`.name`) segments
-//! are refused, and a file must resolve (symlinks followed) inside its
-//! directory. It is meant for a dashboard's few files, not as a CDN.
+//! Static files are served by tower-http's `ServeDir` / `ServeFile` (path
+//! decoding, `..` refused, content types, `HEAD`, ranges, conditional
+//! requests); on top of it, hidden path segments (`.name`) are refused. For
+//! a router of your own, see the `axum` module (cargo feature `axum`).
 
 use std::convert::Infallible;
+use std::error::Error as StdError;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper::service::service_fn;
+use hyper::service::{Service, service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use parking_lot::Mutex;
 use switchboard_shared::tokio_tungstenite::WebSocketStream;
-use switchboard_shared::tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use switchboard_shared::tokio_tungstenite::tungstenite::protocol::Role;
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tower_http::services::{ServeDir, ServeFile};
 
 use crate::error::ListenError;
 use crate::handle::ServerHandle;
-use crate::lifecycle::{ListenerGuard, Phase};
+use crate::serve::accept::{self, PendingHandshake};
+use crate::serve::handshake;
 
 /// The body of every response this module makes.
-pub type Body = Full<Bytes>;
+pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// Where requests under one path go.
 #[derive(Debug, Clone)]
 enum Mount {
     /// Files under a directory.
-    Dir(PathBuf),
+    Dir(ServeDir),
     /// One file at exactly one path.
-    File(PathBuf),
+    File(ServeFile),
 }
 
 /// An HTTP server for the hub and a few static files; see the [module docs](self).
@@ -96,12 +97,12 @@ impl WebServer {
         if !prefix.ends_with('/') {
             prefix.push('/');
         }
-        self.mount(prefix, Mount::Dir(dir.into()))
+        self.mount(prefix, Mount::Dir(ServeDir::new(dir.into())))
     }
 
     /// Serves one file at exactly `path`.
     pub fn file(self, path: impl Into<String>, file: impl Into<PathBuf>) -> Self {
-        self.mount(with_leading_slash(path.into()), Mount::File(file.into()))
+        self.mount(with_leading_slash(path.into()), Mount::File(ServeFile::new(file.into())))
     }
 
     fn mount(mut self, prefix: String, mount: Mount) -> Self {
@@ -126,103 +127,143 @@ impl WebServer {
     /// hub is stopped only once it has closed. The hub reports this address
     /// as its `local_addr` when it has no other.
     pub fn listen_on(self, listener: TcpListener) -> Result<SocketAddr, ListenError> {
-        let addr = listener.local_addr().map_err(ListenError::LocalAddr)?;
-        let hub = &self.hub.hub;
-        let _ = hub.local_addr.set(addr);
-        crate::listener::warn_if_exposed(hub, &listener);
-        tracing::info!(target: "switchboard::server", %addr, hub_path = %self.hub_path, "serving HTTP");
-        let guard = hub.lifecycle.listener();
-        tokio::spawn(accept_loop(Arc::new(self), listener, guard));
-        Ok(addr)
+        tracing::info!(target: "switchboard::server", hub_path = %self.hub_path, "serving the hub and static files");
+        let hub = self.hub.clone();
+        let app = Arc::new(self);
+        listen_http(&hub, listener, move |remote| {
+            let app = Arc::clone(&app);
+            service_fn(move |request| {
+                let app = Arc::clone(&app);
+                async move { Ok::<_, Infallible>(app.respond(request, Some(remote)).await) }
+            })
+        })
     }
 
     /// Answers one request: the hub's upgrade, a static file, or 404. For
-    /// embedding in another hyper service.
+    /// embedding in another hyper service (hyper's upgrade extension must be
+    /// in the request, as it is in the requests hyper hands to services).
     pub async fn respond<B>(&self, request: Request<B>, remote: Option<SocketAddr>) -> Response<Body> {
-        let path = request.uri().path();
+        let path = request.uri().path().to_owned();
         if path == self.hub_path {
-            return if is_websocket_upgrade(&request) {
-                upgrade(&self.hub, request, remote)
-            } else {
-                let mut response =
-                    text(StatusCode::UPGRADE_REQUIRED, "this is the Switchboard hub: connect with a WebSocket\n");
-                response.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-                response
-            };
+            return hub_response(&self.hub, request, remote).await;
+        }
+        if path.split('/').any(is_hidden) {
+            return text(StatusCode::NOT_FOUND, "not found\n");
         }
         for (prefix, mount) in &self.mounts {
             let rest = match mount {
-                Mount::File(_) if path == prefix => "",
+                Mount::File(_) if path == *prefix => "",
                 Mount::Dir(_) if path.starts_with(prefix.as_str()) => &path[prefix.len()..],
                 Mount::Dir(_) if path == prefix.trim_end_matches('/') => "",
                 _ => continue,
             };
-            let head = match *request.method() {
-                Method::GET => false,
-                Method::HEAD => true,
-                _ => {
-                    let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
-                    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-                    return response;
+            let (mut parts, _body) = request.into_parts();
+            // The directory sees the path below its prefix.
+            let below = match parts.uri.query() {
+                Some(query) => format!("/{rest}?{query}"),
+                None => format!("/{rest}"),
+            };
+            parts.uri = below.parse().unwrap_or_else(|_| Uri::from_static("/"));
+            let request = Request::from_parts(parts, Full::<Bytes>::default());
+            let served = match mount {
+                Mount::Dir(dir) => dir.clone().try_call(request).await,
+                Mount::File(file) => file.clone().try_call(request).await,
+            };
+            return match served {
+                Ok(response) => with_charset(response.map(|body| body.boxed_unsync())),
+                Err(error)
+                    if matches!(error.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied) =>
+                {
+                    text(StatusCode::NOT_FOUND, "not found\n")
+                }
+                Err(error) => {
+                    tracing::warn!(target: "switchboard::server", %path, %error, "static file unreadable");
+                    text(StatusCode::INTERNAL_SERVER_ERROR, "the file could not be read\n")
                 }
             };
-            let file = match mount {
-                Mount::File(file) => Some(file.clone()),
-                Mount::Dir(dir) => resolve(dir, rest).await,
-            };
-            return match file {
-                Some(file) => send_file(&file, head).await,
-                None => not_found(),
-            };
         }
-        not_found()
+        text(StatusCode::NOT_FOUND, "not found\n")
     }
+}
+
+/// Text gets `; charset=utf-8` (the files served here are UTF-8).
+fn with_charset(mut response: Response<Body>) -> Response<Body> {
+    let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    if let Some(text) = content_type.filter(|t| t.starts_with("text/") && !t.contains("charset")) {
+        if let Ok(value) = HeaderValue::from_str(&format!("{text}; charset=utf-8")) {
+            response.headers_mut().insert(header::CONTENT_TYPE, value);
+        }
+    }
+    response
+}
+
+/// A hidden path segment: `.name`, or one whose first byte is an encoded dot.
+fn is_hidden(segment: &str) -> bool {
+    segment.starts_with('.') || segment.get(..3).is_some_and(|s| s.eq_ignore_ascii_case("%2e"))
 }
 
 fn with_leading_slash(path: String) -> String {
     if path.starts_with('/') { path } else { format!("/{path}") }
 }
 
-/// Accepts until the hub leaves the running phase.
-async fn accept_loop(app: Arc<WebServer>, listener: TcpListener, guard: ListenerGuard) {
-    let mut phase = app.hub.hub.lifecycle.watch();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, remote)) => {
-                    tokio::spawn(serve_http(Arc::clone(&app), stream, remote));
-                }
-                Err(error) => {
-                    tracing::warn!(target: "switchboard::server", %error, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            },
-            () = async { drop(phase.wait_for(|phase| *phase != Phase::Running).await) } => break,
-        }
-    }
-    drop(listener);
-    drop(guard);
-    tracing::info!(target: "switchboard::server", "HTTP listener stopped accepting connections");
+/// Serves HTTP/1.1 on `listener` through the server's one accept loop, with
+/// the service `make` builds for each connection (given the client's
+/// address), until the hub shuts down.
+pub(crate) fn listen_http<M, S, B>(
+    hub: &ServerHandle,
+    listener: TcpListener,
+    make: M,
+) -> Result<SocketAddr, ListenError>
+where
+    M: Fn(SocketAddr) -> S + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    hub.start_background();
+    let server = hub.clone();
+    accept::listen(hub.hub(), listener, "HTTP", move |stream, remote, pending| {
+        serve_http(server.clone(), stream, remote, pending, make(remote))
+    })
+    .map_err(ListenError::LocalAddr)
 }
 
-/// Serves one HTTP/1.1 connection (keep-alive, upgrades).
-async fn serve_http(app: Arc<WebServer>, stream: TcpStream, remote: SocketAddr) {
+/// Serves one HTTP/1.1 connection (keep-alive, upgrades). It counts against
+/// `max_pending_handshakes` until its first request head has arrived (or it
+/// has ended, or timed out waiting for one); a shutdown lets the request in
+/// progress finish, then closes it.
+async fn serve_http<S, B>(
+    hub: ServerHandle,
+    stream: TcpStream,
+    remote: SocketAddr,
+    pending: PendingHandshake,
+    service: S,
+) where
+    S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
     let _ = stream.set_nodelay(true);
-    let hub = app.hub.clone();
+    let pending = Mutex::new(pending);
     let service = service_fn(move |request| {
-        let app = Arc::clone(&app);
-        async move { Ok::<_, Infallible>(app.respond(request, Some(remote)).await) }
+        pending.lock().done();
+        service.call(request)
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(hub.hub.settings.handshake_timeout)
+        .header_read_timeout(hub.hub().settings().handshake_timeout)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     let mut connection = pin!(connection);
-    let mut phase = hub.hub.lifecycle.watch();
     let outcome = tokio::select! {
         outcome = connection.as_mut() => outcome,
-        () = async { drop(phase.wait_for(|phase| *phase != Phase::Running).await) } => {
+        () = hub.hub().stopped_running() => {
             connection.as_mut().graceful_shutdown();
             connection.await
         }
@@ -232,21 +273,19 @@ async fn serve_http(app: Arc<WebServer>, stream: TcpStream, remote: SocketAddr) 
     }
 }
 
-/// Whether `request` asks for a WebSocket upgrade (`GET`, `Connection:
-/// upgrade`, `Upgrade: websocket`).
-pub fn is_websocket_upgrade<B>(request: &Request<B>) -> bool {
-    let has_token = |name: header::HeaderName, token: &str| {
-        request
-            .headers()
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    };
-    request.method() == Method::GET
-        && has_token(header::CONNECTION, "upgrade")
-        && has_token(header::UPGRADE, "websocket")
+/// The hub's answer on its path: the upgrade for a WebSocket upgrade
+/// request, else 426 "Upgrade Required".
+pub(crate) async fn hub_response<B>(
+    hub: &ServerHandle,
+    request: Request<B>,
+    remote: Option<SocketAddr>,
+) -> Response<Body> {
+    if handshake::is_websocket_upgrade(&request) {
+        return upgrade(hub, request, remote).await;
+    }
+    let mut response = text(StatusCode::UPGRADE_REQUIRED, "this is the Switchboard hub: connect with a WebSocket\n");
+    response.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    response
 }
 
 /// Upgrades `request` to a hub connection and returns the response to send:
@@ -254,139 +293,46 @@ pub fn is_websocket_upgrade<B>(request: &Request<B>) -> bool {
 /// 426 for a WebSocket version other than 13, else the admission's 401, 403
 /// or 503). The socket is served once hyper hands it over, which must
 /// happen within the hub's handshake timeout. Needs a Tokio runtime.
-pub fn upgrade<B>(hub: &ServerHandle, mut request: Request<B>, remote: Option<SocketAddr>) -> Response<Body> {
-    if !is_websocket_upgrade(&request) {
-        return text(StatusCode::BAD_REQUEST, "not a WebSocket upgrade request\n");
-    }
-    let version = request.headers().get(header::SEC_WEBSOCKET_VERSION).and_then(|v| v.to_str().ok());
-    if version.map(str::trim) != Some("13") {
-        let mut response = text(StatusCode::UPGRADE_REQUIRED, "WebSocket version 13 is required\n");
-        response.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
-        return response;
-    }
-    let Some(key) = request.headers().get(header::SEC_WEBSOCKET_KEY).map(|k| derive_accept_key(k.as_bytes())) else {
-        return text(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key is missing\n");
+async fn upgrade<B>(hub: &ServerHandle, mut request: Request<B>, remote: Option<SocketAddr>) -> Response<Body> {
+    let admitted = match handshake::accept_key(&request) {
+        Ok(key) => {
+            // The future borrows nothing: the request's body need not be `Sync`.
+            let admitting = hub.admit(&request, remote);
+            admitting.await.map(|admission| (key, admission)).map_err(|r| r.response())
+        }
+        Err(refusal) => Err(refusal.response()),
     };
-    let mut head = Request::new(());
-    *head.method_mut() = request.method().clone();
-    *head.uri_mut() = request.uri().clone();
-    *head.version_mut() = request.version();
-    *head.headers_mut() = request.headers().clone();
-    let admission = match hub.admit(&head, remote) {
-        Ok(admission) => admission,
-        Err(refused) => return refused.response().map(|body| Full::new(Bytes::from(body))),
+    let (key, admission) = match admitted {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused.map(full),
     };
     let on_upgrade = hyper::upgrade::on(&mut request);
     let hub = hub.clone();
-    let timeout = hub.hub.settings.handshake_timeout;
+    let timeout = hub.hub().settings().handshake_timeout;
     tokio::spawn(async move {
         match tokio::time::timeout(timeout, on_upgrade).await {
             Ok(Ok(upgraded)) => {
                 let config = hub.websocket_config();
                 let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                hub.serve_admitted(ws, admission);
+                hub.serve_websocket(ws, admission);
             }
             // The admission is dropped with its slot.
             Ok(Err(error)) => tracing::debug!(target: "switchboard::server", ?remote, %error, "HTTP upgrade failed"),
             Err(_) => tracing::debug!(target: "switchboard::server", ?remote, ?timeout, "HTTP upgrade timed out"),
         }
     });
-    let mut response = Response::new(Body::default());
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let headers = response.headers_mut();
-    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    if let Ok(accept) = HeaderValue::from_str(&key) {
-        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
-    }
-    response
+    handshake::switching_protocols(&key).map(|()| full(String::new()))
+}
+
+fn full(body: String) -> Body {
+    Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed_unsync()
 }
 
 /// A plain-text response.
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut response = Response::new(full(body.to_owned()));
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    response
-}
-
-fn not_found() -> Response<Body> {
-    text(StatusCode::NOT_FOUND, "not found\n")
-}
-
-/// The file `rest` (a percent-encoded path below a mount) names under `dir`,
-/// or `None` when it names something outside it or hidden.
-async fn resolve(dir: &Path, rest: &str) -> Option<PathBuf> {
-    let decoded = percent_decode(rest)?;
-    let mut path = dir.to_path_buf();
-    for segment in decoded.split('/') {
-        match segment {
-            "" | "." => {}
-            s if s.starts_with('.') || s.contains(['\\', '\0']) => return None,
-            s => path.push(s),
-        }
-    }
-    if tokio::fs::metadata(&path).await.ok()?.is_dir() {
-        path.push("index.html");
-    }
-    // Symlinks may not lead out of the directory.
-    let (root, real) = (tokio::fs::canonicalize(dir).await.ok()?, tokio::fs::canonicalize(&path).await.ok()?);
-    real.starts_with(&root).then_some(real)
-}
-
-/// Decodes `%XX` escapes; `None` for a bad escape or text that is not UTF-8.
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// The Content-Type for a file name.
-fn content_type(path: &Path) -> &'static str {
-    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
-        Some("html" | "htm") => "text/html; charset=utf-8",
-        Some("js" | "mjs") => "text/javascript; charset=utf-8",
-        Some("css") => "text/css; charset=utf-8",
-        Some("json" | "map") => "application/json",
-        Some("svg") => "image/svg+xml",
-        Some("png") => "image/png",
-        Some("jpg" | "jpeg") => "image/jpeg",
-        Some("ico") => "image/x-icon",
-        Some("wasm") => "application/wasm",
-        Some("txt" | "md" | "ts") => "text/plain; charset=utf-8",
-        _ => "application/octet-stream",
-    }
-}
-
-async fn send_file(path: &Path, head: bool) -> Response<Body> {
-    let bytes = match tokio::fs::read(path).await {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return not_found(),
-        Err(e) => {
-            tracing::warn!(target: "switchboard::server", path = %path.display(), error = %e, "static file unreadable");
-            return not_found();
-        }
-    };
-    let length = bytes.len();
-    let mut response = Response::new(if head { Body::default() } else { Full::new(Bytes::from(bytes)) });
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(path)));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    if head {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-    }
     response
 }
 
@@ -395,35 +341,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percent_decoding_refuses_bad_escapes() {
-        assert_eq!(percent_decode("a%20b").as_deref(), Some("a b"));
-        assert_eq!(percent_decode("%2e%2E").as_deref(), Some(".."));
-        assert_eq!(percent_decode("%zz"), None);
-        assert_eq!(percent_decode("%4"), None);
-        assert_eq!(percent_decode("%ff"), None);
-    }
-
-    #[tokio::test]
-    async fn resolve_stays_inside_the_directory() {
-        let dir = std::env::temp_dir().join(format!("switchboard-web-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(dir.join("sub")).unwrap();
-        std::fs::write(dir.join("index.html"), "i").unwrap();
-        std::fs::write(dir.join("sub/a.js"), "a").unwrap();
-        std::fs::write(dir.join(".secret"), "s").unwrap();
-        let real = std::fs::canonicalize(&dir).unwrap();
-        assert_eq!(resolve(&dir, "").await, Some(real.join("index.html")));
-        assert_eq!(resolve(&dir, "sub/a.js").await, Some(real.join("sub/a.js")));
-        assert_eq!(resolve(&dir, "sub/../index.html").await, None);
-        assert_eq!(resolve(&dir, "%2e%2e/etc/passwd").await, None);
-        assert_eq!(resolve(&dir, ".secret").await, None);
-        assert_eq!(resolve(&dir, "missing.js").await, None);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn content_types_follow_the_extension() {
-        assert_eq!(content_type(Path::new("a/app.JS")), "text/javascript; charset=utf-8");
-        assert_eq!(content_type(Path::new("index.html")), "text/html; charset=utf-8");
-        assert_eq!(content_type(Path::new("blob")), "application/octet-stream");
+    fn hidden_segments_are_recognised_encoded_or_not() {
+        assert!(is_hidden(".env"));
+        assert!(is_hidden("%2Eenv"));
+        assert!(is_hidden("%2e%2e"));
+        assert!(!is_hidden("app.js"));
+        assert!(!is_hidden(""));
     }
 }

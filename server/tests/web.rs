@@ -203,3 +203,26 @@ async fn a_shutdown_stops_the_http_listener_too() {
     // The listening socket is closed: new connections are refused.
     assert!(TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn at_the_pending_handshake_bound_the_web_server_waits_until_one_ends() {
+    let site = Site::new();
+    let (_hub, addr) = serve(Server::builder().max_pending_handshakes(1), &site).await;
+    // A socket that never sends a request holds the only handshake slot.
+    let silent = TcpStream::connect(addr).await.unwrap();
+    // A second one that sends its upgrade: it is not accepted (so not
+    // answered) while the first is in its handshake.
+    let waiting = tokio::spawn(async move { connect(format!("ws://{addr}/rpc")).await });
+    // The handshake timeout is 10 s, far beyond this window.
+    let early = tokio::time::timeout(Duration::from_millis(300), async {
+        while !waiting.is_finished() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(early.is_err(), "a second connection was served past the pending-handshake bound");
+    // The silent socket goes away: its handshake ends, the waiting client gets in.
+    drop(silent);
+    let mut ws = guard("the waiting client's upgrade", waiting).await.unwrap().expect("upgraded");
+    assert_eq!(call(&mut ws, 1, "add", json!([1, 2])).await["result"], 3);
+}

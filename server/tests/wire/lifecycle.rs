@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use serde_json::json;
-use switchboard_server::{Phase, Server};
-use switchboard_shared::{CloseReason, ConnectionInfo};
+use switchboard_server::{Server, ServerPhase};
+use switchboard_shared::CloseReason;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -36,14 +36,14 @@ async fn graceful_shutdown_lets_the_in_flight_call_finish_then_closes_with_1001(
     gate.wait_started().await;
 
     let stopped = server.shutdown(Duration::from_secs(20));
-    assert_eq!(server.phase(), Phase::Draining);
+    assert_eq!(server.phase(), ServerPhase::Draining);
     gate.open.add_permits(1);
 
     assert_eq!(recv(&mut ws).await, json!({"jsonrpc": "2.0", "result": "work", "id": 1}));
     let (code, _reason) = expect_close(&mut ws).await;
     assert_eq!(code, 1001);
     guard("the shutdown to complete", stopped).await;
-    assert_eq!(server.phase(), Phase::Stopped);
+    assert_eq!(server.phase(), ServerPhase::Stopped);
     let _connected = events.next_connected().await;
     let (_, reason) = events.next_disconnected().await;
     assert!(matches!(reason, CloseReason::Local { code: 1001, .. }), "{reason:?}");
@@ -59,17 +59,17 @@ async fn shutdown_stops_accepting_new_connections() {
 }
 
 #[tokio::test]
-async fn serve_connection_serves_a_stream_the_caller_accepted() {
+async fn serve_stream_serves_a_stream_the_caller_accepted() {
     let server = Server::builder().build(methods());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let handle = server.handle();
     let accepting = tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        server.serve_connection(stream).await
+        let (stream, remote) = listener.accept().await.unwrap();
+        server.handle().serve_stream(stream, Some(remote)).await
     });
     let (mut ws, _) = guard("connect", tokio_tungstenite::connect_async(format!("ws://{addr}/own"))).await.unwrap();
-    let peer = guard("serve_connection", accepting).await.unwrap().expect("served");
+    let peer = guard("serve_stream", accepting).await.unwrap().expect("served");
     assert_eq!(peer.info().path, "/own");
     assert_eq!(call(&mut ws, 1, "add", json!([2, 2])).await["result"], 4);
     assert_eq!(handle.connection_count(), 1);
@@ -77,28 +77,42 @@ async fn serve_connection_serves_a_stream_the_caller_accepted() {
 }
 
 #[tokio::test]
-async fn serve_websocket_serves_a_socket_already_upgraded_elsewhere() {
-    let server = Server::builder().build(methods());
+async fn serve_stream_refuses_what_is_not_an_upgrade_with_400() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = start(Server::builder()).await;
+    let mut tcp = guard("connect", tokio::net::TcpStream::connect(server.local_addr().unwrap())).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut response = String::new();
+    guard("the refusal", tcp.read_to_string(&mut response)).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 400 "), "{response}");
+    assert!(response.ends_with("not a WebSocket upgrade request"), "{response}");
+}
+
+#[tokio::test]
+async fn serve_websocket_serves_a_socket_admitted_and_upgraded_elsewhere() {
+    let server = Server::builder().max_connections(1).build(methods()).handle();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let config = server.handle().websocket_config();
+    let hub = server.clone();
     let accepting = tokio::spawn(async move {
         let (stream, remote) = listener.accept().await.unwrap();
-        // What an HTTP framework would do: upgrade, authenticate, then hand over.
+        // What an HTTP framework does: parse the request, admit it before
+        // answering 101, upgrade, then hand the socket over.
+        let request = http::Request::builder().uri("/from-http?x=1").body(()).unwrap();
+        let mut admission = hub.admit(&request, Some(remote)).await.expect("admitted");
+        admission.info_mut().auth = Some(json!({"user": "grace"}));
+        // The admission holds the only slot.
+        let refused = hub.admit(&request, Some(remote)).await.expect_err("over the limit");
+        assert_eq!(refused.status(), 503);
+        let config = hub.websocket_config();
         let ws = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await.unwrap();
-        let info = ConnectionInfo {
-            remote: Some(remote),
-            path: "/from-http".into(),
-            auth: Some(json!({"user": "grace"})),
-            ..ConnectionInfo::default()
-        };
-        server.serve_websocket(ws, info).await
+        hub.serve_websocket(ws, admission)
     });
     let (mut ws, _) = guard("connect", tokio_tungstenite::connect_async(format!("ws://{addr}/"))).await.unwrap();
-    guard("serve_websocket", accepting).await.unwrap().expect("served");
+    guard("serve_websocket", accepting).await.unwrap();
     let facts = call(&mut ws, 1, "whoami", json!([])).await["result"].clone();
     assert_eq!(facts["path"], "/from-http");
+    assert_eq!(facts["query"], "x=1");
     assert_eq!(facts["auth"], json!({"user": "grace"}));
-    let id: uuid::Uuid = facts["id"].as_str().unwrap().parse().unwrap();
-    assert!(!id.is_nil(), "a nil id is replaced by a fresh one");
+    assert_eq!(server.connection_count(), 1);
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use switchboard_server::{PushError, Server};
+use switchboard_server::{DeliveryError, Server};
 use switchboard_shared::{CloseReason, Heartbeat};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpSocket, TcpStream};
@@ -64,7 +64,7 @@ async fn slow_consumer_is_closed_with_1008_while_others_keep_getting_answers() {
     loop {
         match server.notify(slow_id, "tick", json!({"seq": pushed, "pad": pad})) {
             Ok(()) => pushed += 1,
-            Err(PushError::Disconnected(id)) => {
+            Err(DeliveryError::Disconnected(id)) => {
                 assert_eq!(id, slow_id);
                 break;
             }

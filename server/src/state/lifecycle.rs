@@ -13,7 +13,8 @@ use tokio::sync::watch;
 
 /// Where the server is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+#[non_exhaustive]
+pub enum ServerPhase {
     /// Accepting and serving connections.
     Running,
     /// A graceful shutdown is under way: nothing new is accepted, in-flight
@@ -34,7 +35,7 @@ pub(crate) enum NoSlot {
 struct Counts {
     live: usize,
     listeners: usize,
-    phase: Phase,
+    phase: ServerPhase,
 }
 
 impl Counts {
@@ -47,15 +48,15 @@ impl Counts {
 #[derive(Debug)]
 pub(crate) struct Lifecycle {
     counts: Mutex<Counts>,
-    phase: watch::Sender<Phase>,
+    phase: watch::Sender<ServerPhase>,
     max: usize,
 }
 
 impl Lifecycle {
     pub(crate) fn new(max_connections: usize) -> Arc<Self> {
         Arc::new(Lifecycle {
-            counts: Mutex::new(Counts { live: 0, listeners: 0, phase: Phase::Running }),
-            phase: watch::Sender::new(Phase::Running),
+            counts: Mutex::new(Counts { live: 0, listeners: 0, phase: ServerPhase::Running }),
+            phase: watch::Sender::new(ServerPhase::Running),
             max: max_connections,
         })
     }
@@ -63,7 +64,7 @@ impl Lifecycle {
     /// Takes a slot for a new connection.
     pub(crate) fn reserve(self: &Arc<Self>) -> Result<Slot, NoSlot> {
         let mut counts = self.counts.lock();
-        if counts.phase != Phase::Running {
+        if counts.phase != ServerPhase::Running {
             return Err(NoSlot::ShuttingDown);
         }
         if counts.live >= self.max {
@@ -76,19 +77,19 @@ impl Lifecycle {
     /// Starts draining. Returns `false` when a shutdown had already begun.
     pub(crate) fn begin_drain(&self) -> bool {
         let mut counts = self.counts.lock();
-        if counts.phase != Phase::Running {
+        if counts.phase != ServerPhase::Running {
             return false;
         }
-        counts.phase = if counts.idle() { Phase::Stopped } else { Phase::Draining };
+        counts.phase = if counts.idle() { ServerPhase::Stopped } else { ServerPhase::Draining };
         self.phase.send_replace(counts.phase);
         true
     }
 
-    pub(crate) fn phase(&self) -> Phase {
+    pub(crate) fn phase(&self) -> ServerPhase {
         *self.phase.borrow()
     }
 
-    pub(crate) fn watch(&self) -> watch::Receiver<Phase> {
+    pub(crate) fn watch(&self) -> watch::Receiver<ServerPhase> {
         self.phase.subscribe()
     }
 
@@ -101,9 +102,9 @@ impl Lifecycle {
     fn release(&self, release: impl FnOnce(&mut Counts)) {
         let mut counts = self.counts.lock();
         release(&mut counts);
-        if counts.idle() && counts.phase == Phase::Draining {
-            counts.phase = Phase::Stopped;
-            self.phase.send_replace(Phase::Stopped);
+        if counts.idle() && counts.phase == ServerPhase::Draining {
+            counts.phase = ServerPhase::Stopped;
+            self.phase.send_replace(ServerPhase::Stopped);
         }
     }
 }
@@ -151,10 +152,10 @@ mod tests {
         let slot = life.reserve().unwrap();
         assert!(life.begin_drain());
         assert!(!life.begin_drain());
-        assert_eq!(life.phase(), Phase::Draining);
+        assert_eq!(life.phase(), ServerPhase::Draining);
         assert_eq!(life.reserve().unwrap_err(), NoSlot::ShuttingDown);
         drop(slot);
-        assert_eq!(life.phase(), Phase::Stopped);
+        assert_eq!(life.phase(), ServerPhase::Stopped);
     }
 
     #[test]
@@ -162,15 +163,15 @@ mod tests {
         let life = Lifecycle::new(4);
         let listener = life.listener();
         assert!(life.begin_drain());
-        assert_eq!(life.phase(), Phase::Draining);
+        assert_eq!(life.phase(), ServerPhase::Draining);
         drop(listener);
-        assert_eq!(life.phase(), Phase::Stopped);
+        assert_eq!(life.phase(), ServerPhase::Stopped);
     }
 
     #[test]
     fn an_idle_server_stops_at_once() {
         let life = Lifecycle::new(4);
         assert!(life.begin_drain());
-        assert_eq!(life.phase(), Phase::Stopped);
+        assert_eq!(life.phase(), ServerPhase::Stopped);
     }
 }

@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 /// A snapshot of one live connection, as [`crate::ServerHandle::connections`] lists it.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ConnectionSummary {
     /// The connection id (uuid v4).
     pub id: Uuid,
@@ -45,6 +46,7 @@ pub struct ConnectionSummary {
 
 /// Whom a push or a `call_many` goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Target {
     /// Every live connection.
     All,

@@ -5,6 +5,7 @@
 /// What to do with an upgrade request that carries no `Origin` header
 /// (command-line tools and services do not send one; browsers always do).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum MissingOrigin {
     /// Accept it: the allow-list only guards browsers. The default.
     #[default]
@@ -15,6 +16,7 @@ pub enum MissingOrigin {
 
 /// Which browser origins may connect.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum OriginPolicy {
     /// Any origin, and none. The default.
     #[default]
@@ -40,6 +42,15 @@ impl OriginPolicy {
             origins: origins.into_iter().map(Into::into).collect(),
             missing: MissingOrigin::Accept,
         }
+    }
+
+    /// Sets what an allow-list does with a request that has no `Origin`
+    /// header (no effect on [`OriginPolicy::Any`]).
+    pub fn with_missing(mut self, what: MissingOrigin) -> Self {
+        if let OriginPolicy::AllowList { missing, .. } = &mut self {
+            *missing = what;
+        }
+        self
     }
 
     /// `Ok` when `origin` may connect, else the reason to refuse with.

@@ -9,10 +9,10 @@ use switchboard_shared::tokio_tungstenite::WebSocketStream;
 use switchboard_shared::{CloseReason, ConnectionInfo, PeerHandle, peer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::hooks;
-use crate::hub::Hub;
-use crate::lifecycle::Slot;
-use crate::registry::Registration;
+use crate::config::hooks;
+use crate::state::hub::Hub;
+use crate::state::lifecycle::Slot;
+use crate::state::registry::Registration;
 
 /// Where a connection's start-up stands, so that exactly one of [`start`]
 /// and the close hook forgets it, after `on_connect` and never twice.
@@ -45,8 +45,8 @@ where
         })
     };
     let peer =
-        peer::spawn_with_close_hook(ws, Arc::clone(&hub.methods), info, Arc::clone(&hub.peer_config), Some(on_close));
-    let registration = hub.registry.register(&peer);
+        peer::spawn_with_close_hook(ws, Arc::clone(hub.methods()), info, Arc::clone(hub.peer_config()), Some(on_close));
+    let registration = hub.registry().register(&peer);
     match registration {
         Registration::Registered => {
             tracing::info!(
@@ -56,7 +56,7 @@ where
                 path = %peer.info().path,
                 "connection accepted"
             );
-            if let Some(hook) = &hub.policies.on_connect {
+            if let Some(hook) = &hub.policies().on_connect {
                 hooks::run("on_connect", || hook(&peer));
             }
         }
@@ -71,31 +71,30 @@ where
         let reason = peer.close_reason().unwrap_or(CloseReason::Local { code: 1001, reason: "ended".into() });
         forget(hub, &peer, &reason, registration);
     }
-    crate::app_heartbeat::ensure_started(hub);
     peer
 }
 
 /// Forgets an ended connection: registry, log line, `on_disconnect`.
 fn forget(hub: &Arc<Hub>, peer: &PeerHandle, reason: &CloseReason, registration: Registration) {
-    hub.registry.remove(peer.id());
+    hub.registry().remove(peer.id());
     match reason {
         CloseReason::SlowConsumer => tracing::warn!(
             target: "switchboard::server",
             id = %peer.id(),
             remote = ?peer.info().remote,
-            max_queue_bytes = hub.settings.max_queue_bytes,
+            max_queue_bytes = hub.settings().max_queue_bytes,
             "slow consumer cut off: its outbound queue reached the bound; closed with 1008"
         ),
         CloseReason::MessageTooBig => tracing::warn!(
             target: "switchboard::server",
             id = %peer.id(),
-            max_message_size = hub.settings.max_message_size,
+            max_message_size = hub.settings().max_message_size,
             "message over the size limit; closed with 1009"
         ),
         reason => tracing::info!(target: "switchboard::server", id = %peer.id(), %reason, "connection closed"),
     }
     if registration == Registration::Registered {
-        if let Some(hook) = &hub.policies.on_disconnect {
+        if let Some(hook) = &hub.policies().on_disconnect {
             hooks::run("on_disconnect", || hook(peer, reason));
         }
     }

@@ -1,0 +1,10 @@
+//! The bottom layer: what a server is configured with. Settings, limits and
+//! policies with their documented defaults, the Origin check, the
+//! authenticator's types, the subscription settings and the hook types.
+//! Nothing here imports another layer.
+
+pub(crate) mod auth;
+pub(crate) mod hooks;
+pub(crate) mod origin;
+pub(crate) mod settings;
+pub(crate) mod subscriptions;

@@ -1,0 +1,129 @@
+//! The one accept path: the accept loop every listener runs (with the
+//! `max_pending_handshakes` bound), and how an accepted stream enters the
+//! server (handshake, admission, connection start).
+
+use std::any::Any;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_shared::PeerHandle;
+use switchboard_shared::read_ahead::ReadAhead;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::serve::connection;
+use crate::serve::error::ServeError;
+use crate::serve::handshake;
+use crate::state::hub::Hub;
+
+/// Pause after an accept error such as "too many open files", so the loop
+/// does not spin while the condition lasts.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+/// Starts accepting on `listener` (the one accept loop, on a background
+/// task), running `serve` for each accepted connection; `what` names the
+/// listener in the log. The hub reports the listener's address as its own
+/// when it has none yet, and is not stopped before the loop has closed the
+/// listening socket. Must be called within a Tokio runtime.
+pub(crate) fn listen<F, Fut>(
+    hub: &Arc<Hub>,
+    listener: TcpListener,
+    what: &'static str,
+    serve: F,
+) -> io::Result<SocketAddr>
+where
+    F: Fn(TcpStream, SocketAddr, PendingHandshake) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let addr = listener.local_addr()?;
+    hub.set_local_addr(addr);
+    warn_if_exposed(hub, addr);
+    tracing::info!(target: "switchboard::server", %addr, what, "listening");
+    tokio::spawn(accept_loop(Arc::clone(hub), listener, serve));
+    Ok(addr)
+}
+
+/// Warns when the server is reachable from other hosts without an authenticator.
+fn warn_if_exposed(hub: &Hub, addr: SocketAddr) {
+    if !addr.ip().is_loopback() && hub.policies().authenticator.is_none() {
+        tracing::warn!(
+            target: "switchboard::server",
+            %addr,
+            "listening on a non-loopback address without an authenticator: anyone who can reach it may call every method"
+        );
+    }
+}
+
+/// One accepted connection's claim on the `max_pending_handshakes` bound,
+/// held until its handshake is over (or the connection has ended).
+#[derive(Debug)]
+pub(crate) struct PendingHandshake(Option<OwnedSemaphorePermit>);
+
+impl PendingHandshake {
+    /// The handshake is over: the accept loop may take another connection.
+    pub(crate) fn done(&mut self) {
+        self.0 = None;
+    }
+}
+
+/// The one accept loop of every listener (`Server::listen`, `WebServer`):
+/// accepts until the server leaves the running phase, with at most
+/// `max_pending_handshakes` connections in their handshake at once, and
+/// runs `serve` on its own task for each. The listener is then dropped, so
+/// new TCP connections are refused by the operating system.
+async fn accept_loop<F, Fut>(hub: Arc<Hub>, listener: TcpListener, serve: F)
+where
+    F: Fn(TcpStream, SocketAddr, PendingHandshake) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let guard = hub.listener();
+    let handshakes = Arc::new(Semaphore::new(hub.settings().max_pending_handshakes));
+    loop {
+        tokio::select! {
+            // At the bound, nothing is accepted: new connections wait in the backlog.
+            accepted = async {
+                let permit = Arc::clone(&handshakes).acquire_owned().await.expect("never closed");
+                (permit, listener.accept().await)
+            } => match accepted {
+                (permit, Ok((stream, remote))) => {
+                    tokio::spawn(serve(stream, remote, PendingHandshake(Some(permit))));
+                }
+                (_, Err(error)) => {
+                    tracing::warn!(target: "switchboard::server", %error, "accept failed");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                }
+            },
+            () = hub.stopped_running() => break,
+        }
+    }
+    // Close the socket before the server may count as stopped.
+    drop(listener);
+    drop(guard);
+    tracing::info!(target: "switchboard::server", "stopped accepting connections");
+}
+
+/// Serves an accepted stream: the handshake (request head, admission,
+/// upgrade) within the handshake timeout, then the connection on its own
+/// task. Returns once the handshake is over. A `TcpStream` gets
+/// `TCP_NODELAY`; every stream reads through an adaptive [`ReadAhead`].
+pub(crate) async fn serve_stream<S>(
+    hub: &Arc<Hub>,
+    mut stream: S,
+    remote: Option<SocketAddr>,
+) -> Result<PeerHandle, ServeError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if let Some(tcp) = (&mut stream as &mut dyn Any).downcast_mut::<TcpStream>() {
+        // Answers are small and latency matters more than packet count; the
+        // writer already coalesces bursts into one write.
+        let _ = tcp.set_nodelay(true);
+    }
+    // Small reads for idle sockets, big ones for busy sockets: see `ReadAhead`.
+    let (ws, admitted) = handshake::upgrade(hub, ReadAhead::new(stream), remote).await?;
+    Ok(connection::start(hub, ws, admitted.info, admitted.slot))
+}

@@ -1,0 +1,236 @@
+//! Admission: the checks every upgrade request passes, in this order, each
+//! refusing before any WebSocket frame is exchanged:
+//!
+//! 1. a shutdown under way: HTTP 503;
+//! 2. the Origin allow-list: HTTP 403;
+//! 3. the connection limit: HTTP 503 (a slot is taken here);
+//! 4. the authenticator: HTTP 401 / 403, or the connection's identity; an
+//!    asynchronous one that does not decide within `auth_timeout`: HTTP 503.
+//!
+//! The server's own handshake and every HTTP layer that upgrades by itself
+//! ([`ServerHandle::admit`](crate::ServerHandle::admit)) run the same checks.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::{HeaderValue, StatusCode, header};
+use switchboard_shared::ConnectionInfo;
+
+use crate::config::auth::{Auth, Identity, Rejection, UpgradeRequest};
+use crate::serve::error::ServeError;
+use crate::state::hub::Hub;
+use crate::state::lifecycle::{NoSlot, ServerPhase, Slot};
+
+/// An upgrade request that passed every check.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    pub(crate) info: ConnectionInfo,
+    pub(crate) slot: Slot,
+}
+
+/// Why an upgrade request was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Not a valid WebSocket upgrade request (400), or another version (426).
+    NotUpgrade {
+        status: StatusCode,
+        reason: &'static str,
+    },
+    ShuttingDown,
+    TooManyConnections {
+        limit: usize,
+    },
+    Origin(String),
+    Auth(Rejection),
+    AuthTimeout(Duration),
+}
+
+impl Refusal {
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            Refusal::NotUpgrade { status, .. } => *status,
+            Refusal::ShuttingDown | Refusal::TooManyConnections { .. } | Refusal::AuthTimeout(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Refusal::Origin(_) => StatusCode::FORBIDDEN,
+            Refusal::Auth(rejection) => rejection.status(),
+        }
+    }
+
+    pub(crate) fn reason(&self) -> String {
+        match self {
+            Refusal::NotUpgrade { reason, .. } => (*reason).to_owned(),
+            Refusal::ShuttingDown => "the server is shutting down".into(),
+            Refusal::TooManyConnections { limit } => format!("the server is at its limit of {limit} connections"),
+            Refusal::Origin(reason) => reason.clone(),
+            Refusal::Auth(rejection) => rejection.reason().to_owned(),
+            Refusal::AuthTimeout(timeout) => format!("authentication did not finish within {timeout:?}; try again"),
+        }
+    }
+
+    /// The HTTP response the client gets: the status, the reason as a
+    /// plain-text body, and the headers that go with it.
+    pub(crate) fn response(&self) -> http::Response<String> {
+        let mut response = http::Response::new(self.reason());
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        match self {
+            Refusal::Auth(Rejection::Unauthorized(_)) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Refusal::TooManyConnections { .. } | Refusal::AuthTimeout(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Refusal::NotUpgrade { status: StatusCode::UPGRADE_REQUIRED, .. } => {
+                headers.insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+            }
+            _ => {}
+        }
+        response
+    }
+
+    pub(crate) fn into_error(self) -> ServeError {
+        match self {
+            Refusal::ShuttingDown => ServeError::ShuttingDown,
+            Refusal::TooManyConnections { limit } => ServeError::TooManyConnections { limit },
+            other => ServeError::Refused { status: other.status().as_u16(), reason: other.reason() },
+        }
+    }
+}
+
+impl From<NoSlot> for Refusal {
+    fn from(no_slot: NoSlot) -> Self {
+        match no_slot {
+            NoSlot::ShuttingDown => Refusal::ShuttingDown,
+            NoSlot::Full { limit } => Refusal::TooManyConnections { limit },
+        }
+    }
+}
+
+/// Runs the admission checks on an upgrade request (its head), logging a
+/// refusal. The slot is taken before the authenticator runs, so at most
+/// `max_connections` authentications run at once.
+pub(crate) async fn admit(
+    hub: &Hub,
+    request: http::Request<()>,
+    remote: Option<SocketAddr>,
+) -> Result<Admitted, Refusal> {
+    let path = request.uri().path().to_owned();
+    let admitted = checks(hub, request, remote).await;
+    if let Err(refusal) = &admitted {
+        log_refusal(refusal, &path, remote);
+    }
+    admitted
+}
+
+async fn checks(hub: &Hub, request: http::Request<()>, remote: Option<SocketAddr>) -> Result<Admitted, Refusal> {
+    if hub.phase() != ServerPhase::Running {
+        return Err(Refusal::ShuttingDown);
+    }
+    let origin = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    hub.policies().origins.check(origin).map_err(Refusal::Origin)?;
+    let slot = hub.reserve()?;
+    let (request, identity) = match &hub.policies().authenticator {
+        None => (request, Identity::new()),
+        Some(Auth::Sync(authenticator)) => {
+            let upgrade = UpgradeRequest::new(request, remote);
+            let identity = authenticator.authenticate(&upgrade).map_err(Refusal::Auth)?;
+            (upgrade.into_request(), identity)
+        }
+        Some(Auth::Async(authenticator)) => {
+            let upgrade = UpgradeRequest::new(request, remote);
+            let timeout = hub.settings().auth_timeout;
+            let decided = tokio::time::timeout(timeout, authenticator.authenticate(upgrade.clone())).await;
+            let identity = decided.map_err(|_elapsed| Refusal::AuthTimeout(timeout))?.map_err(Refusal::Auth)?;
+            (upgrade.into_request(), identity)
+        }
+    };
+    let (parts, ()) = request.into_parts();
+    let info = ConnectionInfo {
+        id: uuid::Uuid::new_v4(),
+        remote,
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts.headers,
+        auth: identity.json,
+        extensions: identity.extensions,
+    };
+    Ok(Admitted { info, slot })
+}
+
+/// An upgrade request that passed every admission check. It holds one of the
+/// server's connection slots until it is served with
+/// [`ServerHandle::serve_websocket`](crate::ServerHandle::serve_websocket)
+/// (then until that connection ends) or dropped.
+#[derive(Debug)]
+#[must_use = "an admission holds a connection slot until it is served or dropped"]
+pub struct Admission {
+    pub(crate) admitted: Admitted,
+}
+
+impl Admission {
+    /// What handlers will see of the connection (id, path, query, headers,
+    /// auth data); the remote address is the one given to `admit`.
+    pub fn info(&self) -> &ConnectionInfo {
+        &self.admitted.info
+    }
+
+    /// Lets the HTTP layer add to it (extensions for handlers, say).
+    pub fn info_mut(&mut self) -> &mut ConnectionInfo {
+        &mut self.admitted.info
+    }
+}
+
+/// Why an upgrade request was refused; answer the client with
+/// [`response`](Self::response) instead of upgrading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub(crate) refusal: Refusal,
+}
+
+impl Refused {
+    /// 503 (shutting down, connection limit, authenticator timed out), 403
+    /// (origin, authenticator), 401 (authenticator), or 400 / 426 (not a
+    /// valid WebSocket upgrade request).
+    pub fn status(&self) -> StatusCode {
+        self.refusal.status()
+    }
+
+    /// Why, as the response body says it.
+    pub fn reason(&self) -> String {
+        self.refusal.reason()
+    }
+
+    /// The HTTP response to send: the status, a plain-text body, and
+    /// `WWW-Authenticate` or `Retry-After` where they apply.
+    pub fn response(&self) -> http::Response<String> {
+        self.refusal.response()
+    }
+
+    /// The same refusal as the server's own handshake reports it.
+    pub fn into_error(self) -> ServeError {
+        self.refusal.into_error()
+    }
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HTTP {}: {}", self.status().as_u16(), self.reason())
+    }
+}
+
+impl std::error::Error for Refused {}
+
+fn log_refusal(refusal: &Refusal, path: &str, remote: Option<SocketAddr>) {
+    let status = refusal.status().as_u16();
+    let reason = refusal.reason();
+    match refusal {
+        Refusal::ShuttingDown | Refusal::NotUpgrade { .. } => {
+            tracing::info!(target: "switchboard::server", remote = ?remote, path, status, reason, "connection rejected");
+        }
+        _ => {
+            tracing::warn!(target: "switchboard::server", remote = ?remote, path, status, reason, "connection rejected")
+        }
+    }
+}

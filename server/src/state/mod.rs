@@ -1,0 +1,9 @@
+//! The middle layer: the state every part of a running server shares. The
+//! hub (one per server) with its connection and topic registry, its
+//! lifecycle (phase and connection slots) and the heartbeat's state.
+//! Imports only [`config`](crate::config).
+
+pub(crate) mod heartbeat;
+pub(crate) mod hub;
+pub(crate) mod lifecycle;
+pub(crate) mod registry;
