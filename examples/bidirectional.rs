@@ -61,11 +61,11 @@ fn server_methods() -> Methods {
 fn client_methods() -> Methods {
     const READINGS: [f64; 6] = [21.5, 22.0, 22.5, 23.0, 21.0, 20.5];
     let mut methods = Methods::new();
-    methods.register_sync("client.readings", |(count,): (usize,), _cx: &Context| {
+    methods.register_sync("client.readings", |(count,): (usize,), _cx: Context| {
         println!("client: the server asked for {count} readings");
         Ok::<_, ErrorObject>(READINGS.iter().copied().take(count).collect::<Vec<f64>>())
     });
-    methods.register_sync("client.name", |(): (), _cx: &Context| Ok::<_, ErrorObject>("greenhouse-7"));
+    methods.register_sync("client.name", |(): (), _cx: Context| Ok::<_, ErrorObject>("greenhouse-7"));
     methods
 }
 

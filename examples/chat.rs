@@ -64,7 +64,7 @@ struct Message {
 async fn hub(addr: SocketAddr) -> Result<ServerHandle, Box<dyn std::error::Error>> {
     let mut methods = Methods::new();
     methods
-        .register_sync("say", |Say { text }: Say, cx: &Context| {
+        .register_sync("say", |Say { text }: Say, cx: Context| {
             let from = cx.auth().and_then(|auth| auth["name"].as_str()).unwrap_or("someone").to_owned();
             let heard = cx.server()?.publish(TOPIC, TOPIC, Message { from, text })?;
             Ok::<_, ErrorObject>(heard)

@@ -117,7 +117,7 @@ fn methods(calls: &Arc<AtomicU64>) -> Methods {
 }
 
 fn service_info() -> ServiceInfo {
-    let browser_info = Method::sync(|(): (), _cx: &Context| Ok::<_, ErrorObject>(()))
+    let browser_info = Method::sync(|(): (), _cx: Context| Ok::<_, ErrorObject>(()))
         .described("Answered by each dashboard page: its user agent, language, viewport, counters.");
     ServiceInfo::new("switchboard dashboard", env!("CARGO_PKG_VERSION"))
         .client_method(BROWSER_INFO, &browser_info)

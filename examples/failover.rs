@@ -34,7 +34,7 @@ const PATIENCE: Duration = Duration::from_secs(10);
 /// A server answering `whoami` with its name.
 async fn start(name: &'static str, addr: SocketAddr) -> Result<ServerHandle, Box<dyn std::error::Error>> {
     let mut methods = Methods::new();
-    methods.register_sync("whoami", move |(): (), _cx: &Context| Ok::<_, ErrorObject>(name));
+    methods.register_sync("whoami", move |(): (), _cx: Context| Ok::<_, ErrorObject>(name));
     Ok(Server::builder().build(methods).listen(addr).await?)
 }
 

@@ -66,12 +66,12 @@ static NOTES: LazyLock<Mutex<HashMap<uuid::Uuid, Value>>> = LazyLock::new(Defaul
 fn methods() -> switchboard::shared::Methods {
     let mut methods = contract_methods();
     methods
-        .register_sync("publish", |(topic, params): (String, Value), cx: &Context| {
+        .register_sync("publish", |(topic, params): (String, Value), cx: Context| {
             Ok::<_, ErrorObject>(cx.server()?.publish(&topic, &topic, params)?)
         })
         .describe("Publishes params to a topic (method = the topic); returns how many received it.");
     methods
-        .register_sync("subscribers", |(topic,): (String,), cx: &Context| {
+        .register_sync("subscribers", |(topic,): (String,), cx: Context| {
             Ok::<_, ErrorObject>(cx.server()?.subscribers(&topic))
         })
         .describe("How many connections are in a topic.");
@@ -89,7 +89,7 @@ fn methods() -> switchboard::shared::Methods {
         })
         .describe("Calls METHOD with PARAMS back on the caller; returns {result}, {error} or {failure}.");
     methods
-        .register_sync("fail", |Fail { code, message, data }: Fail, _cx: &Context| {
+        .register_sync("fail", |Fail { code, message, data }: Fail, _cx: Context| {
             let mut error = ErrorObject::new(code, message);
             if let Some(data) = data {
                 error = error.with_data(data);
@@ -98,30 +98,30 @@ fn methods() -> switchboard::shared::Methods {
         })
         .describe("Answers with the error object {code, message, data}.");
     methods
-        .register_sync("remember", |(value,): (Value,), cx: &Context| {
+        .register_sync("remember", |(value,): (Value,), cx: Context| {
             NOTES.lock().insert(cx.connection_id(), value);
             Ok::<_, ErrorObject>(())
         })
         .describe("Keeps a value for this connection (send it as a notification, then `recall`).");
     methods
-        .register_sync("recall", |(): (), cx: &Context| {
+        .register_sync("recall", |(): (), cx: Context| {
             Ok::<_, ErrorObject>(NOTES.lock().get(&cx.connection_id()).cloned())
         })
         .describe("The value this connection last sent to `remember`.");
     methods
-        .register_sync("kick", |(): (), cx: &Context| {
+        .register_sync("kick", |(): (), cx: Context| {
             cx.peer().close(4001, "kicked");
             Ok::<_, ErrorObject>(())
         })
         .describe("Closes the caller's connection with 4001.");
     methods
-        .register_sync("raw", |(frame,): (String,), cx: &Context| {
+        .register_sync("raw", |(frame,): (String,), cx: Context| {
             cx.peer().try_send_text(frame.into()).map_err(ErrorObject::internal)?;
             Ok::<_, ErrorObject>(true)
         })
         .describe("Sends FRAME, as is, as a text frame to the caller.");
     methods
-        .register_sync("heartbeat_rtt", |(): (), cx: &Context| {
+        .register_sync("heartbeat_rtt", |(): (), cx: Context| {
             let rtt = cx.server()?.heartbeat_rtt(cx.connection_id());
             Ok::<_, ErrorObject>(rtt.map(|d| d.as_secs_f64() * 1e3))
         })

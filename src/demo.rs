@@ -76,16 +76,16 @@ fn finite(exact: Option<i64>, float: f64) -> Result<Number, ErrorObject> {
 pub fn contract_methods() -> Methods {
     let mut methods = Methods::new();
     methods
-        .register_sync("echo", |params: Box<RawValue>, _cx: &Context| Ok::<_, ErrorObject>(params))
+        .register_sync("echo", |params: Box<RawValue>, _cx: Context| Ok::<_, ErrorObject>(params))
         .describe("Returns its params unchanged (absent params: null).")
         .schema_json(json!({}), json!({}));
     methods
-        .register_sync("add", |(a, b): (Number, Number), _cx: &Context| sum([&a, &b]))
+        .register_sync("add", |(a, b): (Number, Number), _cx: Context| sum([&a, &b]))
         .describe("Adds two numbers.")
         .schema::<(f64, f64), f64>()
         .param_names(["a", "b"]);
     methods
-        .register_sync("subtract", |ExactSubtract { minuend, subtrahend }: ExactSubtract, _cx: &Context| {
+        .register_sync("subtract", |ExactSubtract { minuend, subtrahend }: ExactSubtract, _cx: Context| {
             let exact = minuend.as_i64().zip(subtrahend.as_i64()).and_then(|(m, s)| m.checked_sub(s));
             let float = minuend.as_f64().unwrap_or(f64::NAN) - subtrahend.as_f64().unwrap_or(f64::NAN);
             finite(exact, float)
@@ -93,17 +93,17 @@ pub fn contract_methods() -> Methods {
         .describe("Subtracts subtrahend from minuend (positional or named params).")
         .schema::<Subtract, f64>();
     methods
-        .register_sync("sum", |numbers: Vec<Number>, _cx: &Context| sum(&numbers))
+        .register_sync("sum", |numbers: Vec<Number>, _cx: Context| sum(&numbers))
         .describe("Adds any count of numbers.")
         .schema::<Vec<f64>, f64>()
         .param_names(["numbers"]);
     methods
-        .register_sync("get_data", |(): (), _cx: &Context| Ok::<_, ErrorObject>(("hello", 5)))
+        .register_sync("get_data", |(): (), _cx: Context| Ok::<_, ErrorObject>(("hello", 5)))
         .describe("Returns [\"hello\", 5].")
         .schema::<(), (String, i64)>();
     for name in ["update", "notify_hello", "notify_sum"] {
         methods
-            .register_sync(name, |_: IgnoredAny, _cx: &Context| Ok::<_, ErrorObject>(()))
+            .register_sync(name, |_: IgnoredAny, _cx: Context| Ok::<_, ErrorObject>(()))
             .describe("Accepts anything and returns null; meant to be sent as a notification.")
             .schema_json(json!({}), json!({"type": "null"}));
     }

@@ -30,7 +30,7 @@ async fn client(server: &ServerHandle) -> Client {
         tokio::task::yield_now().await;
         Ok::<_, ErrorObject>(format!("hello {who}"))
     });
-    methods.register_sync("client.refuse", |(): (), _cx: &Context| {
+    methods.register_sync("client.refuse", |(): (), _cx: Context| {
         Err::<(), _>(ErrorObject::new(4001, "not today").with_data(json!({"retry": false})))
     });
     let url = format!("ws://{}/", server.local_addr().unwrap());

@@ -271,7 +271,7 @@ fn a_call_without_a_reply_in_time_exits_3() {
 fn notify_sends_a_notification_the_hub_receives_and_exits_0() {
     let (seen_tx, seen) = mpsc::channel::<Value>();
     let mut methods = Methods::new();
-    methods.register_sync("record", move |params: Value, _cx: &Context| {
+    methods.register_sync("record", move |params: Value, _cx: Context| {
         let _ = seen_tx.send(params);
         Ok::<_, ErrorObject>(())
     });
@@ -340,7 +340,7 @@ fn batch_with_an_entry_that_errs_prints_every_reply_and_exits_1() {
 #[test]
 fn batch_over_the_servers_limit_prints_each_requests_own_error_and_exits_1() {
     let mut methods = Methods::new();
-    methods.register_sync("add", |(a, b): (i64, i64), _cx: &Context| Ok::<_, ErrorObject>(a + b));
+    methods.register_sync("add", |(a, b): (i64, i64), _cx: Context| Ok::<_, ErrorObject>(a + b));
     let hub = TestHub::start(Server::builder().max_batch_len(2), methods);
     let input = r#"[
         {"jsonrpc": "2.0", "method": "add", "params": [1, 1], "id": 1},
@@ -603,7 +603,7 @@ fn guarded_hub() -> TestHub {
         Ok(json!({"user": "ada", "tenant": tenant}))
     });
     let mut methods = Methods::new();
-    methods.register_sync("whoami", |(): (), cx: &Context| Ok::<_, ErrorObject>(cx.auth().cloned()));
+    methods.register_sync("whoami", |(): (), cx: Context| Ok::<_, ErrorObject>(cx.auth().cloned()));
     TestHub::start(builder, methods)
 }
 

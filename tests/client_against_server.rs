@@ -28,7 +28,7 @@ async fn within<F: IntoFuture>(what: &str, future: F) -> F::Output {
 /// The methods every server here offers.
 fn methods() -> Methods {
     let mut methods = Methods::new();
-    methods.register_sync("echo", |params: Value, _cx: &Context| Ok::<_, ErrorObject>(params));
+    methods.register_sync("echo", |params: Value, _cx: Context| Ok::<_, ErrorObject>(params));
     methods.register("echo_later", |params: Value, _cx: Context| async move {
         // Finishes on a later poll, so answers interleave with other calls'.
         tokio::task::yield_now().await;
@@ -38,7 +38,7 @@ fn methods() -> Methods {
         tokio::time::sleep(Duration::from_millis(ms)).await;
         Ok::<_, ErrorObject>(ms)
     });
-    methods.register_sync("fail", |(): (), _cx: &Context| {
+    methods.register_sync("fail", |(): (), _cx: Context| {
         Err::<(), _>(ErrorObject::new(42, "failed on purpose").with_data(json!({"why": "asked to"})))
     });
     methods.register("ask_client", |(a, b): (i64, i64), cx: Context| async move {
@@ -102,7 +102,7 @@ async fn a_slow_method_times_out_while_other_calls_carry_on() {
 async fn the_server_calls_methods_registered_on_the_client() {
     let (server, url) = serve(methods()).await;
     let mut on_client = Methods::new();
-    on_client.register_sync("client.add", |(a, b): (i64, i64), _cx: &Context| Ok::<_, ErrorObject>(a + b));
+    on_client.register_sync("client.add", |(a, b): (i64, i64), _cx: Context| Ok::<_, ErrorObject>(a + b));
     let client = Client::builder().endpoint(&url).methods(on_client).connect().await.unwrap();
 
     // From inside a handler, back over the caller's own connection...
@@ -119,7 +119,7 @@ async fn notifications_from_the_server_reach_streams_and_handlers() {
     let (server, url) = serve(methods()).await;
     let (handled_tx, mut handled) = tokio::sync::mpsc::unbounded_channel();
     let mut on_client = Methods::new();
-    on_client.register_sync("tick", move |(n,): (u32,), _cx: &Context| {
+    on_client.register_sync("tick", move |(n,): (u32,), _cx: Context| {
         let _ = handled_tx.send(n);
         Ok::<_, ErrorObject>(())
     });
@@ -200,7 +200,7 @@ async fn the_bearer_token_reaches_the_servers_authenticator() {
         })
         .build({
             let mut methods = Methods::new();
-            methods.register_sync("whoami", |(): (), cx: &Context| Ok::<_, ErrorObject>(cx.auth().cloned()));
+            methods.register_sync("whoami", |(): (), cx: Context| Ok::<_, ErrorObject>(cx.auth().cloned()));
             methods
         })
         .listen("127.0.0.1:0")

@@ -44,7 +44,7 @@ struct Transfer {
 fn methods() -> Methods {
     let mut methods = Methods::new();
     methods
-        .register_sync("add", |(a, b): (i64, i64), _cx: &Context| {
+        .register_sync("add", |(a, b): (i64, i64), _cx: Context| {
             a.checked_add(b).ok_or_else(|| ErrorObject::new(-32000, "overflow"))
         })
         .describe("Adds two integers.")
@@ -61,20 +61,20 @@ fn methods() -> Methods {
         .error(-32001, "insufficient funds")
         .error(-32002, "unknown account");
     methods
-        .register_sync("version", |(): (), _cx: &Context| Ok::<_, ErrorObject>("1.2.3"))
+        .register_sync("version", |(): (), _cx: Context| Ok::<_, ErrorObject>("1.2.3"))
         .describe("The service's version.")
         .schema::<(), String>();
     methods
-        .register_sync("echo", |v: Value, _cx: &Context| Ok::<_, ErrorObject>(v))
+        .register_sync("echo", |v: Value, _cx: Context| Ok::<_, ErrorObject>(v))
         .describe("Returns its params.")
         .schema_json(json!({"type": "array", "items": {"type": "string"}}), json!({"type": "array"}));
-    methods.register_sync("undocumented", |(): (), _cx: &Context| Ok::<_, ErrorObject>(()));
+    methods.register_sync("undocumented", |(): (), _cx: Context| Ok::<_, ErrorObject>(()));
     methods
 }
 
 /// What the service says beyond its methods: a client method and a topic.
 fn service() -> ServiceInfo {
-    let mut confirm = Method::sync(|(_question,): (String,), _cx: &Context| Ok::<_, ErrorObject>(true));
+    let mut confirm = Method::sync(|(_question,): (String,), _cx: Context| Ok::<_, ErrorObject>(true));
     confirm.describe("Asks the user to confirm a transfer.").schema::<(String,), bool>().param_names(["question"]);
     ServiceInfo::new("bank", "2.0.1").client_method("client.confirm", &confirm).topic(TopicDoc {
         name: "balances".into(),

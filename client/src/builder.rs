@@ -133,7 +133,7 @@ fn refusal(status: http::StatusCode, reason: Option<&str>) -> String {
 ///
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// let mut methods = Methods::new();
-/// methods.register_sync("client.ping", |(): (), _cx: &Context| Ok::<_, ErrorObject>("pong"));
+/// methods.register_sync("client.ping", |(): (), _cx: Context| Ok::<_, ErrorObject>("pong"));
 ///
 /// let client = Client::builder()
 ///     .endpoints(["ws://10.0.0.1:9000/rpc", "ws://10.0.0.2:9000/rpc"])

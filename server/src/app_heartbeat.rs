@@ -62,7 +62,7 @@ pub(crate) fn install(methods: &mut Methods, hub: &Weak<Hub>) {
         return;
     }
     let hub = hub.clone();
-    let ack = move |Ack { t }: Ack, cx: &Context| {
+    let ack = move |Ack { t }: Ack, cx: Context| {
         let rtt = Duration::from_millis(now_ms().saturating_sub(t));
         if let Some(hub) = hub.upgrade() {
             hub.app_heartbeat().record(cx.connection_id(), rtt);

@@ -69,9 +69,9 @@ pub(crate) fn install(methods: &mut Methods, builtins: Builtins, service: &Servi
         Builtins::None => {}
         Builtins::All => {
             let (on_subscribe, on_unsubscribe) = (hub.clone(), hub.clone());
-            let subscribe = move |topic: TopicParam, cx: &Context| subscribe(&*upgrade(&on_subscribe)?, topic, cx);
+            let subscribe = move |topic: TopicParam, cx: Context| subscribe(&*upgrade(&on_subscribe)?, topic, &cx);
             let unsubscribe =
-                move |topic: TopicParam, cx: &Context| unsubscribe(&*upgrade(&on_unsubscribe)?, topic, cx);
+                move |topic: TopicParam, cx: Context| unsubscribe(&*upgrade(&on_unsubscribe)?, topic, &cx);
             for (name, method) in [
                 (SUBSCRIBE, Method::sync(subscribe).described("Joins this connection to a topic's publications.")),
                 (
@@ -107,7 +107,7 @@ fn install_discover(methods: &mut Methods, service: &ServiceInfo) {
         m
     };
     // Registered first so the document lists it too.
-    methods.insert(DISCOVER, describe(Method::sync(|(): (), _cx: &Context| Ok::<_, ErrorObject>(()))));
+    methods.insert(DISCOVER, describe(Method::sync(|(): (), _cx: Context| Ok::<_, ErrorObject>(()))));
     let document = Document::build(service, methods);
     let encoded: Arc<RawValue> = match serde_json::value::to_raw_value(&document) {
         Ok(raw) => Arc::from(raw),
@@ -116,7 +116,7 @@ fn install_discover(methods: &mut Methods, service: &ServiceInfo) {
             return;
         }
     };
-    let answer = move |(): (), _cx: &Context| Ok::<_, ErrorObject>(SharedJson(Arc::clone(&encoded)));
+    let answer = move |(): (), _cx: Context| Ok::<_, ErrorObject>(SharedJson(Arc::clone(&encoded)));
     methods.insert(DISCOVER, describe(Method::sync(answer)));
 }
 

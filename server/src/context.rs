@@ -52,7 +52,7 @@ pub trait ServerContext {
     /// struct Claims { user: String }
     ///
     /// let mut methods = Methods::new();
-    /// methods.register_sync("me", |(): (), cx: &Context| {
+    /// methods.register_sync("me", |(): (), cx: Context| {
     ///     let claims = cx.identity::<Claims>().ok_or_else(|| ErrorObject::internal("not authenticated"))?;
     ///     Ok::<_, ErrorObject>(claims.user.clone())
     /// });

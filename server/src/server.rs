@@ -18,7 +18,7 @@ use crate::state::hub::Hub;
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let mut methods = Methods::new();
-/// methods.register_sync("add", |(a, b): (i64, i64), _cx: &Context| Ok::<_, ErrorObject>(a + b));
+/// methods.register_sync("add", |(a, b): (i64, i64), _cx: Context| Ok::<_, ErrorObject>(a + b));
 /// let handle = Server::builder().build(methods).listen("127.0.0.1:0").await?;
 /// println!("listening on {:?}", handle.local_addr());
 /// handle.stopped().await;

@@ -32,7 +32,7 @@ async fn send(ws: &mut Ws, value: Value) {
 
 fn methods() -> Methods {
     let mut methods = Methods::new();
-    methods.register_sync("rtt", |(): (), cx: &Context| {
+    methods.register_sync("rtt", |(): (), cx: Context| {
         Ok::<_, ErrorObject>(cx.server()?.heartbeat_rtt(cx.connection_id()).map(|d| d.as_micros() as u64))
     });
     methods

@@ -54,8 +54,8 @@ impl Drop for Site {
 
 fn methods() -> Methods {
     let mut methods = Methods::new();
-    methods.register_sync("add", |(a, b): (i64, i64), _cx: &Context| Ok::<_, ErrorObject>(a + b));
-    methods.register_sync("whoami", |(): (), cx: &Context| {
+    methods.register_sync("add", |(a, b): (i64, i64), _cx: Context| Ok::<_, ErrorObject>(a + b));
+    methods.register_sync("whoami", |(): (), cx: Context| {
         Ok::<_, ErrorObject>(json!({
             "auth": cx.auth(),
             "path": cx.info().path,

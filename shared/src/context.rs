@@ -118,6 +118,18 @@ impl Context {
         self.info.extensions.get::<T>().or_else(|| self.peer.config().extensions.get::<T>())
     }
 
+    /// The application state of type `T` added with
+    /// [`Methods::with_state`](crate::Methods::with_state); an error
+    /// (-32603, naming the type) when none was added, so handlers can use `?`.
+    pub fn state<T: Clone + Send + Sync + 'static>(&self) -> Result<&T, crate::ErrorObject> {
+        self.peer.methods().state::<T>().ok_or_else(|| {
+            crate::ErrorObject::internal(format_args!(
+                "no state of type {} was added with Methods::with_state",
+                std::any::type_name::<T>()
+            ))
+        })
+    }
+
     /// A handle to call or notify the peer that made this call.
     pub fn peer(&self) -> &PeerHandle {
         &self.peer

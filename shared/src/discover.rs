@@ -11,7 +11,7 @@
 //! use switchboard_shared::{Context, ErrorObject, Methods, discover::{Document, ServiceInfo}};
 //! let mut methods = Methods::new();
 //! methods
-//!     .register_sync("add", |(a, b): (i64, i64), _: &Context| Ok::<_, ErrorObject>(a + b))
+//!     .register_sync("add", |(a, b): (i64, i64), _: Context| Ok::<_, ErrorObject>(a + b))
 //!     .describe("Adds two integers")
 //!     .schema::<(i64, i64), i64>()
 //!     .param_names(["a", "b"]);
@@ -345,7 +345,7 @@ mod tests {
     fn struct_params_are_named_with_their_required_flags() {
         let mut methods = Methods::new();
         methods
-            .register_sync("subtract", |p: Subtract, _: &Context| Ok::<_, ErrorObject>(p.minuend - p.subtrahend))
+            .register_sync("subtract", |p: Subtract, _: Context| Ok::<_, ErrorObject>(p.minuend - p.subtrahend))
             .schema::<Subtract, f64>();
         let doc = Document::build(&ServiceInfo::new("t", "1"), &methods);
         let m = doc.method("subtract").unwrap();
@@ -358,7 +358,7 @@ mod tests {
     #[test]
     fn methods_without_schemas_are_listed_with_their_summary() {
         let mut methods = Methods::new();
-        methods.register_sync("echo", |v: Value, _: &Context| Ok::<_, ErrorObject>(v)).describe("Echoes");
+        methods.register_sync("echo", |v: Value, _: Context| Ok::<_, ErrorObject>(v)).describe("Echoes");
         let doc = Document::build(&ServiceInfo::new("t", "1"), &methods);
         assert_eq!(doc.methods[0].summary.as_deref(), Some("Echoes"));
         assert!(doc.methods[0].params.is_empty());

@@ -24,7 +24,7 @@ pub mod writer;
 pub use codec::{ErrorObject, Id, code};
 pub use context::{ConnectionInfo, Context};
 pub use error::Error;
-pub use methods::{Dispatch, Method, MethodInfo, Methods};
+pub use methods::{Dispatch, Method, MethodInfo, Methods, RpcResult};
 pub use peer::{
     BatchBuilder, Cancellation, CloseReason, Heartbeat, IdGenerator, MalformedFrames, PeerCall, PeerConfig, PeerHandle,
     StrayMessage,

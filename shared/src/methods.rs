@@ -6,12 +6,21 @@
 //! `data` string saying what did not fit. Params are decoded straight from
 //! the frame: nothing is parsed twice.
 //!
+//! Sync and async handlers take the same [`Context`], by value. A handler
+//! written as a function names its result type, so no annotation is needed
+//! at the `Ok`; a closure's error type must be named somewhere (here with
+//! the turbofish), because a closure's return type is inferred.
+//!
 //! ```
-//! use switchboard_shared::{Context, ErrorObject, Methods};
+//! use switchboard_shared::{Context, ErrorObject, Methods, RpcResult};
+//!
+//! async fn add((a, b): (i64, i64), _cx: Context) -> RpcResult<i64> {
+//!     Ok(a + b)
+//! }
 //!
 //! let mut methods = Methods::new();
-//! methods.register("add", |(a, b): (i64, i64), _cx: Context| async move { Ok::<_, ErrorObject>(a + b) });
-//! methods.register_sync("version", |(): (), _cx: &Context| Ok::<_, ErrorObject>("1.0"));
+//! methods.register("add", add);
+//! methods.register_sync("version", |(): (), _cx: Context| Ok::<_, ErrorObject>("1.0"));
 //! assert!(methods.contains("add"));
 //! ```
 
@@ -137,12 +146,12 @@ impl Method {
         P: DeserializeOwned + 'static,
         R: Serialize + 'static,
         E: Into<ErrorObject> + 'static,
-        F: Fn(P, &Context) -> Result<R, E> + Send + Sync + 'static,
+        F: Fn(P, Context) -> Result<R, E> + Send + Sync + 'static,
     {
         let erased = move |params: Option<&RawValue>, cx: &Context, id: Option<Id>| {
             Dispatch::Ready(match decode_params::<P>(params) {
                 Err(e) => respond::<(), _>(id, Err(e), 0),
-                Ok(p) => respond(id, handler(p, cx), params.map_or(0, |p| p.get().len())),
+                Ok(p) => respond(id, handler(p, cx.clone()), params.map_or(0, |p| p.get().len())),
             })
         };
         Method { handler: Arc::new(erased), info: MethodInfo::default() }
@@ -202,12 +211,34 @@ impl std::fmt::Debug for Method {
 
 type Router = dyn Fn(&str) -> Option<Method> + Send + Sync;
 
-/// A registry of methods, shared by every connection of a server or client.
+/// A registry of methods, shared by every connection of a server or client,
+/// with the application state its handlers share.
 #[derive(Clone, Default)]
 pub struct Methods {
     table: HashMap<Box<str>, Method>,
     router: Option<Arc<Router>>,
+    state: http::Extensions,
 }
+
+/// What a handler's `Result` may hold: any error that converts into an
+/// [`ErrorObject`] works too; this alias names the common case.
+///
+/// ```
+/// use switchboard_shared::{Context, Methods, RpcResult};
+///
+/// fn add((a, b): (i64, i64), _cx: Context) -> RpcResult<i64> {
+///     Ok(a + b)
+/// }
+///
+/// async fn double((n,): (i64,), _cx: Context) -> RpcResult<i64> {
+///     Ok(n * 2)
+/// }
+///
+/// let mut methods = Methods::new();
+/// methods.register_sync("add", add);
+/// methods.register("double", double);
+/// ```
+pub type RpcResult<T> = Result<T, ErrorObject>;
 
 impl Methods {
     /// An empty registry.
@@ -234,7 +265,7 @@ impl Methods {
         P: DeserializeOwned + 'static,
         R: Serialize + 'static,
         E: Into<ErrorObject> + 'static,
-        F: Fn(P, &Context) -> Result<R, E> + Send + Sync + 'static,
+        F: Fn(P, Context) -> Result<R, E> + Send + Sync + 'static,
     {
         self.insert(name, Method::sync(handler))
     }
@@ -257,6 +288,32 @@ impl Methods {
         }
     }
 
+    /// Adds application state every handler can read with
+    /// [`Context::state`], registered once (one value per type).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use switchboard_shared::{Context, Methods, RpcResult};
+    ///
+    /// struct Inventory { items: Vec<String> }
+    ///
+    /// fn count((): (), cx: Context) -> RpcResult<usize> {
+    ///     Ok(cx.state::<Arc<Inventory>>()?.items.len())
+    /// }
+    ///
+    /// let mut methods = Methods::new().with_state(Arc::new(Inventory { items: vec!["a".into()] }));
+    /// methods.register_sync("count", count);
+    /// ```
+    pub fn with_state<T: Clone + Send + Sync + 'static>(mut self, state: T) -> Self {
+        self.state.insert(state);
+        self
+    }
+
+    /// The state of type `T` added with [`Methods::with_state`].
+    pub fn state<T: Clone + Send + Sync + 'static>(&self) -> Option<&T> {
+        self.state.get::<T>()
+    }
+
     /// Resolves names that are not registered (jayson's router): return a
     /// method to run, or `None` for -32601 Method not found.
     pub fn router(&mut self, router: impl Fn(&str) -> Option<Method> + Send + Sync + 'static) -> &mut Self {
@@ -264,9 +321,10 @@ impl Methods {
         self
     }
 
-    /// Moves every method of `other` into this registry.
+    /// Moves every method (and state) of `other` into this registry.
     pub fn merge(&mut self, other: Methods) -> &mut Self {
         self.table.extend(other.table);
+        self.state.extend(other.state);
         if other.router.is_some() {
             self.router = other.router;
         }

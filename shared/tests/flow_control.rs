@@ -46,7 +46,7 @@ fn server_methods(gate: Arc<Semaphore>, dropped: Arc<AtomicBool>) -> Methods {
             Ok::<_, ErrorObject>(n)
         }
     });
-    m.register_sync("ping", |(): (), _: &Context| Ok::<_, ErrorObject>("pong"));
+    m.register_sync("ping", |(): (), _: Context| Ok::<_, ErrorObject>("pong"));
     m.register("double", |(n,): (i64,), _cx: Context| async move {
         tokio::task::yield_now().await;
         Ok::<_, ErrorObject>(n * 2)
@@ -143,7 +143,7 @@ async fn draining_refuses_new_requests_and_lets_a_handler_waiting_on_its_callbac
     server.register("whoami", |(): (), cx: Context| async move {
         Ok::<_, ErrorObject>(cx.peer().call::<String>("name", ()).await?)
     });
-    server.register_sync("ping", |(): (), _: &Context| Ok::<_, ErrorObject>("pong"));
+    server.register_sync("ping", |(): (), _: Context| Ok::<_, ErrorObject>("pong"));
     let mut client = Methods::new();
     let (asked_tx, mut asked) = mpsc::unbounded_channel();
     let g = gate.clone();

@@ -21,12 +21,12 @@ fn arithmetic() -> Methods {
         tokio::task::yield_now().await;
         Ok::<_, ErrorObject>(n * 2)
     });
-    m.register_sync("triple", |(n,): (i64,), _: &Context| Ok::<_, ErrorObject>(n * 3));
+    m.register_sync("triple", |(n,): (i64,), _: Context| Ok::<_, ErrorObject>(n * 3));
     m.register("never", |(): (), _cx: Context| async move {
         std::future::pending::<()>().await;
         Ok::<_, ErrorObject>(())
     });
-    m.register_sync("boom", |(): (), _: &Context| -> Result<(), ErrorObject> { panic!("handler bug") });
+    m.register_sync("boom", |(): (), _: Context| -> Result<(), ErrorObject> { panic!("handler bug") });
     m.register("boom_later", |(): (), _cx: Context| async move {
         tokio::task::yield_now().await;
         if true {
@@ -64,7 +64,7 @@ async fn notifications_reach_their_handlers_both_ways() {
     let listener = |side: &'static str| {
         let tx = tx.clone();
         let mut m = Methods::new();
-        m.register_sync("note", move |v: Value, _: &Context| {
+        m.register_sync("note", move |v: Value, _: Context| {
             tx.send((side.to_owned(), v)).unwrap();
             Ok::<_, ErrorObject>(())
         });
@@ -139,7 +139,7 @@ async fn at_the_in_flight_limit_new_requests_wait_parked_until_a_slot_frees() {
             Ok::<_, ErrorObject>("done")
         }
     });
-    m.register_sync("ping", |(): (), _: &Context| Ok::<_, ErrorObject>("pong"));
+    m.register_sync("ping", |(): (), _: Context| Ok::<_, ErrorObject>("pong"));
     let config = PeerConfig { max_in_flight: 2, ..PeerConfig::default() };
     let (a, b) = peer_pair(Methods::new(), PeerConfig::default(), m, config).await;
     let gated: Vec<_> = (0..3)
@@ -335,4 +335,29 @@ async fn a_reply_id_of_the_same_numeric_value_matches_the_call() {
     let id = request["id"].as_i64().unwrap();
     raw.send(&format!(r#"{{"jsonrpc":"2.0","result":5,"id":{id}.0}}"#)).await;
     assert_eq!(guard(call).await.unwrap().unwrap(), 5);
+}
+
+#[tokio::test]
+async fn state_added_once_reaches_sync_and_async_handlers_typed() {
+    #[derive(Clone)]
+    struct Prefix(&'static str);
+    async fn greet((name,): (String,), cx: Context) -> switchboard_shared::RpcResult<String> {
+        Ok(format!("{} {name}", cx.state::<Prefix>()?.0))
+    }
+    fn prefix((): (), cx: Context) -> switchboard_shared::RpcResult<&'static str> {
+        Ok(cx.state::<Prefix>()?.0)
+    }
+    fn missing((): (), cx: Context) -> switchboard_shared::RpcResult<u8> {
+        Ok(*cx.state::<u8>()?)
+    }
+    let mut methods = Methods::new().with_state(Prefix("hello"));
+    methods.register("greet", greet);
+    methods.register_sync("prefix", prefix);
+    methods.register_sync("missing", missing);
+    let (a, _b) = peer_pair(Methods::new(), PeerConfig::default(), methods, PeerConfig::default()).await;
+    assert_eq!(guard(a.call::<String>("greet", ["ada"])).await.unwrap(), "hello ada");
+    assert_eq!(guard(a.call::<String>("prefix", ())).await.unwrap(), "hello");
+    let err = guard(a.call::<u8>("missing", ())).await.unwrap_err();
+    let data = err.rpc().and_then(|e| e.data.clone()).unwrap();
+    assert!(data.as_str().unwrap().contains("no state of type u8"), "{data}");
 }

@@ -17,12 +17,12 @@ struct Subtract {
 
 fn spec_methods() -> Methods {
     let mut m = Methods::new();
-    m.register_sync("subtract", |p: Subtract, _: &Context| Ok::<_, ErrorObject>(p.minuend - p.subtrahend));
-    m.register_sync("sum", |p: Vec<i64>, _: &Context| Ok::<_, ErrorObject>(p.iter().sum::<i64>()));
-    m.register_sync("update", |_: Value, _: &Context| Ok::<_, ErrorObject>(()));
-    m.register_sync("notify_hello", |_: Value, _: &Context| Ok::<_, ErrorObject>(()));
-    m.register_sync("notify_sum", |_: Value, _: &Context| Ok::<_, ErrorObject>(()));
-    m.register_sync("get_data", |(): (), _: &Context| Ok::<_, ErrorObject>(json!(["hello", 5])));
+    m.register_sync("subtract", |p: Subtract, _: Context| Ok::<_, ErrorObject>(p.minuend - p.subtrahend));
+    m.register_sync("sum", |p: Vec<i64>, _: Context| Ok::<_, ErrorObject>(p.iter().sum::<i64>()));
+    m.register_sync("update", |_: Value, _: Context| Ok::<_, ErrorObject>(()));
+    m.register_sync("notify_hello", |_: Value, _: Context| Ok::<_, ErrorObject>(()));
+    m.register_sync("notify_sum", |_: Value, _: Context| Ok::<_, ErrorObject>(()));
+    m.register_sync("get_data", |(): (), _: Context| Ok::<_, ErrorObject>(json!(["hello", 5])));
     m
 }
 

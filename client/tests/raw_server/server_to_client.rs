@@ -27,7 +27,7 @@ async fn the_server_can_call_methods_registered_on_the_client() {
     .await;
     let mut methods = Methods::new();
     methods.register("client.add", |(a, b): (i64, i64), _cx: Context| async move { Ok::<_, ErrorObject>(a + b) });
-    methods.register_sync("client.path", |(): (), cx: &Context| Ok::<_, ErrorObject>(cx.info().path.clone()));
+    methods.register_sync("client.path", |(): (), cx: Context| Ok::<_, ErrorObject>(cx.info().path.clone()));
     let _client = Client::builder().endpoint(server.url()).methods(methods).connect().await.unwrap();
 
     let mut by_id = HashMap::new();
@@ -80,7 +80,7 @@ async fn a_notification_reaches_its_handler_and_every_stream_for_its_method() {
     .await;
     let (handled_tx, mut handled) = mpsc::unbounded_channel();
     let mut methods = Methods::new();
-    methods.register_sync("tick", move |(n,): (u32,), _cx: &Context| {
+    methods.register_sync("tick", move |(n,): (u32,), _cx: Context| {
         let _ = handled_tx.send(n);
         Ok::<_, ErrorObject>(())
     });

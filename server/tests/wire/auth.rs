@@ -104,7 +104,7 @@ struct Claims {
 /// The test methods and `claims`, which answers the typed identity.
 fn methods_with_claims() -> Methods {
     let mut methods = methods();
-    methods.register_sync("claims", |(): (), cx: &Context| {
+    methods.register_sync("claims", |(): (), cx: Context| {
         let claims = cx.identity::<Claims>().ok_or_else(|| ErrorObject::internal("no claims"))?;
         // Through the peer handle too, as a hook would see it.
         assert_eq!(cx.peer().identity::<Claims>(), Some(claims));

@@ -112,12 +112,12 @@ pub(crate) async fn connection_id(ws: &mut Ws) -> Uuid {
 /// The test methods: `echo`, `add`, `fail`, `panic_sync`, `panic_async`, `whoami`.
 pub(crate) fn methods() -> Methods {
     let mut methods = Methods::new();
-    methods.register_sync("echo", |params: Box<RawValue>, _cx: &Context| Ok::<_, ErrorObject>(params));
-    methods.register_sync("add", |(a, b): (i64, i64), _cx: &Context| Ok::<_, ErrorObject>(a + b));
-    methods.register_sync("fail", |(): (), _cx: &Context| {
+    methods.register_sync("echo", |params: Box<RawValue>, _cx: Context| Ok::<_, ErrorObject>(params));
+    methods.register_sync("add", |(a, b): (i64, i64), _cx: Context| Ok::<_, ErrorObject>(a + b));
+    methods.register_sync("fail", |(): (), _cx: Context| {
         Err::<(), _>(ErrorObject::new(42, "out of stock").with_data(json!({"sku": 7})))
     });
-    methods.register_sync("panic_sync", |(): (), _cx: &Context| -> Result<(), ErrorObject> {
+    methods.register_sync("panic_sync", |(): (), _cx: Context| -> Result<(), ErrorObject> {
         panic!("boom (expected by the test)")
     });
     methods.register("panic_async", |(): (), _cx: Context| async move {
@@ -127,7 +127,7 @@ pub(crate) fn methods() -> Methods {
         }
         Ok::<(), ErrorObject>(())
     });
-    methods.register_sync("whoami", |(): (), cx: &Context| {
+    methods.register_sync("whoami", |(): (), cx: Context| {
         let info = cx.info();
         Ok::<_, ErrorObject>(json!({
             "id": info.id.to_string(),

@@ -176,11 +176,11 @@ async fn broadcast_reaches_every_connection_with_the_same_frame() {
 #[tokio::test]
 async fn handler_joins_its_connection_to_a_topic() {
     let mut methods = methods();
-    methods.register_sync("enter", |(room,): (String,), cx: &Context| {
+    methods.register_sync("enter", |(room,): (String,), cx: Context| {
         let joined = cx.join(&room)?;
         Ok::<_, ErrorObject>(joined)
     });
-    methods.register_sync("say", |(room, text): (String, String), cx: &Context| {
+    methods.register_sync("say", |(room, text): (String, String), cx: Context| {
         let heard = cx.server()?.publish(&room, "said", [text])?;
         Ok::<_, ErrorObject>(heard)
     });

@@ -113,7 +113,7 @@ async fn router_resolves_names_that_are_not_registered() {
     let mut methods = methods();
     methods.router(|name| {
         let suffix = name.strip_prefix("shout.")?.to_uppercase();
-        Some(Method::sync(move |(): (), _cx: &Context| Ok::<_, ErrorObject>(suffix.clone())))
+        Some(Method::sync(move |(): (), _cx: Context| Ok::<_, ErrorObject>(suffix.clone())))
     });
     let server = start_with(Server::builder(), methods).await;
     let mut ws = connect(&server).await;

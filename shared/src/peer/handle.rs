@@ -32,6 +32,7 @@ use super::{BatchBuilder, CANCEL_METHOD, Cancellation, CloseReason, PeerConfig};
 use crate::codec::{Id, encode};
 use crate::context::ConnectionInfo;
 use crate::error::Error;
+use crate::methods::Methods;
 use crate::pending::Pending;
 use crate::writer::{OutboundQueue, Outgoing, Overflow};
 
@@ -56,6 +57,8 @@ pub(super) struct Shared {
     next_id: AtomicU64,
     /// Shared by every connection of a server: one allocation, not one each.
     pub(super) config: Arc<PeerConfig>,
+    /// The methods this connection serves (their state is reached through it).
+    pub(super) methods: Arc<Methods>,
     pub(super) in_flight: AtomicUsize,
     /// Why the connection ended, once it has; `closed_notify` wakes the waiters.
     pub(super) closed: Mutex<Option<CloseReason>>,
@@ -81,7 +84,7 @@ impl std::fmt::Debug for PeerHandle {
 }
 
 impl PeerHandle {
-    pub(super) fn new(info: ConnectionInfo, config: Arc<PeerConfig>) -> Self {
+    pub(super) fn new(info: ConnectionInfo, config: Arc<PeerConfig>, methods: Arc<Methods>) -> Self {
         let shared = Arc::new(Shared {
             info: Arc::new(info),
             queue: OutboundQueue::new(config.max_queue_bytes),
@@ -89,6 +92,7 @@ impl PeerHandle {
             inflight: InFlight::default(),
             next_id: AtomicU64::new(1),
             config,
+            methods,
             in_flight: AtomicUsize::new(0),
             closed: Mutex::new(None),
             closed_notify: Notify::new(),
@@ -120,6 +124,11 @@ impl PeerHandle {
     /// The configuration this connection was started with.
     pub fn config(&self) -> &PeerConfig {
         &self.shared.config
+    }
+
+    /// The methods this connection serves.
+    pub fn methods(&self) -> &Methods {
+        &self.shared.methods
     }
 
     /// The default timeout of outgoing calls.

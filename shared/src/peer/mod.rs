@@ -81,7 +81,7 @@ pub fn spawn_with_close_hook<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let handle = PeerHandle::new(info, config.into());
+    let handle = PeerHandle::new(info, config.into(), Arc::clone(&methods));
     let span = tracing::info_span!("connection", id = %handle.id(), remote = ?handle.info().remote);
     let task = connection::Connection::new(handle.clone(), methods, on_close);
     // Split here, not in the task: the task's state then holds the two
