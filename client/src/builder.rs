@@ -421,6 +421,7 @@ impl ClientBuilder {
         let board = Arc::new(Board::new(urls.len()));
         let endpoints: Vec<Arc<Endpoint>> =
             urls.into_iter().enumerate().map(|(i, url)| Arc::new(Endpoint::new(i, url))).collect();
+        let strays = crate::stray::Strays::new();
         let peer_config = PeerConfig {
             max_in_flight: self.max_in_flight,
             max_queue_bytes: self.max_queue_bytes,
@@ -430,6 +431,7 @@ impl ClientBuilder {
             id_generator: self.id_generator,
             // A server's frames are answers and calls: never answer garbage with an error.
             malformed_frames: MalformedFrames::Report,
+            on_stray: Some(strays.hook()),
             ..PeerConfig::default()
         };
         let ws_config = ws_config(self.max_message_size);
@@ -457,6 +459,7 @@ impl ClientBuilder {
             close_grace: self.close_grace,
             phase,
             in_flight: InFlight::default(),
+            strays,
         };
         Ok(Client { inner: Arc::new(inner) })
     }

@@ -52,6 +52,7 @@ pub mod subscription;
 
 mod balancer;
 mod connection;
+mod stray;
 mod tls;
 
 use std::sync::Arc;
@@ -72,10 +73,11 @@ pub use relay::{relay, relay_as};
 /// The rustls crate this client is built with, for [`ClientBuilder::tls_config`].
 pub use rustls;
 pub use state::State;
+pub use stray::StrayMessages;
 pub use subscription::{Notification, Notifications, Subscription, SubscriptionError};
 /// The error a call ends with (shared with the server's calls to clients).
 pub use switchboard_shared::Error;
-pub use switchboard_shared::{Context, ErrorObject, Id, Method, Methods, PeerHandle};
+pub use switchboard_shared::{Context, ErrorObject, Id, Method, Methods, PeerHandle, StrayMessage};
 
 use crate::balancer::Balancer;
 use crate::call::CallOptions;
@@ -104,6 +106,7 @@ pub(crate) struct Inner {
     close_grace: Duration,
     phase: watch::Sender<Phase>,
     in_flight: InFlight,
+    strays: Arc<stray::Strays>,
 }
 
 impl Drop for Inner {
@@ -465,6 +468,38 @@ impl Client {
     /// dropped; they never disturb other calls.
     pub fn unknown_replies(&self) -> u64 {
         self.inner.balancer.endpoints().iter().map(|e| e.unknown_replies()).sum()
+    }
+
+    /// Messages from the server that no call could take, from now on: an
+    /// error reply with `"id": null` (which has already failed the call it
+    /// must have been for, when exactly one call or batch was outstanding)
+    /// and frames that are not JSON-RPC (never answered).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: switchboard_client::Client) {
+    /// use switchboard_client::StrayMessage;
+    /// let mut strays = client.strays();
+    /// while let Some(stray) = strays.next().await {
+    ///     match stray {
+    ///         StrayMessage::ErrorWithoutId { error, failed_calls } => eprintln!("server error {error} ({failed_calls} calls failed)"),
+    ///         other => eprintln!("{other:?}"),
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn strays(&self) -> StrayMessages {
+        self.inner.strays.subscribe()
+    }
+
+    /// Error replies with `"id": null` received since the client started.
+    pub fn errors_without_id(&self) -> u64 {
+        self.inner.strays.errors_without_id()
+    }
+
+    /// Frames received since the client started that were not JSON-RPC (not
+    /// JSON, an empty batch). They are never answered.
+    pub fn malformed_frames(&self) -> u64 {
+        self.inner.strays.malformed()
     }
 
     /// Closes the client gracefully: new calls fail with [`Error::Offline`],

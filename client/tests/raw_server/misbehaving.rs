@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::json;
-use switchboard_client::{Client, Error};
+use switchboard_client::{Client, Error, StrayMessage};
 use tokio::sync::mpsc;
 
 use crate::support::{RawServer, within};
@@ -122,4 +122,28 @@ async fn a_server_that_drops_the_socket_mid_call_fails_it_at_once_with_disconnec
     assert_eq!(answer, "on the new connection");
     assert_eq!(requests.load(Ordering::SeqCst), 2, "the doomed call reached the server once, and only once");
     assert_eq!(connections.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn an_error_with_a_null_id_fails_the_only_call_at_once_and_is_reported() {
+    let server = RawServer::start(|mut conn| async move {
+        conn.request().await;
+        conn.send(json!({"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request", "data": "too long"}, "id": null}))
+            .await;
+        conn.send_text("not json at all").await;
+        conn.serve(|_| Ok(json!("fine"))).await;
+    })
+    .await;
+    let client = Client::connect(&server.url()).await.unwrap();
+    let mut strays = client.strays();
+    // No timeout: without the null-id rule this call would never end.
+    let err = within("the call", client.call::<String>("only", ()).no_timeout()).await.unwrap_err();
+    let Error::Rpc(object) = err else { panic!("expected the server's own error, got {err:?}") };
+    assert_eq!((object.code, object.data), (-32600, Some(json!("too long"))));
+    let first = within("a stray", strays.next()).await.unwrap();
+    assert!(matches!(first, StrayMessage::ErrorWithoutId { failed_calls: 1, .. }), "{first:?}");
+    let second = within("a stray", strays.next()).await.unwrap();
+    assert!(matches!(&second, StrayMessage::Malformed { error } if error.code == -32700), "{second:?}");
+    assert_eq!((client.errors_without_id(), client.malformed_frames()), (1, 1));
+    assert_eq!(client.call::<String>("next", ()).await.unwrap(), "fine", "the connection carries on");
 }
