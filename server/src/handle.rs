@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use switchboard_shared::peer::decode_result;
 use switchboard_shared::tokio_tungstenite::WebSocketStream;
 use switchboard_shared::tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use switchboard_shared::{Methods, PeerHandle};
@@ -94,28 +93,21 @@ impl ServerHandle {
         self.hub.registry().peer(connection)
     }
 
-    /// Calls `method` on one client and decodes its result, waiting up to
-    /// the server's `call_timeout` (default 10 s).
-    pub async fn call<R: DeserializeOwned>(
-        &self,
-        connection: Uuid,
-        method: &str,
-        params: impl Serialize,
-    ) -> Result<R, CallError> {
-        self.call_with_timeout(connection, method, params, self.hub.settings().call_timeout).await
-    }
-
-    /// Calls `method` on one client, waiting up to `timeout`.
-    pub async fn call_with_timeout<R: DeserializeOwned>(
-        &self,
-        connection: Uuid,
-        method: &str,
-        params: impl Serialize,
-        timeout: Duration,
-    ) -> Result<R, CallError> {
-        let peer = self.hub.registry().peer(connection).ok_or(CallError::UnknownConnection(connection))?;
-        let raw = peer.call_raw(method, params, Some(timeout)).await?;
-        Ok(decode_result(&raw)?)
+    /// Calls `method` on one client; await the returned [`ServerCall`] for
+    /// the result. The server's `call_timeout` applies unless
+    /// [`ServerCall::timeout`] says otherwise.
+    ///
+    /// ```no_run
+    /// # async fn demo(server: switchboard_server::ServerHandle, id: uuid::Uuid) -> Result<(), switchboard_server::CallError> {
+    /// use std::time::Duration;
+    /// let ok: bool = server.call(id, "client.confirm", ["delete?"]).timeout(Duration::from_secs(30)).await?;
+    /// # let _ = ok; Ok(()) }
+    /// ```
+    pub fn call<R: DeserializeOwned>(&self, connection: Uuid, method: &str, params: impl Serialize) -> ServerCall<R> {
+        match self.hub.registry().peer(connection) {
+            Some(peer) => ServerCall { call: Ok(peer.call(method, params)) },
+            None => ServerCall { call: Err(Some(CallError::UnknownConnection(connection))) },
+        }
     }
 
     /// Sends a notification to one client. Never waits: a client whose
@@ -291,5 +283,42 @@ impl ServerHandle {
     /// the connection is unknown.
     pub fn heartbeat_rtt(&self, connection: Uuid) -> Option<Duration> {
         self.hub.app_heartbeat().rtt(connection)
+    }
+}
+
+/// One call from the server to a client, returned by [`ServerHandle::call`]:
+/// set its timeout, then await it. It is a [`Future`](std::future::Future),
+/// so it composes with `join_all` and `select!`; dropping it after the first
+/// poll cancels the call (`$/cancelRequest`).
+#[must_use = "a call is sent only when it is awaited"]
+#[derive(Debug)]
+pub struct ServerCall<R> {
+    /// The call, or why there is none (taken when reported).
+    call: Result<switchboard_shared::PeerCall<R>, Option<CallError>>,
+}
+
+impl<R> ServerCall<R> {
+    /// Fails with a timeout if no reply came within `limit` (instead of the
+    /// server's `call_timeout`).
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.call = self.call.map(|call| call.timeout(limit));
+        self
+    }
+
+    /// Waits for the reply however long it takes (until the connection ends).
+    pub fn no_timeout(mut self) -> Self {
+        self.call = self.call.map(switchboard_shared::PeerCall::no_timeout);
+        self
+    }
+}
+
+impl<R: DeserializeOwned> std::future::Future for ServerCall<R> {
+    type Output = Result<R, CallError>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        match &mut self.get_mut().call {
+            Ok(call) => std::pin::Pin::new(call).poll(cx).map_err(CallError::from),
+            Err(refused) => std::task::Poll::Ready(Err(refused.take().expect("ServerCall polled after completion"))),
+        }
     }
 }

@@ -68,7 +68,7 @@ pub use config::settings::defaults;
 pub use config::subscriptions::{Builtins, SubscriptionDecision};
 pub use context::ServerContext;
 pub use error::{CallError, DeliveryError, ListenError, NotServed};
-pub use handle::ServerHandle;
+pub use handle::{ServerCall, ServerHandle};
 pub use push::Answer;
 pub use serve::admission::{Admission, Refused};
 pub use serve::error::ServeError;

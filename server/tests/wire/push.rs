@@ -53,9 +53,7 @@ async fn server_call_times_out_when_the_client_does_not_answer() {
     let id = connection_id(&mut ws).await;
     let caller = server.clone();
     let call =
-        tokio::spawn(
-            async move { caller.call_with_timeout::<Value>(id, "ignored", [1], Duration::from_millis(100)).await },
-        );
+        tokio::spawn(async move { caller.call::<Value>(id, "ignored", [1]).timeout(Duration::from_millis(100)).await });
     let request = next_request(&mut ws, "ignored").await;
     let error = guard("the timeout", call).await.unwrap().unwrap_err();
     assert!(matches!(error, CallError::Call(Error::Timeout(_))), "{error}");
