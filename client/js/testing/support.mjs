@@ -224,3 +224,21 @@ function scriptedPeer(socket) {
     closed: (ms = HANG_GUARD) => withTimeout(closed, ms, 'the connection did not close'),
   };
 }
+
+/**
+ * Resolves with the detail of the next `error` event of `client` that
+ * satisfies `predicate`, and marks that event handled (no console output).
+ */
+export function nextError(client, predicate = () => true, ms = HANG_GUARD) {
+  let off;
+  const seen = new Promise((resolve) => {
+    off = client.on('error', (detail, event) => {
+      if (predicate(detail)) {
+        event.preventDefault();
+        off();
+        resolve(detail);
+      }
+    });
+  });
+  return withTimeout(seen, ms, 'no error event').finally(() => off());
+}
