@@ -293,6 +293,12 @@ function excerpt(text) {
   return text.length <= FRAME_EXCERPT ? text : `${text.slice(0, FRAME_EXCERPT)}…`;
 }
 
+/** What addEventListener keys a listener by, besides the listener: its type and capture flag. */
+function listenerKey(type, options) {
+  const capture = typeof options === 'boolean' ? options : Boolean(options?.capture);
+  return `${capture}:${type}`;
+}
+
 /**
  * Closes `ws` with `code` and `reason`. Browsers (and Node's global
  * WebSocket) only let a page send 1000 and 3000-4999, so a protocol code
@@ -362,6 +368,7 @@ function encodeReply(reply) {
  * - `heartbeat`: `{t, interval, rtt}` for every `rpc.heartbeat` from the server;
  * - `error`: `{error, source, kind, ...}` for what fails with nobody to
  *   await it; `kind` says what:
+ *   - `listener`: an event listener (or `trace`) threw or rejected;
  *   - `handler`: a subscription handler or a method called by notification;
  *   - `resubscribe`: subscribing again after a reconnect was refused;
  *   - `nullIdError`: the server sent an error with id null (`serverError`,
@@ -369,6 +376,7 @@ function encodeReply(reply) {
  *   - `invalidFrame`: the server sent a frame that is not JSON, or an empty
  *     batch (`frame`).
  *   Logged to the console unless a listener calls `event.preventDefault()`.
+ *   An `error` listener that throws is only logged, never reported again.
  */
 export class Client extends EventTarget {
   #url;
@@ -401,6 +409,9 @@ export class Client extends EventTarget {
   #methods = new Map();
   /** topic -> {topic, method, handlers: Set, waiters: [{resolve, reject}]} */
   #topics = new Map();
+
+  /** listener -> (type and capture -> the guarded listener registered for it) */
+  #guarded = new WeakMap();
 
   #unknownReplies = 0;
   #nullIdErrors = 0;
@@ -495,6 +506,53 @@ export class Client extends EventTarget {
     const wrapped = (event) => listener(event.detail, event);
     this.addEventListener(type, wrapped);
     return () => this.removeEventListener(type, wrapped);
+  }
+
+  /**
+   * EventTarget's, with the listener guarded: what it throws (or the
+   * promise it returns rejects with) is reported as an `error` event
+   * instead of escaping into the client (in Node: killing the process).
+   */
+  addEventListener(type, listener, options) {
+    if (listener === null || (typeof listener !== 'function' && typeof listener !== 'object')) {
+      super.addEventListener(type, listener, options);
+      return;
+    }
+    let byKey = this.#guarded.get(listener);
+    if (byKey === undefined) {
+      byKey = new Map();
+      this.#guarded.set(listener, byKey);
+    }
+    const key = listenerKey(type, options);
+    // The same listener twice is one registration, as with EventTarget.
+    if (!byKey.has(key)) byKey.set(key, this.#guard(type, listener));
+    super.addEventListener(type, byKey.get(key), options);
+  }
+
+  /** EventTarget's, finding the guarded listener `addEventListener` registered. */
+  removeEventListener(type, listener, options) {
+    const guarded = listener === null || listener === undefined ? undefined : this.#guarded.get(listener)?.get(listenerKey(type, options));
+    super.removeEventListener(type, guarded ?? listener, options);
+  }
+
+  /** `listener` (a function or an object with handleEvent), with its failures reported. */
+  #guard(type, listener) {
+    return (event) => {
+      let out;
+      try {
+        out = typeof listener === 'function' ? listener.call(this, event) : listener.handleEvent(event);
+      } catch (error) {
+        this.#listenerFailed(type, error);
+        return;
+      }
+      if (out && typeof out.then === 'function') out.then(undefined, (error) => this.#listenerFailed(type, error));
+    };
+  }
+
+  /** A listener of `type` failed: an `error` event, except for an `error` listener (no loop). */
+  #listenerFailed(type, error) {
+    if (type === 'error') console.error('switchboard: an error listener failed:', error);
+    else this.#report(error, `a ${type} listener`, 'listener');
   }
 
   /**
@@ -715,7 +773,7 @@ export class Client extends EventTarget {
   }
 
   #send(conn, text) {
-    this.#trace?.('out', text);
+    this.#traceFrame('out', text);
     conn.ws.send(text);
   }
 
@@ -993,7 +1051,7 @@ export class Client extends EventTarget {
     this.#heard(conn);
     if (this.#refuseOversized(conn, data)) return;
     const text = typeof data === 'string' ? data : textDecoder.decode(data);
-    this.#trace?.('in', text);
+    this.#traceFrame('in', text);
     let message;
     try {
       message = JSON.parse(text);
@@ -1185,24 +1243,25 @@ export class Client extends EventTarget {
     for (const entry of this.#topics.values()) {
       if (entry.method !== m.method) continue;
       for (const { handler } of [...entry.handlers]) {
-        try {
-          handler(m.params, { topic: entry.topic, method: m.method });
-        } catch (error) {
-          this.#report(error, `the handler of topic ${entry.topic}`, 'handler');
-        }
+        this.#runHandler(() => handler(m.params, { topic: entry.topic, method: m.method }), `the handler of topic ${entry.topic}`);
       }
     }
     const fn = this.#methods.get(m.method);
     if (fn !== undefined) {
-      try {
-        const out = fn(m.params, { client: this, method: m.method, id: undefined });
-        if (out && typeof out.then === 'function') out.then(undefined, (error) => this.#report(error, `method ${m.method}`, 'handler'));
-      } catch (error) {
-        this.#report(error, `method ${m.method}`, 'handler');
-      }
+      this.#runHandler(() => fn(m.params, { client: this, method: m.method, id: undefined }), `method ${m.method}`);
     }
     this.dispatchEvent(new SwitchboardEvent('notification', { method: m.method, params: m.params }));
     return undefined;
+  }
+
+  /** Runs a handler nobody awaits: what it throws, or its promise rejects with, is reported. */
+  #runHandler(run, source) {
+    try {
+      const out = run();
+      if (out && typeof out.then === 'function') out.then(undefined, (error) => this.#report(error, source, 'handler'));
+    } catch (error) {
+      this.#report(error, source, 'handler');
+    }
   }
 
   /** Answers the server's heartbeat and arms the silence watchdog. */
@@ -1236,6 +1295,16 @@ export class Client extends EventTarget {
     const event = new SwitchboardEvent('error', { error, source, kind, ...extra }, { cancelable: true });
     // A listener that handles it calls event.preventDefault(); otherwise it is logged.
     if (this.dispatchEvent(event)) console.error(`switchboard: ${source} (${kind}):`, error);
+  }
+
+  /** Shows a frame to the `trace` function, if any; what it throws is reported. */
+  #traceFrame(direction, text) {
+    if (this.#trace === null) return;
+    try {
+      this.#trace(direction, text);
+    } catch (error) {
+      this.#report(error, 'the trace function', 'listener');
+    }
   }
 }
 
