@@ -37,6 +37,8 @@ export const ErrorCode = Object.freeze({
   MethodNotFound: -32601,
   InvalidParams: -32602,
   InternalError: -32603,
+  /** LSP's code for a request the caller cancelled (`$/cancelRequest`). */
+  RequestCancelled: -32800,
 });
 
 /** The connection states; the `state` event reports each change. */
@@ -180,6 +182,8 @@ const DEFAULT_CONNECT_TIMEOUT = 10_000;
 const DEFAULT_MAX_MESSAGE_SIZE = 10 << 20;
 const HEARTBEAT = 'rpc.heartbeat';
 const HEARTBEAT_ACK = 'rpc.heartbeat_ack';
+/** The notification that cancels a request, both ways (the LSP convention). */
+const CANCEL_REQUEST = '$/cancelRequest';
 /** How much of an offending frame an `error` event carries. */
 const FRAME_EXCERPT = 1_000;
 const textDecoder = new TextDecoder();
@@ -388,6 +392,7 @@ export class Client extends EventTarget {
   #heartbeatTimeout;
   #trace;
   #maxMessageSize;
+  #cancelRequests;
   #schedule;
 
   #state = State.Connecting;
@@ -439,6 +444,7 @@ export class Client extends EventTarget {
     this.#heartbeatTimeout = options.heartbeatTimeout ?? null;
     this.#trace = typeof options.trace === 'function' ? options.trace : null;
     this.#maxMessageSize = options.maxMessageSize === undefined ? DEFAULT_MAX_MESSAGE_SIZE : limitOf(options.maxMessageSize);
+    this.#cancelRequests = options.cancelRequests ?? true;
     const reconnect = options.reconnect;
     const policy =
       reconnect === false || reconnect === 'never'
@@ -577,8 +583,8 @@ export class Client extends EventTarget {
     this.dispatchEvent(new SwitchboardEvent('state', { state, previous, error }));
   }
 
-  /** Waits (or not) until ready; throws Offline / Transport / Timeout. */
-  async #whenReady(wait, limit, started) {
+  /** Waits (or not) until ready; throws Offline / Transport / Timeout, or `signal`'s reason. */
+  async #whenReady(wait, limit, started, signal = null) {
     if (this.#isUp()) return;
     if (this.#state === State.Closed || !wait) throw this.#offlineError();
     const left = limit === null ? null : limit - (now() - started);
@@ -589,11 +595,14 @@ export class Client extends EventTarget {
         if (this.#isUp()) done(resolve);
         else if (this.#state === State.Closed) done(() => reject(this.#offlineError()));
       };
+      const aborted = () => done(() => reject(signal.reason));
       const done = (settle) => {
         this.#readyWaiters.delete(waiter);
         if (timer !== null) clearTimeout(timer);
+        signal?.removeEventListener('abort', aborted);
         settle();
       };
+      signal?.addEventListener('abort', aborted, { once: true });
       if (left !== null) {
         timer = setTimeout(
           () => done(() => reject(new RpcClientError(ErrorKind.Timeout, `not ready within ${limit} ms`))),
@@ -713,6 +722,8 @@ export class Client extends EventTarget {
       watchdog: null,
       silenceLimit: null,
       over: false,
+      /** the server's calls a handler is still working on: id -> {cancel, abort} */
+      serving: new Map(),
       ended: new Promise((r) => (end = r)),
     };
     conn.end = end;
@@ -731,8 +742,9 @@ export class Client extends EventTarget {
   }
 
   /**
-   * Ends `conn` at once (idempotent): pending calls fail with Disconnected.
-   * `close`: `[code, reason]` to close the socket with.
+   * Ends `conn` at once (idempotent): pending calls fail with Disconnected,
+   * the handlers of the server's calls see their signal abort. `close`:
+   * `[code, reason]` to close the socket with.
    */
   #endConnection(conn, why, close = null) {
     if (conn.over) return;
@@ -746,6 +758,9 @@ export class Client extends EventTarget {
     for (const call of pending) {
       call.fail(new RpcClientError(ErrorKind.Disconnected, `the connection closed before the reply to ${call.method} arrived (${why})`));
     }
+    const serving = [...conn.serving.values()];
+    conn.serving.clear();
+    for (const request of serving) request.abort(new RpcClientError(ErrorKind.Disconnected, `the connection closed (${why})`));
     conn.end();
   }
 
@@ -794,7 +809,10 @@ export class Client extends EventTarget {
    * Options: `timeout` ms (default: the client's, 10 s; null or 0 for none),
    * `waitReady` (wait for a connection instead of failing with Offline; the
    * wait counts against the timeout), `decode` (a function applied to the
-   * result; what it throws fails the call with Decode).
+   * result; what it throws fails the call with Decode), `signal` (an
+   * AbortSignal: aborting rejects with its reason, as fetch does). A call
+   * given up on (timeout, abort) is cancelled on the server, see
+   * #sendCancel.
    */
   call(method, params, options = {}) {
     return this.#whenUp(options, [{ method, params, call: true, decode: options.decode }], (texts, limit, started) => {
@@ -802,7 +820,7 @@ export class Client extends EventTarget {
       const text = withId(texts[0], id);
       this.#checkSize(text, `the request to ${method}`);
       const left = limit === null ? null : Math.max(limit - (now() - started), 0);
-      const reply = this.#expect(id, method, { left, limit, decode: options.decode });
+      const reply = this.#expect(id, method, { left, limit, decode: options.decode, signal: options.signal });
       this.#send(this.#conn, text);
       return reply;
     });
@@ -816,8 +834,10 @@ export class Client extends EventTarget {
   #whenUp(options, entries, send) {
     const started = now();
     const limit = limitOf(options.timeout === undefined ? this.#timeout : options.timeout);
+    const signal = options.signal ?? null;
     let texts;
     try {
+      if (signal?.aborted) throw signal.reason;
       texts = entries.map((entry) => encodeMessage(entry.method, entry.params));
     } catch (error) {
       return Promise.reject(error);
@@ -829,7 +849,7 @@ export class Client extends EventTarget {
         return Promise.reject(error);
       }
     }
-    return this.#whenReady(options.waitReady ?? this.#waitReady, limit, started).then(() => {
+    return this.#whenReady(options.waitReady ?? this.#waitReady, limit, started, signal).then(() => {
       // Ready a moment ago; the socket may have dropped since.
       if (!this.#isUp()) throw this.#offlineError();
       return send(texts, limit, started);
@@ -840,11 +860,15 @@ export class Client extends EventTarget {
    * Registers the pending call `id` on the current connection; resolves
    * with its result. `left`: ms until it times out (null: never), `limit`:
    * the timeout as the caller gave it, `group`: what a batch's calls share
-   * (a call alone is its own).
+   * (a call alone is its own), `signal`: an AbortSignal.
    */
-  #expect(id, method, { left = null, limit = null, decode, group = null }) {
+  #expect(id, method, { left = null, limit = null, decode, group = null, signal = null }) {
     return new Promise((resolve, reject) => {
-      const finish = () => clearTimeout(call.timer);
+      let unlisten = null;
+      const finish = () => {
+        clearTimeout(call.timer);
+        unlisten?.();
+      };
       const call = {
         method,
         decode,
@@ -867,15 +891,38 @@ export class Client extends EventTarget {
         const timeout = () => new RpcClientError(ErrorKind.Timeout, `no reply to ${method} within ${limit} ms`);
         call.timer = setTimeout(() => this.#giveUp(id, call, timeout()), left);
       }
+      if (signal !== null) {
+        const aborted = () => this.#giveUp(id, call, signal.reason);
+        signal.addEventListener('abort', aborted, { once: true });
+        unlisten = () => signal.removeEventListener('abort', aborted);
+      }
       this.#pending.set(id, call);
     });
   }
 
-  /** Stops waiting for the call `id` (timeout): it fails with `error`. */
+  /** Stops waiting for the call `id` (timeout, abort): it fails with `error` and is cancelled. */
   #giveUp(id, call, error) {
     if (this.#pending.get(id) !== call) return;
     this.#pending.delete(id);
     call.fail(error);
+    this.#sendCancel(call.conn, id);
+  }
+
+  /**
+   * Tells the server the client no longer waits for the call `id`:
+   * `$/cancelRequest` with `{id}` (the LSP convention), on the connection
+   * that carried the call if it is still up, unless `cancelRequests` is
+   * false. A server that does not know the method ignores it, as JSON-RPC
+   * servers ignore unknown notifications; its reply, if it comes, is
+   * counted as unknown.
+   */
+  #sendCancel(conn, id) {
+    if (!this.#cancelRequests || conn === null || conn.over || conn !== this.#conn) return;
+    try {
+      this.#send(conn, encodeMessage(CANCEL_REQUEST, { id }));
+    } catch {
+      // The socket is closing: the server forgets the call with it.
+    }
   }
 
   /**
@@ -902,10 +949,10 @@ export class Client extends EventTarget {
   /** Sends a batch built by {@link Batch}. */
   [sendBatch](entries, options) {
     if (entries.length === 0) return Promise.resolve([]);
-    return this.#whenUp(options, entries, (texts, limit, started) => this.#sendBatchNow(entries, texts, limit, started));
+    return this.#whenUp(options, entries, (texts, limit, started) => this.#sendBatchNow(entries, texts, limit, started, options.signal));
   }
 
-  #sendBatchNow(entries, texts, limit, started) {
+  #sendBatchNow(entries, texts, limit, started, signal) {
     const parts = [];
     const calls = [];
     entries.forEach((entry, i) => {
@@ -921,7 +968,7 @@ export class Client extends EventTarget {
     this.#checkSize(text, 'the batch');
     const left = limit === null ? null : Math.max(limit - (now() - started), 0);
     const group = {};
-    const replies = calls.map(({ id, entry }) => this.#expect(id, entry.method, { left, limit, decode: entry.decode, group }));
+    const replies = calls.map(({ id, entry }) => this.#expect(id, entry.method, { left, limit, decode: entry.decode, group, signal }));
     this.#send(this.#conn, text);
     return Promise.allSettled(replies);
   }
@@ -1220,24 +1267,60 @@ export class Client extends EventTarget {
     return calls.length;
   }
 
-  /** A call from the server: the reply, or a promise of it. */
+  /**
+   * A call from the server: the reply, or a promise of it. The handler's
+   * context carries an AbortSignal; `$/cancelRequest` for a call still in
+   * progress answers it at once and aborts the signal (see #onCancel).
+   */
   #onRequest(conn, m) {
     const fn = this.#methods.get(m.method);
     if (fn === undefined) return errorResponse(m.id, ErrorCode.MethodNotFound, 'Method not found', m.method);
     const success = (result) => ({ jsonrpc: '2.0', result: result === undefined ? null : result, id: m.id });
     const failure = (thrown) => ({ jsonrpc: '2.0', error: errorObjectOf(thrown), id: m.id });
+    const controller = new AbortController();
+    let out;
     try {
-      const out = fn(m.params, { client: this, method: m.method, id: m.id });
-      if (out && typeof out.then === 'function') return Promise.resolve(out).then(success, failure);
-      return success(out);
+      out = fn(m.params, { client: this, method: m.method, id: m.id, signal: controller.signal });
     } catch (thrown) {
       return failure(thrown);
     }
+    if (!out || typeof out.then !== 'function') return success(out);
+    return new Promise((resolve) => {
+      // The first of the handler's answer and a cancellation is the reply.
+      const key = replyKey(m.id);
+      const request = {
+        cancel: () => {
+          resolve(errorResponse(m.id, ErrorCode.RequestCancelled, 'request cancelled'));
+          request.abort(new RpcError(ErrorCode.RequestCancelled, 'request cancelled'));
+        },
+        abort: (reason) => controller.abort(reason),
+      };
+      if (key !== undefined) conn.serving.set(key, request);
+      Promise.resolve(out)
+        .then(success, failure)
+        .then((reply) => {
+          if (conn.serving.get(key) === request) conn.serving.delete(key);
+          resolve(reply);
+        });
+    });
+  }
+
+  /** `$/cancelRequest` from the server: the call `params.id` (matched as replies are) is answered -32800. */
+  #onCancel(conn, params) {
+    const key = replyKey(params?.id);
+    const request = key === undefined ? undefined : conn.serving.get(key);
+    if (request === undefined) return; // answered already, or never asked
+    conn.serving.delete(key);
+    request.cancel();
   }
 
   #onNotification(conn, m) {
     if (m.method === HEARTBEAT) {
       this.#onHeartbeat(conn, m.params);
+      return undefined;
+    }
+    if (m.method === CANCEL_REQUEST) {
+      this.#onCancel(conn, m.params);
       return undefined;
     }
     for (const entry of this.#topics.values()) {
