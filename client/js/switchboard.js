@@ -304,11 +304,13 @@ function listenerKey(type, options) {
 }
 
 /**
- * Closes `ws` with `code` and `reason`. Browsers (and Node's global
- * WebSocket) only let a page send 1000 and 3000-4999, so a protocol code
- * 1xxx they refuse goes out as 4xxx (1009 as 4009); the ws package sends it as is.
+ * Closes `ws` with `code` and `reason` (cut to fit a close frame). Browsers
+ * (and Node's global WebSocket) only let a page send 1000 and 3000-4999, so
+ * a protocol code 1xxx they refuse goes out as 4xxx (1009 as 4009); the ws
+ * package sends it as is.
  */
-function closeSocket(ws, code, reason) {
+function closeSocket(ws, code, text) {
+  const reason = text.slice(0, 120);
   try {
     ws.close(code, reason);
   } catch {
@@ -850,7 +852,8 @@ export class Client extends EventTarget {
       }
     }
     return this.#whenReady(options.waitReady ?? this.#waitReady, limit, started, signal).then(() => {
-      // Ready a moment ago; the socket may have dropped since.
+      // Ready a moment ago; the socket may have dropped, or the signal aborted, since.
+      if (signal?.aborted) throw signal.reason;
       if (!this.#isUp()) throw this.#offlineError();
       return send(texts, limit, started);
     });
@@ -917,7 +920,7 @@ export class Client extends EventTarget {
    * counted as unknown.
    */
   #sendCancel(conn, id) {
-    if (!this.#cancelRequests || conn === null || conn.over || conn !== this.#conn) return;
+    if (!this.#cancelRequests || conn === null || conn.over) return;
     try {
       this.#send(conn, encodeMessage(CANCEL_REQUEST, { id }));
     } catch {
@@ -1116,8 +1119,9 @@ export class Client extends EventTarget {
 
   /**
    * A frame over maxMessageSize ends the connection, as the Rust client's
-   * does: closed with 1009 "message too big", pending calls fail with
-   * Disconnected, and the client reconnects. True when it was refused.
+   * does: closed with 1009 "message too big" (4009 where the WebSocket
+   * refuses 1009, see closeSocket), pending calls fail with Disconnected,
+   * and the client reconnects. True when it was refused.
    */
   #refuseOversized(conn, data) {
     const limit = this.#maxMessageSize;
@@ -1156,8 +1160,8 @@ export class Client extends EventTarget {
       this.#report(error, 'a frame from the server', 'invalidFrame', { frame: text });
       return;
     }
-    const nullIds = messages.filter((m) => isResponse(m) && m.id === null);
-    const replies = messages.map((m) => (nullIds.includes(m) ? undefined : this.#onMessage(conn, m, text)));
+    const nullIds = new Set(messages.filter((m) => isResponse(m) && m.id === null));
+    const replies = messages.map((m) => (nullIds.has(m) ? undefined : this.#onMessage(conn, m, text)));
     for (const m of nullIds) this.#onNullIdReply(m, text);
     if (replies.some((r) => r !== undefined)) {
       Promise.all(replies).then((all) => {
@@ -1420,7 +1424,9 @@ export class Batch {
   /**
    * Sends every entry in one frame. Resolves with one allSettled-style
    * outcome per call, in the order added; rejects (Offline, Encode, Timeout
-   * while waiting) only when nothing was sent. `timeout` applies to each call.
+   * while waiting) only when nothing was sent. `timeout` applies to each call;
+   * `signal` (an AbortSignal) aborting rejects each call still pending with
+   * its reason and cancels it on the server.
    */
   send(options = {}) {
     return this.#client[sendBatch](this.#entries.slice(), options);
@@ -1443,6 +1449,9 @@ export class Batch {
  *   sends heartbeats, ms (default: three heartbeat intervals as the server announces them)
  * @param {Record<string, Function>} [options.methods] methods the server may call
  * @param {(direction: 'in'|'out', text: string) => void} [options.trace] sees every frame
+ * @param {number|null} [options.maxMessageSize] the largest frame in UTF-8 bytes, both ways
+ *   (10 MiB, the server's default; null: none)
+ * @param {boolean} [options.cancelRequests] send `$/cancelRequest` for calls given up on (true)
  * @returns {Client}
  */
 export function connect(url, options = {}) {
