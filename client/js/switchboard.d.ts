@@ -20,6 +20,8 @@ export declare const ErrorCode: Readonly<{
   MethodNotFound: -32601;
   InvalidParams: -32602;
   InternalError: -32603;
+  /** LSP's code for a cancelled request: the client answers a call the server cancels with it. */
+  RequestCancelled: -32800;
 }>;
 
 /** The connection states. */
@@ -99,6 +101,12 @@ export interface MethodContext {
   method: string;
   /** The request id; `undefined` for a notification. */
   id: string | number | null | undefined;
+  /**
+   * For a request: aborts when the server cancels it (`$/cancelRequest`;
+   * the client has then answered -32800 and drops the handler's answer) or
+   * the connection closes. `undefined` for a notification.
+   */
+  signal?: AbortSignal;
 }
 
 /** A method the server may call on this client. */
@@ -124,8 +132,21 @@ export interface ConnectOptions {
   heartbeatTimeout?: number;
   /** Methods the server may call. */
   methods?: Record<string, MethodHandler>;
-  /** Sees every frame, in and out. */
+  /** Sees every frame, in and out. What it throws is reported as an `error` event. */
   trace?: (direction: 'in' | 'out', text: string) => void;
+  /**
+   * The largest frame in UTF-8 bytes, both ways (default 10 MiB, the
+   * server's default; null for none). A larger request fails with Encode
+   * before it is sent; a larger frame from the server closes the connection
+   * (1009, or 4009 where the WebSocket refuses 1009) and pending calls fail
+   * with Disconnected.
+   */
+  maxMessageSize?: number | null;
+  /**
+   * Send `$/cancelRequest` with the id of a call the client stops waiting
+   * for (timeout or abort), so the server may stop working on it (default true).
+   */
+  cancelRequests?: boolean;
 }
 
 export interface CallOptions<T = any> {
@@ -135,17 +156,24 @@ export interface CallOptions<T = any> {
   waitReady?: boolean;
   /** Checks or converts the result; what it throws fails the call with Decode. */
   decode?: (result: any) => T;
+  /**
+   * Aborting rejects the call with the signal's reason (as fetch does), and
+   * cancels it on the server unless `cancelRequests` is false.
+   */
+  signal?: AbortSignal;
 }
 
 export interface NotifyOptions {
   timeout?: number | null;
   waitReady?: boolean;
+  /** Aborting stops a wait for the connection; for a batch, also its calls (each then rejected with the reason). */
+  signal?: AbortSignal;
 }
 
 /** One call's outcome in a batch, shaped as Promise.allSettled's. */
 export type BatchOutcome<T = any> =
   | { status: 'fulfilled'; value: T }
-  | { status: 'rejected'; reason: RpcClientError };
+  | { status: 'rejected'; reason: RpcClientError /* or, when the batch's signal aborted, its reason */ };
 
 export declare class Batch {
   /** Adds a call; its outcome takes the next place in the results. */
@@ -179,10 +207,41 @@ export interface HeartbeatDetail {
   rtt: number | null;
 }
 
-export interface ErrorDetail {
-  error: unknown;
-  source: string;
-}
+/** What an `error` event reports: `kind` tells which, `source` says where, in words. */
+export type ErrorDetail =
+  | {
+      /**
+       * `listener`: an event listener or the `trace` function threw (or
+       * rejected); `handler`: a subscription handler or a method called by
+       * notification did; `resubscribe`: subscribing again after a
+       * reconnect was refused.
+       */
+      kind: 'listener' | 'handler' | 'resubscribe';
+      error: unknown;
+      source: string;
+    }
+  | {
+      /** The server sent a reply with id null (an error about a request it could not read). */
+      kind: 'nullIdError';
+      /** Rpc with the server's code, message and data; InvalidResponse if it was not a proper error. */
+      error: RpcClientError;
+      source: string;
+      /** The server's error object, as sent. */
+      serverError: unknown;
+      /** How many calls it failed: all of the only call or batch outstanding, else 0. */
+      failed: number;
+      /** The frame (its first 1,000 characters). */
+      frame: string;
+    }
+  | {
+      /** The server sent a frame that is not JSON, or an empty batch. */
+      kind: 'invalidFrame';
+      /** InvalidResponse, saying which. */
+      error: RpcClientError;
+      source: string;
+      /** The frame (its first 1,000 characters). */
+      frame: string;
+    };
 
 export interface EventDetails {
   state: StateDetail;
@@ -213,12 +272,16 @@ export declare class Client extends EventTarget {
   readonly pending: number;
   /** Replies that matched no pending call. */
   readonly unknownReplies: number;
+  /** Replies with id null the server sent. */
+  readonly nullIdErrors: number;
+  /** Frames from the server that were not JSON, or were an empty batch. */
+  readonly invalidFrames: number;
   /** Sockets opened so far. */
   readonly connections: number;
   /** The topics subscribed to. */
   readonly topics: string[];
 
-  /** Listens for an event; returns the function that stops listening. */
+  /** Listens for an event; returns the function that stops listening. What the listener throws is reported as an `error` event. */
   on<K extends keyof EventDetails>(
     type: K,
     listener: (detail: EventDetails[K], event: SwitchboardEvent<EventDetails[K]>) => void,

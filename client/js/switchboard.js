@@ -37,6 +37,8 @@ export const ErrorCode = Object.freeze({
   MethodNotFound: -32601,
   InvalidParams: -32602,
   InternalError: -32603,
+  /** LSP's code for a request the caller cancelled (`$/cancelRequest`). */
+  RequestCancelled: -32800,
 });
 
 /** The connection states; the `state` event reports each change. */
@@ -176,8 +178,14 @@ export class SwitchboardEvent extends Event {
 const sendBatch = Symbol('sendBatch');
 const DEFAULT_TIMEOUT = 10_000;
 const DEFAULT_CONNECT_TIMEOUT = 10_000;
+/** The server's default (`ServerBuilder::max_message_size`): 10 MiB. */
+const DEFAULT_MAX_MESSAGE_SIZE = 10 << 20;
 const HEARTBEAT = 'rpc.heartbeat';
 const HEARTBEAT_ACK = 'rpc.heartbeat_ack';
+/** The notification that cancels a request, both ways (the LSP convention). */
+const CANCEL_REQUEST = '$/cancelRequest';
+/** How much of an offending frame an `error` event carries. */
+const FRAME_EXCERPT = 1_000;
 const textDecoder = new TextDecoder();
 const now = () => (globalThis.performance ? globalThis.performance.now() : Date.now());
 
@@ -219,6 +227,99 @@ function encodeMessage(method, params) {
 /** A request: an encoded notification with the id added last. */
 function withId(notification, id) {
   return `${notification.slice(0, -1)},"id":${id}}`;
+}
+
+/** The size of `text` in UTF-8 bytes, as it goes on the wire. */
+function utf8Length(text) {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i += 1) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 4; // a surrogate pair: one code point
+      i += 1;
+    } else bytes += 3; // a lone surrogate goes out as U+FFFD
+  }
+  return bytes;
+}
+
+/** The size in bytes of `text` when it is over `limit` (null: no limit), else 0. */
+function bytesOver(text, limit) {
+  // Every UTF-16 unit takes one to three bytes: count only when it matters.
+  if (limit === null || text.length * 3 <= limit) return 0;
+  const bytes = utf8Length(text);
+  return bytes > limit ? bytes : 0;
+}
+
+/**
+ * The key that matches a reply to its call, the rule the Rust client follows
+ * too: numeric ids match by numeric value (a reply id `1.0` or `1e0` matches
+ * the call `1`), string ids match exactly, and a number never matches a
+ * string (`"1"` is not `1`). JSON.parse has already turned every way of
+ * writing a number into its value, so the key is the id itself when it is a
+ * number or a string; any other id (null, an array...) matches nothing.
+ */
+function replyKey(id) {
+  return typeof id === 'number' || typeof id === 'string' ? id : undefined;
+}
+
+/** A reply to a call: has no method, and has a result, an error or an id. */
+function isResponse(m) {
+  return m !== null && typeof m === 'object' && !Array.isArray(m) && !('method' in m) && ('result' in m || 'error' in m || 'id' in m);
+}
+
+/**
+ * What a reply fails its call with, or null when it carries a result: an
+ * Rpc error for a well-formed error object, InvalidResponse when the reply
+ * breaks the spec.
+ */
+function replyError(m) {
+  const hasResult = 'result' in m;
+  const hasError = 'error' in m;
+  if (m.jsonrpc !== '2.0') {
+    return new RpcClientError(ErrorKind.InvalidResponse, 'the reply is not JSON-RPC 2.0 ("jsonrpc" is not "2.0")');
+  }
+  if (hasResult === hasError) {
+    const what = hasResult ? 'both a result and an error' : 'neither a result nor an error';
+    return new RpcClientError(ErrorKind.InvalidResponse, `the reply has ${what}`);
+  }
+  if (!hasError) return null;
+  const e = m.error;
+  if (e === null || typeof e !== 'object' || !Number.isInteger(e.code) || typeof e.message !== 'string') {
+    return new RpcClientError(ErrorKind.InvalidResponse, 'the reply has a malformed error object');
+  }
+  return new RpcClientError(ErrorKind.Rpc, e.message, { code: e.code, data: e.data });
+}
+
+/** A frame cut down to what an error report carries. */
+function excerpt(text) {
+  return text.length <= FRAME_EXCERPT ? text : `${text.slice(0, FRAME_EXCERPT)}…`;
+}
+
+/** What addEventListener keys a listener by, besides the listener: its type and capture flag. */
+function listenerKey(type, options) {
+  const capture = typeof options === 'boolean' ? options : Boolean(options?.capture);
+  return `${capture}:${type}`;
+}
+
+/**
+ * Closes `ws` with `code` and `reason` (cut to fit a close frame). Browsers
+ * (and Node's global WebSocket) only let a page send 1000 and 3000-4999, so
+ * a protocol code 1xxx they refuse goes out as 4xxx (1009 as 4009); the ws
+ * package sends it as is.
+ */
+function closeSocket(ws, code, text) {
+  const reason = text.slice(0, 120);
+  try {
+    ws.close(code, reason);
+  } catch {
+    try {
+      if (code > 1000 && code < 2000) ws.close(code + 3000, reason);
+    } catch {
+      // closing already
+    }
+  }
 }
 
 /** Resolves a URL for the socket: relative URLs against the page, http(s) to ws(s). */
@@ -271,9 +372,17 @@ function encodeReply(reply) {
  * - `state`: `{state, previous, error}` on every state change;
  * - `notification`: `{method, params}` for every notification from the server;
  * - `heartbeat`: `{t, interval, rtt}` for every `rpc.heartbeat` from the server;
- * - `error`: `{error, source}` when a subscription handler, a method called
- *   by notification, or a re-subscription fails; logged to the console
- *   unless a listener calls `event.preventDefault()`.
+ * - `error`: `{error, source, kind, ...}` for what fails with nobody to
+ *   await it; `kind` says what:
+ *   - `listener`: an event listener (or `trace`) threw or rejected;
+ *   - `handler`: a subscription handler or a method called by notification;
+ *   - `resubscribe`: subscribing again after a reconnect was refused;
+ *   - `nullIdError`: the server sent an error with id null (`serverError`,
+ *     `frame`; `failed`: the calls it failed, see #onNullIdReply);
+ *   - `invalidFrame`: the server sent a frame that is not JSON, or an empty
+ *     batch (`frame`).
+ *   Logged to the console unless a listener calls `event.preventDefault()`.
+ *   An `error` listener that throws is only logged, never reported again.
  */
 export class Client extends EventTarget {
   #url;
@@ -284,6 +393,8 @@ export class Client extends EventTarget {
   #connectTimeout;
   #heartbeatTimeout;
   #trace;
+  #maxMessageSize;
+  #cancelRequests;
   #schedule;
 
   #state = State.Connecting;
@@ -297,7 +408,7 @@ export class Client extends EventTarget {
   #closeWaiters = [];
 
   #nextId = 1;
-  /** id -> {resolve, reject, timer, decode, method} */
+  /** id -> {method, decode, group, conn, timer, succeed, fail}; see #expect */
   #pending = new Map();
   /** callbacks waiting for the state to be ready or closed */
   #readyWaiters = new Set();
@@ -306,7 +417,12 @@ export class Client extends EventTarget {
   /** topic -> {topic, method, handlers: Set, waiters: [{resolve, reject}]} */
   #topics = new Map();
 
+  /** listener -> (type and capture -> the guarded listener registered for it) */
+  #guarded = new WeakMap();
+
   #unknownReplies = 0;
+  #nullIdErrors = 0;
+  #invalidFrames = 0;
   #connections = 0;
   #rtt = null;
 
@@ -329,6 +445,8 @@ export class Client extends EventTarget {
     this.#connectTimeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;
     this.#heartbeatTimeout = options.heartbeatTimeout ?? null;
     this.#trace = typeof options.trace === 'function' ? options.trace : null;
+    this.#maxMessageSize = options.maxMessageSize === undefined ? DEFAULT_MAX_MESSAGE_SIZE : limitOf(options.maxMessageSize);
+    this.#cancelRequests = options.cancelRequests ?? true;
     const reconnect = options.reconnect;
     const policy =
       reconnect === false || reconnect === 'never'
@@ -371,6 +489,16 @@ export class Client extends EventTarget {
     return this.#unknownReplies;
   }
 
+  /** Replies with id null the server sent (errors about a request it could not read). */
+  get nullIdErrors() {
+    return this.#nullIdErrors;
+  }
+
+  /** Frames from the server that were not JSON, or were an empty batch. */
+  get invalidFrames() {
+    return this.#invalidFrames;
+  }
+
   /** Sockets opened so far. */
   get connections() {
     return this.#connections;
@@ -386,6 +514,53 @@ export class Client extends EventTarget {
     const wrapped = (event) => listener(event.detail, event);
     this.addEventListener(type, wrapped);
     return () => this.removeEventListener(type, wrapped);
+  }
+
+  /**
+   * EventTarget's, with the listener guarded: what it throws (or the
+   * promise it returns rejects with) is reported as an `error` event
+   * instead of escaping into the client (in Node: killing the process).
+   */
+  addEventListener(type, listener, options) {
+    if (listener === null || (typeof listener !== 'function' && typeof listener !== 'object')) {
+      super.addEventListener(type, listener, options);
+      return;
+    }
+    let byKey = this.#guarded.get(listener);
+    if (byKey === undefined) {
+      byKey = new Map();
+      this.#guarded.set(listener, byKey);
+    }
+    const key = listenerKey(type, options);
+    // The same listener twice is one registration, as with EventTarget.
+    if (!byKey.has(key)) byKey.set(key, this.#guard(type, listener));
+    super.addEventListener(type, byKey.get(key), options);
+  }
+
+  /** EventTarget's, finding the guarded listener `addEventListener` registered. */
+  removeEventListener(type, listener, options) {
+    const guarded = listener === null || listener === undefined ? undefined : this.#guarded.get(listener)?.get(listenerKey(type, options));
+    super.removeEventListener(type, guarded ?? listener, options);
+  }
+
+  /** `listener` (a function or an object with handleEvent), with its failures reported. */
+  #guard(type, listener) {
+    return (event) => {
+      let out;
+      try {
+        out = typeof listener === 'function' ? listener.call(this, event) : listener.handleEvent(event);
+      } catch (error) {
+        this.#listenerFailed(type, error);
+        return;
+      }
+      if (out && typeof out.then === 'function') out.then(undefined, (error) => this.#listenerFailed(type, error));
+    };
+  }
+
+  /** A listener of `type` failed: an `error` event, except for an `error` listener (no loop). */
+  #listenerFailed(type, error) {
+    if (type === 'error') console.error('switchboard: an error listener failed:', error);
+    else this.#report(error, `a ${type} listener`, 'listener');
   }
 
   /**
@@ -410,8 +585,8 @@ export class Client extends EventTarget {
     this.dispatchEvent(new SwitchboardEvent('state', { state, previous, error }));
   }
 
-  /** Waits (or not) until ready; throws Offline / Transport / Timeout. */
-  async #whenReady(wait, limit, started) {
+  /** Waits (or not) until ready; throws Offline / Transport / Timeout, or `signal`'s reason. */
+  async #whenReady(wait, limit, started, signal = null) {
     if (this.#isUp()) return;
     if (this.#state === State.Closed || !wait) throw this.#offlineError();
     const left = limit === null ? null : limit - (now() - started);
@@ -422,11 +597,14 @@ export class Client extends EventTarget {
         if (this.#isUp()) done(resolve);
         else if (this.#state === State.Closed) done(() => reject(this.#offlineError()));
       };
+      const aborted = () => done(() => reject(signal.reason));
       const done = (settle) => {
         this.#readyWaiters.delete(waiter);
         if (timer !== null) clearTimeout(timer);
+        signal?.removeEventListener('abort', aborted);
         settle();
       };
+      signal?.addEventListener('abort', aborted, { once: true });
       if (left !== null) {
         timer = setTimeout(
           () => done(() => reject(new RpcClientError(ErrorKind.Timeout, `not ready within ${limit} ms`))),
@@ -540,7 +718,16 @@ export class Client extends EventTarget {
   /** Makes an open socket the client's connection. */
   #attach(ws) {
     let end;
-    const conn = { ws, upSince: now(), watchdog: null, silenceLimit: null, over: false, ended: new Promise((r) => (end = r)) };
+    const conn = {
+      ws,
+      upSince: now(),
+      watchdog: null,
+      silenceLimit: null,
+      over: false,
+      /** the server's calls a handler is still working on: id -> {cancel, abort} */
+      serving: new Map(),
+      ended: new Promise((r) => (end = r)),
+    };
     conn.end = end;
     this.#conn = conn;
     this.#connections += 1;
@@ -556,26 +743,26 @@ export class Client extends EventTarget {
     return conn;
   }
 
-  /** Ends `conn` at once (idempotent): pending calls fail with Disconnected. */
-  #endConnection(conn, why, closeSocket = false) {
+  /**
+   * Ends `conn` at once (idempotent): pending calls fail with Disconnected,
+   * the handlers of the server's calls see their signal abort. `close`:
+   * `[code, reason]` to close the socket with.
+   */
+  #endConnection(conn, why, close = null) {
     if (conn.over) return;
     conn.over = true;
     clearTimeout(conn.watchdog);
     if (this.#conn === conn) this.#conn = null;
-    if (closeSocket) {
-      try {
-        conn.ws.close(4000, why.slice(0, 120));
-      } catch {
-        // closing already
-      }
-    }
+    if (close !== null) closeSocket(conn.ws, close[0], close[1]);
     this.#lastError = new RpcClientError(ErrorKind.Transport, why);
     const pending = [...this.#pending.values()];
     this.#pending.clear();
     for (const call of pending) {
-      clearTimeout(call.timer);
-      call.reject(new RpcClientError(ErrorKind.Disconnected, `the connection closed before the reply to ${call.method} arrived`));
+      call.fail(new RpcClientError(ErrorKind.Disconnected, `the connection closed before the reply to ${call.method} arrived (${why})`));
     }
+    const serving = [...conn.serving.values()];
+    conn.serving.clear();
+    for (const request of serving) request.abort(new RpcClientError(ErrorKind.Disconnected, `the connection closed (${why})`));
     conn.end();
   }
 
@@ -603,8 +790,16 @@ export class Client extends EventTarget {
   }
 
   #send(conn, text) {
-    this.#trace?.('out', text);
+    this.#traceFrame('out', text);
     conn.ws.send(text);
+  }
+
+  /** Throws Encode when `text` is larger than maxMessageSize: it is not sent. */
+  #checkSize(text, what) {
+    const bytes = bytesOver(text, this.#maxMessageSize);
+    if (bytes > 0) {
+      throw new RpcClientError(ErrorKind.Encode, `${what} is ${bytes} bytes, over maxMessageSize ${this.#maxMessageSize}: not sent`);
+    }
   }
 
   // ---- calls ------------------------------------------------------------
@@ -616,14 +811,19 @@ export class Client extends EventTarget {
    * Options: `timeout` ms (default: the client's, 10 s; null or 0 for none),
    * `waitReady` (wait for a connection instead of failing with Offline; the
    * wait counts against the timeout), `decode` (a function applied to the
-   * result; what it throws fails the call with Decode).
+   * result; what it throws fails the call with Decode), `signal` (an
+   * AbortSignal: aborting rejects with its reason, as fetch does). A call
+   * given up on (timeout, abort) is cancelled on the server, see
+   * #sendCancel.
    */
   call(method, params, options = {}) {
     return this.#whenUp(options, [{ method, params, call: true, decode: options.decode }], (texts, limit, started) => {
       const id = this.#nextId++;
+      const text = withId(texts[0], id);
+      this.#checkSize(text, `the request to ${method}`);
       const left = limit === null ? null : Math.max(limit - (now() - started), 0);
-      const reply = this.#expect(id, method, left, limit, options.decode);
-      this.#send(this.#conn, withId(texts[0], id));
+      const reply = this.#expect(id, method, { left, limit, decode: options.decode, signal: options.signal });
+      this.#send(this.#conn, text);
       return reply;
     });
   }
@@ -636,8 +836,10 @@ export class Client extends EventTarget {
   #whenUp(options, entries, send) {
     const started = now();
     const limit = limitOf(options.timeout === undefined ? this.#timeout : options.timeout);
+    const signal = options.signal ?? null;
     let texts;
     try {
+      if (signal?.aborted) throw signal.reason;
       texts = entries.map((entry) => encodeMessage(entry.method, entry.params));
     } catch (error) {
       return Promise.reject(error);
@@ -649,27 +851,81 @@ export class Client extends EventTarget {
         return Promise.reject(error);
       }
     }
-    return this.#whenReady(options.waitReady ?? this.#waitReady, limit, started).then(() => {
-      // Ready a moment ago; the socket may have dropped since.
+    return this.#whenReady(options.waitReady ?? this.#waitReady, limit, started, signal).then(() => {
+      // Ready a moment ago; the socket may have dropped, or the signal aborted, since.
+      if (signal?.aborted) throw signal.reason;
       if (!this.#isUp()) throw this.#offlineError();
       return send(texts, limit, started);
     });
   }
 
-  /** Registers a pending call; resolves with its result. */
-  #expect(id, method, left, limit, decode) {
+  /**
+   * Registers the pending call `id` on the current connection; resolves
+   * with its result. `left`: ms until it times out (null: never), `limit`:
+   * the timeout as the caller gave it, `group`: what a batch's calls share
+   * (a call alone is its own), `signal`: an AbortSignal.
+   */
+  #expect(id, method, { left = null, limit = null, decode, group = null, signal = null }) {
     return new Promise((resolve, reject) => {
-      const call = { resolve, reject, timer: null, decode, method };
+      let unlisten = null;
+      const finish = () => {
+        clearTimeout(call.timer);
+        unlisten?.();
+      };
+      const call = {
+        method,
+        decode,
+        group,
+        conn: this.#conn,
+        timer: null,
+        /** Ends the call with `value`; it has left the table. */
+        succeed: (value) => {
+          finish();
+          resolve(value);
+        },
+        /** Ends the call with `error`; it has left the table. */
+        fail: (error) => {
+          finish();
+          reject(error);
+        },
+      };
+      call.group ??= call;
       if (left !== null) {
-        call.timer = setTimeout(() => {
-          if (this.#pending.get(id) === call) {
-            this.#pending.delete(id);
-            reject(new RpcClientError(ErrorKind.Timeout, `no reply to ${method} within ${limit} ms`));
-          }
-        }, left);
+        const timeout = () => new RpcClientError(ErrorKind.Timeout, `no reply to ${method} within ${limit} ms`);
+        call.timer = setTimeout(() => this.#giveUp(id, call, timeout()), left);
+      }
+      if (signal !== null) {
+        const aborted = () => this.#giveUp(id, call, signal.reason);
+        signal.addEventListener('abort', aborted, { once: true });
+        unlisten = () => signal.removeEventListener('abort', aborted);
       }
       this.#pending.set(id, call);
     });
+  }
+
+  /** Stops waiting for the call `id` (timeout, abort): it fails with `error` and is cancelled. */
+  #giveUp(id, call, error) {
+    if (this.#pending.get(id) !== call) return;
+    this.#pending.delete(id);
+    call.fail(error);
+    this.#sendCancel(call.conn, id);
+  }
+
+  /**
+   * Tells the server the client no longer waits for the call `id`:
+   * `$/cancelRequest` with `{id}` (the LSP convention), on the connection
+   * that carried the call if it is still up, unless `cancelRequests` is
+   * false. A server that does not know the method ignores it, as JSON-RPC
+   * servers ignore unknown notifications; its reply, if it comes, is
+   * counted as unknown.
+   */
+  #sendCancel(conn, id) {
+    if (!this.#cancelRequests || conn === null || conn.over) return;
+    try {
+      this.#send(conn, encodeMessage(CANCEL_REQUEST, { id }));
+    } catch {
+      // The socket is closing: the server forgets the call with it.
+    }
   }
 
   /**
@@ -678,6 +934,7 @@ export class Client extends EventTarget {
    */
   notify(method, params, options = {}) {
     return this.#whenUp(options, [{ method, params }], (texts) => {
+      this.#checkSize(texts[0], `the notification ${method}`);
       this.#send(this.#conn, texts[0]);
     });
   }
@@ -695,23 +952,27 @@ export class Client extends EventTarget {
   /** Sends a batch built by {@link Batch}. */
   [sendBatch](entries, options) {
     if (entries.length === 0) return Promise.resolve([]);
-    return this.#whenUp(options, entries, (texts, limit, started) => this.#sendBatchNow(entries, texts, limit, started));
+    return this.#whenUp(options, entries, (texts, limit, started) => this.#sendBatchNow(entries, texts, limit, started, options.signal));
   }
 
-  #sendBatchNow(entries, texts, limit, started) {
+  #sendBatchNow(entries, texts, limit, started, signal) {
     const parts = [];
-    const replies = [];
-    const left = limit === null ? null : Math.max(limit - (now() - started), 0);
+    const calls = [];
     entries.forEach((entry, i) => {
       if (entry.call) {
         const id = this.#nextId++;
         parts.push(withId(texts[i], id));
-        replies.push(this.#expect(id, entry.method, left, limit, entry.decode));
+        calls.push({ id, entry });
       } else {
         parts.push(texts[i]);
       }
     });
-    this.#send(this.#conn, `[${parts.join(',')}]`);
+    const text = `[${parts.join(',')}]`;
+    this.#checkSize(text, 'the batch');
+    const left = limit === null ? null : Math.max(limit - (now() - started), 0);
+    const group = {};
+    const replies = calls.map(({ id, entry }) => this.#expect(id, entry.method, { left, limit, decode: entry.decode, group, signal }));
+    this.#send(this.#conn, text);
     return Promise.allSettled(replies);
   }
 
@@ -789,7 +1050,7 @@ export class Client extends EventTarget {
     const conn = this.#conn;
     const id = this.#nextId++;
     const limit = limitOf(this.#timeout);
-    const reply = this.#expect(id, 'rpc.subscribe', limit, limit);
+    const reply = this.#expect(id, 'rpc.subscribe', { left: limit, limit });
     this.#send(conn, withId(encodeMessage('rpc.subscribe', [entry.topic]), id));
     reply.then(
       () => {
@@ -801,7 +1062,7 @@ export class Client extends EventTarget {
         if (this.#topics.get(entry.topic) !== entry) return;
         if (error.kind === ErrorKind.Disconnected) return; // again after the reconnect
         if (entry.confirmed || entry.waiters.length === 0) {
-          this.#report(error, `re-subscribing to ${entry.topic}`);
+          this.#report(error, `re-subscribing to ${entry.topic}`, 'resubscribe');
           return;
         }
         this.#topics.delete(entry.topic);
@@ -829,47 +1090,106 @@ export class Client extends EventTarget {
   }
 
   // ---- inbound ----------------------------------------------------------
+  //
+  // Only what could be a request is ever answered with an error: a response,
+  // however broken, never is (two peers would otherwise answer each other's
+  // errors for ever). What the client cannot use is reported (`error` event)
+  // and counted instead.
 
   #onFrame(conn, data) {
     if (conn.over) return;
     this.#heard(conn);
+    if (this.#refuseOversized(conn, data)) return;
     const text = typeof data === 'string' ? data : textDecoder.decode(data);
-    this.#trace?.('in', text);
+    this.#traceFrame('in', text);
     let message;
     try {
       message = JSON.parse(text);
     } catch {
-      this.#reply(conn, errorResponse(null, ErrorCode.ParseError, 'Parse error', 'the frame is not JSON'));
+      this.#onUnparseable(conn, text);
       return;
     }
     if (Array.isArray(message)) {
-      if (message.length === 0) {
-        this.#reply(conn, errorResponse(null, ErrorCode.InvalidRequest, 'Invalid Request', 'empty batch'));
-        return;
-      }
-      const replies = message.map((one) => this.#onMessage(conn, one));
-      if (replies.some((r) => r !== undefined)) {
-        Promise.all(replies).then((all) => {
-          const out = all.filter((r) => r !== undefined);
-          if (out.length > 0) this.#replyText(conn, `[${out.map(encodeReply).join(',')}]`);
-        });
-      }
+      this.#onBatch(conn, message, text);
       return;
     }
-    const reply = this.#onMessage(conn, message);
+    const reply = this.#onMessage(conn, message, text);
     if (reply !== undefined) Promise.resolve(reply).then((r) => this.#reply(conn, r));
   }
 
+  /**
+   * A frame over maxMessageSize ends the connection, as the Rust client's
+   * does: closed with 1009 "message too big" (4009 where the WebSocket
+   * refuses 1009, see closeSocket), pending calls fail with Disconnected,
+   * and the client reconnects. True when it was refused.
+   */
+  #refuseOversized(conn, data) {
+    const limit = this.#maxMessageSize;
+    if (limit === null) return false;
+    const bytes = typeof data === 'string' ? bytesOver(data, limit) : data.byteLength > limit ? data.byteLength : 0;
+    if (bytes === 0) return false;
+    this.#endConnection(conn, `a message from the server was ${bytes} bytes, over maxMessageSize ${limit}`, [1009, 'message too big']);
+    return true;
+  }
+
+  /**
+   * A frame that is not JSON: reported and counted. A peer cannot tell a
+   * garbled request from a garbled reply, so it is answered (-32700, id
+   * null, as the spec asks of the side receiving a request) only when it
+   * names a method, i.e. could have been a request; anything else is not.
+   */
+  #onUnparseable(conn, text) {
+    this.#invalidFrames += 1;
+    if (/"method"\s*:/.test(text)) {
+      this.#reply(conn, errorResponse(null, ErrorCode.ParseError, 'Parse error', 'the frame is not JSON'));
+    }
+    const error = new RpcClientError(ErrorKind.InvalidResponse, 'the server sent a frame that is not JSON');
+    this.#report(error, 'a frame from the server', 'invalidFrame', { frame: excerpt(text) });
+  }
+
+  /**
+   * A batch: requests are answered in one array, replies matched. An empty
+   * batch is reported and counted, not answered (from a server it can only
+   * be a broken reply). Replies with id null are looked at after the rest,
+   * so that they only concern calls the batch left unanswered.
+   */
+  #onBatch(conn, messages, text) {
+    if (messages.length === 0) {
+      this.#invalidFrames += 1;
+      const error = new RpcClientError(ErrorKind.InvalidResponse, 'the server sent an empty batch');
+      this.#report(error, 'a frame from the server', 'invalidFrame', { frame: text });
+      return;
+    }
+    const nullIds = new Set(messages.filter((m) => isResponse(m) && m.id === null));
+    const replies = messages.map((m) => (nullIds.has(m) ? undefined : this.#onMessage(conn, m, text)));
+    for (const m of nullIds) this.#onNullIdReply(m, text);
+    if (replies.some((r) => r !== undefined)) {
+      Promise.all(replies).then((all) => {
+        const out = all.filter((r) => r !== undefined);
+        if (out.length > 0) this.#replyText(conn, `[${out.map((r) => this.#encodeReply(r)).join(',')}]`);
+      });
+    }
+  }
+
   #reply(conn, reply) {
-    this.#replyText(conn, encodeReply(reply));
+    this.#replyText(conn, this.#encodeReply(reply));
   }
 
   #replyText(conn, text) {
     if (!conn.over) this.#send(conn, text);
   }
 
+  /** One reply, encoded; one that cannot be, or is over maxMessageSize, answers -32603. */
+  #encodeReply(reply) {
+    const text = encodeReply(reply);
+    const bytes = bytesOver(text, this.#maxMessageSize);
+    if (bytes === 0) return text;
+    const why = `the reply is ${bytes} bytes, over maxMessageSize ${this.#maxMessageSize}`;
+    return JSON.stringify(errorResponse(reply.id, ErrorCode.InternalError, 'Internal error', why));
+  }
+
   /** Handles one message; returns the reply (or a promise of it) for a request. */
-  #onMessage(conn, m) {
+  #onMessage(conn, m, text) {
     if (m === null || typeof m !== 'object' || Array.isArray(m)) {
       return errorResponse(null, ErrorCode.InvalidRequest, 'Invalid Request', 'not a JSON-RPC message');
     }
@@ -884,64 +1204,118 @@ export class Client extends EventTarget {
         const id = hasId && isId(m.id) ? m.id : null;
         return errorResponse(id, ErrorCode.InvalidRequest, 'Invalid Request', 'not a valid JSON-RPC 2.0 request');
       }
-      return hasId ? this.#onRequest(m) : this.#onNotification(conn, m);
+      return hasId ? this.#onRequest(conn, m) : this.#onNotification(conn, m);
     }
-    if ('result' in m || 'error' in m || 'id' in m) {
-      this.#onResponse(m);
+    if (isResponse(m)) {
+      if (m.id === null) this.#onNullIdReply(m, text);
+      else this.#onResponse(m);
       return undefined;
     }
     return errorResponse(null, ErrorCode.InvalidRequest, 'Invalid Request', 'neither a request nor a response');
   }
 
+  /** A reply: ends the call it matches (see replyKey), or is counted as unknown. */
   #onResponse(m) {
-    const call = this.#pending.get(m.id);
+    const key = replyKey(m.id);
+    const call = key === undefined ? undefined : this.#pending.get(key);
     if (call === undefined) {
       this.#unknownReplies += 1;
       return;
     }
-    this.#pending.delete(m.id);
-    clearTimeout(call.timer);
-    const hasResult = 'result' in m;
-    const hasError = 'error' in m;
-    if (m.jsonrpc !== '2.0') {
-      call.reject(new RpcClientError(ErrorKind.InvalidResponse, 'the reply is not JSON-RPC 2.0 ("jsonrpc" is not "2.0")'));
-    } else if (hasResult === hasError) {
-      const what = hasResult ? 'both a result and an error' : 'neither a result nor an error';
-      call.reject(new RpcClientError(ErrorKind.InvalidResponse, `the reply has ${what}`));
-    } else if (hasError) {
-      const e = m.error;
-      if (e === null || typeof e !== 'object' || !Number.isInteger(e.code) || typeof e.message !== 'string') {
-        call.reject(new RpcClientError(ErrorKind.InvalidResponse, 'the reply has a malformed error object'));
-      } else {
-        call.reject(new RpcClientError(ErrorKind.Rpc, e.message, { code: e.code, data: e.data }));
-      }
+    this.#pending.delete(key);
+    const error = replyError(m);
+    if (error !== null) {
+      call.fail(error);
     } else if (typeof call.decode === 'function') {
       let value;
       try {
         value = call.decode(m.result);
       } catch (e) {
-        call.reject(new RpcClientError(ErrorKind.Decode, `the result of ${call.method} did not decode: ${e?.message ?? e}`, { cause: e }));
+        call.fail(new RpcClientError(ErrorKind.Decode, `the result of ${call.method} did not decode: ${e?.message ?? e}`, { cause: e }));
         return;
       }
-      call.resolve(value);
+      call.succeed(value);
     } else {
-      call.resolve(m.result);
+      call.succeed(m.result);
     }
   }
 
-  /** A call from the server: the reply, or a promise of it. */
-  #onRequest(m) {
+  /**
+   * A reply with id null: the server's error about a request it could not
+   * read (invalid JSON, an invalid request), which names no call. It is
+   * counted and reported at once; and when exactly one call or one batch
+   * is outstanding, it can only be about that one, which fails with the
+   * server's error (a batch: those of its calls still unanswered). With
+   * several outstanding, they keep waiting (their own timeouts).
+   */
+  #onNullIdReply(m, text) {
+    this.#nullIdErrors += 1;
+    const error =
+      replyError(m) ?? new RpcClientError(ErrorKind.InvalidResponse, 'the server sent a reply with id null that is not an error');
+    const failed = this.#failOnlyOutstanding(error);
+    this.#report(error, 'a reply with id null from the server', 'nullIdError', {
+      serverError: m.error,
+      failed,
+      frame: excerpt(text),
+    });
+  }
+
+  /** Fails the pending calls with `error` if they are one call or one batch; returns how many. */
+  #failOnlyOutstanding(error) {
+    const groups = new Set();
+    for (const call of this.#pending.values()) groups.add(call.group);
+    if (groups.size !== 1) return 0;
+    const calls = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const call of calls) call.fail(error);
+    return calls.length;
+  }
+
+  /**
+   * A call from the server: the reply, or a promise of it. The handler's
+   * context carries an AbortSignal; `$/cancelRequest` for a call still in
+   * progress answers it at once and aborts the signal (see #onCancel).
+   */
+  #onRequest(conn, m) {
     const fn = this.#methods.get(m.method);
     if (fn === undefined) return errorResponse(m.id, ErrorCode.MethodNotFound, 'Method not found', m.method);
     const success = (result) => ({ jsonrpc: '2.0', result: result === undefined ? null : result, id: m.id });
     const failure = (thrown) => ({ jsonrpc: '2.0', error: errorObjectOf(thrown), id: m.id });
+    const controller = new AbortController();
+    let out;
     try {
-      const out = fn(m.params, { client: this, method: m.method, id: m.id });
-      if (out && typeof out.then === 'function') return Promise.resolve(out).then(success, failure);
-      return success(out);
+      out = fn(m.params, { client: this, method: m.method, id: m.id, signal: controller.signal });
     } catch (thrown) {
       return failure(thrown);
     }
+    if (!out || typeof out.then !== 'function') return success(out);
+    return new Promise((resolve) => {
+      // The first of the handler's answer and a cancellation is the reply.
+      const key = replyKey(m.id);
+      const request = {
+        cancel: () => {
+          resolve(errorResponse(m.id, ErrorCode.RequestCancelled, 'request cancelled'));
+          request.abort(new RpcError(ErrorCode.RequestCancelled, 'request cancelled'));
+        },
+        abort: (reason) => controller.abort(reason),
+      };
+      if (key !== undefined) conn.serving.set(key, request);
+      Promise.resolve(out)
+        .then(success, failure)
+        .then((reply) => {
+          if (conn.serving.get(key) === request) conn.serving.delete(key);
+          resolve(reply);
+        });
+    });
+  }
+
+  /** `$/cancelRequest` from the server: the call `params.id` (matched as replies are) is answered -32800. */
+  #onCancel(conn, params) {
+    const key = replyKey(params?.id);
+    const request = key === undefined ? undefined : conn.serving.get(key);
+    if (request === undefined) return; // answered already, or never asked
+    conn.serving.delete(key);
+    request.cancel();
   }
 
   #onNotification(conn, m) {
@@ -949,27 +1323,32 @@ export class Client extends EventTarget {
       this.#onHeartbeat(conn, m.params);
       return undefined;
     }
+    if (m.method === CANCEL_REQUEST) {
+      this.#onCancel(conn, m.params);
+      return undefined;
+    }
     for (const entry of this.#topics.values()) {
       if (entry.method !== m.method) continue;
       for (const { handler } of [...entry.handlers]) {
-        try {
-          handler(m.params, { topic: entry.topic, method: m.method });
-        } catch (error) {
-          this.#report(error, `the handler of topic ${entry.topic}`);
-        }
+        this.#runHandler(() => handler(m.params, { topic: entry.topic, method: m.method }), `the handler of topic ${entry.topic}`);
       }
     }
     const fn = this.#methods.get(m.method);
     if (fn !== undefined) {
-      try {
-        const out = fn(m.params, { client: this, method: m.method, id: undefined });
-        if (out && typeof out.then === 'function') out.then(undefined, (error) => this.#report(error, `method ${m.method}`));
-      } catch (error) {
-        this.#report(error, `method ${m.method}`);
-      }
+      this.#runHandler(() => fn(m.params, { client: this, method: m.method, id: undefined }), `method ${m.method}`);
     }
     this.dispatchEvent(new SwitchboardEvent('notification', { method: m.method, params: m.params }));
     return undefined;
+  }
+
+  /** Runs a handler nobody awaits: what it throws, or its promise rejects with, is reported. */
+  #runHandler(run, source) {
+    try {
+      const out = run();
+      if (out && typeof out.then === 'function') out.then(undefined, (error) => this.#report(error, source, 'handler'));
+    } catch (error) {
+      this.#report(error, source, 'handler');
+    }
   }
 
   /** Answers the server's heartbeat and arms the silence watchdog. */
@@ -990,15 +1369,29 @@ export class Client extends EventTarget {
     clearTimeout(conn.watchdog);
     const limit = conn.silenceLimit;
     conn.watchdog = setTimeout(() => {
-      this.#endConnection(conn, `no heartbeat from the server for ${limit} ms`, true);
+      const why = `no heartbeat from the server for ${limit} ms`;
+      this.#endConnection(conn, why, [4000, why]);
     }, limit);
   }
 
-  /** Reports a failure nobody awaits: an `error` event, else the console. */
-  #report(error, source) {
-    const event = new SwitchboardEvent('error', { error, source }, { cancelable: true });
+  /**
+   * Reports a failure nobody awaits: an `error` event with `{error, source,
+   * kind, ...extra}`, and the console unless a listener handled it.
+   */
+  #report(error, source, kind, extra = {}) {
+    const event = new SwitchboardEvent('error', { error, source, kind, ...extra }, { cancelable: true });
     // A listener that handles it calls event.preventDefault(); otherwise it is logged.
-    if (this.dispatchEvent(event)) console.error(`switchboard: ${source} failed:`, error);
+    if (this.dispatchEvent(event)) console.error(`switchboard: ${source} (${kind}):`, error);
+  }
+
+  /** Shows a frame to the `trace` function, if any; what it throws is reported. */
+  #traceFrame(direction, text) {
+    if (this.#trace === null) return;
+    try {
+      this.#trace(direction, text);
+    } catch (error) {
+      this.#report(error, 'the trace function', 'listener');
+    }
   }
 }
 
@@ -1031,7 +1424,9 @@ export class Batch {
   /**
    * Sends every entry in one frame. Resolves with one allSettled-style
    * outcome per call, in the order added; rejects (Offline, Encode, Timeout
-   * while waiting) only when nothing was sent. `timeout` applies to each call.
+   * while waiting) only when nothing was sent. `timeout` applies to each call;
+   * `signal` (an AbortSignal) aborting rejects each call still pending with
+   * its reason and cancels it on the server.
    */
   send(options = {}) {
     return this.#client[sendBatch](this.#entries.slice(), options);
@@ -1054,6 +1449,9 @@ export class Batch {
  *   sends heartbeats, ms (default: three heartbeat intervals as the server announces them)
  * @param {Record<string, Function>} [options.methods] methods the server may call
  * @param {(direction: 'in'|'out', text: string) => void} [options.trace] sees every frame
+ * @param {number|null} [options.maxMessageSize] the largest frame in UTF-8 bytes, both ways
+ *   (10 MiB, the server's default; null: none)
+ * @param {boolean} [options.cancelRequests] send `$/cancelRequest` for calls given up on (true)
  * @returns {Client}
  */
 export function connect(url, options = {}) {

@@ -1,11 +1,14 @@
 // Test support: build a Rust example, run it on a free loopback port, wait
-// for events. Every wait is on an event; the timeouts are only hang guards.
+// for events; a scripted WebSocket server for the misbehaving-server cases.
+// Every wait is on an event; the timeouts are only hang guards.
 
 import { spawn, execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { once } from 'node:events';
 import assert from 'node:assert/strict';
+
+import { WebSocketServer } from 'ws';
 
 import { RpcClientError } from '../switchboard.js';
 
@@ -169,4 +172,73 @@ export async function rejectsWith(promise, kind) {
     return error;
   }
   assert.fail(`expected a ${kind} error, the promise resolved`);
+}
+
+/**
+ * A WebSocket server on a free loopback port whose every frame a test
+ * writes by hand, for the cases the real hub never produces (a null-id
+ * error, garbage, an empty batch, odd ids, an oversized frame).
+ * `accept()` resolves with the next connection a client opened.
+ */
+export async function scriptedServer() {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await once(wss, 'listening');
+  const peers = channel();
+  wss.on('connection', (socket) => peers.push(scriptedPeer(socket)));
+  return {
+    url: `ws://127.0.0.1:${wss.address().port}/`,
+    /** The next connection: resolves once a client opened one. */
+    accept: (ms = HANG_GUARD) => peers.take(ms),
+    /** Drops every connection and stops listening. */
+    close() {
+      for (const socket of wss.clients) socket.terminate();
+      return new Promise((resolve) => wss.close(() => resolve()));
+    },
+  };
+}
+
+/** One connection of a scripted server: what the client sent, in order, and a way to answer. */
+function scriptedPeer(socket) {
+  const frames = channel();
+  socket.on('message', (data) => frames.push(data.toString()));
+  const closed = new Promise((resolve) => {
+    socket.once('close', (code, reason) => resolve({ code, reason: reason.toString() }));
+  });
+  return {
+    socket,
+    /** The next frame the client sent, as text. */
+    nextText: (ms = HANG_GUARD) => frames.take(ms),
+    /** The next frame the client sent, parsed. */
+    async next(ms = HANG_GUARD) {
+      return JSON.parse(await frames.take(ms));
+    },
+    /** Sends `text` exactly as given, as one text frame. */
+    send(text) {
+      socket.send(text);
+    },
+    /** Sends `value` as JSON. */
+    sendJson(value) {
+      socket.send(JSON.stringify(value));
+    },
+    /** Resolves with `{code, reason}` once the connection closed. */
+    closed: (ms = HANG_GUARD) => withTimeout(closed, ms, 'the connection did not close'),
+  };
+}
+
+/**
+ * Resolves with the detail of the next `error` event of `client` that
+ * satisfies `predicate`, and marks that event handled (no console output).
+ */
+export function nextError(client, predicate = () => true, ms = HANG_GUARD) {
+  let off;
+  const seen = new Promise((resolve) => {
+    off = client.on('error', (detail, event) => {
+      if (predicate(detail)) {
+        event.preventDefault();
+        off();
+        resolve(detail);
+      }
+    });
+  });
+  return withTimeout(seen, ms, 'no error event').finally(() => off());
 }

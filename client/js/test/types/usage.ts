@@ -5,12 +5,14 @@ import {
   connect,
   backoffDelay,
   defaultBackoff,
+  ErrorCode,
   ErrorKind,
   RpcClientError,
   RpcError,
   State,
   type BatchOutcome,
   type Client,
+  type ErrorDetail,
   type StateDetail,
 } from '../../switchboard.js';
 
@@ -19,13 +21,28 @@ async function main(): Promise<void> {
     timeout: 5_000,
     reconnect: { max: 2_000, jitter: 0 },
     heartbeatTimeout: 30_000,
+    maxMessageSize: 1 << 20,
+    cancelRequests: true,
     methods: {
       'browser.info': () => ({ userAgent: 'test' }),
       'browser.fail': () => {
         throw new RpcError(-32000, 'no', { why: 1 });
       },
+      'browser.wait': async (_params, { signal }) => {
+        await new Promise((resolve) => signal?.addEventListener('abort', resolve));
+        return signal?.aborted ?? false;
+      },
     },
   });
+  connect('ws://127.0.0.1:9000/rpc', { maxMessageSize: null, cancelRequests: false });
+  const offError = client.on('error', (detail: ErrorDetail, event) => {
+    event.preventDefault();
+    if (detail.kind === 'nullIdError') console.log(detail.error.code, detail.serverError, detail.failed, detail.frame);
+    else if (detail.kind === 'invalidFrame') console.log(detail.error.kind, detail.frame);
+    else console.log(detail.kind, detail.source, detail.error);
+  });
+  offError();
+  const cancelled: -32800 = ErrorCode.RequestCancelled;
   const offState: () => void = client.on('state', (detail: StateDetail) => {
     const s: State = detail.state;
     if (s === State.Offline && detail.error) console.log(detail.error.kind);
@@ -34,6 +51,11 @@ async function main(): Promise<void> {
   await client.ready({ timeout: 1_000 });
   const sum = await client.call<number>('add', [2, 3], { timeout: 100, decode: (v) => Number(v) });
   const n: number = sum + 1;
+  const controller = new AbortController();
+  const aborted = client.call('sleep', [1_000], { signal: controller.signal });
+  controller.abort();
+  await aborted.catch(() => undefined);
+  await client.batch().call('add', [1, 2]).send({ signal: AbortSignal.timeout(100) });
   await client.notify('log', { text: 'hi' });
   const outcomes: BatchOutcome[] = await client.batch().call('add', [1, 2]).notify('x').send({ timeout: 50 });
   for (const o of outcomes) {
@@ -50,7 +72,9 @@ async function main(): Promise<void> {
     if (e instanceof RpcClientError && e.kind === ErrorKind.Rpc) console.log(e.code, e.message, e.data);
   }
   const delay: number = backoffDelay(defaultBackoff, 3);
-  console.log(n, was, delay, client.state, client.rtt, client.pending, client.topics);
+  console.log(n, was, delay, client.state, client.rtt, client.pending, client.topics, cancelled);
+  const counters: number[] = [client.unknownReplies, client.nullIdErrors, client.invalidFrames];
+  console.log(counters);
   await client.close();
 }
 
