@@ -7,6 +7,7 @@ use crate::codec::{EncodeError, ErrorObject};
 /// Why a call did not produce a result. Every pending call ends with a result
 /// or exactly one of these; none hangs.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// No reply arrived within the call's timeout; the call was forgotten, and
     /// a late reply to it is counted and dropped. Retry or raise the timeout.

@@ -3,9 +3,8 @@
 //!
 //! - [`codec`]: ids, error objects, one-pass frame decoding, direct encoding;
 //! - [`methods`]: the registry of typed async handlers;
-//! - [`pending`]: our outstanding calls and their timeouts;
-//! - [`writer`]: the bounded outbound queue and the coalescing writer;
-//! - [`read_ahead`]: small read buffers for idle sockets, big reads for busy ones;
+//! - `pending`: our outstanding calls and their timeouts (internal);
+//! - `writer`: the bounded outbound queue and the coalescing writer (internal);
 //! - [`peer`]: the connection task that ties them together;
 //! - [`discover`]: the OpenRPC document behind `rpc.discover`;
 //! - [`stream`]: the wire of topic streams (positions, `rpc.publication`, `rpc.history`).
@@ -16,10 +15,9 @@ pub mod discover;
 pub mod error;
 pub mod methods;
 pub mod peer;
-pub mod pending;
-pub mod read_ahead;
+pub(crate) mod pending;
 pub mod stream;
-pub mod writer;
+pub(crate) mod writer;
 
 pub use codec::{ErrorObject, Id, code};
 pub use context::{ConnectionInfo, Context};

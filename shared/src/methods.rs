@@ -43,6 +43,7 @@ use crate::context::Context;
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
 
 /// What invoking a handler gives the peer engine.
+#[non_exhaustive]
 pub enum Dispatch {
     /// The handler finished at once: the encoded response (or `None` for a notification).
     Ready(Option<String>),

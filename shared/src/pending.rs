@@ -31,11 +31,11 @@ use crate::codec::Id;
 use crate::error::Error;
 
 /// What a slot receives: the raw result or why there is none.
-pub type Reply = Result<Box<RawValue>, Error>;
+pub(crate) type Reply = Result<Box<RawValue>, Error>;
 
 /// The table of outstanding calls.
 #[derive(Debug, Default)]
-pub struct Pending {
+pub(crate) struct Pending {
     state: Mutex<State>,
     unknown: AtomicU64,
 }
@@ -50,7 +50,7 @@ struct State {
 
 impl Pending {
     /// An empty, open table.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
@@ -58,13 +58,16 @@ impl Pending {
     /// once the table is closed, and with `Encode` if `id` is already pending
     /// (a custom id generator that repeats itself: two calls could not be
     /// told apart).
-    pub fn insert(self: &Arc<Self>, id: Id) -> Result<PendingGuard, Error> {
+    pub(crate) fn insert(self: &Arc<Self>, id: Id) -> Result<PendingGuard, Error> {
         let mut guards = self.insert_group([id])?;
         Ok(guards.pop().expect("one id, one guard"))
     }
 
     /// Adds one slot per id, all in one group (the calls of one batch).
-    pub fn insert_group(self: &Arc<Self>, ids: impl IntoIterator<Item = Id>) -> Result<Vec<PendingGuard>, Error> {
+    pub(crate) fn insert_group(
+        self: &Arc<Self>,
+        ids: impl IntoIterator<Item = Id>,
+    ) -> Result<Vec<PendingGuard>, Error> {
         let mut state = self.state.lock();
         if state.closed {
             return Err(Error::Disconnected);
@@ -91,7 +94,7 @@ impl Pending {
 
     /// Hands `reply` to the slot for `id`. Returns `false` (and counts it) when
     /// no call with that id is pending.
-    pub fn complete(&self, id: &Id, reply: Reply) -> bool {
+    pub(crate) fn complete(&self, id: &Id, reply: Reply) -> bool {
         let slot = {
             let mut state = self.state.lock();
             match state.slots.remove(id) {
@@ -114,7 +117,7 @@ impl Pending {
     }
 
     /// Fails every pending call with `Disconnected` and refuses new ones.
-    pub fn fail_all(&self) {
+    pub(crate) fn fail_all(&self) {
         let slots = {
             let mut state = self.state.lock();
             state.closed = true;
@@ -128,7 +131,7 @@ impl Pending {
     /// Fails the outstanding group with `error` when there is exactly one
     /// (one call, or the calls of one batch); returns how many calls failed
     /// (0 when none or several groups were outstanding).
-    pub fn fail_sole_group(&self, error: &crate::codec::ErrorObject) -> usize {
+    pub(crate) fn fail_sole_group(&self, error: &crate::codec::ErrorObject) -> usize {
         let slots = {
             let mut state = self.state.lock();
             let mut groups = state.slots.values().map(|(_, group)| *group);
@@ -146,27 +149,22 @@ impl Pending {
     }
 
     /// Whether a call with `id` is waiting for a reply.
-    pub fn contains(&self, id: &Id) -> bool {
+    pub(crate) fn contains(&self, id: &Id) -> bool {
         self.state.lock().slots.contains_key(id)
     }
 
     /// Whether the table is closed (the connection is ending): inserts fail.
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.state.lock().closed
     }
 
     /// How many calls are waiting for a reply.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.state.lock().slots.len()
     }
 
-    /// Whether no call is waiting.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// How many replies arrived for ids that were not pending.
-    pub fn unknown_replies(&self) -> u64 {
+    pub(crate) fn unknown_replies(&self) -> u64 {
         self.unknown.load(Ordering::Relaxed)
     }
 
@@ -186,7 +184,7 @@ fn integral(id: &Id) -> Option<i64> {
 
 /// A caller's claim on one slot; removes the slot when dropped.
 #[derive(Debug)]
-pub struct PendingGuard {
+pub(crate) struct PendingGuard {
     table: Arc<Pending>,
     id: Option<Id>,
     rx: oneshot::Receiver<Reply>,
@@ -194,12 +192,12 @@ pub struct PendingGuard {
 
 impl PendingGuard {
     /// The id of this call.
-    pub fn id(&self) -> &Id {
+    pub(crate) fn id(&self) -> &Id {
         self.id.as_ref().expect("id is taken only on completion")
     }
 
     /// Waits for the reply, up to `timeout` if one is given.
-    pub async fn wait(mut self, timeout: Option<std::time::Duration>) -> Reply {
+    pub(crate) async fn wait(mut self, timeout: Option<std::time::Duration>) -> Reply {
         let reply = match timeout {
             None => (&mut self.rx).await,
             Some(limit) => match tokio::time::timeout(limit, &mut self.rx).await {
@@ -237,7 +235,7 @@ mod tests {
         let guard = table.insert(Id::Num(1)).unwrap();
         assert!(table.complete(&Id::Num(1), Ok(raw("5"))));
         assert_eq!(guard.wait(None).await.unwrap().get(), "5");
-        assert!(table.is_empty());
+        assert_eq!(table.len(), 0);
     }
 
     #[tokio::test]
@@ -253,7 +251,7 @@ mod tests {
         let guard = table.insert(Id::Num(1)).unwrap();
         let err = guard.wait(Some(Duration::from_millis(5))).await.unwrap_err();
         assert!(matches!(err, Error::Timeout(_)));
-        assert!(table.is_empty());
+        assert_eq!(table.len(), 0);
         assert!(!table.complete(&Id::Num(1), Ok(raw("1"))), "a late reply is unknown");
     }
 
@@ -272,7 +270,7 @@ mod tests {
     async fn a_dropped_caller_frees_its_slot() {
         let table = Arc::new(Pending::new());
         drop(table.insert(Id::Num(1)).unwrap());
-        assert!(table.is_empty());
+        assert_eq!(table.len(), 0);
     }
 
     #[tokio::test]

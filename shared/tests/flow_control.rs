@@ -14,10 +14,10 @@ use common::{guard, peer_pair, raw_client};
 use futures_util::future::join_all;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use switchboard_shared::Overflow;
 use switchboard_shared::tokio_tungstenite::WebSocketStream;
 use switchboard_shared::tokio_tungstenite::tungstenite::Message;
 use switchboard_shared::tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use switchboard_shared::writer::Overflow;
 use switchboard_shared::{
     CloseReason, ConnectionInfo, Context, Dispatch, Error, ErrorObject, Method, Methods, PeerConfig, PeerHandle, code,
     peer,

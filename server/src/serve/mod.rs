@@ -8,3 +8,4 @@ pub(crate) mod admission;
 pub(crate) mod connection;
 pub(crate) mod error;
 pub(crate) mod handshake;
+pub(crate) mod read_ahead;

@@ -1,25 +1,25 @@
 //! The symmetric peer engine: drives one WebSocket for either end.
 //!
-//! One task per connection owns the socket ([`connection`]). It reads every
+//! One task per connection owns the socket (`connection.rs`). It reads every
 //! frame as it arrives, decodes it once, and:
-//! - routes **responses** to the [`Pending`](crate::pending::Pending) table at
+//! - routes **responses** to the pending table (`pending.rs`) at
 //!   once, whatever else is going on: the socket is never left unread, so
 //!   calls in both directions can never wait on each other;
-//! - hands **requests and notifications** to [`dispatch`], which runs them
+//! - hands **requests and notifications** to `dispatch.rs`, which runs them
 //!   under the connection's flow control (see there: in flight, parked,
 //!   busy);
 //! - writes everything queued for this connection (answers, our calls,
-//!   pushes) through the [`Writer`](crate::writer::Writer), coalescing a
+//!   pushes) through the writer (`writer.rs`), coalescing a
 //!   burst into one flush.
 //!
 //! When the socket ends, for whatever reason (a panic of the task
 //! included), every pending call fails with [`Error::Disconnected`](crate::Error::Disconnected)
 //! at once and [`PeerHandle::closed`] resolves with the [`CloseReason`].
 //!
-//! The files: [`config`] (how a connection behaves), [`handle`] (what other
-//! tasks hold: calls, notifications, pushes, close), [`batch`] (building an
-//! outgoing batch), [`connection`] (the task's loop and its end),
-//! [`dispatch`] (running inbound requests), [`inflight`] (the requests
+//! The files: `config.rs` (how a connection behaves), `handle.rs` (what other
+//! tasks hold: calls, notifications, pushes, close), `batch.rs` (building an
+//! outgoing batch), `connection.rs` (the task's loop and its end),
+//! `dispatch.rs` (running inbound requests), `inflight.rs` (the requests
 //! running now, for cancellation).
 
 mod batch;

@@ -22,11 +22,11 @@ use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Bytes taken from the socket per read while a connection is busy.
-pub const READ_AHEAD: usize = 64 << 10;
+pub(crate) const READ_AHEAD: usize = 64 << 10;
 
 /// A stream with an adaptive read-ahead buffer (see the module docs).
 #[derive(Debug)]
-pub struct ReadAhead<S> {
+pub(crate) struct ReadAhead<S> {
     inner: S,
     /// Bytes read ahead and not yet handed out: `buf[pos..len]`.
     buf: Option<Box<[u8]>>,
@@ -37,17 +37,13 @@ pub struct ReadAhead<S> {
 
 impl<S> ReadAhead<S> {
     /// Wraps `inner`, starting in pass-through.
-    pub fn new(inner: S) -> Self {
+    pub(crate) fn new(inner: S) -> Self {
         ReadAhead { inner, buf: None, pos: 0, len: 0, busy: false }
     }
 
-    /// The wrapped stream.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
     /// Whether a read-ahead buffer is allocated right now.
-    pub fn is_reading_ahead(&self) -> bool {
+    #[cfg(test)]
+    fn is_reading_ahead(&self) -> bool {
         self.buf.is_some()
     }
 
