@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use switchboard_server::{Server, ServerPhase};
-use switchboard_shared::CloseReason;
+use switchboard_shared::{CloseReason, Context, ErrorObject};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -115,4 +115,30 @@ async fn serve_websocket_serves_a_socket_admitted_and_upgraded_elsewhere() {
     assert_eq!(facts["query"], "x=1");
     assert_eq!(facts["auth"], json!({"user": "grace"}));
     assert_eq!(server.connection_count(), 1);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_refuses_new_calls_and_finishes_a_handler_waiting_on_its_client() {
+    let mut methods = methods();
+    methods.register("ask_client", |(): (), cx: Context| async move {
+        let name: String = cx.peer().call("client.name", ()).await?;
+        Ok::<_, ErrorObject>(format!("hello {name}"))
+    });
+    let server = start_with(Server::builder(), methods).await;
+    let mut ws = connect(&server).await;
+    send(&mut ws, r#"{"jsonrpc":"2.0","method":"ask_client","id":1}"#).await;
+    let callback = recv(&mut ws).await;
+    assert_eq!(callback["method"], "client.name", "{callback}");
+
+    let stopped = server.shutdown(Duration::from_secs(20));
+    // New work is refused at once with the documented code...
+    send(&mut ws, r#"{"jsonrpc":"2.0","method":"add","params":[1,2],"id":2}"#).await;
+    let refused = recv(&mut ws).await;
+    assert_eq!((refused["id"].clone(), refused["error"]["code"].clone()), (json!(2), json!(-32000)), "{refused}");
+    // ...while the reply to the server's own call is still read, so the handler finishes.
+    send_json(&mut ws, json!({"jsonrpc": "2.0", "result": "ada", "id": callback["id"]})).await;
+    assert_eq!(recv(&mut ws).await, json!({"jsonrpc": "2.0", "result": "hello ada", "id": 1}));
+    assert_eq!(expect_close(&mut ws).await.0, 1001);
+    drop(ws);
+    guard("the shutdown to complete", stopped).await;
 }
