@@ -10,20 +10,18 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use futures_util::StreamExt;
+use serde_json::json;
 use switchboard_server::{Rejection, Server, ServerBuilder, ServerHandle};
 use switchboard_shared::{Context, ErrorObject, Methods};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_tungstenite::connect_async;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::tungstenite::Message;
 use tower_http::services::ServeDir;
 
 mod support;
 
-use support::{Ws, guard};
+use support::guard;
+use support::http::{call, connect, http, refused_status};
 
 /// A site directory `site/` with a secret file next to it (outside it),
 /// removed when dropped.
@@ -81,48 +79,6 @@ fn app(hub: &ServerHandle, site: &Site) -> Router {
         .fallback_service(ServeDir::new(site.dir()))
 }
 
-/// One HTTP/1.1 request with `Connection: close`; the status, the head
-/// (lowercased) and the body.
-async fn http(addr: SocketAddr, path: &str) -> (u16, String, String) {
-    let mut stream = guard("connect", TcpStream::connect(addr)).await.expect("connect");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    guard("the response", stream.read_to_end(&mut response)).await.unwrap();
-    let text = String::from_utf8(response).expect("a UTF-8 response");
-    let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status code");
-    (status, head.to_ascii_lowercase(), body.to_owned())
-}
-
-async fn connect(request: impl IntoClientRequest + Unpin) -> Result<Ws, WsError> {
-    guard("connect", async { connect_async(request).await.map(|(ws, _)| ws) }).await
-}
-
-fn refused_status(result: Result<Ws, WsError>) -> u16 {
-    match result {
-        Err(WsError::Http(response)) => response.status().as_u16(),
-        Err(other) => panic!("expected an HTTP refusal, got {other}"),
-        Ok(_) => panic!("expected an HTTP refusal, the upgrade succeeded"),
-    }
-}
-
-async fn call(ws: &mut Ws, id: i64, method: &str, params: Value) -> Value {
-    let request = json!({"jsonrpc": "2.0", "method": method, "params": params, "id": id});
-    ws.send(Message::text(request.to_string())).await.unwrap();
-    loop {
-        match guard("a reply", ws.next()).await {
-            Some(Ok(Message::Text(text))) => {
-                let reply: Value = serde_json::from_str(&text).unwrap();
-                assert_eq!(reply["id"], json!(id), "{reply}");
-                return reply;
-            }
-            Some(Ok(_)) => continue,
-            other => panic!("no reply: {other:?}"),
-        }
-    }
-}
-
 #[tokio::test]
 async fn the_hub_mounted_in_a_router_serves_calls_next_to_static_files() {
     let site = Site::new();
@@ -139,24 +95,24 @@ async fn the_hub_mounted_in_a_router_serves_calls_next_to_static_files() {
     assert_eq!(facts["path"], "/ws");
     assert!(facts["remote"].as_str().is_some_and(|r| r.starts_with("127.0.0.1:")), "{facts}");
     assert_eq!(refused_status(connect(format!("ws://{addr}/ws")).await), 401);
-    let (status, head, _) = http(addr, "/ws").await;
+    let (status, head, _) = http(addr, "GET", "/ws").await;
     assert_eq!(status, 426, "a plain GET of the hub's route");
     assert!(head.contains("upgrade: websocket"), "{head}");
 
     // Static files and the app's own handlers.
-    let (status, head, body) = http(addr, "/js/app.js").await;
+    let (status, head, body) = http(addr, "GET", "/js/app.js").await;
     assert_eq!((status, body.as_str()), (200, "export const y = 2;\n"));
     assert!(head.contains("content-type: text/javascript"), "{head}");
-    let (status, _, body) = http(addr, "/").await;
+    let (status, _, body) = http(addr, "GET", "/").await;
     assert_eq!(status, 200);
     assert!(body.contains("<title>axum hub</title>"));
-    assert_eq!(http(addr, "/hello").await.2, "hello from axum");
-    assert_eq!(http(addr, "/missing.js").await.0, 404);
+    assert_eq!(http(addr, "GET", "/hello").await.2, "hello from axum");
+    assert_eq!(http(addr, "GET", "/missing.js").await.0, 404);
 
     // Traversal attempts do not leave the directory.
     for attempt in ["/../secret.txt", "/js/..%2f..%2fsecret.txt", "/%2e%2e/secret.txt", "/js/%2e%2e/%2e%2e/secret.txt"]
     {
-        let (status, _, body) = http(addr, attempt).await;
+        let (status, _, body) = http(addr, "GET", attempt).await;
         assert!(!body.contains("TOP SECRET"), "{attempt} was served the secret");
         assert!((400..500).contains(&status), "{attempt}: {status}");
     }
@@ -193,5 +149,5 @@ async fn the_route_works_under_axum_serve_with_the_same_admission() {
     assert!(facts["remote"].as_str().is_some_and(|r| r.starts_with("127.0.0.1:")), "ConnectInfo: {facts}");
     // The connection limit of one is taken.
     assert_eq!(refused_status(connect(format!("ws://{addr}/ws")).await), 503);
-    assert_eq!(http(addr, "/js/app.js").await.0, 200);
+    assert_eq!(http(addr, "GET", "/js/app.js").await.0, 200);
 }

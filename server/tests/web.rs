@@ -7,20 +7,19 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use futures_util::StreamExt;
+use serde_json::json;
 use switchboard_server::web::WebServer;
 use switchboard_server::{Rejection, Server, ServerBuilder, ServerHandle};
 use switchboard_shared::{Context, ErrorObject, Methods};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 mod support;
 
-use support::{Ws, guard};
+use support::guard;
+use support::http::{call, connect, http, refused_status};
 
 /// A directory of static files, removed when dropped.
 struct Site(PathBuf);
@@ -61,48 +60,6 @@ async fn serve(builder: ServerBuilder, site: &Site) -> (ServerHandle, SocketAddr
         .await
         .expect("listen on port 0");
     (hub, addr)
-}
-
-/// One HTTP/1.1 request with `Connection: close`; the status line's code,
-/// the head, and the body.
-async fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String, String) {
-    let mut stream = guard("connect", TcpStream::connect(addr)).await.expect("connect");
-    let request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    guard("the response", stream.read_to_end(&mut response)).await.unwrap();
-    let text = String::from_utf8(response).expect("a UTF-8 response");
-    let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status code");
-    (status, head.to_ascii_lowercase(), body.to_owned())
-}
-
-async fn connect(request: impl IntoClientRequest + Unpin) -> Result<Ws, WsError> {
-    guard("connect", async { connect_async(request).await.map(|(ws, _)| ws) }).await
-}
-
-fn refused_status(result: Result<Ws, WsError>) -> u16 {
-    match result {
-        Err(WsError::Http(response)) => response.status().as_u16(),
-        Err(other) => panic!("expected an HTTP refusal, got {other}"),
-        Ok(_) => panic!("expected an HTTP refusal, the upgrade succeeded"),
-    }
-}
-
-async fn call(ws: &mut Ws, id: i64, method: &str, params: Value) -> Value {
-    let request = json!({"jsonrpc": "2.0", "method": method, "params": params, "id": id});
-    ws.send(Message::text(request.to_string())).await.unwrap();
-    loop {
-        match guard("a reply", ws.next()).await {
-            Some(Ok(Message::Text(text))) => {
-                let reply: Value = serde_json::from_str(&text).unwrap();
-                assert_eq!(reply["id"], json!(id), "{reply}");
-                return reply;
-            }
-            Some(Ok(_)) => continue,
-            other => panic!("no reply: {other:?}"),
-        }
-    }
 }
 
 #[tokio::test]

@@ -1,6 +1,10 @@
 //! The basics every server test binary shares: the plain client socket type
 //! and the hang guard.
 
+#[cfg(feature = "web")]
+#[allow(dead_code, reason = "each test binary uses its own share of the helpers")]
+pub(crate) mod http;
+
 use std::future::Future;
 use std::time::Duration;
 
