@@ -1,7 +1,6 @@
 //! What a handler knows about the connection its call arrived on.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -38,23 +37,23 @@ impl ConnectionInfo {
 
 /// Given to every handler: who is calling, and a handle to call them back.
 ///
-/// Cloning is cheap (two reference counts).
+/// Cloning is cheap (one reference count).
 #[derive(Debug, Clone)]
 pub struct Context {
-    info: Arc<ConnectionInfo>,
+    /// The connection (its facts are reached through it: one pointer, not two).
     peer: PeerHandle,
     /// The id of the request being handled (async handlers of requests only).
     call: Option<Id>,
 }
 
 impl Context {
-    pub(crate) fn new(info: Arc<ConnectionInfo>, peer: PeerHandle) -> Self {
-        Context { info, peer, call: None }
+    pub(crate) fn new(peer: PeerHandle) -> Self {
+        Context { peer, call: None }
     }
 
     /// This context, for the handler of request `id`.
     pub(crate) fn for_call(&self, id: Option<Id>) -> Self {
-        Context { info: Arc::clone(&self.info), peer: self.peer.clone(), call: id }
+        Context { peer: self.peer.clone(), call: id }
     }
 
     /// A token that fires when the caller cancels this request
@@ -94,28 +93,28 @@ impl Context {
 
     /// The connection's id.
     pub fn connection_id(&self) -> Uuid {
-        self.info.id
+        self.peer.info().id
     }
 
     /// Everything known about the connection.
     pub fn info(&self) -> &ConnectionInfo {
-        &self.info
+        self.peer.info()
     }
 
     /// The authenticator's data, if any.
     pub fn auth(&self) -> Option<&Value> {
-        self.info.auth.as_ref()
+        self.peer.info().auth.as_ref()
     }
 
     /// The other side's address, if known.
     pub fn remote(&self) -> Option<SocketAddr> {
-        self.info.remote
+        self.peer.info().remote
     }
 
     /// A typed extension the embedding layer attached to the connection, or
     /// else to every connection (`PeerConfig::extensions`).
     pub fn extension<T: Send + Sync + Clone + 'static>(&self) -> Option<&T> {
-        self.info.extensions.get::<T>().or_else(|| self.peer.config().extensions.get::<T>())
+        self.peer.info().extensions.get::<T>().or_else(|| self.peer.config().extensions.get::<T>())
     }
 
     /// The application state of type `T` added with

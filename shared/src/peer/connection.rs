@@ -28,7 +28,6 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use super::dispatch::Parked;
 use super::{CloseHook, CloseReason, PeerHandle};
 use crate::codec::ErrorObject;
-use crate::context::Context;
 use crate::methods::Methods;
 use crate::writer::{Drive, Writer};
 
@@ -36,7 +35,6 @@ use crate::writer::{Drive, Writer};
 pub(super) struct Connection {
     pub(super) handle: PeerHandle,
     pub(super) methods: Arc<Methods>,
-    pub(super) cx: Context,
     /// Set once our close frame is written: later frames are not dispatched.
     pub(super) close_sent: bool,
     /// Set when a graceful shutdown begins.
@@ -44,9 +42,13 @@ pub(super) struct Connection {
     /// While a batch is being handled, its ready answers are gathered here
     /// instead of being sent one by one.
     pub(super) collecting: Option<Vec<String>>,
-    /// Requests waiting for a free in-flight slot.
-    pub(super) parked: Parked,
-    ending: Ending,
+    /// Requests waiting for a free in-flight slot (made on first use: idle
+    /// connections carry one pointer for it).
+    pub(super) parked: Option<Box<Parked>>,
+    /// Runs once when the connection has ended.
+    on_close: Option<CloseHook>,
+    /// Set once the ending has run; a task unwound by a panic finds it unset.
+    ended: bool,
 }
 
 /// How many frames are read in a row before queued output gets written.
@@ -59,10 +61,16 @@ const BURST_OUTPUT: usize = 64 << 10;
 
 impl Connection {
     pub(super) fn new(handle: PeerHandle, methods: Arc<Methods>, on_close: Option<CloseHook>) -> Self {
-        let cx = Context::new(Arc::clone(&handle.shared.info), handle.clone());
-        let parked = Parked::new(handle.shared.config.max_parked_bytes);
-        let ending = Ending { handle: handle.clone(), on_close, reason: None };
-        Connection { handle, methods, cx, close_sent: false, draining: false, collecting: None, parked, ending }
+        Connection {
+            handle,
+            methods,
+            close_sent: false,
+            draining: false,
+            collecting: None,
+            parked: None,
+            on_close,
+            ended: false,
+        }
     }
 
     // A plain fn returning an `async move` block: an `async fn` would keep
@@ -226,7 +234,7 @@ impl Connection {
         K: futures_util::Sink<Message, Error = WsError> + Unpin,
     {
         // Callers learn at once; the goodbye below may take a while.
-        self.ending.fail_calls();
+        self.fail_calls();
         let goodbye = match &reason {
             CloseReason::SlowConsumer => Some((CloseCode::Policy, "slow consumer")),
             CloseReason::MessageTooBig => Some((CloseCode::Size, "message too big")),
@@ -246,41 +254,36 @@ impl Connection {
             tracing::debug!(%reason, "connection ended");
             let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
         }
-        self.ending.reason = Some(reason);
-        // Dropping `self` runs the rest of the ending.
+        self.end(reason);
     }
-}
 
-/// The end of a connection, run by `Drop` so that a panic of the task
-/// cannot skip it.
-struct Ending {
-    handle: PeerHandle,
-    on_close: Option<CloseHook>,
-    /// Why it ended; `None` when the task is being unwound by a panic.
-    reason: Option<CloseReason>,
-}
-
-impl Ending {
     fn fail_calls(&self) {
         let shared = &self.handle.shared;
         shared.pending.fail_all();
         shared.queue.close();
         shared.inflight.cancel_all();
     }
-}
 
-impl Drop for Ending {
-    fn drop(&mut self) {
-        let reason = self.reason.take().unwrap_or_else(|| {
-            tracing::error!("the connection task panicked; its connection is closed");
-            CloseReason::Transport("the connection task panicked".into())
-        });
+    /// The rest of the ending: the reason is published, the hook runs.
+    fn end(&mut self, reason: CloseReason) {
+        self.ended = true;
         self.fail_calls();
         let shared = &self.handle.shared;
         *shared.closed.lock() = Some(reason.clone());
         shared.closed_notify.notify_waiters();
         if let Some(hook) = self.on_close.take() {
             hook(&self.handle, &reason);
+        }
+    }
+}
+
+/// A task unwound by a panic still ends its connection: a panic cannot skip
+/// the cleanup (every pending call fails, waiters learn, the hook runs).
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if !self.ended {
+            tracing::error!("the connection task panicked; its connection is closed");
+            self.end(CloseReason::Transport("the connection task panicked".into()));
         }
     }
 }

@@ -37,6 +37,7 @@ use tracing::Instrument as _;
 use super::connection::Connection;
 use super::{CANCEL_METHOD, Cancellation, MalformedFrames, StrayMessage};
 use crate::codec::{self, Entry, ErrorObject, Frame, Id, Invalid, InvalidKind, encode};
+use crate::context::Context;
 use crate::error::Error;
 use crate::methods::{Dispatch, HandlerFuture, panicked};
 
@@ -86,7 +87,7 @@ pub(super) struct Parked {
 const PARK_OVERHEAD: usize = 64;
 
 impl Parked {
-    pub(super) fn new(max_bytes: usize) -> Self {
+    fn new(max_bytes: usize) -> Self {
         Parked { queue: VecDeque::new(), bytes: 0, max_bytes }
     }
 
@@ -209,7 +210,7 @@ impl Connection {
             Admit::Park => {
                 let call = OwnedCall::new(&method, params, id);
                 let size = call.size();
-                self.parked.push(Work::One(call), size);
+                self.parked_mut().push(Work::One(call), size);
             }
             Admit::Refuse(error) => self.refuse(id, &error),
         }
@@ -244,7 +245,7 @@ impl Connection {
                         Item::Answer(answer) => OwnedItem::Answer(answer),
                     })
                     .collect();
-                self.parked.push(Work::Batch(owned), size);
+                self.parked_mut().push(Work::Batch(owned), size);
             }
             Admit::Refuse(error) => self.refuse_batch(items, &error),
         }
@@ -256,10 +257,12 @@ impl Connection {
             return Admit::Refuse(ErrorObject::shutting_down());
         }
         let config = &self.handle.shared.config;
-        if self.parked.queue.is_empty() && self.handle.in_flight() < config.max_in_flight.max(1) {
+        if self.parked.as_ref().is_none_or(|p| p.queue.is_empty())
+            && self.handle.in_flight() < config.max_in_flight.max(1)
+        {
             return Admit::Run;
         }
-        if self.parked.has_room(bytes) {
+        if self.parked.as_ref().is_none_or(|p| p.has_room(bytes)) {
             return Admit::Park;
         }
         Admit::Refuse(ErrorObject::server_busy(format!(
@@ -274,12 +277,12 @@ impl Connection {
         match id {
             Some(id) => {
                 if error.code == codec::code::SERVER_BUSY {
-                    stats.busy_refusals.fetch_add(1, Ordering::Relaxed);
+                    stats.count(|s| &s.busy_refusals);
                 }
                 self.reply(encode::error(&id, error));
             }
             None => {
-                stats.dropped_notifications.fetch_add(1, Ordering::Relaxed);
+                stats.count(|s| &s.dropped_notifications);
                 tracing::debug!(code = error.code, "notification dropped");
             }
         }
@@ -301,11 +304,21 @@ impl Connection {
         }
     }
 
-    /// Runs parked work while slots are free.
+    /// The parked queue, made on first use.
+    fn parked_mut(&mut self) -> &mut Parked {
+        let max_bytes = self.handle.shared.config.max_parked_bytes;
+        self.parked.get_or_insert_with(|| Box::new(Parked::new(max_bytes)))
+    }
+
+    /// Runs parked work while slots are free; frees the queue once it is empty.
     pub(super) fn unpark(&mut self) {
+        if self.parked.as_ref().is_some_and(|p| p.queue.is_empty()) {
+            self.parked = None;
+            return;
+        }
         let max = self.handle.shared.config.max_in_flight.max(1);
         while self.handle.in_flight() < max {
-            let Some(work) = self.parked.pop() else { break };
+            let Some(work) = self.parked.as_mut().and_then(|p| p.pop()) else { break };
             match work {
                 Work::One(call) => self.run_one(&call.method, call.params.as_deref(), call.id),
                 Work::Batch(items) => {
@@ -328,7 +341,7 @@ impl Connection {
 
     /// Refuses everything parked (a graceful shutdown began).
     pub(super) fn refuse_parked(&mut self, error: ErrorObject) {
-        while let Some(work) = self.parked.pop() {
+        while let Some(work) = self.parked.as_mut().and_then(|p| p.pop()) {
             match work {
                 Work::One(call) => self.refuse(call.id, &error),
                 Work::Batch(items) => {
@@ -350,7 +363,7 @@ impl Connection {
     /// A frame that is not JSON-RPC: answered or reported, as configured.
     pub(super) fn on_malformed(&mut self, error: ErrorObject) {
         let shared = &self.handle.shared;
-        shared.stats.malformed.fetch_add(1, Ordering::Relaxed);
+        shared.stats.count(|s| &s.malformed);
         match shared.config.malformed_frames {
             MalformedFrames::Answer => self.reply(encode::error(&Id::Null, &error)),
             _ => {
@@ -365,7 +378,7 @@ impl Connection {
     /// An error response nobody can be matched to by id.
     fn on_error_without_id(&mut self, error: ErrorObject) {
         let shared = &self.handle.shared;
-        shared.stats.errors_without_id.fetch_add(1, Ordering::Relaxed);
+        shared.stats.count(|s| &s.errors_without_id);
         let failed_calls = shared.pending.fail_sole_group(&error);
         tracing::warn!(%error, failed_calls, "error response without an id received");
         if let Some(hook) = &shared.config.on_stray {
@@ -390,9 +403,9 @@ impl Connection {
         let shared = &self.handle.shared;
         if shared.inflight.cancel(&id) {
             // Its task answers -32800.
-            shared.stats.cancelled.fetch_add(1, Ordering::Relaxed);
-        } else if self.parked.remove(&id) {
-            shared.stats.cancelled.fetch_add(1, Ordering::Relaxed);
+            shared.stats.count(|s| &s.cancelled);
+        } else if self.parked.as_mut().is_some_and(|p| p.remove(&id)) {
+            shared.stats.count(|s| &s.cancelled);
             self.reply(encode::error(&id, &ErrorObject::request_cancelled()));
         }
         // Otherwise it was answered already: nothing to do.
@@ -442,7 +455,10 @@ impl Connection {
         let started = audit.then(Instant::now);
         let panic_id = id.clone();
         let audit_id = if audit { id.clone() } else { None };
-        let mut future = match self.methods.dispatch(method, params, &self.cx, id) {
+        // Made per request: one reference count, instead of a context held by
+        // every idle connection.
+        let cx = Context::new(self.handle.clone());
+        let mut future = match self.methods.dispatch(method, params, &cx, id) {
             Dispatch::Ready(out) => {
                 if let Some(started) = started {
                     audit_call(method, audit_id.as_ref(), started, out.as_deref());
@@ -486,7 +502,7 @@ impl Connection {
             },
             Err(_) => {
                 tracing::error!(method, "handler panicked");
-                shared.stats.handler_panics.fetch_add(1, Ordering::Relaxed);
+                shared.stats.count(|s| &s.handler_panics);
                 if let Some(out) = panicked(panic_id) {
                     self.reply(out);
                 }
@@ -523,7 +539,7 @@ impl Connection {
             };
             outcome.unwrap_or_else(|_| {
                 tracing::error!(id = ?id, "handler panicked");
-                shared.stats.handler_panics.fetch_add(1, Ordering::Relaxed);
+                shared.stats.count(|s| &s.handler_panics);
                 panicked(id)
             })
         }

@@ -40,12 +40,32 @@ use crate::writer::{OutboundQueue, Outgoing, Overflow};
 #[derive(Debug, Default)]
 pub(super) struct Stats {
     pub(super) calls_answered: AtomicU64,
+    /// Counters of rare events, made on the first one: idle connections
+    /// carry one pointer for them.
+    rare: std::sync::OnceLock<Box<RareStats>>,
+}
+
+/// Counters of events most connections never see.
+#[derive(Debug, Default)]
+pub(super) struct RareStats {
     pub(super) busy_refusals: AtomicU64,
     pub(super) dropped_notifications: AtomicU64,
     pub(super) handler_panics: AtomicU64,
     pub(super) cancelled: AtomicU64,
     pub(super) errors_without_id: AtomicU64,
     pub(super) malformed: AtomicU64,
+}
+
+impl Stats {
+    /// Counts one rare event.
+    pub(super) fn count(&self, counter: fn(&RareStats) -> &AtomicU64) {
+        counter(self.rare.get_or_init(Box::default)).fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reads a rare counter (0 before its first event).
+    pub(super) fn read(&self, counter: fn(&RareStats) -> &AtomicU64) -> u64 {
+        self.rare.get().map_or(0, |rare| counter(rare).load(Ordering::Relaxed))
+    }
 }
 
 /// The state a connection's task and its handles share.
@@ -307,34 +327,34 @@ impl PeerHandle {
 
     /// Inbound requests refused with -32002 "Server busy" so far.
     pub fn busy_refusals(&self) -> u64 {
-        self.shared.stats.busy_refusals.load(Ordering::Relaxed)
+        self.shared.stats.read(|s| &s.busy_refusals)
     }
 
     /// Inbound notifications dropped so far because the parked bound was
     /// full or the connection was shutting down.
     pub fn dropped_notifications(&self) -> u64 {
-        self.shared.stats.dropped_notifications.load(Ordering::Relaxed)
+        self.shared.stats.read(|s| &s.dropped_notifications)
     }
 
     /// Handlers that panicked so far (each was answered -32603, or not at all
     /// for a notification).
     pub fn handler_panics(&self) -> u64 {
-        self.shared.stats.handler_panics.load(Ordering::Relaxed)
+        self.shared.stats.read(|s| &s.handler_panics)
     }
 
     /// Inbound requests cancelled by the other side so far.
     pub fn cancelled_requests(&self) -> u64 {
-        self.shared.stats.cancelled.load(Ordering::Relaxed)
+        self.shared.stats.read(|s| &s.cancelled)
     }
 
     /// Error responses with `"id": null` received so far ([`StrayMessage::ErrorWithoutId`](super::StrayMessage::ErrorWithoutId)).
     pub fn errors_without_id(&self) -> u64 {
-        self.shared.stats.errors_without_id.load(Ordering::Relaxed)
+        self.shared.stats.read(|s| &s.errors_without_id)
     }
 
     /// Frames received so far that were not JSON-RPC (not JSON, an empty batch).
     pub fn malformed_frames(&self) -> u64 {
-        self.shared.stats.malformed.load(Ordering::Relaxed)
+        self.shared.stats.read(|s| &s.malformed)
     }
 
     /// Bytes waiting to be written.
