@@ -231,7 +231,7 @@ describe('resuming after a reconnect', () => {
     peer.socket.terminate();
     const again = await server.accept();
     const request = await nextCall(again, 'rpc.subscribe');
-    return { client, peer: again, request, lost, recovered, ...sub };
+    return { ...sub, client, peer: again, request, lost, recovered };
   }
 
   test('subscribes again with since = the last position delivered; the replay continues the stream without duplicates', async () => {
@@ -299,7 +299,7 @@ describe('gaps in a live stream', () => {
     const sub = await subscribed(client, peer, 'prices', { positioned: true, onLost: (d) => lost.push(d) }, { epoch: 'E', offset: 5 });
     peer.sendJson(publication('prices', 'E', 6));
     assert.equal((await sub.received.take()).offset, 6);
-    return { client, peer, lost, ...sub };
+    return { ...sub, client, peer, lost };
   }
 
   test('an offset jump asks rpc.history since the last position and delivers the missing ones in order', async () => {
