@@ -1254,14 +1254,16 @@ export class Client extends EventTarget {
    * With it, `recovered: true` means the publications after `sent` follow
    * (duplicates are dropped, `recovered` fires once they are delivered);
    * `recovered: false` means none do: `lost`, and on from the result's
-   * position. Then whatever waited is delivered.
+   * position (so too, whatever it says, when the server's stream is behind
+   * `sent`: its later publications would otherwise be dropped as seen).
+   * Then whatever waited is delivered.
    */
   #onSubscribed(entry, sent, result) {
     const latest = { epoch: result.epoch, offset: result.offset };
     entry.phase = 'live';
     if (sent === null) {
       entry.position = latest;
-    } else if (result.recovered && result.epoch === sent.epoch) {
+    } else if (result.recovered && result.epoch === sent.epoch && result.offset >= sent.offset) {
       const count = Math.max(latest.offset - sent.offset, 0);
       entry.recovering = { since: sent, target: latest, count };
       this.#checkRecovered(entry);

@@ -281,6 +281,16 @@ describe('resuming after a reconnect', () => {
     assert.deepEqual(await received.take(), delivered('prices', 'F', 1));
   });
 
+  test('a server whose stream is behind the position is lost, whatever it says, so that its publications are not dropped', async () => {
+    const { peer, request, lost, received } = await deliveredUpTo7();
+    answer(peer, request, { topic: 'prices', epoch: 'E', offset: 3, recovered: true });
+    const detail = await lost.take();
+    assert.deepEqual(detail.position, { epoch: 'E', offset: 3 });
+    assert.equal(detail.missed, 0);
+    peer.sendJson(publication('prices', 'E', 4));
+    assert.deepEqual(await received.take(), delivered('prices', 'E', 4));
+  });
+
   test('publications that arrive before the subscribe result wait for it', async () => {
     const { peer, request, received } = await deliveredUpTo7();
     // Out of the wire's order: the replay overtakes the result. Nothing is lost or doubled.
