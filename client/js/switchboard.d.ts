@@ -212,13 +212,24 @@ export type ErrorDetail =
   | {
       /**
        * `listener`: an event listener or the `trace` function threw (or
-       * rejected); `handler`: a subscription handler or a method called by
-       * notification did; `resubscribe`: subscribing again after a
-       * reconnect was refused.
+       * rejected); `handler`: a subscription handler (or `onLost`,
+       * `onRecovered`) or a method called by notification did;
+       * `resubscribe`: subscribing again after a reconnect was refused;
+       * `history`: `rpc.history` failed to fill a gap in a positioned
+       * subscription (a `lost` event follows).
        */
-      kind: 'listener' | 'handler' | 'resubscribe';
+      kind: 'listener' | 'handler' | 'resubscribe' | 'history';
       error: unknown;
       source: string;
+    }
+  | {
+      /** The server sent an `rpc.publication` without topic, epoch, offset and method. */
+      kind: 'invalidPublication';
+      /** InvalidResponse. */
+      error: RpcClientError;
+      source: string;
+      /** Its params, as JSON (the first 1,000 characters). */
+      params: string;
     }
   | {
       /** The server sent a reply with id null (an error about a request it could not read). */
@@ -248,6 +259,108 @@ export interface EventDetails {
   notification: NotificationDetail;
   heartbeat: HeartbeatDetail;
   error: ErrorDetail;
+  lost: LostDetail;
+  recovered: RecoveredDetail;
+}
+
+/**
+ * A place in a topic's stream: the last publication seen. Offsets count
+ * from 1 within an epoch (an opaque string; a new one starts whenever the
+ * topic's history starts afresh); offset 0 is "before the first". Plain
+ * JSON: save it (e.g. in localStorage) and pass it back as `since`.
+ */
+export interface StreamPosition {
+  epoch: string;
+  offset: number;
+}
+
+/** One publication of a positioned subscription: the params of `rpc.publication`. */
+export interface Publication<P = any> {
+  topic: string;
+  epoch: string;
+  offset: number;
+  /** The method it was published as. */
+  method: string;
+  params: P;
+}
+
+/**
+ * A positioned subscription lost publications it could not get back: the
+ * application must reload its state. The subscription goes on after `position`.
+ */
+export interface LostDetail {
+  topic: string;
+  /** Where the stream goes on from: the server's latest position (already part of the state to reload). */
+  position: StreamPosition;
+  /** The last position delivered before. */
+  previous: StreamPosition;
+  /**
+   * `epoch`: the stream started afresh (a server restart, a wiped history);
+   * `gone`: the missed publications are no longer in the history;
+   * `failed`: `rpc.history` failed (see `error`).
+   */
+  reason: 'epoch' | 'gone' | 'failed';
+  /** How many offsets were skipped; null across epochs. */
+  missed: number | null;
+  /** For `failed`: why `rpc.history` failed. */
+  error?: unknown;
+}
+
+/** A positioned subscription resumed and its missed publications were delivered. */
+export interface RecoveredDetail {
+  topic: string;
+  /** How many it missed and got back (0: none missed). */
+  count: number;
+  /** Where it resumed from. */
+  since: StreamPosition;
+  /** The last of the recovered publications (the server's latest when it resumed). */
+  position: StreamPosition;
+}
+
+/** A positioned subscription, as `subscribe` resolves with it. */
+export interface Subscription {
+  readonly topic: string;
+  /**
+   * The position of the last publication delivered (or where the
+   * subscription started, or was moved to by `lost`): a copy, to save and
+   * pass back as `since`.
+   */
+  readonly position: StreamPosition | null;
+  /** Stops this handler; the last one of the topic sends `rpc.unsubscribe`. Resolves with false if done already. */
+  unsubscribe(): Promise<boolean>;
+}
+
+interface PositionedOptionsBase {
+  /**
+   * The stream failed to recover: reload the state. Called (like the
+   * client's `lost` event) before `subscribe` resolves when `since` could
+   * not be resumed from.
+   */
+  onLost?: (detail: LostDetail) => void;
+  /** A resume (`since`, or after a reconnect) delivered everything missed. */
+  onRecovered?: (detail: RecoveredDetail) => void;
+}
+
+/** Options of a positioned subscription: `positioned: true`, or a `since` to resume after. */
+export type PositionedSubscribeOptions = PositionedOptionsBase &
+  (
+    | {
+        positioned: true;
+        /** Resume after this position (null or absent: from now). */
+        since?: StreamPosition | null;
+      }
+    | {
+        positioned?: boolean;
+        /** Resume after this position. */
+        since: StreamPosition;
+      }
+  );
+
+/** Options of a plain subscription. */
+export interface PlainSubscribeOptions {
+  /** The notifications' method, when it is not the topic's name. */
+  method?: string;
+  positioned?: false;
 }
 
 /** Every client event: its payload is `detail`. */
@@ -304,13 +417,25 @@ export declare class Client extends EventTarget {
   unregister(name: string): boolean;
 
   /**
+   * Subscribes to a topic with positions (`rpc.publication`): the handler
+   * gets each publication with its epoch and offset, in order and once.
+   * Resumes after `since`, and after every reconnect after the last
+   * position delivered; fires `lost` when what was missed cannot be got
+   * back, `recovered` when it was. Resolves once a server confirmed it.
+   */
+  subscribe<P = any>(
+    topic: string,
+    handler: (publication: Publication<P>) => void,
+    options: PositionedSubscribeOptions,
+  ): Promise<Subscription>;
+  /**
    * Subscribes to a topic; resolves with the unsubscribe function once a
    * server confirmed it. Re-subscribes after every reconnect.
    */
   subscribe(
     topic: string,
     handler: (params: any, info: { topic: string; method: string }) => void,
-    options?: { method?: string },
+    options?: PlainSubscribeOptions,
   ): Promise<Unsubscribe>;
 }
 

@@ -184,6 +184,10 @@ const HEARTBEAT = 'rpc.heartbeat';
 const HEARTBEAT_ACK = 'rpc.heartbeat_ack';
 /** The notification that cancels a request, both ways (the LSP convention). */
 const CANCEL_REQUEST = '$/cancelRequest';
+/** The notification that carries a positioned publication (`shared/src/stream.rs`). */
+const PUBLICATION = 'rpc.publication';
+/** The built-in method that reads a topic's history. */
+const HISTORY = 'rpc.history';
 /** How much of an offending frame an `error` event carries. */
 const FRAME_EXCERPT = 1_000;
 const textDecoder = new TextDecoder();
@@ -364,6 +368,91 @@ function encodeReply(reply) {
   }
 }
 
+// ---- stream positions ----------------------------------------------------
+
+/** Whether `p` is a stream position: `{epoch: string, offset: whole number >= 0}`. */
+function isPosition(p) {
+  return p !== null && typeof p === 'object' && typeof p.epoch === 'string' && Number.isSafeInteger(p.offset) && p.offset >= 0;
+}
+
+/** A copy of a position the application gave; throws TypeError when it is not one. */
+function positionOf(p, what) {
+  if (!isPosition(p)) {
+    let shown;
+    try {
+      shown = JSON.stringify(p);
+    } catch {
+      shown = String(p);
+    }
+    throw new TypeError(`${what} must be a stream position {epoch: string, offset: a whole number >= 0}, got ${shown}`);
+  }
+  return { epoch: p.epoch, offset: p.offset };
+}
+
+/** `EPOCH:OFFSET`, as the Rust side writes a position. */
+function showPosition(p) {
+  return p === null ? 'the start' : `${p.epoch}:${p.offset}`;
+}
+
+function samePosition(a, b) {
+  return a !== null && b !== null && a.epoch === b.epoch && a.offset === b.offset;
+}
+
+/** Whether `p` is a publication: the params of `rpc.publication`, an entry of `rpc.history`. */
+function isPublication(p) {
+  return isPosition(p) && typeof p.topic === 'string' && typeof p.method === 'string';
+}
+
+/** The result of a positioned `rpc.subscribe`, checked (the `decode` of its call). */
+function decodeSubscribed(result) {
+  if (!isPosition(result) || typeof result.recovered !== 'boolean') {
+    throw new TypeError('a positioned rpc.subscribe must answer {topic, epoch, offset, recovered}: does the server support topic streams?');
+  }
+  return result;
+}
+
+/** The result of `rpc.history`, checked (the `decode` of its call). */
+function decodeHistory(result) {
+  if (!isPosition(result) || !Array.isArray(result.publications) || !result.publications.every(isPublication)) {
+    throw new TypeError('rpc.history must answer {epoch, offset, publications: [{topic, epoch, offset, method, params}...]}');
+  }
+  return result;
+}
+
+/**
+ * A positioned subscription, as `Client#subscribe` resolves with it: the
+ * topic, the position of the last publication delivered (what to persist
+ * and pass back as `since`), and the way out.
+ */
+class Subscription {
+  #entry;
+  #unsubscribe;
+
+  constructor(entry, unsubscribe) {
+    this.#entry = entry;
+    this.#unsubscribe = unsubscribe;
+  }
+
+  /** The topic's name. */
+  get topic() {
+    return this.#entry.topic;
+  }
+
+  /**
+   * `{epoch, offset}` of the last publication delivered (or the position
+   * the subscription started at, or was moved to by `lost`): a copy.
+   */
+  get position() {
+    const p = this.#entry.position;
+    return p === null ? null : { epoch: p.epoch, offset: p.offset };
+  }
+
+  /** Stops this handler; the last one of the topic leaving sends `rpc.unsubscribe`. False if done already. */
+  unsubscribe() {
+    return this.#unsubscribe();
+  }
+}
+
 /**
  * A JSON-RPC client over one WebSocket that reconnects. Make one with
  * {@link connect}. It is an EventTarget; `on(type, fn)` is a shorthand.
@@ -372,11 +461,19 @@ function encodeReply(reply) {
  * - `state`: `{state, previous, error}` on every state change;
  * - `notification`: `{method, params}` for every notification from the server;
  * - `heartbeat`: `{t, interval, rtt}` for every `rpc.heartbeat` from the server;
+ * - `lost`: `{topic, position, previous, reason, missed, error?}` when a
+ *   positioned subscription could not get back publications it missed (the
+ *   application must reload its state; see #lost);
+ * - `recovered`: `{topic, count, since, position}` when a positioned
+ *   subscription resumed and the `count` publications it missed were delivered;
  * - `error`: `{error, source, kind, ...}` for what fails with nobody to
  *   await it; `kind` says what:
  *   - `listener`: an event listener (or `trace`) threw or rejected;
  *   - `handler`: a subscription handler or a method called by notification;
  *   - `resubscribe`: subscribing again after a reconnect was refused;
+ *   - `history`: `rpc.history` failed to fill a gap (a `lost` follows);
+ *   - `invalidPublication`: an `rpc.publication` without topic, epoch,
+ *     offset and method (`params`);
  *   - `nullIdError`: the server sent an error with id null (`serverError`,
  *     `frame`; `failed`: the calls it failed, see #onNullIdReply);
  *   - `invalidFrame`: the server sent a frame that is not JSON, or an empty
@@ -1005,37 +1102,92 @@ export class Client extends EventTarget {
   // ---- subscriptions ----------------------------------------------------
 
   /**
-   * Subscribes to `topic` (`rpc.subscribe` with `[topic]`) and calls
-   * `handler(params, {topic, method})` for each notification whose method
-   * is the topic's name (`options.method` for another name). After every
-   * reconnect the client subscribes again by itself.
+   * Subscribes to `topic` and calls `handler` for what is published to it.
+   * After every reconnect the client subscribes again by itself.
    *
-   * Resolves with the unsubscribe function once a server has confirmed the
-   * subscription (waiting for a connection if there is none); rejects with
-   * Rpc when the server denies it. The unsubscribe function returns a
-   * promise; the last handler of a topic leaving sends `rpc.unsubscribe`.
+   * **Plain** (the default): `rpc.subscribe` with `[topic]`;
+   * `handler(params, {topic, method})` for each notification whose method
+   * is the topic's name (`options.method` for another name). Resolves with
+   * the unsubscribe function.
+   *
+   * **Positioned** (`options.positioned: true`, or `options.since`):
+   * `rpc.subscribe` with `{topic, positioned: true}` or `{topic, since}`;
+   * `handler(publication)` for each `rpc.publication`, with `{topic, epoch,
+   * offset, method, params}`, in offset order and never twice. Resolves with
+   * a Subscription whose `position` is the last one delivered. `since`
+   * resumes after a position (e.g. one saved before a page reload); after a
+   * reconnect the client resumes after the last position delivered. When
+   * the server cannot replay everything missed (a new epoch, history gone),
+   * or a gap in the offsets cannot be filled from `rpc.history`, the
+   * subscription moves to the server's latest position and fires `lost`
+   * (`options.onLost` and the client's `lost` event): the application must
+   * reload its state. A resume that could replay everything fires
+   * `recovered` once the replayed publications are delivered. See
+   * #onSubscribed, #drain.
+   *
+   * Resolves once a server has confirmed the subscription (waiting for a
+   * connection if there is none); rejects with Rpc when the server denies
+   * it. A topic is either plain or positioned in a client; positioned
+   * handlers of a topic share its one position.
    */
   subscribe(topic, handler, options = {}) {
     if (typeof topic !== 'string' || topic === '') return Promise.reject(new TypeError('the topic must be a non-empty string'));
     if (typeof handler !== 'function') return Promise.reject(new TypeError('the handler must be a function'));
+    const positioned = options.positioned === true || options.since != null;
+    let since = null;
+    try {
+      if (options.since != null) since = positionOf(options.since, 'options.since');
+      if (positioned && options.method !== undefined) {
+        throw new TypeError('options.method is for plain subscriptions: a positioned one gets every publication of its topic, with its method');
+      }
+      for (const name of ['onLost', 'onRecovered']) {
+        if (options[name] != null && typeof options[name] !== 'function') throw new TypeError(`options.${name} must be a function`);
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (this.#state === State.Closed || this.#closed) return Promise.reject(this.#offlineError());
     let entry = this.#topics.get(topic);
     const fresh = entry === undefined;
+    if (!fresh && entry.positioned !== positioned) {
+      const why = entry.positioned
+        ? `topic ${topic} is already subscribed with positions: subscribe with positioned: true to join it`
+        : `topic ${topic} is already subscribed without positions: unsubscribe it first`;
+      return Promise.reject(new TypeError(why));
+    }
+    if (!fresh && since !== null && !samePosition(since, entry.position)) {
+      const why = `topic ${topic} already has a positioned subscription, at ${showPosition(entry.position)}: another one joins it and cannot start from ${showPosition(since)}`;
+      return Promise.reject(new TypeError(why));
+    }
     if (fresh) {
-      entry = { topic, method: options.method ?? topic, handlers: new Set(), waiters: [], confirmed: false };
+      entry = { topic, positioned, method: options.method ?? topic, handlers: new Set(), waiters: [], confirmed: false };
+      if (positioned) {
+        Object.assign(entry, {
+          /** the last position delivered (or started at) */
+          position: since,
+          /** subscribing (publications wait in `buffer`) | live | fetching (rpc.history) | refused */
+          phase: 'subscribing',
+          buffer: [],
+          /** bumped by each rpc.subscribe: older answers are stale */
+          generation: 0,
+          /** {since, target, count} while a resume's replay is being delivered */
+          recovering: null,
+        });
+      }
       this.#topics.set(topic, entry);
     }
     // The same function twice is two subscriptions.
-    const subscription = { handler };
+    const subscription = { handler, onLost: options.onLost ?? null, onRecovered: options.onRecovered ?? null };
     entry.handlers.add(subscription);
     const unsubscribe = () => this.#unsubscribe(entry, subscription);
+    const value = positioned ? new Subscription(entry, unsubscribe) : unsubscribe;
     return new Promise((resolve, reject) => {
       if (!fresh && entry.confirmed) {
-        resolve(unsubscribe);
+        resolve(value);
         return;
       }
       entry.waiters.push({
-        resolve: () => resolve(unsubscribe),
+        resolve: () => resolve(value),
         reject: (error) => {
           entry.handlers.delete(subscription);
           reject(error);
@@ -1045,22 +1197,47 @@ export class Client extends EventTarget {
     });
   }
 
-  /** Sends `rpc.subscribe` for `entry` on the current connection. */
+  /**
+   * Sends `rpc.subscribe` for `entry` on the current connection: `[topic]`,
+   * or for a positioned one `{topic, since}` (its last position) or `{topic,
+   * positioned: true}` (none yet).
+   */
   #sendSubscribe(entry) {
     const conn = this.#conn;
     const id = this.#nextId++;
     const limit = limitOf(this.#timeout);
-    const reply = this.#expect(id, 'rpc.subscribe', { left: limit, limit });
-    this.#send(conn, withId(encodeMessage('rpc.subscribe', [entry.topic]), id));
+    let params = [entry.topic];
+    let generation;
+    let sent = null;
+    if (entry.positioned) {
+      // Whatever was waiting is replayed after the result: start afresh.
+      entry.phase = 'subscribing';
+      entry.buffer = [];
+      entry.recovering = null;
+      generation = ++entry.generation;
+      sent = entry.position;
+      params = sent === null ? { topic: entry.topic, positioned: true } : { topic: entry.topic, since: sent };
+    }
+    const decode = entry.positioned ? decodeSubscribed : undefined;
+    const reply = this.#expect(id, 'rpc.subscribe', { left: limit, limit, decode });
+    this.#send(conn, withId(encodeMessage('rpc.subscribe', params), id));
     reply.then(
-      () => {
+      (result) => {
         if (this.#topics.get(entry.topic) !== entry) return;
+        if (entry.positioned && generation !== entry.generation) return;
         entry.confirmed = true;
+        // A positioned one has its position (and has fired lost, if it lost) by the time it resolves.
+        if (entry.positioned) this.#onSubscribed(entry, sent, result);
         for (const waiter of entry.waiters.splice(0)) waiter.resolve();
       },
       (error) => {
         if (this.#topics.get(entry.topic) !== entry) return;
+        if (entry.positioned && generation !== entry.generation) return;
         if (error.kind === ErrorKind.Disconnected) return; // again after the reconnect
+        if (entry.positioned) {
+          entry.phase = 'refused';
+          entry.buffer = [];
+        }
         if (entry.confirmed || entry.waiters.length === 0) {
           this.#report(error, `re-subscribing to ${entry.topic}`, 'resubscribe');
           return;
@@ -1069,6 +1246,169 @@ export class Client extends EventTarget {
         for (const waiter of entry.waiters.splice(0)) waiter.reject(error);
       },
     );
+  }
+
+  /**
+   * The result of a positioned `rpc.subscribe` that asked from `sent` (null:
+   * from now). Without `sent` the stream starts at the result's position.
+   * With it, `recovered: true` means the publications after `sent` follow
+   * (duplicates are dropped, `recovered` fires once they are delivered);
+   * `recovered: false` means none do: `lost`, and on from the result's
+   * position (so too, whatever it says, when the server's stream is behind
+   * `sent`: its later publications would otherwise be dropped as seen).
+   * Then whatever waited is delivered.
+   */
+  #onSubscribed(entry, sent, result) {
+    const latest = { epoch: result.epoch, offset: result.offset };
+    entry.phase = 'live';
+    if (sent === null) {
+      entry.position = latest;
+    } else if (result.recovered && result.epoch === sent.epoch && result.offset >= sent.offset) {
+      const count = Math.max(latest.offset - sent.offset, 0);
+      entry.recovering = { since: sent, target: latest, count };
+      this.#checkRecovered(entry);
+    } else {
+      this.#lost(entry, latest, result.epoch === sent.epoch ? 'gone' : 'epoch');
+    }
+    this.#drain(entry);
+  }
+
+  /** A `rpc.publication` from the server: to its topic's positioned subscription, in order. */
+  #onPublication(params) {
+    if (!isPublication(params)) {
+      const error = new RpcClientError(ErrorKind.InvalidResponse, 'the server sent an rpc.publication that is not {topic, epoch, offset, method, params}');
+      let shown;
+      try {
+        shown = excerpt(JSON.stringify(params) ?? String(params));
+      } catch {
+        shown = String(params);
+      }
+      this.#report(error, 'a publication from the server', 'invalidPublication', { params: shown });
+      return;
+    }
+    const entry = this.#topics.get(params.topic);
+    if (entry === undefined || !entry.positioned || entry.phase === 'refused') return;
+    entry.buffer.push(params);
+    if (entry.phase === 'live') this.#drain(entry);
+  }
+
+  /**
+   * Delivers what waits in `entry.buffer` while the stream is live: an
+   * offset already delivered is dropped, the next one is delivered, and a
+   * jump (or another epoch) stops it: the missing ones are asked of
+   * `rpc.history` (#fetchMissing).
+   */
+  #drain(entry) {
+    while (entry.phase === 'live' && entry.buffer.length > 0 && this.#topics.get(entry.topic) === entry) {
+      const p = entry.buffer[0];
+      const at = entry.position;
+      if (p.epoch === at.epoch && p.offset <= at.offset) {
+        entry.buffer.shift();
+      } else if (p.epoch === at.epoch && p.offset === at.offset + 1) {
+        entry.buffer.shift();
+        this.#deliver(entry, p);
+      } else {
+        this.#fetchMissing(entry);
+        return;
+      }
+    }
+  }
+
+  /** Hands `p`, the next publication, to the topic's handlers; the position moves to it. */
+  #deliver(entry, p) {
+    entry.position = { epoch: p.epoch, offset: p.offset };
+    for (const { handler } of [...entry.handlers]) {
+      this.#runHandler(() => handler(p), `the handler of topic ${entry.topic}`);
+    }
+    this.#checkRecovered(entry);
+  }
+
+  /** Fires `recovered` once a resume's replay has been delivered. */
+  #checkRecovered(entry) {
+    const r = entry.recovering;
+    if (r === null || entry.position.epoch !== r.target.epoch || entry.position.offset < r.target.offset) return;
+    entry.recovering = null;
+    const detail = { topic: entry.topic, count: r.count, since: { ...r.since }, position: { ...r.target } };
+    for (const { onRecovered } of [...entry.handlers]) {
+      if (onRecovered !== null) this.#runHandler(() => onRecovered(detail), `the onRecovered callback of topic ${entry.topic}`);
+    }
+    this.dispatchEvent(new SwitchboardEvent('recovered', detail));
+  }
+
+  /**
+   * The stream lost publications it cannot get back: the position moves to
+   * `position`, and `lost` fires with `{topic, position, previous, reason,
+   * missed}` (`missed`: how many offsets were skipped, null across epochs;
+   * `error` when `reason` is `failed`).
+   */
+  #lost(entry, position, reason, error = undefined) {
+    const previous = entry.position;
+    entry.recovering = null;
+    entry.position = { epoch: position.epoch, offset: position.offset };
+    const missed = previous.epoch === position.epoch ? Math.max(position.offset - previous.offset, 0) : null;
+    const detail = { topic: entry.topic, position: { ...position }, previous: { ...previous }, reason, missed };
+    if (error !== undefined) detail.error = error;
+    for (const { onLost } of [...entry.handlers]) {
+      if (onLost !== null) this.#runHandler(() => onLost(detail), `the onLost callback of topic ${entry.topic}`);
+    }
+    this.dispatchEvent(new SwitchboardEvent('lost', detail));
+  }
+
+  /**
+   * A gap before `entry.buffer[0]`: asks `rpc.history` for what came after
+   * the last position. Publications keep waiting in the buffer meanwhile.
+   * What the history has in order is delivered; when it made no progress
+   * (gone, another epoch) or failed, the stream is lost (#lostAfterGap). A
+   * history that returned only part is asked again by #drain. A reconnect
+   * meanwhile makes the answer stale: the resubscribe resumes instead.
+   */
+  #fetchMissing(entry) {
+    entry.phase = 'fetching';
+    const generation = entry.generation;
+    const since = entry.position;
+    const stale = () => this.#topics.get(entry.topic) !== entry || entry.generation !== generation || entry.phase !== 'fetching';
+    this.call(HISTORY, { topic: entry.topic, since }, { decode: decodeHistory }).then(
+      (history) => {
+        if (stale()) return;
+        entry.phase = 'live';
+        if (history.epoch !== since.epoch) {
+          this.#lostAfterGap(entry, history, 'epoch');
+          return;
+        }
+        for (const p of history.publications) {
+          if (this.#topics.get(entry.topic) !== entry) return;
+          if (p.topic !== entry.topic || p.epoch !== since.epoch || p.offset <= entry.position.offset) continue;
+          if (p.offset !== entry.position.offset + 1) break;
+          this.#deliver(entry, p);
+        }
+        if (samePosition(entry.position, since)) this.#lostAfterGap(entry, history, 'gone');
+        else this.#drain(entry);
+      },
+      (error) => {
+        if (stale()) return;
+        // Disconnected or Offline: the resubscribe after the reconnect resumes from the position.
+        if (error?.kind === ErrorKind.Disconnected || error?.kind === ErrorKind.Offline) return;
+        entry.phase = 'live';
+        this.#report(error, `the history of topic ${entry.topic}`, 'history');
+        const first = entry.buffer[0];
+        this.#lost(entry, { epoch: first.epoch, offset: first.offset - 1 }, 'failed', error);
+        this.#drain(entry);
+      },
+    );
+  }
+
+  /**
+   * The missing publications are gone: on from the history's latest
+   * position (what waits of another epoch is dropped with the old stream),
+   * or from just before what waits, should that be further on.
+   */
+  #lostAfterGap(entry, history, reason) {
+    const position = { epoch: history.epoch, offset: history.offset };
+    entry.buffer = entry.buffer.filter((p) => p.epoch === position.epoch);
+    const first = entry.buffer[0];
+    if (first !== undefined && first.offset > position.offset + 1) position.offset = first.offset - 1;
+    this.#lost(entry, position, reason);
+    this.#drain(entry);
   }
 
   async #unsubscribe(entry, subscription) {
@@ -1327,8 +1667,9 @@ export class Client extends EventTarget {
       this.#onCancel(conn, m.params);
       return undefined;
     }
+    if (m.method === PUBLICATION) this.#onPublication(m.params);
     for (const entry of this.#topics.values()) {
-      if (entry.method !== m.method) continue;
+      if (entry.positioned || entry.method !== m.method) continue;
       for (const { handler } of [...entry.handlers]) {
         this.#runHandler(() => handler(m.params, { topic: entry.topic, method: m.method }), `the handler of topic ${entry.topic}`);
       }

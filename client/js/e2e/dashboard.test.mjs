@@ -8,98 +8,29 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 
-import { chromium } from 'playwright-core';
-
 import { connect } from '../switchboard.js';
-import { startExample, withTimeout, repoRoot, HANG_GUARD } from '../testing/support.mjs';
+import { startExample, repoRoot, HANG_GUARD } from '../testing/support.mjs';
+import { launchChromium } from '../testing/chromium.mjs';
 
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const SCREENSHOT = process.env.DASHBOARD_SCREENSHOT ?? path.join(repoRoot, 'target/e2e/dashboard.png');
 
 let dashboard;
-let chrome;
-let userDataDir;
-let browser;
+let chromium;
 let page;
-const pageErrors = [];
-
-/** Starts Chromium with exactly our flags and a fresh profile; resolves with its DevTools URL. */
-async function startChromium() {
-  userDataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'switchboard-chromium-'));
-  chrome = spawn(
-    CHROMIUM,
-    [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--no-first-run',
-      '--disable-component-update',
-      '--disable-sync',
-      `--user-data-dir=${userDataDir}`,
-      '--remote-debugging-address=127.0.0.1',
-      '--remote-debugging-port=0',
-      '--window-size=1280,940',
-      'about:blank',
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  const exited = once(chrome, 'exit');
-  chrome.exited = exited;
-  return withTimeout(
-    new Promise((resolve, reject) => {
-      let buffered = '';
-      chrome.stderr.setEncoding('utf8');
-      chrome.stderr.on('data', (chunk) => {
-        if (buffered === null) return; // found; keep draining the pipe
-        buffered += chunk;
-        const match = /DevTools listening on (ws:\/\/\S+)/.exec(buffered);
-        if (match) {
-          buffered = null;
-          resolve(match[1]);
-        }
-      });
-      exited.then(([code, signal]) => reject(new Error(`chromium exited early (${code ?? signal}): ${buffered}`)));
-      chrome.once('error', reject);
-    }),
-    HANG_GUARD,
-    'chromium did not start',
-  );
-}
+let pageErrors;
 
 before(async () => {
-  await fs.access(CHROMIUM).catch(() => {
-    throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM)`);
-  });
   // The server asks the browsers only when told to, so the test decides when.
   dashboard = await startExample('dashboard', { args: ['--ask-every', '0', '--heartbeat', '1'] });
-  const endpoint = await startChromium();
-  browser = await chromium.connectOverCDP(endpoint, { timeout: HANG_GUARD });
-  const context = browser.contexts()[0];
-  page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(HANG_GUARD);
-  await page.setViewportSize({ width: 1280, height: 940 });
-  page.on('pageerror', (error) => pageErrors.push(`page error: ${error.message}`));
-  page.on('console', (message) => {
-    if (message.type() === 'error') pageErrors.push(`console error: ${message.text()}`);
-  });
+  chromium = await launchChromium({ width: 1280, height: 940 });
+  ({ page, pageErrors } = chromium);
 });
 
 after(async () => {
-  await browser?.close().catch(() => {});
-  if (chrome && chrome.exitCode === null && chrome.signalCode === null) {
-    chrome.kill('SIGTERM');
-    const killer = setTimeout(() => chrome.kill('SIGKILL'), 10_000);
-    await chrome.exited;
-    clearTimeout(killer);
-  }
-  if (userDataDir) await fs.rm(userDataDir, { recursive: true, force: true });
+  await chromium?.stop();
   await dashboard?.stop();
 });
 

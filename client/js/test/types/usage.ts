@@ -13,7 +13,12 @@ import {
   type BatchOutcome,
   type Client,
   type ErrorDetail,
+  type LostDetail,
+  type Publication,
+  type RecoveredDetail,
   type StateDetail,
+  type StreamPosition,
+  type Subscription,
 } from '../../switchboard.js';
 
 async function main(): Promise<void> {
@@ -39,6 +44,7 @@ async function main(): Promise<void> {
     event.preventDefault();
     if (detail.kind === 'nullIdError') console.log(detail.error.code, detail.serverError, detail.failed, detail.frame);
     else if (detail.kind === 'invalidFrame') console.log(detail.error.kind, detail.frame);
+    else if (detail.kind === 'invalidPublication') console.log(detail.error.kind, detail.params);
     else console.log(detail.kind, detail.source, detail.error);
   });
   offError();
@@ -64,6 +70,41 @@ async function main(): Promise<void> {
   }
   const unsubscribe = await client.subscribe('clock', (params, info) => console.log(params, info.topic));
   const was: boolean = await unsubscribe();
+
+  // Positioned: each publication with its place in the stream; resumes after a saved position.
+  const saved = JSON.parse(localStorage.getItem('prices') ?? 'null') as StreamPosition | null;
+  const prices: Subscription = await client.subscribe<{ p: number }>(
+    'prices',
+    (publication: Publication<{ p: number }>) => {
+      const at: StreamPosition = { epoch: publication.epoch, offset: publication.offset };
+      console.log(publication.topic, publication.method, publication.params.p, at);
+    },
+    {
+      positioned: true,
+      since: saved,
+      onLost: (detail: LostDetail) => console.log(detail.reason, detail.missed, detail.previous, detail.position.offset),
+      onRecovered: (detail: RecoveredDetail) => console.log(detail.count, detail.since, detail.position),
+    },
+  );
+  const position: StreamPosition | null = prices.position;
+  localStorage.setItem('prices', JSON.stringify(position));
+  const left: boolean = await prices.unsubscribe();
+  const resumed = await client.subscribe('ticks', (publication) => console.log(publication.offset + 1), {
+    since: { epoch: 'e1', offset: 41 },
+  });
+  console.log(resumed.topic, left);
+  const offLost = client.on('lost', (detail) => {
+    const reason: 'epoch' | 'gone' | 'failed' = detail.reason;
+    console.log(reason, detail.topic, detail.error);
+  });
+  const offRecovered = client.on('recovered', (detail) => console.log(detail.count + 1));
+  offLost();
+  offRecovered();
+  // @ts-expect-error: a positioned subscription takes every method: no method option
+  void client.subscribe('x', () => {}, { positioned: true, method: 'tick' });
+  // @ts-expect-error: a since that may be null needs positioned: true
+  void client.subscribe('x', () => {}, { since: saved });
+
   const off = client.register('browser.echo', async (params) => params);
   off();
   try {
