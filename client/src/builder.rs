@@ -440,7 +440,7 @@ impl ClientBuilder {
             connect_timeout: self.connect_timeout,
             peer_config,
             methods: Arc::new(client_methods(self.methods, Arc::clone(&routing))),
-            reconnect: self.reconnect,
+            reconnect: self.reconnect.clone(),
             routing: Arc::clone(&routing),
             board: Arc::clone(&board),
         });
@@ -452,6 +452,7 @@ impl ClientBuilder {
             balancer: Balancer::new(endpoints),
             board,
             routing,
+            reconnect: self.reconnect,
             default_timeout: self.timeout,
             when_offline: self.when_offline,
             close_grace: self.close_grace,
