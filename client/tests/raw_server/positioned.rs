@@ -443,3 +443,29 @@ async fn a_positioned_subscription_lives_on_one_endpoint_and_fails_over_to_anoth
     expect_publication(&mut ticks, "e1", 7).await;
     assert_eq!(ticks.endpoint().as_ref(), Some(&urls[1 - home]));
 }
+
+#[tokio::test]
+async fn rpc_unsubscribe_goes_out_only_when_no_subscription_of_the_topic_needs_the_connection() {
+    let (server, mut conns) = scripted().await;
+    let client = Client::connect(&server.url()).await.unwrap();
+    let mut conn = accepted(&mut conns).await;
+    let first = subscribe(&client, &mut conn, None, subscribed("e1", 5, false)).await;
+    let second = subscribe(&client, &mut conn, None, subscribed("e1", 5, false)).await;
+    let (plain, ()) = tokio::join!(client.subscribe("t"), async {
+        let request = expect_call(&mut conn, "rpc.subscribe", json!(["t"])).await;
+        conn.reply(&request, json!(true)).await;
+    });
+    let plain = plain.unwrap();
+
+    // The plain one and one positioned one go: the other positioned one still
+    // needs the connection subscribed. Then it goes too: one unsubscribe.
+    drop(plain);
+    drop(first);
+    drop(second);
+    let (done, ()) = tokio::join!(client.call::<String>("sync", ()), async {
+        expect_call(&mut conn, "rpc.unsubscribe", json!(["t"])).await;
+        let sync = expect_call(&mut conn, "sync", Value::Null).await;
+        conn.reply(&sync, json!("synced")).await;
+    });
+    assert_eq!(done.unwrap(), "synced");
+}
