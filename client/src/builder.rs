@@ -319,7 +319,9 @@ impl ClientBuilder {
     }
 
     /// How many notifications each stream or subscription buffers before new
-    /// ones are dropped (and counted). Default 1,024.
+    /// ones are dropped (and counted). Default 1,024. A positioned
+    /// subscription loses nothing to it: it reads what was dropped from the
+    /// server's history (see [`positioned`](crate::positioned)).
     pub fn notification_buffer(mut self, entries: usize) -> Self {
         self.notification_buffer = entries.max(1);
         self

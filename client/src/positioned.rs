@@ -43,7 +43,9 @@
 //!   far) nothing is replayed and the subscription yields `Lost`, then
 //!   carries on from the server's latest offset.
 //! - **Offsets jump** within an epoch (the server dropped publications for a
-//!   slow consumer, or this subscription's own buffer was full): it reads the
+//!   slow consumer, or this subscription's own buffer, the builder's
+//!   [`notification_buffer`](crate::ClientBuilder::notification_buffer), was
+//!   full because the application read too slowly): it reads the
 //!   missing ones with `rpc.history` (`since` = its last position) and
 //!   delivers them in order (after a `Recovered`), or yields `Lost` when any
 //!   of them is gone or `rpc.history` failed: it never delivers part of a
