@@ -636,3 +636,194 @@ fn without_the_token_the_server_answers_401_and_the_command_exits_3() {
         .assert_code(3)
         .assert_one_line_error("HTTP 403 Forbidden: wrong token");
 }
+
+// ---- listen --positioned and --since ---------------------------------------
+
+/// A WebSocket server scripted by the test, one frame at a time, for the
+/// topic-stream wire (positioned `rpc.subscribe`, `rpc.publication`): each
+/// accepted connection is handed to the test, which reads and writes its
+/// frames; dropping one is a crash (no close frame).
+struct Scripted {
+    url: String,
+    conns: tokio::sync::mpsc::UnboundedReceiver<ScriptedConn>,
+    runtime: tokio::runtime::Runtime,
+}
+
+type ScriptedConn = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+impl Scripted {
+    fn start() -> Scripted {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("a runtime");
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind loopback");
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        let (tx, conns) = tokio::sync::mpsc::unbounded_channel();
+        runtime.spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                if let Ok(ws) = tokio_tungstenite::accept_async(tcp).await {
+                    let _ = tx.send(ws);
+                }
+            }
+        });
+        Scripted { url, conns, runtime }
+    }
+
+    fn accept(&mut self) -> ScriptedConn {
+        let conns = &mut self.conns;
+        let next = self.runtime.block_on(async { tokio::time::timeout(GUARD, conns.recv()).await });
+        next.expect("a connection within the guard").expect("the server accepts")
+    }
+
+    /// The next text frame, as JSON.
+    fn recv(&self, conn: &mut ScriptedConn) -> Value {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        self.runtime.block_on(async {
+            loop {
+                let frame = tokio::time::timeout(GUARD, conn.next()).await.expect("a frame within the guard");
+                match frame.expect("the connection is open").expect("a frame") {
+                    Message::Text(text) => return serde_json::from_str(&text).expect("JSON"),
+                    _ => continue,
+                }
+            }
+        })
+    }
+
+    fn send(&self, conn: &mut ScriptedConn, frame: Value) {
+        use futures_util::SinkExt;
+        use tokio_tungstenite::tungstenite::Message;
+        self.runtime.block_on(conn.send(Message::text(frame.to_string()))).expect("the client is connected");
+    }
+
+    /// Reads the client's `rpc.subscribe`, checks its params, answers with `answer`.
+    fn subscribe(&self, conn: &mut ScriptedConn, params: Value, answer: Value) {
+        let request = self.recv(conn);
+        assert_eq!(request["method"], "rpc.subscribe", "{request}");
+        assert_eq!(request["params"], params, "the exact params of the subscribe");
+        self.send(conn, json!({"jsonrpc": "2.0", "result": answer, "id": request["id"]}));
+    }
+}
+
+/// Publication `epoch:offset` of topic `t` (method `tick`, params `{"n": offset}`), as sent.
+fn publication(epoch: &str, offset: u64) -> Value {
+    json!({"jsonrpc": "2.0", "method": "rpc.publication", "params": printed(epoch, offset)})
+}
+
+/// The line `listen --positioned` prints for publication `epoch:offset` of `t`.
+fn printed(epoch: &str, offset: u64) -> Value {
+    json!({"topic": "t", "epoch": epoch, "offset": offset, "method": "tick", "params": {"n": offset}})
+}
+
+impl Streaming {
+    fn stdout_json(&self) -> Value {
+        let line =
+            self.stdout.recv_timeout(GUARD).unwrap_or_else(|e| panic!("no line on stdout within {GUARD:?}: {e}"));
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not one JSON object a line ({e}): {line}"))
+    }
+
+    /// The next `count` stderr lines, sorted: the connection's lines and the
+    /// subscription's come from two sources, in either order on a busy machine.
+    fn stderr_lines(&self, count: usize) -> Vec<String> {
+        let mut lines: Vec<String> = (0..count).map(|_| self.stderr_line()).collect();
+        lines.sort();
+        lines
+    }
+}
+
+#[test]
+fn listen_positioned_prints_each_publication_with_its_position_and_says_what_a_reconnect_recovered() {
+    let mut hub = Scripted::start();
+    let listener = Streaming::spawn(&["listen", &hub.url, "--topic", "t", "--positioned"]);
+    let mut first = hub.accept();
+    hub.subscribe(
+        &mut first,
+        json!({"topic": "t", "positioned": true}),
+        json!({"topic": "t", "epoch": "e1", "offset": 5, "recovered": false}),
+    );
+    hub.send(&mut first, publication("e1", 6));
+    hub.send(&mut first, publication("e1", 7));
+    assert_eq!(listener.stdout_json(), printed("e1", 6), "the whole publication, one JSON object a line");
+    assert_eq!(listener.stdout_json(), printed("e1", 7));
+
+    // A crash: the listener subscribes again after its last position; the
+    // replay overlaps what it printed, which is not printed twice.
+    drop(first);
+    let mut second = hub.accept();
+    let since = json!({"topic": "t", "since": {"epoch": "e1", "offset": 7}});
+    hub.subscribe(&mut second, since, json!({"topic": "t", "epoch": "e1", "offset": 9, "recovered": true}));
+    for offset in [7, 8, 9] {
+        hub.send(&mut second, publication("e1", offset));
+    }
+    assert_eq!(listener.stdout_json(), printed("e1", 8));
+    assert_eq!(listener.stdout_json(), printed("e1", 9));
+    assert_eq!(
+        listener.stderr_lines(3),
+        vec![
+            format!("switchboard: connection to {} lost; reconnecting", hub.url),
+            format!("switchboard: reconnected to {}", hub.url),
+            format!("switchboard: reconnected to {}; recovered 2 missed publications of \"t\" after e1:7", hub.url),
+        ]
+    );
+
+    // The server lost its history (a new epoch): said, and the listener carries on.
+    drop(second);
+    let mut third = hub.accept();
+    let since = json!({"topic": "t", "since": {"epoch": "e1", "offset": 9}});
+    hub.subscribe(&mut third, since, json!({"topic": "t", "epoch": "e2", "offset": 4, "recovered": false}));
+    hub.send(&mut third, publication("e2", 5));
+    assert_eq!(listener.stdout_json(), printed("e2", 5));
+    assert_eq!(
+        listener.stderr_lines(3),
+        vec![
+            format!("switchboard: connection to {} lost; reconnecting", hub.url),
+            format!("switchboard: reconnected to {}", hub.url),
+            format!(
+                "switchboard: reconnected to {}; missed publications of \"t\" are lost (new epoch e2); continuing after e2:4",
+                hub.url
+            ),
+        ]
+    );
+}
+
+#[test]
+fn listen_since_resumes_after_the_position_and_says_whether_it_could() {
+    let mut hub = Scripted::start();
+    let listener = Streaming::spawn(&["listen", &hub.url, "--topic", "t", "--since", "e1:41"]);
+    let mut conn = hub.accept();
+    let since = json!({"topic": "t", "since": {"epoch": "e1", "offset": 41}});
+    hub.subscribe(&mut conn, since, json!({"topic": "t", "epoch": "e1", "offset": 43, "recovered": true}));
+    for offset in [41, 42, 43] {
+        hub.send(&mut conn, publication("e1", offset));
+    }
+    assert_eq!(listener.stdout_json(), printed("e1", 42), "41 is where it resumed: not printed");
+    assert_eq!(listener.stdout_json(), printed("e1", 43));
+    assert_eq!(listener.stderr_line(), "switchboard: resumed \"t\" after e1:41; recovered 2 missed publications");
+
+    let listener = Streaming::spawn(&["listen", &hub.url, "--topic", "t", "--since", "e0:7"]);
+    let mut conn = hub.accept();
+    let since = json!({"topic": "t", "since": {"epoch": "e0", "offset": 7}});
+    hub.subscribe(&mut conn, since, json!({"topic": "t", "epoch": "e1", "offset": 43, "recovered": false}));
+    hub.send(&mut conn, publication("e1", 44));
+    assert_eq!(listener.stdout_json(), printed("e1", 44));
+    assert_eq!(
+        listener.stderr_line(),
+        "switchboard: cannot resume \"t\" after e0:7: missed publications are lost (new epoch e1); continuing after e1:43"
+    );
+}
+
+#[test]
+fn listen_since_needs_one_topic_and_a_position() {
+    let url = closed_url();
+    run(&["listen", &url, "--topic", "t", "--since", "e1"]).assert_code(2).assert_one_line_error("EPOCH:OFFSET");
+    run(&["listen", &url, "--topic", "t", "--since", "e1:x"]).assert_code(2).assert_one_line_error("offset");
+    run(&["listen", &url, "--since", "e1:4"]).assert_code(2).assert_one_line_error("--topic");
+    run(&["listen", &url, "--topic", "a", "--topic", "b", "--since", "e1:4"])
+        .assert_code(2)
+        .assert_one_line_error("exactly one --topic");
+    let out = run(&["listen", "--help"]);
+    out.assert_code(0);
+    let help = out.stdout.join("\n");
+    for part in ["--positioned", "--since <EPOCH:OFFSET>", "rpc.publication", "recovered"] {
+        assert!(help.contains(part), "listen --help mentions {part:?}: {help}");
+    }
+}

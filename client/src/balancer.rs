@@ -56,13 +56,14 @@ impl Balancer {
 
 /// Turn `turn` of the round-robin: the `turn % k`-th of the `k` endpoints
 /// that are up, so that every endpoint that is up gets the same share
-/// whichever ones are down.
+/// whichever ones are down. One that goes down between the count and the
+/// pick makes the turn fall to the first one still up, never to none.
 pub(crate) fn nth_up(turn: usize, len: usize, is_up: impl Fn(usize) -> bool) -> Option<usize> {
     let up = (0..len).filter(|&i| is_up(i)).count();
     if up == 0 {
         return None;
     }
-    (0..len).filter(|&i| is_up(i)).nth(turn % up)
+    (0..len).filter(|&i| is_up(i)).nth(turn % up).or_else(|| (0..len).find(|&i| is_up(i)))
 }
 
 #[cfg(test)]
@@ -88,6 +89,20 @@ mod tests {
     fn nothing_is_picked_when_everything_is_down() {
         assert_eq!(nth_up(3, 3, |_| false), None);
         assert_eq!(nth_up(0, 0, |_| true), None);
+    }
+
+    #[test]
+    fn an_endpoint_going_down_between_the_count_and_the_pick_leaves_the_others_picked() {
+        // Endpoint 1 is up when counted, down when taken: endpoint 0 is still there.
+        let looks = std::cell::Cell::new(0);
+        let flaky = |i: usize| {
+            if i != 1 {
+                return true;
+            }
+            looks.set(looks.get() + 1);
+            looks.get() == 1
+        };
+        assert_eq!(nth_up(1, 2, flaky), Some(0));
     }
 
     #[test]

@@ -319,7 +319,9 @@ impl ClientBuilder {
     }
 
     /// How many notifications each stream or subscription buffers before new
-    /// ones are dropped (and counted). Default 1,024.
+    /// ones are dropped (and counted). Default 1,024. A positioned
+    /// subscription loses nothing to it: it reads what was dropped from the
+    /// server's history (see [`positioned`](crate::positioned)).
     pub fn notification_buffer(mut self, entries: usize) -> Self {
         self.notification_buffer = entries.max(1);
         self
@@ -442,7 +444,7 @@ impl ClientBuilder {
             connect_timeout: self.connect_timeout,
             peer_config,
             methods: Arc::new(client_methods(self.methods, Arc::clone(&routing))),
-            reconnect: self.reconnect,
+            reconnect: self.reconnect.clone(),
             routing: Arc::clone(&routing),
             board: Arc::clone(&board),
         });
@@ -454,6 +456,7 @@ impl ClientBuilder {
             balancer: Balancer::new(endpoints),
             board,
             routing,
+            reconnect: self.reconnect,
             default_timeout: self.timeout,
             when_offline: self.when_offline,
             close_grace: self.close_grace,

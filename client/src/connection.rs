@@ -122,6 +122,16 @@ pub(crate) struct Dialer {
 
 pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// The URL of the endpoint a connection was opened to, in its
+/// `ConnectionInfo` extensions.
+#[derive(Debug, Clone)]
+pub(crate) struct EndpointUrl(pub(crate) Arc<str>);
+
+/// The URL of the endpoint `peer` is connected to.
+pub(crate) fn endpoint_url(peer: &PeerHandle) -> String {
+    peer.info().extensions.get::<EndpointUrl>().map_or_else(|| peer.info().path.clone(), |url| url.0.to_string())
+}
+
 impl Dialer {
     /// One attempt: TCP, TLS for `wss://`, then the WebSocket upgrade with our headers.
     async fn open(&self, url: &Url) -> Result<(Socket, ConnectionInfo), AttemptError> {
@@ -136,6 +146,7 @@ impl Dialer {
         info.path = url.path().to_owned();
         info.query = url.query().map(str::to_owned);
         info.headers = response.headers().clone();
+        info.extensions.insert(EndpointUrl(Arc::from(url.as_str())));
         Ok((ws, info))
     }
 }

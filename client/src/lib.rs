@@ -17,6 +17,7 @@
 //! | `balancer` | round-robin over the endpoints that are up |
 //! | [`state`] | `Connecting` / `Ready` / `Offline` / `Closed`, as a watch |
 //! | [`subscription`] | notification streams and topic subscriptions |
+//! | [`positioned`] | positioned topic subscriptions: offsets, resume, gaps filled from history |
 //! | [`relay`](mod@relay) | forward a method's calls to another server |
 //! | `tls` | rustls (ring, webpki roots) for `wss://` |
 //!
@@ -45,6 +46,7 @@
 pub mod batch;
 pub mod builder;
 pub mod call;
+pub mod positioned;
 pub mod reconnect;
 pub mod relay;
 pub mod state;
@@ -68,6 +70,7 @@ use tokio::time::Instant;
 pub use batch::{Batch, BatchResults};
 pub use builder::{AttemptError, ClientBuilder, ConnectError, RawSocket};
 pub use call::{Call, WhenOffline};
+pub use positioned::{Cause, Lost, PositionedSubscription, Recovered, StreamItem, SubscribePositioned};
 pub use reconnect::{Backoff, Reconnect};
 pub use relay::{relay, relay_as};
 /// The rustls crate this client is built with, for [`ClientBuilder::tls_config`].
@@ -77,6 +80,8 @@ pub use stray::StrayMessages;
 pub use subscription::{Notification, Notifications, Subscription, SubscriptionError};
 /// The error a call ends with (shared with the server's calls to clients).
 pub use switchboard_shared::Error;
+/// The wire types of topic streams, shared with the server.
+pub use switchboard_shared::stream::{Publication, StreamPosition, Subscribed};
 pub use switchboard_shared::{Context, ErrorObject, Id, Method, Methods, PeerHandle, StrayMessage};
 
 use crate::balancer::Balancer;
@@ -101,6 +106,8 @@ pub(crate) struct Inner {
     balancer: Balancer,
     board: Arc<Board>,
     routing: Arc<Routing>,
+    /// The reconnect policy, whose backoff also paces re-subscribe retries.
+    reconnect: Reconnect,
     default_timeout: Option<Duration>,
     when_offline: WhenOffline,
     close_grace: Duration,
@@ -386,6 +393,35 @@ impl Client {
         Err(first_error.unwrap_or(Error::Offline))
     }
 
+    /// Subscribes to `topic` with positions: the topic's publications with
+    /// their epoch and offset, carried on seamlessly across reconnects and
+    /// failovers, and an explicit [`StreamItem::Lost`] when some are gone.
+    /// Await the returned [`SubscribePositioned`], after
+    /// [`since`](SubscribePositioned::since) to resume after a position.
+    /// See [`positioned`] for how it works.
+    ///
+    /// Fails with the server's error if it refused, with [`Error::Decode`] if
+    /// the server does not do positioned subscriptions (it answered `true`),
+    /// and follows the client's [`WhenOffline`] setting and timeout.
+    ///
+    /// ```no_run
+    /// use switchboard_client::{Client, StreamItem};
+    ///
+    /// # async fn demo(client: Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut prices = client.subscribe_positioned("prices").await?;
+    /// while let Some(item) = prices.next().await {
+    ///     match item? {
+    ///         StreamItem::Publication(p) => println!("{}:{} {}", p.epoch, p.offset, p.params),
+    ///         StreamItem::Lost(lost) => println!("reload the prices: {lost}"),
+    ///         other => println!("{other}"),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn subscribe_positioned<'a>(&'a self, topic: &'a str) -> SubscribePositioned<'a> {
+        SubscribePositioned::new(self, topic)
+    }
+
     /// Called when a subscription to `topic` ends.
     pub(crate) fn topic_dropped(&self, topic: &str, unsubscribe: bool) {
         if !self.inner.routing.remove_topic(topic) || !unsubscribe {
@@ -395,6 +431,10 @@ impl Client {
             return;
         }
         for peer in self.inner.balancer.all_up() {
+            // A positioned subscription of the topic lives there: keep it.
+            if self.inner.routing.is_home(topic, peer.id()) {
+                continue;
+            }
             let topic = topic.to_owned();
             // Queued now: a new subscribe to the same topic right after this
             // goes out after the unsubscribe, never before it.

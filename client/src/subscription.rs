@@ -22,6 +22,11 @@
 //! followed with [`Client::subscribe_method`]`(topic, method)`. Dropping the
 //! last subscription of a topic sends `rpc.unsubscribe` with `[topic]`.
 //!
+//! A plain subscription may miss what is published while the connection is
+//! down. [`Client::subscribe_positioned`] gives each publication its
+//! position and resumes after it, without gaps or duplicates (see
+//! [`positioned`](crate::positioned)).
+//!
 //! # When re-subscribing fails
 //!
 //! After a reconnect, every topic is subscribed again on the new connection.
@@ -72,8 +77,10 @@ use parking_lot::{Mutex, RwLock};
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use switchboard_shared::methods::decode_params;
+use switchboard_shared::stream::{PUBLICATION_METHOD, Publication};
 use switchboard_shared::{Context, Dispatch, Id, Method, Methods};
 use tokio::sync::mpsc;
+use uuid::Uuid;
 
 use crate::{Client, Error};
 
@@ -176,11 +183,31 @@ struct Listener {
     dropped: Arc<AtomicU64>,
 }
 
+/// A positioned publication as it reached a positioned subscription: with
+/// the connection it came on.
+#[derive(Debug)]
+pub(crate) struct Arrival {
+    pub(crate) connection: Uuid,
+    pub(crate) publication: Publication,
+}
+
+/// A positioned subscription's end of the routing.
+struct StreamListener {
+    id: u64,
+    tx: mpsc::Sender<Arrival>,
+    dropped: Arc<AtomicU64>,
+}
+
 /// Who listens for which notification, and which topics we are subscribed to.
 pub(crate) struct Routing {
     listeners: RwLock<HashMap<Arc<str>, Vec<Listener>>>,
     /// Topic name to the number of live [`Subscription`]s on it.
     topics: Mutex<HashMap<String, usize>>,
+    /// Positioned subscriptions' listeners, by topic.
+    streams: RwLock<HashMap<String, Vec<StreamListener>>>,
+    /// Where each positioned subscription lives (its listener id to its
+    /// topic and connection), so that no `rpc.unsubscribe` undoes it.
+    homes: Mutex<HashMap<u64, (String, Uuid)>>,
     next_id: AtomicU64,
     capacity: usize,
     closed: AtomicBool,
@@ -191,6 +218,8 @@ impl Routing {
         Routing {
             listeners: RwLock::new(HashMap::new()),
             topics: Mutex::new(HashMap::new()),
+            streams: RwLock::new(HashMap::new()),
+            homes: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             capacity: capacity.max(1),
             closed: AtomicBool::new(false),
@@ -288,11 +317,115 @@ impl Routing {
         topics
     }
 
+    /// The buffer size of every stream.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Hands an `rpc.publication` that came on `connection` to every
+    /// positioned subscription of its topic. A full one misses it (and
+    /// counts it): it sees a gap and reads the history.
+    pub(crate) fn deliver_publication(&self, connection: Uuid, params: Option<&RawValue>) {
+        let streams = self.streams.read();
+        if streams.is_empty() {
+            return;
+        }
+        let publication = match params.map(|p| serde_json::from_str::<Publication>(p.get())) {
+            Some(Ok(publication)) => publication,
+            Some(Err(e)) => return tracing::debug!(error = %e, "an rpc.publication that is not a publication ignored"),
+            None => return tracing::debug!("an rpc.publication without params ignored"),
+        };
+        let Some(list) = streams.get(&publication.topic) else { return };
+        let Some((last, others)) = list.split_last() else { return };
+        let send = |listener: &StreamListener, publication: Publication| {
+            if let Err(mpsc::error::TrySendError::Full(_)) = listener.tx.try_send(Arrival { connection, publication }) {
+                let n = listener.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::debug!(dropped_total = n, "positioned subscription full: a publication left to the history");
+            }
+        };
+        for listener in others {
+            send(listener, publication.clone());
+        }
+        send(last, publication);
+    }
+
+    /// A new positioned subscription's listener for `topic`.
+    pub(crate) fn listen_stream(self: &Arc<Self>, topic: &str) -> StreamReceiver {
+        let (tx, rx) = mpsc::channel(self.capacity);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let dropped = Arc::new(AtomicU64::new(0));
+        {
+            let mut streams = self.streams.write();
+            // Checked under the lock `close` takes: a stream made after close ends at once.
+            if !self.closed.load(Ordering::Acquire) {
+                let listener = StreamListener { id, tx, dropped: Arc::clone(&dropped) };
+                streams.entry(topic.to_owned()).or_default().push(listener);
+            }
+        }
+        StreamReceiver { rx, routing: Arc::clone(self), topic: topic.to_owned(), id, dropped }
+    }
+
+    fn unlisten_stream(&self, topic: &str, id: u64) {
+        let mut streams = self.streams.write();
+        if let Some(list) = streams.get_mut(topic) {
+            list.retain(|l| l.id != id);
+            if list.is_empty() {
+                streams.remove(topic);
+            }
+        }
+    }
+
+    /// Records that positioned subscription `id` (of `topic`) lives on `connection`.
+    pub(crate) fn set_home(&self, id: u64, topic: &str, connection: Uuid) {
+        self.homes.lock().insert(id, (topic.to_owned(), connection));
+    }
+
+    /// Forgets where positioned subscription `id` lives.
+    pub(crate) fn leave_home(&self, id: u64) {
+        self.homes.lock().remove(&id);
+    }
+
+    /// Whether a positioned subscription of `topic` lives on `connection`.
+    pub(crate) fn is_home(&self, topic: &str, connection: Uuid) -> bool {
+        self.homes.lock().values().any(|(t, c)| t == topic && *c == connection)
+    }
+
+    /// Whether `connection` must stay subscribed to `topic`: a plain
+    /// subscription wants it everywhere, a positioned one where it lives.
+    pub(crate) fn wanted_on(&self, topic: &str, connection: Uuid) -> bool {
+        self.has_topic(topic) || self.is_home(topic, connection)
+    }
+
     /// Ends every stream (the client closed).
     pub(crate) fn close(&self) {
         let mut listeners = self.listeners.write();
+        let mut streams = self.streams.write();
         self.closed.store(true, Ordering::Release);
         listeners.clear();
+        streams.clear();
+    }
+}
+
+/// A positioned subscription's end of the routing: the publications of its
+/// topic, each with its connection (leaves the routing when dropped).
+pub(crate) struct StreamReceiver {
+    pub(crate) rx: mpsc::Receiver<Arrival>,
+    routing: Arc<Routing>,
+    topic: String,
+    pub(crate) id: u64,
+    dropped: Arc<AtomicU64>,
+}
+
+impl StreamReceiver {
+    /// Publications missed because this listener's buffer was full.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for StreamReceiver {
+    fn drop(&mut self) {
+        self.routing.unlisten_stream(&self.topic, self.id);
     }
 }
 
@@ -306,8 +439,12 @@ pub(crate) fn client_methods(user: Methods, routing: Arc<Routing>) -> Methods {
         let inner = method.clone();
         let routing = Arc::clone(&routing);
         let name_for_delivery: Arc<str> = Arc::from(name);
+        let publication = name == PUBLICATION_METHOD;
         let mut wrapped = Method::raw(move |params: Option<&RawValue>, cx: &Context, id: Option<Id>| {
             if id.is_none() {
+                if publication {
+                    routing.deliver_publication(cx.connection_id(), params);
+                }
                 routing.deliver(&name_for_delivery, params);
             }
             inner.invoke(params, cx, id)
@@ -318,11 +455,15 @@ pub(crate) fn client_methods(user: Methods, routing: Arc<Routing>) -> Methods {
     // Any other name: streams first (notifications only), then the user's own
     // router if it has one, else -32601 for calls.
     methods.router(move |name: &str| {
+        let publication = name == PUBLICATION_METHOD;
         let name: Arc<str> = Arc::from(name);
         let routing = Arc::clone(&routing);
         let user = Arc::clone(&user);
         Some(Method::raw(move |params: Option<&RawValue>, cx: &Context, id: Option<Id>| -> Dispatch {
             if id.is_none() {
+                if publication {
+                    routing.deliver_publication(cx.connection_id(), params);
+                }
                 routing.deliver(&name, params);
             }
             user.dispatch(&name, params, cx, id)

@@ -53,16 +53,23 @@ async fn two_endpoints_share_calls_survive_one_being_killed_and_the_returning_on
 
     // Calls keep running while B is killed.
     let stop = Arc::new(AtomicBool::new(false));
+    let (running_tx, running) = tokio::sync::oneshot::channel();
     let background = {
         let (client, stop) = (client.clone(), Arc::clone(&stop));
         tokio::spawn(async move {
             let mut outcomes = Vec::new();
+            let mut running_tx = Some(running_tx);
             while !stop.load(Ordering::SeqCst) {
                 outcomes.push(client.call::<String>("who", ()).await);
+                if let Some(tx) = running_tx.take() {
+                    let _ = tx.send(());
+                }
             }
             outcomes
         })
     };
+    // On a busy machine the task may not have run yet: B dies while it calls.
+    within("the background calls started", running).await.unwrap();
     b.kill().await;
     within("B seen down", each.wait_for(|s| s[1] != State::Ready)).await.unwrap();
     assert_eq!(client.state(), State::Ready, "the client stays ready while A is up");

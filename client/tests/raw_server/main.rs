@@ -12,6 +12,7 @@ mod calls;
 mod connection_life;
 mod failover;
 mod misbehaving;
+mod positioned;
 mod relay;
 mod server_to_client;
 mod support;

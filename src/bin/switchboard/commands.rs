@@ -10,9 +10,12 @@ use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use switchboard::client::{Client, ClientBuilder, ConnectError, RawSocket, Reconnect, State};
+use switchboard::client::{
+    Client, ClientBuilder, ConnectError, RawSocket, Reconnect, State, StreamItem, StreamPosition,
+};
 use switchboard::shared::codec::encode;
 use switchboard::shared::discover::{Document, MethodDoc, TopicDoc, type_name};
+use switchboard::shared::stream::PUBLICATION_METHOD;
 use switchboard::shared::tokio_tungstenite::tungstenite::Message;
 use switchboard::shared::{Context, Dispatch, Error, ErrorObject, Id, Method, Methods};
 use tokio::sync::Notify;
@@ -413,10 +416,21 @@ fn describe_topic(t: &TopicDoc) -> String {
     out
 }
 
-pub(crate) async fn listen(target: &Target, topics: &[String]) -> Result<Outcome, Failure> {
+pub(crate) async fn listen(
+    target: &Target,
+    topics: &[String],
+    positioned: bool,
+    since: Option<StreamPosition>,
+) -> Result<Outcome, Failure> {
+    if since.is_some() && topics.len() != 1 {
+        let why = if topics.is_empty() { "--since needs a --topic" } else { "--since needs exactly one --topic" };
+        return Err(Failure::new(Outcome::Usage, format!("{why} (a position belongs to one topic's stream)")));
+    }
+    let positioned = positioned || since.is_some();
     // Every notification, whatever its method, is printed; calls from the
     // server are refused (-32601): a listener offers no methods. When stdout
-    // closes (a pipe to `head`), the listener stops.
+    // closes (a pipe to `head`), the listener stops. Positioned publications
+    // are printed from their subscriptions instead: in order, once each.
     let stdout_closed = Arc::new(Notify::new());
     let mut methods = Methods::new();
     let closed = Arc::clone(&stdout_closed);
@@ -426,6 +440,9 @@ pub(crate) async fn listen(target: &Target, topics: &[String]) -> Result<Outcome
         Some(Method::raw(move |params, _cx: &Context, id: Option<Id>| {
             if let Some(id) = id {
                 return Dispatch::Ready(Some(encode::error(&id, &ErrorObject::method_not_found(&name))));
+            }
+            if positioned && *name == *PUBLICATION_METHOD {
+                return Dispatch::Ready(None);
             }
             let params: Value = params.and_then(|p| serde_json::from_str(p.get()).ok()).unwrap_or(Value::Null);
             if print_json(&json!({"method": &*name, "params": params})).is_err() {
@@ -438,13 +455,20 @@ pub(crate) async fn listen(target: &Target, topics: &[String]) -> Result<Outcome
         interrupt_signal().map_err(|e| Failure::new(Outcome::Unreachable, format!("cannot watch for Ctrl-C: {e}")))?;
     tokio::pin!(interrupted);
     let client = connect(target, methods, Reconnect::default()).await?;
-    let mut subscriptions = Vec::new();
+    let mut plain = Vec::new();
+    let mut streams = Vec::new();
     for topic in topics {
-        subscriptions.push(client.subscribe(topic).await.map_err(|e| call_failure(e, target))?);
+        if positioned {
+            let subscribing = client.subscribe_positioned(topic).since(since.clone());
+            streams.push(subscribing.await.map_err(|e| call_failure(e, target))?);
+        } else {
+            plain.push(client.subscribe(topic).await.map_err(|e| call_failure(e, target))?);
+        }
     }
-    // The router above prints the notifications; the subscriptions are read
+    // The router above prints the notifications; plain subscriptions are read
     // here for what only they say: a re-subscribe that failed.
-    let mut items = futures_util::stream::select_all(subscriptions);
+    let mut plain = futures_util::stream::select_all(plain);
+    let mut streams = futures_util::stream::select_all(streams);
     let mut watch = Watch { url: &target.url, up: true, seen: connections(&client) };
     let mut state = client.watch_state();
     let now = *state.borrow_and_update();
@@ -453,11 +477,21 @@ pub(crate) async fn listen(target: &Target, topics: &[String]) -> Result<Outcome
         tokio::select! {
             () = &mut interrupted => break,
             () = stdout_closed.notified() => break,
-            Some(item) = items.next(), if !items.is_empty() => {
+            Some(item) = plain.next(), if !plain.is_empty() => {
                 if let Err(e) = item {
                     eprintln!("switchboard: {e}");
                 }
             }
+            Some(item) = streams.next(), if !streams.is_empty() => match item {
+                Ok(StreamItem::Publication(publication)) => {
+                    if print_json(&publication).is_err() {
+                        break;
+                    }
+                }
+                // Recovered, Lost: what happened to the publications missed.
+                Ok(other) => eprintln!("switchboard: {other}"),
+                Err(e) => eprintln!("switchboard: {e}"),
+            },
             changed = state.changed() => {
                 if changed.is_err() {
                     break;
@@ -467,7 +501,7 @@ pub(crate) async fn listen(target: &Target, topics: &[String]) -> Result<Outcome
             }
         }
     }
-    drop(items);
+    drop((plain, streams));
     client.close().await;
     Ok(Outcome::Success)
 }
