@@ -67,7 +67,10 @@ fn methods() -> switchboard::shared::Methods {
     let mut methods = contract_methods();
     methods
         .register_sync("publish", |(topic, params): (String, Value), cx: Context| {
-            Ok::<_, ErrorObject>(cx.server()?.publish(&topic, &topic, params)?)
+            let server = cx.server()?;
+            let reached = server.subscribers(&topic);
+            server.publish(&topic, &topic, params)?;
+            Ok::<_, ErrorObject>(reached)
         })
         .describe("Publishes params to a topic (method = the topic); returns how many received it.");
     methods

@@ -10,5 +10,6 @@ mod lifecycle;
 mod limits;
 mod push;
 mod spec;
+mod streams;
 #[path = "../support/mod.rs"]
 mod support;

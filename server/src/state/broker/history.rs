@@ -1,7 +1,7 @@
 //! One topic's stream in memory: its epoch, its latest offset and the
-//! publications it retains, each kept as the encoded `rpc.publication`
-//! frame that every positioned subscriber receives (encoded once, shared,
-//! replayed without copying).
+//! publications it retains, each kept as the [`StreamEntry`] that every
+//! positioned subscriber receives (encoded once, shared, replayed without
+//! copying).
 //!
 //! Terms (see [`switchboard_shared::stream`] for epoch, offset, recovery):
 //! - **retained**: the newest publications, within the limits on entries and
@@ -11,47 +11,20 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::value::RawValue;
-use switchboard_shared::codec::{EncodeError, encode};
-use switchboard_shared::stream::{PUBLICATION_METHOD, StreamPosition};
-use switchboard_shared::tokio_tungstenite::tungstenite::Utf8Bytes;
+use switchboard_shared::codec::EncodeError;
+use switchboard_shared::stream::StreamPosition;
 
-/// How much history one topic keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct HistoryLimits {
-    /// Publications retained per topic.
-    pub(crate) max_entries: usize,
-    /// Bytes (of encoded frames) retained per topic.
-    pub(crate) max_bytes: usize,
-    /// A topic with no publication for this long forgets its history.
-    pub(crate) ttl: Duration,
-}
-
-/// One publication as retained.
-#[derive(Debug, Clone)]
-pub(crate) struct Retained {
-    pub(crate) offset: u64,
-    /// The whole `rpc.publication` notification.
-    pub(crate) frame: Utf8Bytes,
-    /// Where the notification's params object starts in `frame`.
-    params_at: usize,
-}
-
-impl Retained {
-    /// The publication object (the notification's params), as JSON text.
-    pub(crate) fn publication_json(&self) -> &str {
-        // The frame ends with the params object and one closing brace.
-        &self.frame[self.params_at..self.frame.len() - 1]
-    }
-}
+use crate::config::topics::HistoryLimits;
+use crate::state::broker::entry::StreamEntry;
 
 /// What a subscriber that gives `since` gets.
 #[derive(Debug, Clone)]
-pub(crate) enum Replay {
+pub enum Replay {
     /// Every publication after `since`, oldest first (maybe none).
-    Complete(Vec<Retained>),
+    Complete(Vec<StreamEntry>),
     /// Some are gone, or the epoch changed: nothing is replayed.
     Lost,
 }
@@ -61,7 +34,7 @@ pub(crate) enum Replay {
 pub(crate) struct Stream {
     epoch: Arc<str>,
     offset: u64,
-    retained: VecDeque<Retained>,
+    retained: VecDeque<StreamEntry>,
     bytes: usize,
     last_publish: Instant,
 }
@@ -77,39 +50,48 @@ impl Stream {
         StreamPosition::new(&*self.epoch, self.offset)
     }
 
+    /// When it was last published to (or started).
+    pub(crate) fn last_publish(&self) -> Instant {
+        self.last_publish
+    }
+
     /// Whether the stream has expired (no publication for the TTL).
     pub(crate) fn expired(&self, now: Instant, limits: &HistoryLimits) -> bool {
-        self.offset > 0 && now.duration_since(self.last_publish) >= limits.ttl
+        self.offset > 0 && now.saturating_duration_since(self.last_publish) >= limits.ttl
+    }
+
+    /// Starts afresh (a new epoch) if expired: the epoch then reported is
+    /// the one the next publication carries.
+    pub(crate) fn refresh(&mut self, now: Instant, limits: &HistoryLimits) {
+        if self.expired(now, limits) {
+            *self = Stream::new(now);
+        }
     }
 
     /// Appends a publication; returns it, encoded, with its offset.
     pub(crate) fn append(
         &mut self,
-        topic: &str,
+        topic: &Arc<str>,
         method: &str,
         params: &RawValue,
         now: Instant,
         limits: &HistoryLimits,
-    ) -> Result<Retained, EncodeError> {
-        if self.expired(now, limits) {
-            *self = Stream::new(now);
-        }
+    ) -> Result<StreamEntry, EncodeError> {
+        self.refresh(now, limits);
         let offset = self.offset + 1;
-        let (frame, params_at) = encode_publication(topic, &self.epoch, offset, method, params)?;
-        let retained = Retained { offset, frame: Utf8Bytes::from(frame), params_at };
+        let entry = StreamEntry::encode(Arc::clone(topic), Arc::clone(&self.epoch), offset, method, params)?;
         self.offset = offset;
         self.last_publish = now;
         if limits.max_entries > 0 {
-            self.bytes += retained.frame.len();
-            self.retained.push_back(retained.clone());
-            while self.retained.len() > limits.max_entries
-                || (self.bytes > limits.max_bytes && self.retained.len() > 1)
+            self.bytes += entry.frame().len();
+            self.retained.push_back(entry.clone());
+            while self.retained.len() > limits.max_entries || (self.bytes > limits.max_bytes && self.retained.len() > 1)
             {
                 let evicted = self.retained.pop_front().expect("not empty");
-                self.bytes -= evicted.frame.len();
+                self.bytes -= evicted.frame().len();
             }
         }
-        Ok(retained)
+        Ok(entry)
     }
 
     /// The publications after `since`, all of them or none; at most `cap`.
@@ -117,16 +99,16 @@ impl Stream {
         if since.epoch != *self.epoch || since.offset > self.offset {
             return Replay::Lost;
         }
-        let missed = (self.offset - since.offset) as usize;
+        let missed = self.offset - since.offset;
         if missed == 0 {
             return Replay::Complete(Vec::new());
         }
-        if missed > cap {
+        if missed > cap as u64 {
             return Replay::Lost;
         }
         match self.retained.front() {
-            Some(oldest) if oldest.offset <= since.offset + 1 => {
-                let skip = (since.offset + 1 - oldest.offset) as usize;
+            Some(oldest) if oldest.offset() <= since.offset + 1 => {
+                let skip = (since.offset + 1 - oldest.offset()) as usize;
                 Replay::Complete(self.retained.iter().skip(skip).cloned().collect())
             }
             _ => Replay::Lost,
@@ -134,17 +116,18 @@ impl Stream {
     }
 
     /// Up to `limit` retained publications after `since` (all retained ones
-    /// without it), oldest first; `None` when `since` is of another epoch.
-    pub(crate) fn history(&self, since: Option<&StreamPosition>, limit: usize) -> Option<Vec<Retained>> {
+    /// without it, or when `since` is of another epoch), oldest first.
+    pub(crate) fn history(&self, since: Option<&StreamPosition>, limit: usize) -> Vec<StreamEntry> {
         let after = match since {
-            Some(since) if since.epoch != *self.epoch => return None,
-            Some(since) => since.offset,
-            None => 0,
+            Some(since) if since.epoch == *self.epoch => since.offset,
+            _ => 0,
         };
-        Some(self.retained.iter().filter(|r| r.offset > after).take(limit).cloned().collect())
+        let skip = self.retained.front().map_or(0, |oldest| after.saturating_sub(oldest.offset() - 1)) as usize;
+        self.retained.iter().skip(skip).take(limit).cloned().collect()
     }
 
     /// Bytes retained.
+    #[cfg(test)]
     pub(crate) fn retained_bytes(&self) -> usize {
         self.bytes
     }
@@ -156,32 +139,18 @@ fn new_epoch() -> Arc<str> {
     Arc::from(&id[..12])
 }
 
-/// Encodes the `rpc.publication` notification; returns it with where its params object starts.
-fn encode_publication(
-    topic: &str,
-    epoch: &str,
-    offset: u64,
-    method: &str,
-    params: &RawValue,
-) -> Result<(String, usize), EncodeError> {
-    #[derive(serde::Serialize)]
-    struct Params<'a> {
-        topic: &'a str,
-        epoch: &'a str,
-        offset: u64,
-        method: &'a str,
-        params: &'a RawValue,
-    }
-    let frame = encode::notification(PUBLICATION_METHOD, &Params { topic, epoch, offset, method, params })?;
-    let params_at = frame.find(r#""params":{"topic""#).map(|at| at + r#""params":"#.len()).expect("encoded above");
-    Ok((frame, params_at))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
-    const LIMITS: HistoryLimits = HistoryLimits { max_entries: 3, max_bytes: 1 << 20, ttl: Duration::from_secs(60) };
+    const LIMITS: HistoryLimits =
+        HistoryLimits { max_entries: 3, max_bytes: 1 << 20, ttl: Duration::from_secs(60), max_topics: 10 };
+
+    fn t() -> Arc<str> {
+        Arc::from("t")
+    }
 
     fn raw(text: &str) -> Box<RawValue> {
         RawValue::from_string(text.to_owned()).unwrap()
@@ -190,14 +159,14 @@ mod tests {
     fn filled(n: u64, now: Instant) -> Stream {
         let mut stream = Stream::new(now);
         for i in 1..=n {
-            stream.append("t", "tick", &raw(&format!("[{i}]")), now, &LIMITS).unwrap();
+            stream.append(&t(), "tick", &raw(&format!("[{i}]")), now, &LIMITS).unwrap();
         }
         stream
     }
 
     fn offsets(replay: Replay) -> Option<Vec<u64>> {
         match replay {
-            Replay::Complete(retained) => Some(retained.iter().map(|r| r.offset).collect()),
+            Replay::Complete(retained) => Some(retained.iter().map(|r| r.offset()).collect()),
             Replay::Lost => None,
         }
     }
@@ -206,19 +175,27 @@ mod tests {
     fn a_publication_is_encoded_once_as_the_notification_and_as_its_history_entry() {
         let now = Instant::now();
         let mut stream = Stream::new(now);
-        let first = stream.append("t", "tick", &raw(r#"{"p":1}"#), now, &LIMITS).unwrap();
+        let first = stream.append(&t(), "tick", &raw(r#"{"p":1}"#), now, &LIMITS).unwrap();
         let epoch = stream.position().epoch;
         let expected = format!(r#"{{"topic":"t","epoch":"{epoch}","offset":1,"method":"tick","params":{{"p":1}}}}"#);
         assert_eq!(first.publication_json(), expected);
-        assert_eq!(&*first.frame, format!(r#"{{"jsonrpc":"2.0","method":"rpc.publication","params":{expected}}}"#));
+        assert_eq!(
+            first.frame().as_str(),
+            format!(r#"{{"jsonrpc":"2.0","method":"rpc.publication","params":{expected}}}"#)
+        );
     }
 
     #[test]
     fn offsets_are_consecutive_from_one() {
         let stream = filled(5, Instant::now());
         assert_eq!(stream.position().offset, 5);
-        let all = stream.history(None, 100).unwrap();
-        assert_eq!(all.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![3, 4, 5], "the newest three are retained");
+        let offsets = |page: Vec<StreamEntry>| page.iter().map(|r| r.offset()).collect::<Vec<_>>();
+        assert_eq!(offsets(stream.history(None, 100)), vec![3, 4, 5], "the newest three are retained");
+        let at = |offset| StreamPosition::new(stream.position().epoch, offset);
+        assert_eq!(offsets(stream.history(Some(&at(3)), 100)), vec![4, 5]);
+        assert_eq!(offsets(stream.history(Some(&at(1)), 1)), vec![3], "from the oldest retained, within the limit");
+        assert_eq!(offsets(stream.history(Some(&at(5)), 100)), Vec::<u64>::new());
+        assert_eq!(offsets(stream.history(Some(&StreamPosition::new("other", 4)), 100)), vec![3, 4, 5]);
     }
 
     #[test]
@@ -242,7 +219,7 @@ mod tests {
         let old = stream.position();
         let later = then + LIMITS.ttl;
         assert!(stream.expired(later, &LIMITS));
-        stream.append("t", "tick", &raw("[3]"), later, &LIMITS).unwrap();
+        stream.append(&t(), "tick", &raw("[3]"), later, &LIMITS).unwrap();
         assert_ne!(stream.position().epoch, old.epoch);
         assert_eq!(stream.position().offset, 1);
         assert!(matches!(stream.since(&old, 100), Replay::Lost));
@@ -254,9 +231,9 @@ mod tests {
         let now = Instant::now();
         let mut stream = Stream::new(now);
         for i in 0..10 {
-            stream.append("t", "tick", &raw(&format!(r#"["{}"]"#, "x".repeat(100 + i))), now, &limits).unwrap();
+            stream.append(&t(), "tick", &raw(&format!(r#"["{}"]"#, "x".repeat(100 + i))), now, &limits).unwrap();
         }
         assert!(stream.retained_bytes() <= 300);
-        assert_eq!(stream.history(None, 100).unwrap().last().unwrap().offset, 10);
+        assert_eq!(stream.history(None, 100).last().unwrap().offset(), 10);
     }
 }
