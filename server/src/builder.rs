@@ -23,6 +23,7 @@
 //! | [`max_history_topics`](ServerBuilder::max_history_topics) | 1,000 topics | the topic published to longest ago is forgotten |
 //! | [`max_replay`](ServerBuilder::max_replay) | 1,000 publications | a resuming subscriber gets `recovered: false` and no replay |
 //! | [`max_history_page`](ServerBuilder::max_history_page) | 1,000 publications | `rpc.history` answers the oldest that many |
+//! | [`topic_policy`](ServerBuilder::topic_policy) | `Disconnect` for every topic | a subscriber whose queue is full is closed (1008), or its topic's publications are shed ([`SlowConsumer`]) |
 //!
 //! The four history settings bound the default in-memory broker; another
 //! [`broker`](ServerBuilder::broker) keeps history by its own rules. Each
@@ -43,6 +44,7 @@ use crate::config::auth::{AsyncAuthenticator, Auth, Authenticator, Identity, Rej
 use crate::config::origin::OriginPolicy;
 use crate::config::settings::{Policies, Settings};
 use crate::config::subscriptions::{Builtins, SubscriptionDecision};
+use crate::config::topics::SlowConsumer;
 use crate::server::Server;
 use crate::state::broker::{Broker, MemoryBroker};
 use crate::state::hub::Hub;
@@ -310,6 +312,32 @@ impl ServerBuilder {
     /// client asks again after the last one for more.
     pub fn max_history_page(mut self, publications: usize) -> Self {
         self.settings.max_history_page = publications;
+        self
+    }
+
+    /// Sets what happens to a subscriber of the topics `pattern` names whose
+    /// outbound queue is full: `pattern` is a topic's name, or a prefix
+    /// ending in `*` (`"prices.*"`); the exact name wins, then the longest
+    /// prefix; the last setting for a pattern is kept.
+    ///
+    /// Default: [`SlowConsumer::Disconnect`] for every topic (close 1008
+    /// "slow consumer", as for any frame). With [`SlowConsumer::DropOldest`]
+    /// or [`SlowConsumer::LatestPerKey`] the subscriber keeps its connection
+    /// and misses some publications instead (positioned subscribers see the
+    /// gap in the offsets; `rpc.history` has what is retained).
+    ///
+    /// ```
+    /// use switchboard_server::{ConflationKey, Server, SlowConsumer};
+    /// use switchboard_shared::Methods;
+    ///
+    /// let server = Server::builder()
+    ///     .topic_policy("prices.*", SlowConsumer::LatestPerKey(ConflationKey::field("symbol")))
+    ///     .topic_policy("telemetry", SlowConsumer::DropOldest)
+    ///     .build(Methods::new());
+    /// # drop(server);
+    /// ```
+    pub fn topic_policy(mut self, pattern: &str, policy: SlowConsumer) -> Self {
+        self.settings.topic_policies.set(pattern, policy);
         self
     }
 

@@ -72,7 +72,7 @@ pub use config::auth::{AsyncAuthenticator, AuthFuture, Authenticator, Identity, 
 pub use config::origin::{MissingOrigin, OriginPolicy};
 pub use config::settings::defaults;
 pub use config::subscriptions::{Builtins, SubscriptionDecision};
-pub use config::topics::HistoryLimits;
+pub use config::topics::{ConflationKey, HistoryLimits, SlowConsumer};
 pub use context::ServerContext;
 pub use error::{CallError, DeliveryError, ListenError, NotServed};
 pub use handle::ServerHandle;

@@ -9,7 +9,7 @@ use crate::config::auth::Auth;
 use crate::config::hooks::{ConnectHook, DisconnectHook};
 use crate::config::origin::OriginPolicy;
 use crate::config::subscriptions::{Builtins, SubscriptionFilter};
-use crate::config::topics::HistoryLimits;
+use crate::config::topics::{HistoryLimits, TopicPolicies};
 
 /// The defaults of every builder setting.
 pub mod defaults {
@@ -78,6 +78,7 @@ pub(crate) struct Settings {
     pub(crate) history: HistoryLimits,
     pub(crate) max_replay: usize,
     pub(crate) max_history_page: usize,
+    pub(crate) topic_policies: TopicPolicies,
 }
 
 impl Default for Settings {
@@ -101,6 +102,7 @@ impl Default for Settings {
             history: HistoryLimits::default(),
             max_replay: defaults::MAX_REPLAY,
             max_history_page: defaults::MAX_HISTORY_PAGE,
+            topic_policies: TopicPolicies::default(),
         }
     }
 }

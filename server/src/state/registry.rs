@@ -24,6 +24,7 @@ use serde_json::Value;
 use switchboard_shared::PeerHandle;
 use uuid::Uuid;
 
+use crate::config::topics::TopicPolicies;
 use crate::state::broker::entry::StreamEntry;
 use crate::state::topics::Topic;
 
@@ -131,12 +132,18 @@ pub(crate) struct Registry {
     state: RwLock<State>,
     /// Bytes a subscriber may have buffered while its subscription starts.
     max_buffer: usize,
+    /// The slow-consumer policy of each topic.
+    policies: TopicPolicies,
     tickets: AtomicU64,
 }
 
 impl Registry {
-    pub(crate) fn new(max_buffer: usize) -> Self {
-        Registry { state: RwLock::default(), max_buffer, tickets: AtomicU64::new(1) }
+    pub(crate) fn new(max_buffer: usize, policies: TopicPolicies) -> Self {
+        Registry { state: RwLock::default(), max_buffer, policies, tickets: AtomicU64::new(1) }
+    }
+
+    fn new_topic(&self, name: &Arc<str>) -> Arc<Topic> {
+        Arc::new(Topic::new(Arc::clone(name), self.policies.of(name), self.max_buffer))
     }
 
     /// Adds a freshly upgraded connection, unless a shutdown has begun.
@@ -169,7 +176,6 @@ impl Registry {
     /// topics (`None`: no cap). A member in either form stays as it is.
     pub(crate) fn join(&self, peer: &PeerHandle, topic: &str, limit: Option<usize>) -> Join {
         let mut state = self.state.write();
-        let max_buffer = self.max_buffer;
         let Some(member) = state.member(peer) else { return Join::Ended };
         if member.topics.contains(topic) {
             return Join::AlreadyMember;
@@ -181,7 +187,7 @@ impl Registry {
         }
         let topic: Arc<str> = Arc::from(topic);
         member.topics.insert(Arc::clone(&topic));
-        state.topics.entry(topic).or_insert_with(|| Arc::new(Topic::new(max_buffer))).add_plain(peer);
+        state.topics.entry(Arc::clone(&topic)).or_insert_with(|| self.new_topic(&topic)).add_plain(peer);
         Join::Joined
     }
 
@@ -195,7 +201,6 @@ impl Registry {
         limit: Option<usize>,
     ) -> Result<Pending, Join> {
         let mut state = self.state.write();
-        let max_buffer = self.max_buffer;
         let Some(member) = state.member(peer) else { return Err(Join::Ended) };
         if !member.topics.contains(topic) {
             if let Some(limit) = limit {
@@ -208,8 +213,9 @@ impl Registry {
         let topic = match state.topics.get(topic) {
             Some(existing) => Arc::clone(existing),
             None => {
-                let created = Arc::new(Topic::new(max_buffer));
-                state.topics.insert(Arc::from(topic), Arc::clone(&created));
+                let name: Arc<str> = Arc::from(topic);
+                let created = self.new_topic(&name);
+                state.topics.insert(name, Arc::clone(&created));
                 created
             }
         };

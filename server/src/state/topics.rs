@@ -17,16 +17,20 @@
 //!
 //! The topic's lock is held while a publication is queued for every
 //! subscriber, so every subscriber of a topic sees its publications in the
-//! same order.
+//! same order. A topic with a slow-consumer policy other than `Disconnect`
+//! queues its publications tagged ([`Sheddable`], one per publication, its
+//! conflation key read once), so a full queue sheds them as the policy says.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
-use switchboard_shared::PeerHandle;
 use switchboard_shared::stream::StreamPosition;
 use switchboard_shared::tokio_tungstenite::tungstenite::Utf8Bytes;
+use switchboard_shared::{PeerHandle, Shed, Sheddable};
 use uuid::Uuid;
 
+use crate::config::topics::{ConflationKey, SlowConsumer};
 use crate::state::broker::entry::StreamEntry;
 
 /// What a buffering subscriber keeps until it goes live.
@@ -71,14 +75,40 @@ pub(crate) struct Start {
 /// One topic's subscribers on this server.
 #[derive(Debug)]
 pub(crate) struct Topic {
+    name: Arc<str>,
+    /// Its slow-consumer policy, resolved once.
+    policy: SlowConsumer,
     subscribers: Mutex<HashMap<Uuid, Subscriber>>,
     /// Bytes a buffering subscriber may keep aside.
     max_buffer: usize,
 }
 
+/// Queues `frame` for `peer`, tagged when the topic sheds.
+fn send(peer: &PeerHandle, frame: Utf8Bytes, tag: Option<&Arc<Sheddable>>) {
+    // A refusal closed the connection (or it was closing): the queue logs it.
+    let _ = match tag {
+        None => peer.try_send_text(frame),
+        Some(tag) => peer.try_send_publication(frame, tag),
+    };
+}
+
 impl Topic {
-    pub(crate) fn new(max_buffer: usize) -> Self {
-        Topic { subscribers: Mutex::default(), max_buffer }
+    pub(crate) fn new(name: Arc<str>, policy: SlowConsumer, max_buffer: usize) -> Self {
+        Topic { name, policy, subscribers: Mutex::default(), max_buffer }
+    }
+
+    /// The queue tag of `entry`, when the topic sheds.
+    fn tag(&self, entry: &StreamEntry) -> Option<Arc<Sheddable>> {
+        let shed = match &self.policy {
+            SlowConsumer::Disconnect => return None,
+            SlowConsumer::DropOldest => Shed::DropOldest,
+            SlowConsumer::LatestPerKey(ConflationKey::Method) => Shed::LatestPerKey(Some(entry.method_json().into())),
+            SlowConsumer::LatestPerKey(ConflationKey::Param(pointer)) => {
+                let params: serde_json::Value = serde_json::from_str(entry.params_json()).unwrap_or_default();
+                Shed::LatestPerKey(params.pointer(pointer).map(|key| key.to_string().into()))
+            }
+        };
+        Some(Arc::new(Sheddable { topic: Arc::clone(&self.name), shed }))
     }
 
     /// Adds `peer` as a plain subscriber, unless it is one already (in
@@ -124,12 +154,13 @@ impl Topic {
     /// Queues a publication for every subscriber.
     pub(crate) fn deliver(&self, entry: &StreamEntry) {
         let mut plain: Option<Utf8Bytes> = None;
+        let tag = self.tag(entry);
         let max_buffer = self.max_buffer;
         for subscriber in self.subscribers.lock().values_mut() {
             match &mut subscriber.mode {
                 Mode::Plain => {
                     let frame = plain.get_or_insert_with(|| entry.plain_frame());
-                    let _ = subscriber.peer.try_send_text(frame.clone());
+                    send(&subscriber.peer, frame.clone(), tag.as_ref());
                 }
                 Mode::Positioned { skip_through } => {
                     if let Some(through) = skip_through {
@@ -138,7 +169,7 @@ impl Topic {
                         }
                         *skip_through = None;
                     }
-                    let _ = subscriber.peer.try_send_text(entry.frame().clone());
+                    send(&subscriber.peer, entry.frame().clone(), tag.as_ref());
                 }
                 Mode::Buffering(buffer) => {
                     if buffer.overflowed {
@@ -174,13 +205,9 @@ impl Topic {
             _ => return,
         };
         let Start { position, replay, .. } = start;
-        for entry in &replay {
-            let _ = peer.try_send_text(entry.frame().clone());
-        }
-        for entry in &buffer {
-            if entry.epoch() != position.epoch || entry.offset() > position.offset {
-                let _ = peer.try_send_text(entry.frame().clone());
-            }
+        let after = |entry: &&StreamEntry| entry.epoch() != position.epoch || entry.offset() > position.offset;
+        for entry in replay.iter().chain(buffer.iter().filter(after)) {
+            send(peer, entry.frame().clone(), self.tag(entry).as_ref());
         }
         subscriber.mode = Mode::Positioned { skip_through: Some(position) };
     }

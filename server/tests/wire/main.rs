@@ -9,6 +9,7 @@ mod common;
 mod lifecycle;
 mod limits;
 mod push;
+mod slow_consumers;
 mod spec;
 mod streams;
 #[path = "../support/mod.rs"]

@@ -34,7 +34,7 @@ use crate::context::ConnectionInfo;
 use crate::error::Error;
 use crate::methods::Methods;
 use crate::pending::Pending;
-use crate::writer::{OutboundQueue, Outgoing, Overflow};
+use crate::writer::{OutboundQueue, Outgoing, Overflow, Sheddable};
 
 /// Counters of one connection.
 #[derive(Debug, Default)]
@@ -46,6 +46,7 @@ pub(super) struct Stats {
     pub(super) cancelled: AtomicU64,
     pub(super) errors_without_id: AtomicU64,
     pub(super) malformed: AtomicU64,
+    pub(super) shed_publications: AtomicU64,
 }
 
 /// The state a connection's task and its handles share.
@@ -239,6 +240,23 @@ impl PeerHandle {
         self.shared.queue.push(Outgoing::Text(frame), self.shared.config.overflow).map_err(|_| Error::Disconnected)
     }
 
+    /// Queues a publication of a topic with a slow-consumer policy without
+    /// ever waiting: when the frames still queued leave no room, the queue
+    /// sheds publications of `tag.topic` as `tag.shed` says (counted by
+    /// [`shed_publications`](Self::shed_publications)) instead of closing the
+    /// connection. `Disconnected` when the connection is closing, or was just
+    /// closed as a slow consumer because shedding could not make room.
+    pub fn try_send_publication(&self, frame: Utf8Bytes, tag: &Arc<Sheddable>) -> Result<(), Error> {
+        match self.shared.queue.push_publication(frame, tag) {
+            Ok(0) => Ok(()),
+            Ok(shed) => {
+                self.shared.stats.shed_publications.fetch_add(shed as u64, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(_) => Err(Error::Disconnected),
+        }
+    }
+
     /// Closes the connection: frames queued so far are written first, then a
     /// close frame with `code` and `reason`.
     pub fn close(&self, code: u16, reason: &str) {
@@ -335,6 +353,12 @@ impl PeerHandle {
     /// Frames received so far that were not JSON-RPC (not JSON, an empty batch).
     pub fn malformed_frames(&self) -> u64 {
         self.shared.stats.malformed.load(Ordering::Relaxed)
+    }
+
+    /// Publications shed so far by their topic's slow-consumer policy
+    /// ([`try_send_publication`](Self::try_send_publication)).
+    pub fn shed_publications(&self) -> u64 {
+        self.shared.stats.shed_publications.load(Ordering::Relaxed)
     }
 
     /// Bytes waiting to be written.
