@@ -7,7 +7,10 @@
 //! ```
 //!
 //! The method set lives in `switchboard::demo::contract_methods` (shared with
-//! `switchboard serve`); here no built-ins are added, so `rpc.*` gets -32601.
+//! `switchboard serve`); of the built-ins, only the topic methods are
+//! served (`rpc.subscribe`, `rpc.unsubscribe`, `rpc.history`), so
+//! `rpc.discover` gets -32601. `--history N` sets the publications kept per
+//! topic (0: none; `since` then only recovers a subscriber that missed nothing).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -26,6 +29,9 @@ struct Args {
     /// Connections served at once; more get HTTP 503.
     #[arg(long, default_value_t = defaults::MAX_CONNECTIONS)]
     max_connections: usize,
+    /// Publications kept per topic for resuming subscribers and `rpc.history`.
+    #[arg(long, default_value_t = defaults::HISTORY_ENTRIES)]
+    history: usize,
     /// Seconds in-flight calls may take to finish after Ctrl-C.
     #[arg(long, default_value_t = 5)]
     shutdown_grace: u64,
@@ -39,8 +45,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
 
     let server = Server::builder()
-        .builtins(Builtins::None)
+        .builtins(Builtins::Topics)
         .max_connections(args.max_connections)
+        .history_entries(args.history)
         .build(contract_methods())
         .listen(args.addr)
         .await?;

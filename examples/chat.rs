@@ -66,7 +66,9 @@ async fn hub(addr: SocketAddr) -> Result<ServerHandle, Box<dyn std::error::Error
     methods
         .register_sync("say", |Say { text }: Say, cx: Context| {
             let from = cx.auth().and_then(|auth| auth["name"].as_str()).unwrap_or("someone").to_owned();
-            let heard = cx.server()?.publish(TOPIC, TOPIC, Message { from, text })?;
+            let server = cx.server()?;
+            let heard = server.subscribers(TOPIC);
+            server.publish(TOPIC, TOPIC, Message { from, text })?;
             Ok::<_, ErrorObject>(heard)
         })
         .describe("Sends a message to everyone subscribed to `chat`; answers how many it reached.");

@@ -1,7 +1,7 @@
 //! The hub the JavaScript client's unit tests (`client/js/test/`) run
 //! against: the demo hub's methods plus a few that let a test make the
-//! server do things on cue (publish, call the client back, fail, drop the
-//! connection, send a raw frame), served through the HTTP integration
+//! server do things on cue (publish, plain or with positions, call the
+//! client back, fail, drop the connection, send a raw frame), served through the HTTP integration
 //! (`switchboard::server::web`) on `ws://ADDR/rpc`.
 //!
 //! ```text
@@ -37,6 +37,9 @@ struct Args {
     /// Interval of the application-level heartbeat (`rpc.heartbeat`) in ms; 0 = off.
     #[arg(long, default_value_t = 0)]
     app_heartbeat_ms: u64,
+    /// Publications kept per topic (for resume and `rpc.history` tests).
+    #[arg(long, default_value_t = switchboard::server::defaults::HISTORY_ENTRIES)]
+    history: usize,
     /// Exit when standard input closes (a test runner that dies takes the hub along).
     #[arg(long)]
     until_stdin_closes: bool,
@@ -67,9 +70,15 @@ fn methods() -> switchboard::shared::Methods {
     let mut methods = contract_methods();
     methods
         .register_sync("publish", |(topic, params): (String, Value), cx: Context| {
-            Ok::<_, ErrorObject>(cx.server()?.publish(&topic, &topic, params)?)
+            let server = cx.server()?;
+            let reached = server.subscribers(&topic);
+            server.publish(&topic, &topic, params)?;
+            Ok::<_, ErrorObject>(reached)
         })
         .describe("Publishes params to a topic (method = the topic); returns how many received it.");
+    methods
+        .register("publish_positioned", switchboard::demo::publish)
+        .describe("The contract's `publish [topic, method, params]`: returns the publication's {epoch, offset}.");
     methods
         .register_sync("subscribers", |(topic,): (String,), cx: Context| {
             Ok::<_, ErrorObject>(cx.server()?.subscribers(&topic))
@@ -138,7 +147,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
 
     let heartbeat = (args.app_heartbeat_ms > 0).then(|| Duration::from_millis(args.app_heartbeat_ms));
-    let server = Server::builder().discovery(service_info()).app_heartbeat(heartbeat).build(methods());
+    let server = Server::builder()
+        .discovery(service_info())
+        .app_heartbeat(heartbeat)
+        .history_entries(args.history)
+        .build(methods());
     let hub = server.handle();
     let addr = WebServer::new(hub.clone()).hub_path("/rpc").listen(args.addr).await?;
     println!("js_test_hub listening on ws://{addr}/rpc");

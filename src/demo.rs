@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 use serde_json::{Number, json};
-use switchboard_server::{ListenError, Server, ServerHandle};
+use switchboard_server::{DeliveryError, ListenError, Server, ServerContext, ServerHandle};
 use switchboard_shared::codec::encode;
 use switchboard_shared::discover::{ServiceInfo, TopicDoc};
 use switchboard_shared::{Context, ErrorObject, Methods, Overflow};
@@ -70,7 +70,8 @@ fn finite(exact: Option<i64>, float: f64) -> Result<Number, ErrorObject> {
 }
 
 /// The benchmark contract's methods: `echo`, `add`, `subtract`, `sum`,
-/// `get_data`, `update`, `notify_hello`, `notify_sum`, `sleep`, `flood`.
+/// `get_data`, `update`, `notify_hello`, `notify_sum`, `sleep`, `flood`,
+/// `callback`, `publish`.
 /// Methods that answer at once are registered with `register_sync` (no
 /// future, no task).
 pub fn contract_methods() -> Methods {
@@ -143,6 +144,32 @@ pub fn contract_methods() -> Methods {
         .schema_json(json!({"type": "array", "items": [{"type": "string"}, {}]}), json!({}))
         .param_names(["method", "params"]);
     methods
+        .register("publish", publish)
+        .describe("Publishes `method` with `params` to `topic`; returns the publication's {epoch, offset}.")
+        .schema_json(
+            json!({"type": "array", "items": [{"type": "string"}, {"type": "string"}, {}]}),
+            json!({"type": "object", "required": ["epoch", "offset"],
+                   "properties": {"epoch": {"type": "string"}, "offset": {"type": "integer"}}}),
+        )
+        .param_names(["topic", "method", "params"]);
+    methods
+}
+
+/// The contract's `publish [topic, method, params]`: `{"epoch", "offset"}`
+/// of the publication (ready at once with the in-memory broker, so the
+/// engine answers it in place).
+pub async fn publish(
+    (topic, method, params): (String, String, Box<RawValue>),
+    cx: Context,
+) -> Result<switchboard_shared::stream::StreamPosition, ErrorObject> {
+    if topic.is_empty() {
+        return Err(ErrorObject::invalid_params("the topic must not be empty"));
+    }
+    let published = cx.server()?.publish(&topic, &method, params).map_err(|e| match e {
+        DeliveryError::Encode(e) => ErrorObject::invalid_params(e.to_string()),
+        other => other.into(),
+    })?;
+    Ok(published.await?)
 }
 
 /// What the demo hub's discovery document says beyond its methods.

@@ -147,9 +147,10 @@ async fn topics_via_subscribe_deliver_what_the_server_publishes() {
     assert_eq!(server.subscribers("news"), 1);
 
     // Switchboard's convention: the notification is named after the topic.
-    assert_eq!(server.publish("news", "news", json!({"title": "hello"})).unwrap(), 1);
-    assert_eq!(server.publish("prices", "price.update", [9.5]).unwrap(), 1);
-    assert_eq!(server.publish("elsewhere", "news", ["not for us"]).unwrap(), 0);
+    assert_eq!(server.subscribers("prices"), 1);
+    server.publish("news", "news", json!({"title": "hello"})).unwrap();
+    server.publish("prices", "price.update", [9.5]).unwrap();
+    server.publish("elsewhere", "news", ["not for us"]).unwrap();
     let item = within("news", news.next()).await.unwrap().unwrap();
     assert_eq!(item.params::<Value>().unwrap(), json!({"title": "hello"}));
     assert_eq!(within("a price", prices.next()).await.unwrap().unwrap().params::<(f64,)>().unwrap(), (9.5,));

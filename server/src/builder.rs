@@ -17,6 +17,21 @@
 //! | [`read_buffer_size`](ServerBuilder::read_buffer_size) | 2 KiB per connection | (a buffer, not a limit) |
 //! | [`call_timeout`](ServerBuilder::call_timeout) | 10 s | the call fails with `Timeout` |
 //! | [`max_subscriptions`](ServerBuilder::max_subscriptions) | 1,000 topics per connection | `rpc.subscribe` is denied |
+//! | [`history_entries`](ServerBuilder::history_entries) | 1,000 publications per topic | the oldest is forgotten |
+//! | [`history_bytes`](ServerBuilder::history_bytes) | 1 MiB per topic | the oldest is forgotten |
+//! | [`history_ttl`](ServerBuilder::history_ttl) | 10 min without a publication | the topic's history is forgotten; its next publication starts a new epoch |
+//! | [`max_history_topics`](ServerBuilder::max_history_topics) | 1,000 topics | the topic published to longest ago is forgotten |
+//! | [`max_replay`](ServerBuilder::max_replay) | 1,000 publications | a resuming subscriber gets `recovered: false` and no replay |
+//! | [`max_history_page`](ServerBuilder::max_history_page) | 1,000 publications | `rpc.history` answers the oldest that many |
+//! | [`topic_policy`](ServerBuilder::topic_policy) | `Disconnect` for every topic | a subscriber whose queue is full is closed (1008), or its topic's publications are shed ([`SlowConsumer`]) |
+//!
+//! The four history settings bound the default in-memory broker; another
+//! [`broker`](ServerBuilder::broker) keeps history by its own rules. Each
+//! retained publication costs its `rpc.publication` frame (the plain
+//! notification plus about 60 bytes and the topic, epoch and offset) plus
+//! about 160 bytes of bookkeeping, so the defaults bound history to 1 MiB
+//! per topic and 1 GiB in all (a topic of 1,000 publications of 100-byte
+//! params takes about 0.4 MiB).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -29,7 +44,9 @@ use crate::config::auth::{AsyncAuthenticator, Auth, Authenticator, Identity, Rej
 use crate::config::origin::OriginPolicy;
 use crate::config::settings::{Policies, Settings};
 use crate::config::subscriptions::{Builtins, SubscriptionDecision};
+use crate::config::topics::SlowConsumer;
 use crate::server::Server;
+use crate::state::broker::{Broker, MemoryBroker};
 use crate::state::hub::Hub;
 
 impl Server {
@@ -64,6 +81,7 @@ pub struct ServerBuilder {
     settings: Settings,
     policies: Policies,
     service: Option<ServiceInfo>,
+    broker: Option<Arc<dyn Broker>>,
 }
 
 impl ServerBuilder {
@@ -234,11 +252,111 @@ impl ServerBuilder {
         self
     }
 
+    /// Sets how many publications the in-memory broker keeps per topic, for
+    /// subscribers that resume (`since`) and for `rpc.history`.
+    ///
+    /// Default: 1,000. Past it the oldest is forgotten; a subscriber that
+    /// missed a forgotten one gets `recovered: false` and no replay. 0 keeps
+    /// none (offsets and epochs are still given out). Unused with another
+    /// [`broker`](Self::broker).
+    pub fn history_entries(mut self, entries: usize) -> Self {
+        self.settings.history.max_entries = entries;
+        self
+    }
+
+    /// Sets how many bytes of encoded publications the in-memory broker keeps per topic.
+    ///
+    /// Default: 1 MiB. Past it the oldest are forgotten (the newest is kept
+    /// whatever its size). Unused with another [`broker`](Self::broker).
+    pub fn history_bytes(mut self, bytes: usize) -> Self {
+        self.settings.history.max_bytes = bytes;
+        self
+    }
+
+    /// Sets how long a topic keeps its history without a publication.
+    ///
+    /// Default: 10 minutes. After it the history is forgotten and the
+    /// topic's next publication starts a new epoch (offset 1): a subscriber
+    /// resuming from the old epoch gets `recovered: false`. Unused with
+    /// another [`broker`](Self::broker).
+    pub fn history_ttl(mut self, ttl: Duration) -> Self {
+        self.settings.history.ttl = ttl;
+        self
+    }
+
+    /// Sets how many topics the in-memory broker keeps a stream (epoch,
+    /// offset, history) for at once.
+    ///
+    /// Default: 1,000. Past it, expired topics are forgotten, then the one
+    /// published to longest ago (its next publication starts a new epoch).
+    /// The minimum is 1. Unused with another [`broker`](Self::broker).
+    pub fn max_history_topics(mut self, topics: usize) -> Self {
+        self.settings.history.max_topics = topics.max(1);
+        self
+    }
+
+    /// Sets how many missed publications a resuming subscriber (`since`)
+    /// may be replayed, whatever the broker retains.
+    ///
+    /// Default: 1,000. A subscriber that missed more gets `recovered: false`
+    /// and no replay (never a partial one): it should reload its state.
+    pub fn max_replay(mut self, publications: usize) -> Self {
+        self.settings.max_replay = publications;
+        self
+    }
+
+    /// Sets how many publications one `rpc.history` answer holds at most
+    /// (a smaller `limit` in the call is kept).
+    ///
+    /// Default: 1,000. The oldest that many after `since` are answered; the
+    /// client asks again after the last one for more.
+    pub fn max_history_page(mut self, publications: usize) -> Self {
+        self.settings.max_history_page = publications;
+        self
+    }
+
+    /// Sets what happens to a subscriber of the topics `pattern` names whose
+    /// outbound queue is full: `pattern` is a topic's name, or a prefix
+    /// ending in `*` (`"prices.*"`); the exact name wins, then the longest
+    /// prefix; the last setting for a pattern is kept.
+    ///
+    /// Default: [`SlowConsumer::Disconnect`] for every topic (close 1008
+    /// "slow consumer", as for any frame). With [`SlowConsumer::DropOldest`]
+    /// or [`SlowConsumer::LatestPerKey`] the subscriber keeps its connection
+    /// and misses some publications instead (positioned subscribers see the
+    /// gap in the offsets; `rpc.history` has what is retained).
+    ///
+    /// ```
+    /// use switchboard_server::{ConflationKey, Server, SlowConsumer};
+    /// use switchboard_shared::Methods;
+    ///
+    /// let server = Server::builder()
+    ///     .topic_policy("prices.*", SlowConsumer::LatestPerKey(ConflationKey::field("symbol")))
+    ///     .topic_policy("telemetry", SlowConsumer::DropOldest)
+    ///     .build(Methods::new());
+    /// # drop(server);
+    /// ```
+    pub fn topic_policy(mut self, pattern: &str, policy: SlowConsumer) -> Self {
+        self.settings.topic_policies.set(pattern, policy);
+        self
+    }
+
+    /// Sets the broker: where publications get their offsets and history is
+    /// kept, and where publications come from (other servers' too, for a
+    /// shared broker). Connections never know which broker is behind them.
+    ///
+    /// Default: a [`MemoryBroker`] built from the history settings above
+    /// (which another broker does not use).
+    pub fn broker(mut self, broker: impl Broker) -> Self {
+        self.broker = Some(Arc::new(broker));
+        self
+    }
+
     /// Chooses the built-in methods.
     ///
-    /// Default: [`Builtins::All`]: `rpc.discover`, `rpc.subscribe` and
-    /// `rpc.unsubscribe` (a method the user registered under one of these
-    /// names is kept instead).
+    /// Default: [`Builtins::All`]: `rpc.discover`, `rpc.subscribe`,
+    /// `rpc.unsubscribe` and `rpc.history` (a method the user registered
+    /// under one of these names is kept instead).
     pub fn builtins(mut self, builtins: Builtins) -> Self {
         self.settings.builtins = builtins;
         self
@@ -403,8 +521,10 @@ impl ServerBuilder {
     pub fn build(self, mut methods: Methods) -> Server {
         let service = self.service.unwrap_or_else(|| ServiceInfo::new("switchboard", env!("CARGO_PKG_VERSION")));
         let (heartbeat, builtins) = (self.settings.app_heartbeat.is_some(), self.settings.builtins);
+        let history = self.settings.history;
+        let broker = self.broker.unwrap_or_else(|| Arc::new(MemoryBroker::new(history)));
         // The built-ins hold the hub they are part of.
-        let hub = Hub::new_cyclic(self.settings, self.policies, |hub| {
+        let hub = Hub::new_cyclic(self.settings, self.policies, broker, |hub| {
             if heartbeat {
                 crate::app_heartbeat::install(&mut methods, hub);
             }

@@ -1,20 +1,30 @@
 //! Installs the built-in methods ([`Builtins`]): `rpc.discover`, and
-//! `rpc.subscribe` / `rpc.unsubscribe` (topic membership for push, with a
-//! server hook that may deny a subscription). They hold the hub they are
-//! installed in (weakly: the hub holds them), not a way back through the context.
+//! `rpc.subscribe` / `rpc.unsubscribe` / `rpc.history` (topic membership
+//! for push and topic streams, with a server hook that may deny a topic).
+//! They hold the hub they are installed in (weakly: the hub holds them), not
+//! a way back through the context.
 //!
-//! Both topic methods take the topic as `["news"]` or `{"topic": "news"}`.
-//! `rpc.subscribe` answers `true`, or an error object with code
-//! [`code::SUBSCRIPTION_DENIED`] when the hook denies it or the connection is
-//! in `max_subscriptions` topics already. `rpc.unsubscribe` answers whether
-//! the connection was a member.
+//! `rpc.subscribe` takes the topic as `["news"]` or `{"topic": "news"}`
+//! (plain: answers `true`, then the plain notifications), or positioned as
+//! `{"topic": "news", "positioned": true}` or `{"topic": "news", "since":
+//! {"epoch": E, "offset": N}}` (answers `{"topic","epoch","offset","recovered"}`,
+//! then `rpc.publication` notifications: see [`crate::streams`]). It is
+//! denied with an error object of code [`code::SUBSCRIPTION_DENIED`] when
+//! the hook denies it or the connection is in `max_subscriptions` topics
+//! already. `rpc.unsubscribe` takes the topic the same two plain ways and
+//! answers whether the connection was a member. `rpc.history` takes
+//! `{"topic", "since"?, "limit"?}`; the hook decides it too.
 
 use std::sync::{Arc, Weak};
 
 use serde::Deserialize;
+use serde_json::json;
 use serde_json::value::RawValue;
+use switchboard_shared::codec::encode;
 use switchboard_shared::discover::{Document, ServiceInfo};
-use switchboard_shared::{Context, ErrorObject, Method, Methods, code};
+use switchboard_shared::methods::decode_params;
+use switchboard_shared::stream::{HISTORY_METHOD, HistoryParams, SubscribeParams};
+use switchboard_shared::{Context, Dispatch, ErrorObject, Id, Method, Methods, code};
 
 use crate::config::subscriptions::{Builtins, SubscriptionDecision};
 use crate::error::NotServed;
@@ -23,9 +33,11 @@ use crate::state::registry::Join;
 
 pub(crate) const SUBSCRIBE: &str = "rpc.subscribe";
 pub(crate) const UNSUBSCRIBE: &str = "rpc.unsubscribe";
+pub(crate) const HISTORY: &str = HISTORY_METHOD;
 pub(crate) const DISCOVER: &str = "rpc.discover";
 
-/// The params of both methods: `[topic]` or `{"topic": topic}`.
+/// The params of `rpc.unsubscribe` (and of a plain `rpc.subscribe`):
+/// `[topic]` or `{"topic": topic}`.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 struct TopicParam {
     /// The topic's name.
@@ -36,61 +48,147 @@ fn denied(reason: impl Into<String>) -> ErrorObject {
     ErrorObject::new(code::SUBSCRIPTION_DENIED, "Subscription denied").with_data(reason.into())
 }
 
+fn join_refused(join: Join) -> ErrorObject {
+    match join {
+        Join::LimitReached { limit } => denied(format!("this connection is in {limit} topics already")),
+        Join::Ended | Join::Joined | Join::AlreadyMember => denied("the connection is closing"),
+    }
+}
+
 /// The hub a built-in belongs to; gone only once the server is gone.
 fn upgrade(hub: &Weak<Hub>) -> Result<Arc<Hub>, NotServed> {
     hub.upgrade().ok_or(NotServed)
 }
 
-fn subscribe(hub: &Hub, TopicParam { topic }: TopicParam, cx: &Context) -> Result<bool, ErrorObject> {
+/// Whether `cx` may subscribe to (or read the history of) `topic`.
+fn admit(hub: &Hub, topic: &str, cx: &Context) -> Result<(), ErrorObject> {
     if topic.is_empty() {
         return Err(ErrorObject::invalid_params("the topic must not be empty"));
     }
     if let Some(filter) = &hub.policies().subscription_filter {
-        if let SubscriptionDecision::Deny(reason) = filter(cx, &topic) {
+        if let SubscriptionDecision::Deny(reason) = filter(cx, topic) {
             tracing::info!(target: "switchboard::server", topic, reason, "subscription denied");
             return Err(denied(reason));
         }
     }
-    match hub.registry().join(cx.peer(), &topic, Some(hub.settings().max_subscriptions)) {
-        Join::Joined | Join::AlreadyMember => Ok(true),
-        Join::LimitReached { limit } => Err(denied(format!("this connection is in {limit} topics already"))),
-        Join::Ended => Err(denied("the connection is closing")),
+    Ok(())
+}
+
+/// `rpc.subscribe`'s params: an array is the plain form; an object is plain
+/// unless it asks for positions.
+fn subscribe_params(params: Option<&RawValue>) -> Result<SubscribeParams, ErrorObject> {
+    match params.map(|p| p.get().trim_start()) {
+        Some(text) if text.starts_with('{') => decode_params::<SubscribeParams>(params),
+        _ => decode_params::<TopicParam>(params).map(|TopicParam { topic }| SubscribeParams {
+            topic,
+            since: None,
+            positioned: false,
+        }),
     }
+}
+
+fn answer(id: Option<Id>, outcome: Result<bool, ErrorObject>) -> Dispatch {
+    Dispatch::Ready(id.map(|id| match outcome {
+        Ok(value) => encode::success(&id, &value).unwrap_or_else(|e| encode::error(&id, &ErrorObject::internal(e))),
+        Err(error) => encode::error(&id, &error),
+    }))
+}
+
+fn subscribe(hub: &Weak<Hub>, params: Option<&RawValue>, cx: &Context, id: Option<Id>) -> Dispatch {
+    let hub = match upgrade(hub) {
+        Ok(hub) => hub,
+        Err(e) => return answer(id, Err(e.into())),
+    };
+    let params = match subscribe_params(params).and_then(|p| admit(&hub, &p.topic, cx).map(|()| p)) {
+        Ok(params) => params,
+        Err(e) => return answer(id, Err(e)),
+    };
+    if params.is_positioned() {
+        return crate::streams::subscribe(&hub, params, cx.peer(), id, join_refused);
+    }
+    answer(
+        id,
+        match hub.registry().join(cx.peer(), &params.topic, Some(hub.settings().max_subscriptions)) {
+            Join::Joined | Join::AlreadyMember => Ok(true),
+            refused => Err(join_refused(refused)),
+        },
+    )
 }
 
 fn unsubscribe(hub: &Hub, TopicParam { topic }: TopicParam, cx: &Context) -> Result<bool, ErrorObject> {
     Ok(hub.registry().leave(cx.connection_id(), &topic))
 }
 
+/// The JSON Schema of a stream position.
+fn position_schema() -> serde_json::Value {
+    json!({"type": "object", "required": ["epoch", "offset"], "properties": {
+        "epoch": {"type": "string"}, "offset": {"type": "integer", "minimum": 0}}})
+}
+
+fn subscribe_method(hub: Weak<Hub>) -> Method {
+    let mut method = Method::raw(move |params, cx, id| subscribe(&hub, params, cx, id)).described(
+        "Joins this connection to a topic's publications: plain ([topic] or {topic}), or positioned \
+         ({topic, positioned: true} or {topic, since: {epoch, offset}}: rpc.publication notifications, \
+         resuming after `since` when the missed ones are all in history).",
+    );
+    method.schema_json(
+        json!({"oneOf": [
+            {"type": "array", "items": [{"type": "string"}], "minItems": 1, "maxItems": 1},
+            {"type": "object", "required": ["topic"], "properties": {
+                "topic": {"type": "string", "description": "The topic's name."},
+                "positioned": {"type": "boolean", "description": "Receive rpc.publication notifications with offsets."},
+                "since": position_schema()}}]}),
+        json!({"oneOf": [
+            {"type": "boolean", "description": "plain: true"},
+            {"type": "object", "required": ["topic", "epoch", "offset", "recovered"], "properties": {
+                "topic": {"type": "string"}, "epoch": {"type": "string"},
+                "offset": {"type": "integer", "description": "The topic's latest offset when the subscription took effect."},
+                "recovered": {"type": "boolean", "description": "Every publication after `since` follows (replayed)."}}}]}),
+    );
+    method
+}
+
+fn history_method(hub: Weak<Hub>) -> Method {
+    let mut method = Method::new(move |params: HistoryParams, cx: Context| {
+        let hub = upgrade(&hub);
+        async move {
+            let hub = hub?;
+            admit(&hub, &params.topic, &cx)?;
+            crate::streams::history(hub, params).await
+        }
+    })
+    .described("Reads a topic's retained publications after `since` (oldest first), at most `limit`.");
+    let publication = json!({"type": "object", "required": ["topic", "epoch", "offset", "method", "params"]});
+    method.schema_json(
+        json!({"type": "object", "required": ["topic"], "properties": {
+            "topic": {"type": "string"}, "since": position_schema(), "limit": {"type": "integer", "minimum": 0}}}),
+        json!({"type": "object", "required": ["epoch", "offset", "publications"], "properties": {
+            "epoch": {"type": "string"}, "offset": {"type": "integer"},
+            "publications": {"type": "array", "items": publication}}}),
+    );
+    method
+}
+
 /// Adds the chosen built-ins; a method the user registered under the same
 /// name is kept.
 pub(crate) fn install(methods: &mut Methods, builtins: Builtins, service: &ServiceInfo, hub: &Weak<Hub>) {
-    match builtins {
-        Builtins::None => {}
-        Builtins::All => {
-            let (on_subscribe, on_unsubscribe) = (hub.clone(), hub.clone());
-            let subscribe = move |topic: TopicParam, cx: Context| subscribe(&*upgrade(&on_subscribe)?, topic, &cx);
-            let unsubscribe =
-                move |topic: TopicParam, cx: Context| unsubscribe(&*upgrade(&on_unsubscribe)?, topic, &cx);
-            for (name, method) in [
-                (SUBSCRIBE, Method::sync(subscribe).described("Joins this connection to a topic's publications.")),
-                (
-                    UNSUBSCRIBE,
-                    Method::sync(unsubscribe).described("Leaves a topic; answers whether this connection was in it."),
-                ),
-            ]
-            .map(|(name, mut method)| {
-                method.schema::<TopicParam, bool>();
-                (name, method)
-            }) {
-                if !methods.contains(name) {
-                    methods.insert(name, method);
-                }
-            }
-            if !methods.contains(DISCOVER) {
-                install_discover(methods, service);
-            }
+    if builtins == Builtins::None {
+        return;
+    }
+    let on_unsubscribe = hub.clone();
+    let unsubscribe = move |topic: TopicParam, cx: Context| unsubscribe(&*upgrade(&on_unsubscribe)?, topic, &cx);
+    let mut unsubscribe =
+        Method::sync(unsubscribe).described("Leaves a topic; answers whether this connection was in it.");
+    unsubscribe.schema::<TopicParam, bool>();
+    for (name, method) in
+        [(SUBSCRIBE, subscribe_method(hub.clone())), (UNSUBSCRIBE, unsubscribe), (HISTORY, history_method(hub.clone()))]
+    {
+        if !methods.contains(name) {
+            methods.insert(name, method);
         }
+    }
+    if builtins == Builtins::All && !methods.contains(DISCOVER) {
+        install_discover(methods, service);
     }
 }
 

@@ -6,6 +6,8 @@ use std::io;
 use switchboard_shared::codec::EncodeError;
 use uuid::Uuid;
 
+use crate::state::broker::BrokerError;
+
 /// Why the server could not start listening.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -64,6 +66,18 @@ pub enum DeliveryError {
     /// because its outbound queue was full: the frame was not queued.
     #[error("connection {0} is closing (or was cut off as a slow consumer); the frame was not queued")]
     Disconnected(Uuid),
+    /// The broker could not publish (see [`BrokerError`]).
+    #[error(transparent)]
+    Broker(BrokerError),
+}
+
+impl From<BrokerError> for DeliveryError {
+    fn from(e: BrokerError) -> Self {
+        match e {
+            BrokerError::Encode(e) => DeliveryError::Encode(e),
+            other => DeliveryError::Broker(other),
+        }
+    }
 }
 
 /// A server-only operation was asked of a connection that no Switchboard

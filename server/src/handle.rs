@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use switchboard_shared::codec::EncodeError;
 use switchboard_shared::tokio_tungstenite::WebSocketStream;
 use switchboard_shared::tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use switchboard_shared::{Methods, PeerHandle};
@@ -24,6 +25,7 @@ use crate::serve::error::ServeError;
 use crate::state::hub::Hub;
 use crate::state::lifecycle::ServerPhase;
 use crate::state::registry::{ConnectionSummary, Join, Target};
+use crate::streams::Published;
 
 /// A cheap, cloneable handle to a server: call and push to its clients,
 /// list them, hand it more connections, shut it down.
@@ -124,13 +126,32 @@ impl ServerHandle {
         self.push(&Target::All, method, params)
     }
 
-    /// Sends a notification to the members of `topic`; returns how many took it.
-    pub fn publish(&self, topic: &str, method: &str, params: impl Serialize) -> Result<usize, DeliveryError> {
-        self.push(&Target::Topic(topic.to_owned()), method, params)
+    /// Publishes to `topic`'s stream: the broker gives the publication the
+    /// topic's next offset and keeps it in history, and every subscriber
+    /// receives it: plain ones as the notification `{"method": method,
+    /// "params": params}`, positioned ones as `rpc.publication` (with the
+    /// topic, epoch and offset). Both frames are encoded once and shared.
+    /// Never waits: a subscriber whose outbound queue is full is handled by
+    /// its topic's slow-consumer policy.
+    ///
+    /// The publication is made when this returns (in order with this
+    /// caller's other publications); await the [`Published`] for its
+    /// position. Fails at once when the params are not a JSON array or
+    /// object (or `()`).
+    pub fn publish(&self, topic: &str, method: &str, params: impl Serialize) -> Result<Published, DeliveryError> {
+        let params = serde_json::value::to_raw_value(&params).map_err(EncodeError::Json)?;
+        let text = params.get();
+        if !(text.starts_with(['[', '{']) || text == "null") {
+            return Err(DeliveryError::Encode(EncodeError::ScalarParams(text.to_owned())));
+        }
+        Ok(Published::new(self.hub.broker().publish(topic, method, &params)))
     }
 
     /// Sends a notification to the connections `target` designates; returns
-    /// how many took it.
+    /// how many took it. For [`Target::Topic`] that is every member of the
+    /// topic, plain or positioned, with the plain notification: it is not
+    /// part of the topic's stream (no offset, no history; see
+    /// [`publish`](Self::publish)).
     pub fn push(&self, target: &Target, method: &str, params: impl Serialize) -> Result<usize, DeliveryError> {
         let frame = push::encode_notification(method, &params)?;
         Ok(push::push(&self.hub, target, &frame))

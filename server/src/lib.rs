@@ -12,7 +12,12 @@
 //! - a **registry** of live connections and topics, behind [`ServerHandle`]:
 //!   call, notify, broadcast, publish, [`call_many`](ServerHandle::call_many),
 //!   graceful [`shutdown`](ServerHandle::shutdown);
-//! - the built-in methods `rpc.discover`, `rpc.subscribe` and `rpc.unsubscribe` ([`Builtins`]);
+//! - **topic streams** through a [`Broker`] (the in-process [`MemoryBroker`]
+//!   by default): every publication gets an offset within the topic's epoch
+//!   and is kept in history, so a positioned subscriber can resume after
+//!   the last offset it saw ([`ServerHandle::publish`], and the README's
+//!   "Topic streams" for the wire);
+//! - the built-in methods `rpc.discover`, `rpc.subscribe`, `rpc.unsubscribe` and `rpc.history` ([`Builtins`]);
 //! - [`ServerContext`]: the server as handlers see it, with the
 //!   connection's typed [`identity`](ServerContext::identity);
 //! - two ways to hand the server a connection yourself:
@@ -32,8 +37,8 @@
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut methods = Methods::new();
 //! methods.register("say", |(text,): (String,), cx: Context| async move {
-//!     let heard = cx.server()?.publish("chat", "said", [&text])?;
-//!     Ok::<_, ErrorObject>(heard)
+//!     let position = cx.server()?.publish("chat", "said", [&text])?.await?;
+//!     Ok::<_, ErrorObject>(position.offset)
 //! });
 //! let server = Server::builder().build(methods).listen("127.0.0.1:9000").await?;
 //! tokio::signal::ctrl_c().await?;
@@ -58,6 +63,7 @@ mod error;
 mod handle;
 mod push;
 mod server;
+mod streams;
 #[cfg(feature = "web")]
 pub mod web;
 
@@ -66,6 +72,7 @@ pub use config::auth::{AsyncAuthenticator, AuthFuture, Authenticator, Identity, 
 pub use config::origin::{MissingOrigin, OriginPolicy};
 pub use config::settings::defaults;
 pub use config::subscriptions::{Builtins, SubscriptionDecision};
+pub use config::topics::{ConflationKey, HistoryLimits, SlowConsumer};
 pub use context::ServerContext;
 pub use error::{CallError, DeliveryError, ListenError, NotServed};
 pub use handle::{ServerCall, ServerHandle};
@@ -73,8 +80,12 @@ pub use push::Answer;
 pub use serve::admission::{Admission, Refused};
 pub use serve::error::ServeError;
 pub use server::Server;
+pub use state::broker::entry::StreamEntry;
+pub use state::broker::history::Replay;
+pub use state::broker::{Broker, BrokerError, BrokerFuture, Fanout, HistoryPage, MemoryBroker, Snapshot};
 pub use state::lifecycle::ServerPhase;
 pub use state::registry::{ConnectionSummary, Target};
+pub use streams::Published;
 
 /// Re-exported: the protocol core the server is built on.
 pub use switchboard_shared as shared;

@@ -27,7 +27,7 @@ pub use peer::{
     BatchBuilder, Cancellation, CloseReason, Heartbeat, IdGenerator, MalformedFrames, PeerCall, PeerConfig, PeerHandle,
     StrayMessage,
 };
-pub use writer::Overflow;
+pub use writer::{Overflow, Shed, Sheddable};
 
 /// Re-exported so users name the same WebSocket types we do.
 pub use tokio_tungstenite;

@@ -15,14 +15,22 @@
 //!   connection. Replies never wait: a peer that keeps calling without
 //!   reading the answers overflows the reply bound and is cut off as a slow
 //!   consumer, whatever the overflow policy;
+//! - a **publication** of a topic with a slow-consumer policy is queued
+//!   tagged ([`Sheddable`]): when the queue is full, the queue **sheds**
+//!   publications of that topic to make room as the tag says ([`Shed`])
+//!   instead of closing the connection. The bound for such a publication
+//!   applies to the frames still queued, not to those the writer has
+//!   already taken for the socket (a socket that does not drain holds them),
+//!   so a connection holds at most about twice the bound;
 //! - a **drive** of the writer moves every queued frame into the sink and then
 //!   flushes once, so a burst of responses costs one write system call, not
 //!   one per frame. It only takes a frame from the queue when the sink is
 //!   ready for it, so cancelling a drive (the connection task's `select!`)
 //!   never loses a frame.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use futures_util::Sink;
@@ -44,10 +52,37 @@ pub enum Overflow {
     Wait,
 }
 
+/// How a full outbound queue may make room for a publication of a topic
+/// instead of closing the connection (a server's per-topic slow-consumer
+/// policy).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Shed {
+    /// Drop the oldest queued publication of the same topic (as many as it
+    /// takes); when none is queued, this one is dropped.
+    DropOldest,
+    /// Conflate: of the topic's queued publications only the newest per key
+    /// stays (this one being the newest of its key; `None` is a key too).
+    /// When that makes no room, the connection is closed as a slow consumer.
+    LatestPerKey(Option<Arc<str>>),
+}
+
+/// What a queued publication carries besides its frame: its topic and how it
+/// may be shed. One per publication, shared by all its recipients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sheddable {
+    /// The topic's name.
+    pub topic: Arc<str>,
+    /// How it may be shed.
+    pub shed: Shed,
+}
+
 /// A frame waiting to be written.
 #[derive(Debug, Clone)]
 pub(crate) enum Outgoing {
     Text(Utf8Bytes),
+    /// A publication the queue may shed when full.
+    Publication(Utf8Bytes, Arc<Sheddable>),
     /// An answer to the other side's call: counted against the reply bound.
     Reply(Utf8Bytes),
     Ping,
@@ -58,7 +93,7 @@ impl Outgoing {
     /// (bytes against the main bound, bytes against the reply bound)
     fn len(&self) -> QueuedBytes {
         match self {
-            Outgoing::Text(t) => QueuedBytes { own: t.len(), replies: 0 },
+            Outgoing::Text(t) | Outgoing::Publication(t, _) => QueuedBytes { own: t.len(), replies: 0 },
             Outgoing::Reply(t) => QueuedBytes { own: 0, replies: t.len() },
             Outgoing::Ping | Outgoing::Close(..) => QueuedBytes::default(),
         }
@@ -66,7 +101,7 @@ impl Outgoing {
 
     fn into_message(self) -> Message {
         match self {
-            Outgoing::Text(t) | Outgoing::Reply(t) => Message::Text(t),
+            Outgoing::Text(t) | Outgoing::Reply(t) | Outgoing::Publication(t, _) => Message::Text(t),
             Outgoing::Ping => Message::Ping(Bytes::new()),
             Outgoing::Close(code, reason) => Message::Close(Some(CloseFrame { code, reason })),
         }
@@ -96,12 +131,51 @@ impl std::ops::AddAssign for QueuedBytes {
     }
 }
 
+impl std::ops::SubAssign for QueuedBytes {
+    fn sub_assign(&mut self, other: QueuedBytes) {
+        self.own = self.own.saturating_sub(other.own);
+        self.replies = self.replies.saturating_sub(other.replies);
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     frames: VecDeque<Outgoing>,
+    /// Every byte from push until the writer has handed it to the socket.
     bytes: QueuedBytes,
+    /// The bytes of `frames` (not yet taken by the writer).
+    waiting: QueuedBytes,
     closed: bool,
     overflowed: bool,
+}
+
+impl State {
+    /// Removes the frames `drop` picks; returns how many.
+    fn drop_frames(&mut self, mut drop: impl FnMut(usize, &Outgoing) -> bool) -> usize {
+        let mut at = 0;
+        let mut gone = QueuedBytes::default();
+        let mut count = 0;
+        self.frames.retain(|frame| {
+            let keep = !drop(at, frame);
+            at += 1;
+            if !keep {
+                gone += frame.len();
+                count += 1;
+            }
+            keep
+        });
+        self.bytes -= gone;
+        self.waiting -= gone;
+        count
+    }
+}
+
+/// Whether `frame` is a publication of `topic`.
+fn tagged<'a>(frame: &'a Outgoing, topic: &str) -> Option<&'a Sheddable> {
+    match frame {
+        Outgoing::Publication(_, tag) if *tag.topic == *topic => Some(tag),
+        _ => None,
+    }
 }
 
 /// The bounded outbound queue of one connection.
@@ -192,10 +266,64 @@ impl OutboundQueue {
             return Err((PushError::Full, frame));
         }
         state.bytes += len;
+        state.waiting += len;
         state.frames.push_back(frame);
         drop(state);
         self.wake.notify_one();
         Ok(())
+    }
+
+    /// Queues a publication tagged with its topic and how it may be shed:
+    /// when the frames still queued leave no room for it, publications of
+    /// its topic are shed as `tag.shed` says. Never waits. Returns how many
+    /// publications were shed (this one included, when it was); `Full` when
+    /// the connection was closed because shedding could not make room.
+    pub(crate) fn push_publication(&self, frame: Utf8Bytes, tag: &Arc<Sheddable>) -> Result<usize, PushError> {
+        let len = frame.len();
+        let mut state = self.state.lock();
+        if state.closed {
+            return Err(PushError::Closed);
+        }
+        let room = |state: &State| state.waiting.own == 0 || state.waiting.own + len <= self.max_bytes;
+        let mut shed = 0;
+        if !room(&state) {
+            match &tag.shed {
+                Shed::DropOldest => {
+                    while !room(&state) {
+                        let oldest = state.frames.iter().position(|f| tagged(f, &tag.topic).is_some());
+                        match oldest {
+                            Some(oldest) => shed += state.drop_frames(|at, _| at == oldest),
+                            None => return Ok(shed + 1),
+                        }
+                    }
+                }
+                Shed::LatestPerKey(key) => {
+                    // From the newest back: a key seen already (this one's first) is superseded.
+                    let mut seen = HashSet::from([key.clone()]);
+                    let mut superseded = vec![false; state.frames.len()];
+                    for (at, frame) in state.frames.iter().enumerate().rev() {
+                        if let Some(Sheddable { shed: Shed::LatestPerKey(key), .. }) = tagged(frame, &tag.topic) {
+                            superseded[at] = !seen.insert(key.clone());
+                        }
+                    }
+                    shed += state.drop_frames(|at, _| superseded[at]);
+                    if !room(&state) {
+                        state.overflowed = true;
+                        state.closed = true;
+                        drop(state);
+                        self.wake.notify_one();
+                        return Err(PushError::Full);
+                    }
+                }
+            }
+        }
+        let bytes = QueuedBytes { own: len, replies: 0 };
+        state.bytes += bytes;
+        state.waiting += bytes;
+        state.frames.push_back(Outgoing::Publication(frame, Arc::clone(tag)));
+        drop(state);
+        self.wake.notify_one();
+        Ok(shed)
     }
 
     /// Queues a control frame even past the bound (pings, close).
@@ -219,6 +347,7 @@ impl OutboundQueue {
         state.closed = true;
         state.frames.clear();
         state.bytes = QueuedBytes::default();
+        state.waiting = QueuedBytes::default();
         drop(state);
         self.space.notify_waiters();
         self.wake.notify_one();
@@ -241,12 +370,7 @@ impl OutboundQueue {
     fn take_into(&self, batch: &mut VecDeque<Outgoing>) -> QueuedBytes {
         let mut state = self.state.lock();
         std::mem::swap(&mut state.frames, batch);
-        drop(state);
-        let mut taken = QueuedBytes::default();
-        for frame in batch.iter() {
-            taken += frame.len();
-        }
-        taken
+        std::mem::take(&mut state.waiting)
     }
 
     fn release(&self, bytes: QueuedBytes) {
@@ -377,6 +501,83 @@ mod tests {
         q.push(text(8), Overflow::Wait).unwrap();
         assert_eq!(q.push_if_room(text(8)), Err(PushError::Full));
         assert!(!q.is_overflowed());
+    }
+
+    fn tag(topic: &str, shed: Shed) -> Arc<Sheddable> {
+        Arc::new(Sheddable { topic: Arc::from(topic), shed })
+    }
+
+    fn frame(text: &str) -> Utf8Bytes {
+        Utf8Bytes::from(text.to_owned())
+    }
+
+    /// The texts queued (not yet taken), in order.
+    fn queued(q: &OutboundQueue) -> Vec<String> {
+        q.state
+            .lock()
+            .frames
+            .iter()
+            .map(|f| match f {
+                Outgoing::Text(t) | Outgoing::Reply(t) | Outgoing::Publication(t, _) => t.to_string(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn drop_oldest_sheds_the_topics_oldest_publications_to_make_room() {
+        let q = OutboundQueue::new(10);
+        let (a, b) = (tag("a", Shed::DropOldest), tag("b", Shed::DropOldest));
+        assert_eq!(q.push_publication(frame("a1aa"), &a), Ok(0));
+        assert_eq!(q.push_publication(frame("b1bb"), &b), Ok(0));
+        assert_eq!(q.push_publication(frame("a2"), &a), Ok(0));
+        // 10 bytes queued: a3 needs 4, so a1 goes (b's are not a's to shed).
+        assert_eq!(q.push_publication(frame("a3aa"), &a), Ok(1));
+        assert_eq!(queued(&q), ["b1bb", "a2", "a3aa"]);
+        assert_eq!(q.queued_bytes(), 10);
+        q.push(Outgoing::Text(frame("x")), Overflow::Disconnect).unwrap_err();
+        assert!(q.is_overflowed(), "a plain frame still overflows the bound");
+    }
+
+    #[test]
+    fn drop_oldest_drops_the_new_publication_when_none_of_its_topic_is_queued() {
+        let q = OutboundQueue::new(10);
+        q.push(Outgoing::Text(frame("plainplain")), Overflow::Disconnect).unwrap();
+        assert_eq!(q.push_publication(frame("a1"), &tag("a", Shed::DropOldest)), Ok(1));
+        assert_eq!(queued(&q), ["plainplain"]);
+        assert!(!q.is_overflowed());
+    }
+
+    #[test]
+    fn latest_per_key_keeps_the_newest_of_each_key_then_overflows() {
+        let q = OutboundQueue::new(12);
+        let key = |k: &str| tag("p", Shed::LatestPerKey(Some(Arc::from(k))));
+        for (text, k) in [("x1", "x"), ("y1", "y"), ("x2", "x"), ("z1", "z"), ("y2", "y"), ("x3", "x")] {
+            assert_eq!(q.push_publication(frame(text), &key(k)), Ok(0));
+        }
+        // Full (12): x4 supersedes every queued x, and the older y goes too.
+        assert_eq!(q.push_publication(frame("x4"), &key("x")), Ok(4));
+        assert_eq!(queued(&q), ["z1", "y2", "x4"]);
+        assert_eq!(q.queued_bytes(), 6);
+        let q = OutboundQueue::new(4);
+        q.push_publication(frame("a1"), &key("a")).unwrap();
+        q.push_publication(frame("b1"), &key("b")).unwrap();
+        assert_eq!(q.push_publication(frame("c1"), &key("c")), Err(PushError::Full), "no key to conflate");
+        assert!(q.is_overflowed());
+    }
+
+    #[test]
+    fn shedding_bounds_what_is_still_queued_not_what_the_writer_took() {
+        let q = OutboundQueue::new(10);
+        let a = tag("a", Shed::DropOldest);
+        q.push_publication(frame("a1aaaaaaaa"), &a).unwrap();
+        let mut batch = VecDeque::new();
+        q.take_into(&mut batch);
+        // The writer holds a1 (stuck on a full socket, say): a2 still fits.
+        assert_eq!(q.push_publication(frame("a2aaaaaaaa"), &a), Ok(0));
+        assert_eq!(q.queued_bytes(), 20);
+        assert_eq!(q.push_publication(frame("a3aaaaaaaa"), &a), Ok(1));
+        assert_eq!(queued(&q), ["a3aaaaaaaa"]);
     }
 
     #[tokio::test]

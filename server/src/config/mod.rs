@@ -1,6 +1,6 @@
 //! The bottom layer: what a server is configured with. Settings, limits and
 //! policies with their documented defaults, the Origin check, the
-//! authenticator's types, the subscription settings and the hook types.
+//! authenticator's types, the subscription settings, the topic-stream settings and the hook types.
 //! Nothing here imports another layer.
 
 pub(crate) mod auth;
@@ -8,3 +8,4 @@ pub(crate) mod hooks;
 pub(crate) mod origin;
 pub(crate) mod settings;
 pub(crate) mod subscriptions;
+pub(crate) mod topics;

@@ -9,6 +9,7 @@ use crate::config::auth::Auth;
 use crate::config::hooks::{ConnectHook, DisconnectHook};
 use crate::config::origin::OriginPolicy;
 use crate::config::subscriptions::{Builtins, SubscriptionFilter};
+use crate::config::topics::{HistoryLimits, TopicPolicies};
 
 /// The defaults of every builder setting.
 pub mod defaults {
@@ -42,6 +43,18 @@ pub mod defaults {
     pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
     /// Topics one connection may join with `rpc.subscribe`.
     pub const MAX_SUBSCRIPTIONS: usize = 1_000;
+    /// Publications the in-memory broker retains per topic.
+    pub const HISTORY_ENTRIES: usize = 1_000;
+    /// Bytes of publications the in-memory broker retains per topic (1 MiB).
+    pub const HISTORY_BYTES: usize = 1 << 20;
+    /// A topic with no publication for this long forgets its history (10 min).
+    pub const HISTORY_TTL: Duration = Duration::from_secs(600);
+    /// Topics the in-memory broker keeps a stream for at once.
+    pub const HISTORY_TOPICS: usize = 1_000;
+    /// Publications replayed to one resuming subscriber at most; more missed means `recovered: false`.
+    pub const MAX_REPLAY: usize = 1_000;
+    /// Publications one `rpc.history` answer holds at most.
+    pub const MAX_HISTORY_PAGE: usize = 1_000;
 }
 
 /// The numeric settings, fixed at build.
@@ -62,6 +75,10 @@ pub(crate) struct Settings {
     pub(crate) call_timeout: Duration,
     pub(crate) max_subscriptions: usize,
     pub(crate) builtins: Builtins,
+    pub(crate) history: HistoryLimits,
+    pub(crate) max_replay: usize,
+    pub(crate) max_history_page: usize,
+    pub(crate) topic_policies: TopicPolicies,
 }
 
 impl Default for Settings {
@@ -82,6 +99,10 @@ impl Default for Settings {
             call_timeout: defaults::CALL_TIMEOUT,
             max_subscriptions: defaults::MAX_SUBSCRIPTIONS,
             builtins: Builtins::default(),
+            history: HistoryLimits::default(),
+            max_replay: defaults::MAX_REPLAY,
+            max_history_page: defaults::MAX_HISTORY_PAGE,
+            topic_policies: TopicPolicies::default(),
         }
     }
 }

@@ -9,9 +9,13 @@ use switchboard_shared::Context;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Builtins {
-    /// Every built-in: `rpc.discover`, `rpc.subscribe` and `rpc.unsubscribe`. The default.
+    /// Every built-in: `rpc.discover`, `rpc.subscribe`, `rpc.unsubscribe`
+    /// and `rpc.history`. The default.
     #[default]
     All,
+    /// The topic methods only: `rpc.subscribe`, `rpc.unsubscribe` and
+    /// `rpc.history`, no `rpc.discover`.
+    Topics,
     /// None: the registry holds exactly the user's methods (handlers can
     /// still join connections to topics through `ServerContext::join`).
     None,

@@ -1,5 +1,5 @@
 //! The hub: the state every part of a server shares (methods, settings,
-//! policies, the registry, the lifecycle, the heartbeat's state). One per
+//! policies, the registry, the broker, the lifecycle, the heartbeat's state). One per
 //! server, behind an `Arc`; its fields are reached through its methods.
 
 use std::net::SocketAddr;
@@ -9,6 +9,7 @@ use switchboard_shared::tokio_tungstenite::tungstenite::protocol::WebSocketConfi
 use switchboard_shared::{Methods, Overflow, PeerConfig, PeerHandle};
 
 use crate::config::settings::{Policies, Settings};
+use crate::state::broker::{Broker, Fanout};
 use crate::state::heartbeat::AppHeartbeat;
 use crate::state::lifecycle::{Lifecycle, NoSlot, ServerPhase, Slot};
 use crate::state::registry::Registry;
@@ -21,7 +22,9 @@ pub(crate) struct Hub {
     /// Shared by every connection; holds a [`ServerRef`] back to this hub.
     peer_config: Arc<PeerConfig>,
     ws_config: WebSocketConfig,
-    registry: Registry,
+    registry: Arc<Registry>,
+    /// Orders publications and keeps history; delivers into `registry`.
+    broker: Arc<dyn Broker>,
     lifecycle: Arc<Lifecycle>,
     local_addr: OnceLock<SocketAddr>,
     app_heartbeat: AppHeartbeat,
@@ -34,8 +37,11 @@ impl Hub {
     pub(crate) fn new_cyclic(
         settings: Settings,
         policies: Policies,
+        broker: Arc<dyn Broker>,
         methods: impl FnOnce(&Weak<Hub>) -> Methods,
     ) -> Arc<Self> {
+        let registry = Arc::new(Registry::new(settings.max_queue_bytes, settings.topic_policies.clone()));
+        broker.attach(Fanout::new(&registry));
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(settings.read_buffer_size)
             .max_message_size(Some(settings.max_message_size))
@@ -62,7 +68,8 @@ impl Hub {
                 settings,
                 policies,
                 ws_config,
-                registry: Registry::default(),
+                registry,
+                broker,
                 local_addr: OnceLock::new(),
             }
         })
@@ -94,6 +101,11 @@ impl Hub {
     /// Live connections and topics.
     pub(crate) fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// Where publications are ordered and kept.
+    pub(crate) fn broker(&self) -> &Arc<dyn Broker> {
+        &self.broker
     }
 
     pub(crate) fn app_heartbeat(&self) -> &AppHeartbeat {

@@ -4,8 +4,9 @@
 //! - a **member** is a connection the registry knows: it is added when the
 //!   connection is registered (right after its upgrade) or, if a handler
 //!   joins it to a topic before that, at the join;
-//! - a **topic** maps to the peers that joined it, so a publication walks
-//!   exactly its recipients;
+//! - a **topic** maps to its local fan-out ([`Topic`]): the peers that
+//!   joined it, plain or positioned, so a publication walks exactly its
+//!   recipients;
 //! - the registry is **closed** by a shutdown: connections registering after
 //!   that are refused and closed at once.
 //!
@@ -15,12 +16,17 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use parking_lot::RwLock;
 use serde_json::Value;
 use switchboard_shared::PeerHandle;
 use uuid::Uuid;
+
+use crate::config::topics::TopicPolicies;
+use crate::state::broker::entry::StreamEntry;
+use crate::state::topics::Topic;
 
 /// A snapshot of one live connection, as [`crate::ServerHandle::connections`] lists it.
 #[derive(Debug, Clone)]
@@ -86,11 +92,26 @@ struct Member {
 #[derive(Debug, Default)]
 struct State {
     members: HashMap<Uuid, Member>,
-    topics: HashMap<Arc<str>, HashMap<Uuid, PeerHandle>>,
+    topics: HashMap<Arc<str>, Arc<Topic>>,
     closed: bool,
 }
 
+/// A positioned subscription registered and buffering, to be taken live
+/// with [`Topic::go_live`] once the broker's snapshot is in.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub(crate) topic: Arc<Topic>,
+    pub(crate) ticket: u64,
+}
+
 impl State {
+    /// Removes `id` from `topic`'s subscribers, and the topic once empty.
+    fn drop_subscriber(&mut self, topic: &str, id: Uuid) {
+        if self.topics.get(topic).is_some_and(|t| t.remove(id)) {
+            self.topics.remove(topic);
+        }
+    }
+
     /// The member for `peer`, added if missing; `None` once the connection has ended.
     fn member(&mut self, peer: &PeerHandle) -> Option<&mut Member> {
         if peer.is_closed() {
@@ -106,12 +127,25 @@ impl State {
 }
 
 /// Live connections and topics.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Registry {
     state: RwLock<State>,
+    /// Bytes a subscriber may have buffered while its subscription starts.
+    max_buffer: usize,
+    /// The slow-consumer policy of each topic.
+    policies: TopicPolicies,
+    tickets: AtomicU64,
 }
 
 impl Registry {
+    pub(crate) fn new(max_buffer: usize, policies: TopicPolicies) -> Self {
+        Registry { state: RwLock::default(), max_buffer, policies, tickets: AtomicU64::new(1) }
+    }
+
+    fn new_topic(&self, name: &Arc<str>) -> Arc<Topic> {
+        Arc::new(Topic::new(Arc::clone(name), self.policies.of(name), self.max_buffer))
+    }
+
     /// Adds a freshly upgraded connection, unless a shutdown has begun.
     pub(crate) fn register(&self, peer: &PeerHandle) -> Registration {
         let mut state = self.state.write();
@@ -127,12 +161,7 @@ impl Registry {
         let mut state = self.state.write();
         let Some(member) = state.members.remove(&id) else { return };
         for topic in member.topics {
-            if let Some(peers) = state.topics.get_mut(&topic) {
-                peers.remove(&id);
-                if peers.is_empty() {
-                    state.topics.remove(&topic);
-                }
-            }
+            state.drop_subscriber(&topic, id);
         }
     }
 
@@ -143,7 +172,8 @@ impl Registry {
         state.members.values().map(|m| m.peer.clone()).collect()
     }
 
-    /// Joins `peer` to `topic`; `limit` caps its topics (`None`: no cap).
+    /// Joins `peer` to `topic` as a plain subscriber; `limit` caps its
+    /// topics (`None`: no cap). A member in either form stays as it is.
     pub(crate) fn join(&self, peer: &PeerHandle, topic: &str, limit: Option<usize>) -> Join {
         let mut state = self.state.write();
         let Some(member) = state.member(peer) else { return Join::Ended };
@@ -157,8 +187,56 @@ impl Registry {
         }
         let topic: Arc<str> = Arc::from(topic);
         member.topics.insert(Arc::clone(&topic));
-        state.topics.entry(topic).or_default().insert(peer.id(), peer.clone());
+        state.topics.entry(Arc::clone(&topic)).or_insert_with(|| self.new_topic(&topic)).add_plain(peer);
         Join::Joined
+    }
+
+    /// Joins `peer` to `topic` as a positioned subscriber, buffering until
+    /// it goes live (a member in either form starts over positioned);
+    /// `limit` caps its topics.
+    pub(crate) fn join_positioned(
+        &self,
+        peer: &PeerHandle,
+        topic: &str,
+        limit: Option<usize>,
+    ) -> Result<Pending, Join> {
+        let mut state = self.state.write();
+        let Some(member) = state.member(peer) else { return Err(Join::Ended) };
+        if !member.topics.contains(topic) {
+            if let Some(limit) = limit {
+                if member.topics.len() >= limit {
+                    return Err(Join::LimitReached { limit });
+                }
+            }
+            member.topics.insert(Arc::from(topic));
+        }
+        let topic = match state.topics.get(topic) {
+            Some(existing) => Arc::clone(existing),
+            None => {
+                let name: Arc<str> = Arc::from(topic);
+                let created = self.new_topic(&name);
+                state.topics.insert(name, Arc::clone(&created));
+                created
+            }
+        };
+        let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
+        topic.add_buffering(peer, ticket);
+        Ok(Pending { topic, ticket })
+    }
+
+    /// Forgets a positioned subscription that could not start (its
+    /// snapshot failed), unless a later subscribe has replaced it.
+    pub(crate) fn abandon(&self, id: Uuid, name: &str, pending: &Pending) {
+        let mut state = self.state.write();
+        let emptied = pending.topic.abandon(id, pending.ticket);
+        if emptied && state.topics.get(name).is_some_and(|t| Arc::ptr_eq(t, &pending.topic)) {
+            state.topics.remove(name);
+        }
+        if !pending.topic.contains(id) {
+            if let Some(member) = state.members.get_mut(&id) {
+                member.topics.remove(name);
+            }
+        }
     }
 
     /// Removes `id` from `topic`; `false` when it was not a member.
@@ -166,14 +244,17 @@ impl Registry {
         let mut state = self.state.write();
         let was_member = state.members.get_mut(&id).is_some_and(|m| m.topics.remove(topic));
         if was_member {
-            if let Some(peers) = state.topics.get_mut(topic) {
-                peers.remove(&id);
-                if peers.is_empty() {
-                    state.topics.remove(topic);
-                }
-            }
+            state.drop_subscriber(topic, id);
         }
         was_member
+    }
+
+    /// Queues a publication of the topic's stream for its subscribers here.
+    pub(crate) fn deliver(&self, entry: &StreamEntry) {
+        let topic = self.state.read().topics.get(entry.topic()).cloned();
+        if let Some(topic) = topic {
+            topic.deliver(entry);
+        }
     }
 
     /// The peer of a live connection.
@@ -188,8 +269,8 @@ impl Registry {
         match target {
             Target::All => state.members.values().for_each(|m| f(&m.peer)),
             Target::Topic(topic) => {
-                if let Some(peers) = state.topics.get(topic.as_str()) {
-                    peers.values().for_each(f);
+                if let Some(topic) = state.topics.get(topic.as_str()) {
+                    topic.for_each_peer(f);
                 }
             }
             Target::Connections(ids) => {
@@ -210,7 +291,7 @@ impl Registry {
     }
 
     pub(crate) fn subscribers(&self, topic: &str) -> usize {
-        self.state.read().topics.get(topic).map_or(0, HashMap::len)
+        self.state.read().topics.get(topic).map_or(0, |t| t.len())
     }
 
     pub(crate) fn summaries(&self) -> Vec<ConnectionSummary> {

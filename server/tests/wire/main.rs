@@ -9,6 +9,8 @@ mod common;
 mod lifecycle;
 mod limits;
 mod push;
+mod slow_consumers;
 mod spec;
+mod streams;
 #[path = "../support/mod.rs"]
 mod support;

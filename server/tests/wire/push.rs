@@ -111,7 +111,7 @@ async fn publish_reaches_topic_members_only() {
     assert_eq!(call(&mut member, 1, "rpc.subscribe", json!(["news"])).await["result"], true);
     assert_eq!(server.subscribers("news"), 1);
 
-    assert_eq!(server.publish("news", "headline", json!({"t": 1})).unwrap(), 1);
+    assert_eq!(server.publish("news", "headline", json!({"t": 1})).unwrap().await.unwrap().offset, 1);
     assert_eq!(recv(&mut member).await, json!({"jsonrpc": "2.0", "method": "headline", "params": {"t": 1}}));
     // Had `other` received the publication, it would come before this answer.
     call(&mut other, 2, "add", json!([1, 1])).await;
@@ -126,7 +126,7 @@ async fn subscribe_takes_a_positional_or_named_topic_and_unsubscribe_leaves() {
     assert_eq!(server.connections()[0].topics, vec!["a".to_string(), "b".to_string()]);
     assert_eq!(call(&mut ws, 3, "rpc.unsubscribe", json!(["a"])).await["result"], true);
     assert_eq!(call(&mut ws, 4, "rpc.unsubscribe", json!({"topic": "a"})).await["result"], false);
-    assert_eq!(server.publish("a", "gone", ()).unwrap(), 0);
+    server.publish("a", "gone", ()).unwrap();
     assert_eq!(call(&mut ws, 5, "rpc.subscribe", json!([])).await["error"]["code"], -32602);
 }
 
@@ -178,20 +178,20 @@ async fn handler_joins_its_connection_to_a_topic() {
         let joined = cx.join(&room)?;
         Ok::<_, ErrorObject>(joined)
     });
-    methods.register_sync("say", |(room, text): (String, String), cx: Context| {
-        let heard = cx.server()?.publish(&room, "said", [text])?;
-        Ok::<_, ErrorObject>(heard)
+    methods.register("say", |(room, text): (String, String), cx: Context| async move {
+        let position = cx.server()?.publish(&room, "said", [text])?.await?;
+        Ok::<_, ErrorObject>(position.offset)
     });
     let server = start_with(Server::builder(), methods).await;
     let mut ws = connect(&server).await;
     assert_eq!(call(&mut ws, 1, "enter", json!(["lobby"])).await["result"], true);
     assert_eq!(call(&mut ws, 2, "enter", json!(["lobby"])).await["result"], false, "already a member");
-    assert_eq!(server.publish("lobby", "welcome", ()).unwrap(), 1);
+    server.publish("lobby", "welcome", ()).unwrap();
     assert_eq!(recv(&mut ws).await, json!({"jsonrpc": "2.0", "method": "welcome"}));
     // A handler publishes through its context; the publication is queued before the answer.
     send(&mut ws, r#"{"jsonrpc":"2.0","method":"say","params":["lobby","hi"],"id":3}"#).await;
     assert_eq!(recv(&mut ws).await, json!({"jsonrpc": "2.0", "method": "said", "params": ["hi"]}));
-    assert_eq!(recv(&mut ws).await, json!({"jsonrpc": "2.0", "result": 1, "id": 3}));
+    assert_eq!(recv(&mut ws).await, json!({"jsonrpc": "2.0", "result": 2, "id": 3}), "the lobby's second publication");
 }
 
 #[tokio::test]

@@ -34,7 +34,7 @@ use crate::context::ConnectionInfo;
 use crate::error::Error;
 use crate::methods::Methods;
 use crate::pending::Pending;
-use crate::writer::{OutboundQueue, Outgoing, Overflow};
+use crate::writer::{OutboundQueue, Outgoing, Overflow, Sheddable};
 
 /// Counters of one connection.
 #[derive(Debug, Default)]
@@ -54,12 +54,18 @@ pub(super) struct RareStats {
     pub(super) cancelled: AtomicU64,
     pub(super) errors_without_id: AtomicU64,
     pub(super) malformed: AtomicU64,
+    pub(super) shed_publications: AtomicU64,
 }
 
 impl Stats {
     /// Counts one rare event.
     pub(super) fn count(&self, counter: fn(&RareStats) -> &AtomicU64) {
-        counter(self.rare.get_or_init(Box::default)).fetch_add(1, Ordering::Relaxed);
+        self.add(counter, 1);
+    }
+
+    /// Counts `n` rare events.
+    pub(super) fn add(&self, counter: fn(&RareStats) -> &AtomicU64, n: u64) {
+        counter(self.rare.get_or_init(Box::default)).fetch_add(n, Ordering::Relaxed);
     }
 
     /// Reads a rare counter (0 before its first event).
@@ -259,6 +265,23 @@ impl PeerHandle {
         self.shared.queue.push(Outgoing::Text(frame), self.shared.config.overflow).map_err(|_| Error::Disconnected)
     }
 
+    /// Queues a publication of a topic with a slow-consumer policy without
+    /// ever waiting: when the frames still queued leave no room, the queue
+    /// sheds publications of `tag.topic` as `tag.shed` says (counted by
+    /// [`shed_publications`](Self::shed_publications)) instead of closing the
+    /// connection. `Disconnected` when the connection is closing, or was just
+    /// closed as a slow consumer because shedding could not make room.
+    pub fn try_send_publication(&self, frame: Utf8Bytes, tag: &Arc<Sheddable>) -> Result<(), Error> {
+        match self.shared.queue.push_publication(frame, tag) {
+            Ok(0) => Ok(()),
+            Ok(shed) => {
+                self.shared.stats.add(|s| &s.shed_publications, shed as u64);
+                Ok(())
+            }
+            Err(_) => Err(Error::Disconnected),
+        }
+    }
+
     /// Closes the connection: frames queued so far are written first, then a
     /// close frame with `code` and `reason`.
     pub fn close(&self, code: u16, reason: &str) {
@@ -355,6 +378,12 @@ impl PeerHandle {
     /// Frames received so far that were not JSON-RPC (not JSON, an empty batch).
     pub fn malformed_frames(&self) -> u64 {
         self.shared.stats.read(|s| &s.malformed)
+    }
+
+    /// Publications shed so far by their topic's slow-consumer policy
+    /// ([`try_send_publication`](Self::try_send_publication)).
+    pub fn shed_publications(&self) -> u64 {
+        self.shared.stats.read(|s| &s.shed_publications)
     }
 
     /// Bytes waiting to be written.
