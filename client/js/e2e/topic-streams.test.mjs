@@ -3,17 +3,11 @@
 // meanwhile, a reloaded page resumes from the position it saved in
 // localStorage, and a hub restart (a new epoch) tells the page to reload.
 //
-// Skipped unless SWITCHBOARD_TOPIC_STREAMS=1: it needs the server half of
-// topic streams in examples/js_test_hub.rs:
-//   - `rpc.subscribe {topic, positioned | since}`, `rpc.publication`,
-//     `rpc.history`, as in shared/src/stream.rs, with an in-memory history
-//     of every topic (a few dozen publications are enough) that a restart
-//     starts afresh under a new epoch;
-//   - a method `publish_positioned [topic, params]` that publishes `params`
-//     to `topic` (method: the topic) and returns the position it got,
-//     `{"epoch": E, "offset": N}`.
-// SWITCHBOARD_TOPIC_STREAMS_HUB_ARGS adds command-line arguments to the hub
-// (e.g. a flag that turns the history on).
+// The hub (examples/js_test_hub.rs) keeps an in-memory history of every
+// topic, which a restart starts afresh under a new epoch, and offers the
+// contract's `publish [topic, method, params]` as `publish_positioned`,
+// which returns the position it got, `{"epoch": E, "offset": N}`.
+// SWITCHBOARD_TOPIC_STREAMS_HUB_ARGS adds command-line arguments to the hub.
 //
 // The page is served by this test on its own port and reaches the hub
 // through a TCP proxy the test can cut and restore: the page loses its
@@ -31,7 +25,6 @@ import { connect } from '../switchboard.js';
 import { startExample, HANG_GUARD } from '../testing/support.mjs';
 import { launchChromium } from '../testing/chromium.mjs';
 
-const ENABLED = process.env.SWITCHBOARD_TOPIC_STREAMS === '1';
 const HUB_ARGS = (process.env.SWITCHBOARD_TOPIC_STREAMS_HUB_ARGS ?? '').split(/\s+/).filter(Boolean);
 /** The hub's method that publishes and returns the position. */
 const PUBLISH = 'publish_positioned';
@@ -153,7 +146,7 @@ function assertConsecutive(received) {
   }
 }
 
-describe('topic streams in a browser', { skip: ENABLED ? false : 'set SWITCHBOARD_TOPIC_STREAMS=1 once the hub has topic streams' }, () => {
+describe('topic streams in a browser', () => {
   let hub;
   let proxy;
   let site;
@@ -173,7 +166,7 @@ describe('topic streams in a browser', { skip: ENABLED ? false : 'set SWITCHBOAR
   async function publish(count) {
     const positions = [];
     for (let i = 0; i < count; i += 1) {
-      const position = await publisher.call(PUBLISH, [TOPIC, { n: published.length + 1 }]);
+      const position = await publisher.call(PUBLISH, [TOPIC, TOPIC, { n: published.length + 1 }]);
       assert.equal(typeof position?.epoch, 'string', `${PUBLISH} must return {epoch, offset}: ${JSON.stringify(position)}`);
       assert.ok(Number.isInteger(position.offset), JSON.stringify(position));
       published.push({ ...position, params: { n: published.length + 1 } });
