@@ -178,7 +178,15 @@ $('burst').addEventListener('click', async () => {
 
 // ---- start ----------------------------------------------------------------
 
-client.subscribe('metrics', onMetrics).catch((error) => log(`subscribing to metrics failed: ${error.message}`));
+// Positioned: after a dropped connection the pushes published meanwhile are
+// replayed (the chart has no hole), or the page is told they are gone.
+client
+  .subscribe('metrics', (publication) => onMetrics(publication.params), {
+    positioned: true,
+    onRecovered: ({ count }) => log(`back online: recovered ${count} missed metrics pushes`),
+    onLost: ({ reason }) => log(`back online: missed metrics pushes are gone (${reason})`),
+  })
+  .catch((error) => log(`subscribing to metrics failed: ${error.message}`));
 client.subscribe('browsers', renderBrowsers).catch((error) => log(`subscribing to browsers failed: ${error.message}`));
 client
   .ready()
