@@ -28,10 +28,12 @@
 //! The four history settings bound the default in-memory broker; another
 //! [`broker`](ServerBuilder::broker) keeps history by its own rules. Each
 //! retained publication costs its `rpc.publication` frame (the plain
-//! notification plus about 60 bytes and the topic, epoch and offset) plus
-//! about 160 bytes of bookkeeping, so the defaults bound history to 1 MiB
-//! per topic and 1 GiB in all (a topic of 1,000 publications of 100-byte
-//! params takes about 0.4 MiB).
+//! notification plus 82 bytes, the topic's name and the offset's digits)
+//! and about 175 bytes besides (measured as the server's resident memory
+//! with `loadgen fanout --retain-topics`: the entry, its share of the
+//! history's ring and of the shared frame's header), so the defaults bound
+//! history to 1 MiB per topic and 1 GiB in all; a topic of 1,000
+//! publications of 100-byte params takes about 0.4 MiB.
 
 use std::future::Future;
 use std::sync::Arc;
