@@ -289,7 +289,8 @@ impl ServerBuilder {
     /// Sets how many topics the in-memory broker keeps a stream (epoch,
     /// offset, history) for at once.
     ///
-    /// Default: 1,000. Past it, expired topics are forgotten, then the one
+    /// Default: 1,000. Past it, expired topics are forgotten, then one never
+    /// published to (subscribed to, or its history read), then the one
     /// published to longest ago (its next publication starts a new epoch).
     /// The minimum is 1. Unused with another [`broker`](Self::broker).
     pub fn max_history_topics(mut self, topics: usize) -> Self {
