@@ -28,10 +28,12 @@
 //! The four history settings bound the default in-memory broker; another
 //! [`broker`](ServerBuilder::broker) keeps history by its own rules. Each
 //! retained publication costs its `rpc.publication` frame (the plain
-//! notification plus about 60 bytes and the topic, epoch and offset) plus
-//! about 160 bytes of bookkeeping, so the defaults bound history to 1 MiB
-//! per topic and 1 GiB in all (a topic of 1,000 publications of 100-byte
-//! params takes about 0.4 MiB).
+//! notification plus 82 bytes, the topic's name and the offset's digits)
+//! and about 175 bytes besides (measured as the server's resident memory
+//! with `loadgen fanout --retain-topics`: the entry, its share of the
+//! history's ring and of the shared frame's header), so the defaults bound
+//! history to 1 MiB per topic and 1 GiB in all; a topic of 1,000
+//! publications of 100-byte params takes about 0.4 MiB.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -287,7 +289,8 @@ impl ServerBuilder {
     /// Sets how many topics the in-memory broker keeps a stream (epoch,
     /// offset, history) for at once.
     ///
-    /// Default: 1,000. Past it, expired topics are forgotten, then the one
+    /// Default: 1,000. Past it, expired topics are forgotten, then one never
+    /// published to (subscribed to, or its history read), then the one
     /// published to longest ago (its next publication starts a new epoch).
     /// The minimum is 1. Unused with another [`broker`](Self::broker).
     pub fn max_history_topics(mut self, topics: usize) -> Self {

@@ -1,4 +1,4 @@
-//! Switchboard's load generator: `calls`, `flood` and `idle` modes against
+//! Switchboard's load generator: `calls`, `flood`, `fanout` and `idle` modes against
 //! any server that implements the benchmark method contract
 //! (shared/CONTRACT.md). Each run ends with exactly one line on stdout:
 //! `RESULT {json}`. Progress and diagnostics go to stderr.
@@ -44,6 +44,10 @@ enum Mode {
     Flood(FloodArgs),
     /// Open C connections, prove each with one call, measure the server's RSS.
     Idle(IdleArgs),
+    /// C connections subscribe to a topic (plain or positioned); one more
+    /// publishes N publications with the contract's `publish`, K in flight;
+    /// counts the deliveries.
+    Fanout(FanoutArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -133,6 +137,53 @@ struct IdleArgs {
     timeout: f64,
 }
 
+/// Which subscriptions a `fanout` run measures.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `rpc.subscribe ["topic"]`: plain notifications.
+    Plain,
+    /// `rpc.subscribe {"topic", "positioned": true}`: `rpc.publication` with offsets.
+    Positioned,
+    /// Plain, then positioned, in the same run (each on a topic of its own).
+    Both,
+}
+
+#[derive(Args, Debug, Clone)]
+struct FanoutArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Subscriber connections.
+    #[arg(short = 'c', long = "connections", default_value_t = 100)]
+    c: usize,
+    /// Publications per round.
+    #[arg(short = 'n', long = "count", default_value_t = 10_000)]
+    n: u64,
+    /// `publish` calls in flight on the publisher's connection.
+    #[arg(short = 'k', long = "in-flight", default_value_t = 64)]
+    k: usize,
+    /// Pad bytes in each publication's params.
+    #[arg(long, default_value_t = 64)]
+    bytes: usize,
+    /// Plain or positioned subscribers, or both in turn.
+    #[arg(long, value_enum, default_value_t = Kind::Both)]
+    kind: Kind,
+    /// Rounds per kind (a fresh topic each); the result is their median.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Before the rounds, with --pid: publish --retain-each publications to
+    /// each of this many topics nobody subscribes to, and report the server's
+    /// memory per retained publication (start the server with a history of
+    /// at least --retain-each).
+    #[arg(long, default_value_t = 0)]
+    retain_topics: usize,
+    /// Publications per retained topic.
+    #[arg(long, default_value_t = 1_000)]
+    retain_each: u64,
+    /// Give up on a round after this many seconds.
+    #[arg(long, default_value_t = 60.0)]
+    timeout: f64,
+}
+
 fn main() {
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
@@ -142,6 +193,7 @@ fn main() {
             Mode::Calls(a) => run_calls(a).await,
             Mode::Flood(a) => run_flood(a).await,
             Mode::Idle(a) => run_idle(a).await,
+            Mode::Fanout(a) => run_fanout(a).await,
         }
     });
     println!("RESULT {result}");
@@ -691,6 +743,309 @@ async fn run_flood(a: FloodArgs) -> (serde_json::Value, bool) {
         "notif_per_sec_rounds": per_round,
         "replies": replies,
         "early_replies": early_replies,
+        "errors": errors,
+        "server_cpu": cpu.server,
+        "client_cpu": cpu.client,
+        "other_cpu": cpu.other,
+        "first_error": first_error,
+        "ok": ok,
+    });
+    (result, ok)
+}
+
+// ---------------------------------------------------------------- fanout
+
+/// Sends one request and waits for its reply (nothing else may arrive first).
+async fn roundtrip(tx: &mut Tx, rx: &mut Rx, request: &str) -> Result<String, String> {
+    tx.push3(request.as_bytes(), b"", b"").await?;
+    tx.flush().await?;
+    let text = rx.next_text().await?.ok_or("closed before answering")?;
+    Ok(String::from_utf8_lossy(text).into_owned())
+}
+
+/// Publishes `n` publications to `topic` through the contract's `publish`,
+/// `k` in flight; returns when every one is answered (with its result).
+async fn publish_n(tx: &mut Tx, rx: &mut Rx, topic: &str, n: u64, k: usize, pad: &str) -> Result<(), String> {
+    let prefix = format!(r#"{{"jsonrpc":"2.0","method":"publish","params":["{topic}","tick",{{"pad":"{pad}"}}],"id":"#);
+    let (mut sent, mut answered) = (0u64, 0u64);
+    let k = k.max(1) as u64;
+    let mut digits = itoa::Buffer::new();
+    while answered < n {
+        // Refill in groups: one flush per half window.
+        if sent - answered <= k / 2 && sent < n {
+            while sent - answered < k && sent < n {
+                sent += 1;
+                tx.push3(prefix.as_bytes(), digits.format(sent).as_bytes(), b"}").await?;
+            }
+            tx.flush().await?;
+        }
+        let text = rx.next_text().await?.ok_or("the server closed the publisher")?;
+        match scan::scan_object(text) {
+            Some(f) if f.is_v2() && f.result.is_some() && f.id_u64().is_some() => answered += 1,
+            _ => return Err(format!("bad publish reply: {}", String::from_utf8_lossy(&text[..text.len().min(200)]))),
+        }
+    }
+    Ok(())
+}
+
+/// A subscriber's count of one round.
+struct ConnFanout {
+    received: u64,
+    last: Option<Instant>,
+    error: Option<String>,
+}
+
+const PUBLICATION_PREFIX: &[u8] = br#"{"jsonrpc":"2.0","method":"rpc.publication","params":{"#;
+
+/// The offset of a positioned publication (the first `"offset":` of its frame).
+fn offset_of(text: &[u8]) -> Option<u64> {
+    let at = memchr::memmem::find(text, br#""offset":"#)? + br#""offset":"#.len();
+    let end = text[at..].iter().position(|c| !c.is_ascii_digit())? + at;
+    scan::parse_u64(&text[at..end])
+}
+
+/// Counts `n` publications on one subscriber; positioned ones must have
+/// consecutive offsets.
+async fn fanout_conn(tx: Tx, mut rx: Rx, n: u64, positioned: bool, deadline: Instant) -> (Tx, Rx, ConnFanout) {
+    let mut r = ConnFanout { received: 0, last: None, error: None };
+    let mut expected_offset = None;
+    let timeout = sleep_until(deadline.into());
+    tokio::pin!(timeout);
+    while r.received < n {
+        let msg = tokio::select! {
+            biased;
+            m = rx.next_text() => m,
+            _ = &mut timeout => {
+                r.error = Some(format!("timed out with {} of {n} publications", r.received));
+                break;
+            }
+        };
+        let text = match msg {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                r.error = Some(format!("server closed after {} of {n} publications", r.received));
+                break;
+            }
+            Err(e) => {
+                r.error = Some(e);
+                break;
+            }
+        };
+        let good = if positioned {
+            let offset = offset_of(text);
+            let consecutive = expected_offset.is_none_or(|e| offset == Some(e));
+            expected_offset = offset.map(|o| o + 1);
+            text.starts_with(PUBLICATION_PREFIX) && consecutive
+        } else {
+            is_tick(text)
+        };
+        if !good {
+            r.error = Some(format!("unexpected message: {}", String::from_utf8_lossy(&text[..text.len().min(200)])));
+            break;
+        }
+        r.received += 1;
+    }
+    if r.received == n {
+        r.last = Some(Instant::now());
+    }
+    (tx, rx, r)
+}
+
+/// One kind's rounds: deliveries per second (median), publishes per second.
+struct KindResult {
+    deliveries_per_sec: f64,
+    publishes_per_sec: f64,
+    rounds: Vec<f64>,
+    delivered: u64,
+}
+
+async fn fanout_rounds(
+    a: &FanoutArgs,
+    kind: Kind,
+    subs: &mut Vec<(Tx, Rx)>,
+    publisher: &mut (Tx, Rx),
+    errors: &mut u64,
+    first_error: &mut Option<String>,
+) -> KindResult {
+    let positioned = kind == Kind::Positioned;
+    let pad = "x".repeat(a.bytes);
+    let mut rates = Vec::new();
+    let mut publish_rates = Vec::new();
+    let mut delivered = 0;
+    for round in 0..a.rounds.max(1) {
+        let topic = format!("fanout.{}.{round}", if positioned { "positioned" } else { "plain" });
+        let subscribe = if positioned {
+            format!(
+                r#"{{"jsonrpc":"2.0","method":"rpc.subscribe","params":{{"topic":"{topic}","positioned":true}},"id":1}}"#
+            )
+        } else {
+            format!(r#"{{"jsonrpc":"2.0","method":"rpc.subscribe","params":["{topic}"],"id":1}}"#)
+        };
+        for (tx, rx) in subs.iter_mut() {
+            match roundtrip(tx, rx, &subscribe).await {
+                Ok(reply) if reply.contains(r#""result""#) => {}
+                Ok(reply) => {
+                    *errors += 1;
+                    first_error.get_or_insert(format!("subscribe refused: {reply}"));
+                }
+                Err(e) => {
+                    *errors += 1;
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if *errors > 0 {
+            break;
+        }
+        let start = Instant::now();
+        let deadline = start + secs(a.timeout);
+        let handles: Vec<_> = subs
+            .drain(..)
+            .map(|(tx, rx)| tokio::task::spawn_local(fanout_conn(tx, rx, a.n, positioned, deadline)))
+            .collect();
+        let (tx, rx) = publisher;
+        let published = publish_n(tx, rx, &topic, a.n, a.k, &pad).await;
+        let published_at = Instant::now();
+        if let Err(e) = published {
+            *errors += 1;
+            first_error.get_or_insert(e);
+        }
+        let mut last = start;
+        let mut received = 0;
+        for h in handles {
+            match h.await {
+                Ok((tx, rx, r)) => {
+                    received += r.received;
+                    if let Some(t) = r.last {
+                        last = last.max(t);
+                    }
+                    if let Some(e) = r.error {
+                        *errors += 1;
+                        first_error.get_or_insert(e);
+                    } else {
+                        subs.push((tx, rx));
+                    }
+                }
+                Err(e) => {
+                    *errors += 1;
+                    first_error.get_or_insert(format!("subscriber task failed: {e}"));
+                }
+            }
+        }
+        delivered += received;
+        let span = last.duration_since(start).as_secs_f64();
+        rates.push(if span > 0.0 { received as f64 / span } else { 0.0 });
+        let publish_span = published_at.duration_since(start).as_secs_f64();
+        publish_rates.push(if publish_span > 0.0 { a.n as f64 / publish_span } else { 0.0 });
+        eprintln!(
+            "loadgen fanout: {kind:?} round {round}: {received} deliveries in {:.1} ms ({:.0}/s)",
+            span * 1e3,
+            rates.last().unwrap()
+        );
+        if *errors > 0 {
+            break;
+        }
+    }
+    let per_round = rates.iter().map(|r| round(*r, 1)).collect();
+    KindResult {
+        deliveries_per_sec: round(median(&mut rates), 1),
+        publishes_per_sec: round(median(&mut publish_rates), 1),
+        rounds: per_round,
+        delivered,
+    }
+}
+
+async fn run_fanout(a: FanoutArgs) -> (serde_json::Value, bool) {
+    let addr = addr_or_exit("fanout", &a.common.url);
+    eprintln!(
+        "loadgen fanout: {} C={} n={} k={} bytes={} kind={:?} engine={:?}",
+        a.common.url, a.c, a.n, a.k, a.bytes, a.kind, a.common.engine
+    );
+    let (mut subs, mut errors, mut first_error) = open_counted(&a.common, addr, a.c.max(1)).await;
+    let mut publisher = match wire::open(a.common.engine, addr, &a.common.url, a.common.read_buffer).await {
+        Ok(pair) => pair,
+        Err(e) => usage_exit("fanout", &format!("cannot open the publisher: {e}")),
+    };
+
+    // Memory per retained publication: publish to topics nobody subscribes to.
+    let mut retained = serde_json::Value::Null;
+    if let (Some(pid), true) = (a.common.pid, a.retain_topics > 0) {
+        let before = sys::vm_rss_kib(pid).unwrap_or(0);
+        let pad = "x".repeat(a.bytes);
+        for t in 0..a.retain_topics {
+            let (tx, rx) = &mut publisher;
+            if let Err(e) = publish_n(tx, rx, &format!("retain.{t}"), a.retain_each, a.k, &pad).await {
+                errors += 1;
+                first_error.get_or_insert(e);
+                break;
+            }
+        }
+        let after = sys::vm_rss_kib(pid).unwrap_or(0);
+        let count = a.retain_topics as u64 * a.retain_each;
+        // The frame as the in-memory broker keeps it (the positioned notification).
+        let frame = format!(
+            r#"{{"jsonrpc":"2.0","method":"rpc.publication","params":{{"topic":"retain.{}","epoch":"0123456789ab","offset":{},"method":"tick","params":{{"pad":"{pad}"}}}}}}"#,
+            a.retain_topics / 2,
+            a.retain_each / 2
+        );
+        let per = (after as f64 - before as f64) * 1024.0 / count as f64;
+        retained = json!({
+            "topics": a.retain_topics,
+            "publications": count,
+            "rss_before_kib": before,
+            "rss_after_kib": after,
+            "bytes_per_publication": round(per, 1),
+            "frame_bytes": frame.len(),
+            "overhead_bytes": round(per - frame.len() as f64, 1),
+        });
+        eprintln!("loadgen fanout: retained {count} publications: {retained}");
+    }
+
+    let server = a.common.pid.and_then(|p| CpuMeter::start(Some(p)));
+    let client = CpuMeter::start(None);
+    let machine = MachineMeter::start();
+    let kinds: &[Kind] = match a.kind {
+        Kind::Both => &[Kind::Plain, Kind::Positioned],
+        Kind::Plain => &[Kind::Plain],
+        Kind::Positioned => &[Kind::Positioned],
+    };
+    let mut results = serde_json::Map::new();
+    let mut delivered = 0;
+    for &kind in kinds {
+        if errors > 0 {
+            break;
+        }
+        let r = fanout_rounds(&a, kind, &mut subs, &mut publisher, &mut errors, &mut first_error).await;
+        delivered += r.delivered;
+        let name = format!("{kind:?}").to_lowercase();
+        results.insert(
+            name,
+            json!({
+                "deliveries_per_sec": r.deliveries_per_sec,
+                "publishes_per_sec": r.publishes_per_sec,
+                "deliveries_per_sec_rounds": r.rounds,
+            }),
+        );
+    }
+    let cpu = Cpu::read(server, client, machine);
+    let expected = a.n * a.c.max(1) as u64 * a.rounds.max(1) as u64 * kinds.len() as u64;
+    let ok = errors == 0 && delivered == expected;
+    if let Some(e) = &first_error {
+        eprintln!("loadgen fanout: first error: {e}");
+    }
+    let result = json!({
+        "mode": "fanout",
+        "url": a.common.url,
+        "engine": format!("{:?}", a.common.engine).to_lowercase(),
+        "c": a.c,
+        "n": a.n,
+        "k": a.k,
+        "bytes": a.bytes,
+        "rounds": a.rounds,
+        "kinds": results,
+        "retained": retained,
+        "deliveries": delivered,
+        "expected": expected,
         "errors": errors,
         "server_cpu": cpu.server,
         "client_cpu": cpu.client,

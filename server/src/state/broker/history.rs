@@ -50,6 +50,11 @@ impl Stream {
         StreamPosition::new(&*self.epoch, self.offset)
     }
 
+    /// Whether anything was ever published to it (in this epoch).
+    pub(crate) fn is_published(&self) -> bool {
+        self.offset > 0
+    }
+
     /// When it was last published to (or started).
     pub(crate) fn last_publish(&self) -> Instant {
         self.last_publish

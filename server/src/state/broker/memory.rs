@@ -84,14 +84,21 @@ impl MemoryBroker {
         (name, stream)
     }
 
-    /// Forgets expired streams, then (still full) the one published to longest ago.
+    /// Forgets expired streams, then (still full) the one published to
+    /// longest ago; never-published ones first, so that subscribing to (or
+    /// reading) topics nobody publishes to cannot push real history out.
     fn make_room(&self, streams: &mut HashMap<Arc<str>, Shared>, now: Instant) {
         streams.retain(|_, stream| !stream.lock().expired(now, &self.limits));
         if streams.len() < self.limits.max_topics.max(1) {
             return;
         }
-        let oldest =
-            streams.iter().min_by_key(|(_, stream)| stream.lock().last_publish()).map(|(name, _)| name.clone());
+        let oldest = streams
+            .iter()
+            .min_by_key(|(_, stream)| {
+                let stream = stream.lock();
+                (stream.is_published(), stream.last_publish())
+            })
+            .map(|(name, _)| name.clone());
         if let Some(name) = oldest {
             tracing::debug!(target: "switchboard::server", topic = %name, "topic history forgotten: max_topics reached");
             streams.remove(&name);
@@ -174,6 +181,18 @@ mod tests {
         let again = now(broker.snapshot("a", Some(&a), 10));
         assert_ne!(again.position.epoch, a.epoch, "a's stream started afresh");
         assert!(matches!(again.replay, Replay::Lost));
+    }
+
+    #[test]
+    fn topics_never_published_to_are_forgotten_before_any_history() {
+        let broker = MemoryBroker::new(HistoryLimits { max_topics: 2, ..HistoryLimits::default() });
+        let kept = now(broker.publish("kept", "m", &raw("[1]")));
+        for probe in ["x", "y", "z"] {
+            now(broker.history(probe, None, 10));
+        }
+        let again = now(broker.snapshot("kept", Some(&kept), 10));
+        assert_eq!(again.position, kept, "the published topic kept its stream");
+        assert!(matches!(again.replay, Replay::Complete(ref e) if e.is_empty()));
     }
 
     #[test]
