@@ -310,8 +310,9 @@ fn read_method(args: &Args, function: &TraitItemFn, attrs: MethodAttrs, errors: 
         );
     }
     if sig.asyncness.is_none() {
-        errors.push(
-            sig.fn_token.span,
+        let (fn_token, name) = (&sig.fn_token, &sig.ident);
+        errors.spanned(
+            quote::quote!(#fn_token #name),
             format!(
                 "`{ident}` must be an `async fn`: every method of a #[switchboard::rpc] trait is a call over the network that the caller awaits"
             ),
@@ -412,9 +413,9 @@ fn read_method(args: &Args, function: &TraitItemFn, attrs: MethodAttrs, errors: 
                 "take the call's context by value (`cx: Context`): it is one reference count to clone",
             );
             continue;
-        } else if let Some((span, what)) = borrowed(&typed.ty) {
-            errors.push(
-                span,
+        } else if let Some((at, what)) = borrowed(&typed.ty) {
+            errors.spanned(
+                at,
                 format!(
                     "param `{}` {what}: params are decoded from JSON into owned values, so use an owned type (`String` for `&str`, `Vec<T>` for `&[T]`)",
                     pat.ident
@@ -428,9 +429,9 @@ fn read_method(args: &Args, function: &TraitItemFn, attrs: MethodAttrs, errors: 
     let output = match &sig.output {
         ReturnType::Default => Output::Unit,
         ReturnType::Type(_, ty) => {
-            if let Some((span, what)) = borrowed(ty) {
-                errors.push(
-                    span,
+            if let Some((at, what)) = borrowed(ty) {
+                errors.spanned(
+                    at,
                     format!(
                         "the result of `{ident}` {what}: results are sent as JSON and decoded into owned values, so use an owned type"
                     ),
@@ -514,34 +515,34 @@ fn read_output(ty: &Type) -> Output {
 }
 
 /// Where a type borrows (a reference, a lifetime) or cannot be named
-/// (`impl Trait`, `_`, `Self`), and what to call it.
-fn borrowed(ty: &Type) -> Option<(Span, &'static str)> {
+/// (`impl Trait`, `_`, `Self`): the tokens at fault, and what to call them.
+fn borrowed(ty: &Type) -> Option<(TokenStream, &'static str)> {
     #[derive(Default)]
-    struct Find(Option<(Span, &'static str)>);
+    struct Find(Option<(TokenStream, &'static str)>);
     impl Find {
-        fn found(&mut self, span: Span, what: &'static str) {
-            self.0.get_or_insert((span, what));
+        fn found(&mut self, at: &impl quote::ToTokens, what: &'static str) {
+            self.0.get_or_insert_with(|| (at.to_token_stream(), what));
         }
     }
     impl<'ast> Visit<'ast> for Find {
         fn visit_type_reference(&mut self, reference: &'ast syn::TypeReference) {
-            self.found(reference.and_token.span, "is a reference");
+            self.found(reference, "is a reference");
         }
         fn visit_lifetime(&mut self, lifetime: &'ast syn::Lifetime) {
-            self.found(lifetime.span(), "borrows (it has a lifetime)");
+            self.found(lifetime, "borrows (it has a lifetime)");
         }
         fn visit_type_impl_trait(&mut self, ty: &'ast syn::TypeImplTrait) {
-            self.found(ty.impl_token.span, "is an `impl Trait`, which cannot be decoded");
+            self.found(ty, "is an `impl Trait`, which cannot be decoded");
         }
         fn visit_type_infer(&mut self, ty: &'ast syn::TypeInfer) {
-            self.found(ty.underscore_token.span, "must name its type");
+            self.found(ty, "must name its type");
         }
         fn visit_type_ptr(&mut self, ty: &'ast syn::TypePtr) {
-            self.found(ty.star_token.span, "is a raw pointer");
+            self.found(ty, "is a raw pointer");
         }
         fn visit_path(&mut self, path: &'ast syn::Path) {
             if path.segments.first().is_some_and(|first| first.ident == "Self") {
-                self.found(path.span(), "names `Self`, which means another type in each generated caller");
+                self.found(path, "names `Self`, which means another type in each generated caller");
             }
             syn::visit::visit_path(self, path);
         }
