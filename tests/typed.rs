@@ -66,6 +66,12 @@ pub trait Calculator {
     /// Records a value (a notification: no answer).
     #[rpc(notification)]
     async fn record(&self, value: i64);
+
+    /// The API's version (a default body, which implementations may keep).
+    async fn version(&self) -> String {
+        self.ping().await;
+        "1.0.0".to_owned()
+    }
 }
 
 /// Served by the server: asks the caller for its readings to answer.
@@ -241,6 +247,7 @@ async fn typed_calls_take_positional_and_named_params() {
     let ids: Vec<String> = setup.server.connections().iter().map(|c| c.id.to_string()).collect();
     assert_eq!(ids, vec![me]);
     within("ping", client.ping()).await.unwrap();
+    assert_eq!(within("default body", client.version()).await.unwrap(), "1.0.0");
     client.close().await;
 }
 

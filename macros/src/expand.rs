@@ -66,6 +66,14 @@ fn caller_docs(method: &RpcMethod, line: String) -> TokenStream {
 fn trait_definition(api: &Api) -> TokenStream {
     let krate = &api.args.krate;
     let mut item = api.item.clone();
+    // An implementation is shared by the tasks of every connection (and a
+    // default body's future holds `&Self` across awaits).
+    if item.colon_token.is_none() {
+        item.colon_token = Some(Default::default());
+    }
+    item.supertraits.push(syn::parse_quote!(::core::marker::Send));
+    item.supertraits.push(syn::parse_quote!(::core::marker::Sync));
+    item.supertraits.push(syn::parse_quote!('static));
     for trait_item in &mut item.items {
         let TraitItem::Fn(function) = trait_item else { continue };
         let sig = &mut function.sig;
@@ -96,7 +104,7 @@ fn trait_definition(api: &Api) -> TokenStream {
         #[doc = #doc]
         fn into_methods(self) -> #krate::__private::Methods
         where
-            Self: ::core::marker::Sized + ::core::marker::Send + ::core::marker::Sync + 'static,
+            Self: ::core::marker::Sized,
         {
             let #this = #krate::__private::Arc::new(self);
             #krate::__private::assemble(#api_ident::infos(), ::std::vec![#(#handlers),*])

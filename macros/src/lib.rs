@@ -45,8 +45,10 @@ use quote::ToTokens;
 /// For a trait `Calculator` (names are `namespace.method`, here `calc.add`):
 ///
 /// - **The trait**, whose methods an implementation writes as `async fn`
-///   (each must return a `Send` future: calls run on the runtime's threads),
-///   and a provided `into_methods(self) -> Methods`: the implementation's
+///   (each must return a `Send` future: calls run on the runtime's threads;
+///   the trait gets `Send + Sync + 'static` as supertraits, since one
+///   implementation serves every connection; a method may have a default
+///   body), and a provided `into_methods(self) -> Methods`: the implementation's
 ///   methods, each under its name and with its discovery info, to merge into
 ///   a server's methods (`methods.merge(calc.into_methods())`) or to give to
 ///   a client (`ClientBuilder::methods`). Each accepts positional params
@@ -93,7 +95,7 @@ use quote::ToTokens;
 ///
 /// `async fn name(&self, params...) -> R`, where:
 ///
-/// - each param is a plain name with an owned type that is `Serialize`,
+/// - each param (at most 16) is a plain name with an owned type that is `Serialize`,
 ///   `DeserializeOwned` and `JsonSchema` (no references, lifetimes or
 ///   `impl Trait`); one param of type `Context` (written so) is the call's
 ///   context on the serving side and is not sent;

@@ -175,6 +175,9 @@ impl Errors {
 /// The names of Rust items the expansion adds to the trait.
 const INTO_METHODS: &str = "into_methods";
 
+/// The most params a method may take (the runtime decodes tuples up to this size).
+const MAX_PARAMS: usize = 16;
+
 impl Api {
     /// Reads the trait; on any error, returns them all with the trait as it
     /// was (its `#[rpc]` attributes taken out), so that the code using it
@@ -424,6 +427,14 @@ fn read_method(args: &Args, function: &TraitItemFn, attrs: MethodAttrs, errors: 
             continue;
         }
         params.push(Param { ident: pat.ident.clone(), ty: (*typed.ty).clone(), context });
+    }
+
+    let wire = params.iter().filter(|p| !p.context).count();
+    if wire > MAX_PARAMS {
+        errors.spanned(
+            &sig.inputs,
+            format!("`{ident}` takes {wire} params; at most {MAX_PARAMS} are supported: group some into a struct"),
+        );
     }
 
     let output = match &sig.output {
