@@ -18,9 +18,33 @@
 //! # fn server_of(cx: &Context) -> Option<ServerHandle> { cx.server().ok() }
 //! ```
 //!
+//! [`rpc`] turns a trait into a typed API: the server's registration, the
+//! typed callers and the discovery entries, from one definition.
+//!
 //! [`demo`] is the hub that `switchboard serve` runs.
 
 pub mod demo;
+mod typed;
+
+#[doc(inline)]
+pub use switchboard_macros::rpc;
+
+/// What the code [`rpc`] generates names: not an API of its own, and not
+/// covered by semver.
+#[doc(hidden)]
+pub mod __private {
+    pub use std::sync::Arc;
+    pub use std::time::Duration;
+
+    pub use serde::Serialize;
+    pub use switchboard_client::{Call, Client};
+    pub use switchboard_server::{Answer, CallError, DeliveryError, ServerCall, ServerHandle, Target};
+    pub use switchboard_shared::discover::MethodDoc;
+    pub use switchboard_shared::{Context, Error, ErrorObject, Method, MethodInfo, Methods, PeerCall, PeerHandle};
+    pub use uuid::Uuid;
+
+    pub use crate::typed::{Slots, absent, assemble, decode, docs, info, method, param, result};
+}
 
 /// The client: multiplexed calls, timeouts, batches, subscriptions,
 /// reconnect with backoff, round-robin and failover, relays. Everything of

@@ -25,7 +25,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::methods::{Method, Methods};
+use crate::methods::{Method, MethodInfo, Methods};
 
 /// The OpenRPC version the documents follow.
 pub const OPENRPC_VERSION: &str = "1.3.2";
@@ -161,6 +161,14 @@ impl ServiceInfo {
         self
     }
 
+    /// Describes every method of an API the service calls on its clients:
+    /// the documents a `#[switchboard::rpc(client)]` trait's generated
+    /// `...Api::docs()` returns.
+    pub fn client_api(mut self, docs: impl IntoIterator<Item = MethodDoc>) -> Self {
+        self.client_methods.extend(docs);
+        self
+    }
+
     /// Describes a topic the service publishes.
     pub fn topic(mut self, topic: TopicDoc) -> Self {
         self.topics.push(topic);
@@ -195,7 +203,12 @@ impl Document {
 impl MethodDoc {
     /// Describes one registered method.
     pub fn of(name: String, method: &Method) -> MethodDoc {
-        let info = method.info();
+        MethodDoc::from_info(name, method.info())
+    }
+
+    /// Describes a method from what is known of it, without a handler (a
+    /// method the other side serves, such as a typed client API's).
+    pub fn from_info(name: String, info: &MethodInfo) -> MethodDoc {
         let (params, param_structure) = match &info.params_schema {
             Some(schema) => params_from_schema(schema, &info.param_names),
             None => (Vec::new(), either()),
@@ -243,7 +256,9 @@ pub fn type_name(schema: &Value) -> String {
 
 /// Splits a params schema into OpenRPC params: a tuple (array with
 /// `prefixItems`) is by-position, a struct (object with `properties`) is
-/// by-name (structs also accept positional arrays, so: `either`).
+/// by-name (structs also accept positional arrays, so: `either`). An
+/// object's properties are listed in the order of `names` when given (their
+/// positional order: the schema's own map is sorted by name), else by name.
 fn params_from_schema(schema: &Value, names: &[String]) -> (Vec<ParamDoc>, String) {
     if let Some(items) = schema.get("prefixItems").and_then(Value::as_array) {
         let params = items
@@ -263,8 +278,11 @@ fn params_from_schema(schema: &Value, names: &[String]) -> (Vec<ParamDoc>, Strin
             .and_then(Value::as_array)
             .map(|r| r.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        let params = props
-            .iter()
+        let mut ordered: Vec<(&String, &Value)> = props.iter().collect();
+        let position = |name: &str| names.iter().position(|n| n == name).unwrap_or(names.len());
+        ordered.sort_by_key(|(name, _)| position(name));
+        let params = ordered
+            .into_iter()
             .map(|(name, s)| ParamDoc {
                 name: name.clone(),
                 schema: s.clone(),
@@ -301,7 +319,8 @@ impl Method {
         self
     }
 
-    /// Names positional params (for a tuple of params).
+    /// Names positional params (for a tuple of params), or gives the
+    /// positional order of a struct's fields (listed by name otherwise).
     pub fn param_names<S: Into<String>>(&mut self, names: impl IntoIterator<Item = S>) -> &mut Self {
         self.info_mut().param_names = names.into_iter().map(Into::into).collect();
         self
@@ -353,6 +372,24 @@ mod tests {
         assert_eq!(names, vec![("minuend", true), ("note", false), ("subtrahend", true)]);
         assert_eq!(m.result.as_ref().unwrap().schema["type"], "number");
         assert_eq!(m.signature(), "subtract(minuend: number, note?: string|null, subtrahend: number) -> number");
+    }
+
+    #[test]
+    fn object_params_are_listed_in_the_order_of_their_names() {
+        let info = MethodInfo {
+            params_schema: Some(json!({
+                "type": "object",
+                "properties": {"b": {"type": "integer"}, "a": {"type": "string"}, "z": {}},
+                "required": ["b"],
+            })),
+            param_names: vec!["b".into(), "a".into()],
+            ..MethodInfo::default()
+        };
+        let doc = MethodDoc::from_info("m".into(), &info);
+        let names: Vec<(&str, bool)> = doc.params.iter().map(|p| (p.name.as_str(), p.required)).collect();
+        assert_eq!(names, vec![("b", true), ("a", false), ("z", false)]);
+        assert_eq!(doc.param_structure, "either");
+        assert_eq!(doc.signature(), "m(b: integer, a?: string, z?: any)");
     }
 
     #[test]

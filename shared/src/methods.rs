@@ -69,7 +69,8 @@ pub struct MethodInfo {
     pub params_schema: Option<serde_json::Value>,
     /// JSON Schema of the result, when known.
     pub result_schema: Option<serde_json::Value>,
-    /// Names of positional params, when known (for OpenRPC's by-name form).
+    /// Names of positional params, when known (for OpenRPC's by-name form),
+    /// or the positional order of an object schema's properties.
     pub param_names: Vec<String>,
     /// Errors the method is documented to return: (code, message).
     pub errors: Vec<(i64, String)>,
@@ -129,7 +130,39 @@ impl Method {
         F: Fn(P, Context) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, E>> + Send + 'static,
     {
-        let erased = move |params: Option<&RawValue>, cx: &Context, id: Option<Id>| match decode_params::<P>(params) {
+        Method::with_decoder(decode_params::<P>, handler)
+    }
+
+    /// An async handler whose params are decoded by `decode` instead of by
+    /// `P`'s `Deserialize` alone: a decoder may accept several shapes and
+    /// word its own -32602. The code `#[switchboard::rpc]` generates uses it
+    /// to take positional and named params and name the param that did not fit.
+    ///
+    /// ```
+    /// use switchboard_shared::{Context, ErrorObject, Method};
+    /// use serde_json::value::RawValue;
+    ///
+    /// fn one_number(params: Option<&RawValue>) -> Result<f64, ErrorObject> {
+    ///     let text = params.map_or("null", RawValue::get);
+    ///     serde_json::from_str::<[f64; 1]>(text)
+    ///         .map(|[n]| n)
+    ///         .or_else(|_| serde_json::from_str::<f64>(text))
+    ///         .map_err(|_| ErrorObject::invalid_params("expected one number"))
+    /// }
+    ///
+    /// let method = Method::with_decoder(one_number, |n: f64, _cx: Context| async move { Ok::<_, ErrorObject>(n.sqrt()) });
+    /// # let _ = method;
+    /// ```
+    pub fn with_decoder<P, R, E, D, F, Fut>(decode: D, handler: F) -> Self
+    where
+        P: Send + 'static,
+        R: Serialize + 'static,
+        E: Into<ErrorObject> + 'static,
+        D: Fn(Option<&RawValue>) -> Result<P, ErrorObject> + Send + Sync + 'static,
+        F: Fn(P, Context) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+    {
+        let erased = move |params: Option<&RawValue>, cx: &Context, id: Option<Id>| match decode(params) {
             Err(e) => Dispatch::Ready(respond::<(), _>(id, Err(e), 0)),
             Ok(p) => {
                 let size_hint = params.map_or(0, |p| p.get().len());

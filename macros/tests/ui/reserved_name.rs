@@ -1,0 +1,6 @@
+#[switchboard::rpc(namespace = "rpc")]
+trait Builtins {
+    async fn discover(&self) -> String;
+}
+
+fn main() {}

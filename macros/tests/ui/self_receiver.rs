@@ -1,0 +1,6 @@
+#[switchboard::rpc(namespace = "session")]
+trait Session {
+    async fn finish(self) -> String;
+}
+
+fn main() {}
