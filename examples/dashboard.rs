@@ -21,7 +21,7 @@
 //!
 //! The page lives in `examples/dashboard/` (`index.html`, `app.js`,
 //! `style.css`); it imports the client from `/switchboard.js`, served from
-//! `client/js/switchboard.js`.
+//! `client/js/switchboard.js` (which imports `/protocol.js` beside it).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -217,6 +217,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = Router::new()
         .route("/rpc", switchboard::server::axum::route(server.clone()))
         .route_service("/switchboard.js", ServeFile::new(root.join("client/js/switchboard.js")))
+        .route_service("/protocol.js", ServeFile::new(root.join("client/js/protocol.js")))
         .fallback_service(ServeDir::new(root.join("examples/dashboard")));
     // Through the hub's own accept loop: its bounds apply, and a shutdown stops it.
     let addr = switchboard::server::axum::serve(&server, listener, app)?;

@@ -10,88 +10,37 @@
 //   await client.ready();
 //   const sum = await client.call('add', [2, 3]);
 
-/** The error kinds a call can end with; the same set as the Rust client's `Error`. */
-export const ErrorKind = Object.freeze({
-  /** No reply within the call's timeout; a late reply is counted and dropped. */
-  Timeout: 'Timeout',
-  /** The socket ended while the call was pending. It is never resent. */
-  Disconnected: 'Disconnected',
-  /** There was no open socket when the call was made (and it did not wait). */
-  Offline: 'Offline',
-  /** The server answered with an error object: see `code`, `message`, `data`. */
-  Rpc: 'Rpc',
-  /** The reply broke the spec (both result and error, neither, a malformed error). */
-  InvalidResponse: 'InvalidResponse',
-  /** The call's `decode` function refused the result. */
-  Decode: 'Decode',
-  /** The params could not be encoded (not an array or object, not JSON-serializable). */
-  Encode: 'Encode',
-  /** The connection failed (refused, unreachable, no heartbeat, closed by the client). */
-  Transport: 'Transport',
-});
+import {
+  ErrorKind,
+  ErrorCode,
+  State,
+  RpcClientError,
+  RpcError,
+  encodeMessage,
+  withId,
+  utf8Length,
+  bytesOver,
+  replyKey,
+  isResponse,
+  replyError,
+  excerpt,
+  listenerKey,
+  closeSocket,
+  socketUrl,
+  isId,
+  errorResponse,
+  errorObjectOf,
+  encodeReply,
+  isPosition,
+  positionOf,
+  showPosition,
+  samePosition,
+  isPublication,
+  decodeSubscribed,
+  decodeHistory,
+} from './protocol.js';
 
-/** The JSON-RPC 2.0 error codes of the spec. */
-export const ErrorCode = Object.freeze({
-  ParseError: -32700,
-  InvalidRequest: -32600,
-  MethodNotFound: -32601,
-  InvalidParams: -32602,
-  InternalError: -32603,
-  /** LSP's code for a request the caller cancelled (`$/cancelRequest`). */
-  RequestCancelled: -32800,
-});
-
-/** The connection states; the `state` event reports each change. */
-export const State = Object.freeze({
-  /** An attempt to open the socket is under way. Calls fail with Offline unless they wait. */
-  Connecting: 'connecting',
-  /** The socket is open: calls go out. */
-  Ready: 'ready',
-  /** Not connected, waiting out a reconnect delay. Calls fail with Offline unless they wait. */
-  Offline: 'offline',
-  /** Closed for good: `close()` was called or the reconnect policy gave up. */
-  Closed: 'closed',
-});
-
-/** Why a call (or batch entry, or readiness wait) failed. */
-export class RpcClientError extends Error {
-  /**
-   * @param {string} kind one of ErrorKind
-   * @param {string} message for Rpc: the server's message
-   * @param {{code?: number, data?: unknown, cause?: unknown}} [extra]
-   */
-  constructor(kind, message, extra = {}) {
-    super(message, extra.cause === undefined ? undefined : { cause: extra.cause });
-    this.name = 'RpcClientError';
-    /** @type {string} */
-    this.kind = kind;
-    if (kind === ErrorKind.Rpc) {
-      /** @type {number|undefined} */
-      this.code = extra.code;
-      /** @type {unknown} */
-      this.data = extra.data;
-    }
-  }
-}
-
-/**
- * What a method the server calls on this client throws to answer with a
- * specific error object. Anything else thrown answers -32603 "Internal
- * error" with the thrown message as data.
- */
-export class RpcError extends Error {
-  /**
-   * @param {number} code
-   * @param {string} message
-   * @param {unknown} [data]
-   */
-  constructor(code, message, data) {
-    super(message);
-    this.name = 'RpcError';
-    this.code = code;
-    this.data = data;
-  }
-}
+export { ErrorKind, ErrorCode, State, RpcClientError, RpcError } from './protocol.js';
 
 /** The reconnect policy's defaults: the Rust client's `Backoff::default()`. */
 export const defaultBackoff = Object.freeze({
@@ -188,8 +137,6 @@ const CANCEL_REQUEST = '$/cancelRequest';
 const PUBLICATION = 'rpc.publication';
 /** The built-in method that reads a topic's history. */
 const HISTORY = 'rpc.history';
-/** How much of an offending frame an `error` event carries. */
-const FRAME_EXCERPT = 1_000;
 const textDecoder = new TextDecoder();
 const now = () => (globalThis.performance ? globalThis.performance.now() : Date.now());
 
@@ -197,226 +144,6 @@ const now = () => (globalThis.performance ? globalThis.performance.now() : Date.
 function limitOf(timeout) {
   if (timeout == null || !Number.isFinite(timeout) || timeout <= 0) return null;
   return timeout;
-}
-
-/**
- * Encodes a notification (no id); throws an Encode error.
- * @returns {string}
- */
-function encodeMessage(method, params) {
-  if (typeof method !== 'string') {
-    throw new RpcClientError(ErrorKind.Encode, `the method name must be a string, got ${typeof method}`);
-  }
-  if (params !== undefined && params !== null && typeof params !== 'object') {
-    throw new RpcClientError(
-      ErrorKind.Encode,
-      `params must be an array or an object (or nothing), got ${typeof params}: pass [x] for one value`,
-    );
-  }
-  const message = { jsonrpc: '2.0', method };
-  if (params != null) message.params = params;
-  let text;
-  try {
-    text = JSON.stringify(message);
-  } catch (e) {
-    throw new RpcClientError(ErrorKind.Encode, `the params could not be encoded: ${e.message}`, { cause: e });
-  }
-  if (message.params !== undefined && !text.includes('"params":')) {
-    // toJSON() turned them into nothing
-    throw new RpcClientError(ErrorKind.Encode, 'the params could not be encoded');
-  }
-  return text;
-}
-
-/** A request: an encoded notification with the id added last. */
-function withId(notification, id) {
-  return `${notification.slice(0, -1)},"id":${id}}`;
-}
-
-/** The size of `text` in UTF-8 bytes, as it goes on the wire. */
-function utf8Length(text) {
-  let bytes = 0;
-  for (let i = 0; i < text.length; i += 1) {
-    const c = text.charCodeAt(i);
-    if (c < 0x80) bytes += 1;
-    else if (c < 0x800) bytes += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      bytes += 4; // a surrogate pair: one code point
-      i += 1;
-    } else bytes += 3; // a lone surrogate goes out as U+FFFD
-  }
-  return bytes;
-}
-
-/** The size in bytes of `text` when it is over `limit` (null: no limit), else 0. */
-function bytesOver(text, limit) {
-  // Every UTF-16 unit takes one to three bytes: count only when it matters.
-  if (limit === null || text.length * 3 <= limit) return 0;
-  const bytes = utf8Length(text);
-  return bytes > limit ? bytes : 0;
-}
-
-/**
- * The key that matches a reply to its call, the rule the Rust client follows
- * too: numeric ids match by numeric value (a reply id `1.0` or `1e0` matches
- * the call `1`), string ids match exactly, and a number never matches a
- * string (`"1"` is not `1`). JSON.parse has already turned every way of
- * writing a number into its value, so the key is the id itself when it is a
- * number or a string; any other id (null, an array...) matches nothing.
- */
-function replyKey(id) {
-  return typeof id === 'number' || typeof id === 'string' ? id : undefined;
-}
-
-/** A reply to a call: has no method, and has a result, an error or an id. */
-function isResponse(m) {
-  return m !== null && typeof m === 'object' && !Array.isArray(m) && !('method' in m) && ('result' in m || 'error' in m || 'id' in m);
-}
-
-/**
- * What a reply fails its call with, or null when it carries a result: an
- * Rpc error for a well-formed error object, InvalidResponse when the reply
- * breaks the spec.
- */
-function replyError(m) {
-  const hasResult = 'result' in m;
-  const hasError = 'error' in m;
-  if (m.jsonrpc !== '2.0') {
-    return new RpcClientError(ErrorKind.InvalidResponse, 'the reply is not JSON-RPC 2.0 ("jsonrpc" is not "2.0")');
-  }
-  if (hasResult === hasError) {
-    const what = hasResult ? 'both a result and an error' : 'neither a result nor an error';
-    return new RpcClientError(ErrorKind.InvalidResponse, `the reply has ${what}`);
-  }
-  if (!hasError) return null;
-  const e = m.error;
-  if (e === null || typeof e !== 'object' || !Number.isInteger(e.code) || typeof e.message !== 'string') {
-    return new RpcClientError(ErrorKind.InvalidResponse, 'the reply has a malformed error object');
-  }
-  return new RpcClientError(ErrorKind.Rpc, e.message, { code: e.code, data: e.data });
-}
-
-/** A frame cut down to what an error report carries. */
-function excerpt(text) {
-  return text.length <= FRAME_EXCERPT ? text : `${text.slice(0, FRAME_EXCERPT)}…`;
-}
-
-/** What addEventListener keys a listener by, besides the listener: its type and capture flag. */
-function listenerKey(type, options) {
-  const capture = typeof options === 'boolean' ? options : Boolean(options?.capture);
-  return `${capture}:${type}`;
-}
-
-/**
- * Closes `ws` with `code` and `reason` (cut to fit a close frame). Browsers
- * (and Node's global WebSocket) only let a page send 1000 and 3000-4999, so
- * a protocol code 1xxx they refuse goes out as 4xxx (1009 as 4009); the ws
- * package sends it as is.
- */
-function closeSocket(ws, code, text) {
-  const reason = text.slice(0, 120);
-  try {
-    ws.close(code, reason);
-  } catch {
-    try {
-      if (code > 1000 && code < 2000) ws.close(code + 3000, reason);
-    } catch {
-      // closing already
-    }
-  }
-}
-
-/** Resolves a URL for the socket: relative URLs against the page, http(s) to ws(s). */
-function socketUrl(url) {
-  const base = globalThis.location?.href;
-  const resolved = new URL(String(url), base);
-  if (resolved.protocol === 'http:') resolved.protocol = 'ws:';
-  if (resolved.protocol === 'https:') resolved.protocol = 'wss:';
-  if (resolved.protocol !== 'ws:' && resolved.protocol !== 'wss:') {
-    throw new TypeError(`a Switchboard URL must be ws:// or wss:// (or http(s):// or relative in a page), got ${url}`);
-  }
-  return resolved.href;
-}
-
-function isId(id) {
-  return id === null || typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id));
-}
-
-function errorResponse(id, code, message, data) {
-  const error = { code, message };
-  if (data !== undefined) error.data = data;
-  return { jsonrpc: '2.0', error, id };
-}
-
-/** The error object for whatever a method threw. */
-function errorObjectOf(thrown) {
-  if (thrown instanceof RpcError || (thrown && Number.isInteger(thrown.code) && typeof thrown.message === 'string')) {
-    const error = { code: thrown.code, message: thrown.message };
-    if (thrown.data !== undefined) error.data = thrown.data;
-    return error;
-  }
-  const detail = thrown instanceof Error ? thrown.message : String(thrown);
-  return { code: ErrorCode.InternalError, message: 'Internal error', data: detail };
-}
-
-/** One reply, encoded; an unencodable result answers -32603. */
-function encodeReply(reply) {
-  try {
-    return JSON.stringify(reply);
-  } catch (e) {
-    return JSON.stringify(errorResponse(reply.id, ErrorCode.InternalError, 'Internal error', `result not encodable: ${e.message}`));
-  }
-}
-
-// ---- stream positions ----------------------------------------------------
-
-/** Whether `p` is a stream position: `{epoch: string, offset: whole number >= 0}`. */
-function isPosition(p) {
-  return p !== null && typeof p === 'object' && typeof p.epoch === 'string' && Number.isSafeInteger(p.offset) && p.offset >= 0;
-}
-
-/** A copy of a position the application gave; throws TypeError when it is not one. */
-function positionOf(p, what) {
-  if (!isPosition(p)) {
-    let shown;
-    try {
-      shown = JSON.stringify(p);
-    } catch {
-      shown = String(p);
-    }
-    throw new TypeError(`${what} must be a stream position {epoch: string, offset: a whole number >= 0}, got ${shown}`);
-  }
-  return { epoch: p.epoch, offset: p.offset };
-}
-
-/** `EPOCH:OFFSET`, as the Rust side writes a position. */
-function showPosition(p) {
-  return p === null ? 'the start' : `${p.epoch}:${p.offset}`;
-}
-
-function samePosition(a, b) {
-  return a !== null && b !== null && a.epoch === b.epoch && a.offset === b.offset;
-}
-
-/** Whether `p` is a publication: the params of `rpc.publication`, an entry of `rpc.history`. */
-function isPublication(p) {
-  return isPosition(p) && typeof p.topic === 'string' && typeof p.method === 'string';
-}
-
-/** The result of a positioned `rpc.subscribe`, checked (the `decode` of its call). */
-function decodeSubscribed(result) {
-  if (!isPosition(result) || typeof result.recovered !== 'boolean') {
-    throw new TypeError('a positioned rpc.subscribe must answer {topic, epoch, offset, recovered}: does the server support topic streams?');
-  }
-  return result;
-}
-
-/** The result of `rpc.history`, checked (the `decode` of its call). */
-function decodeHistory(result) {
-  if (!isPosition(result) || !Array.isArray(result.publications) || !result.publications.every(isPublication)) {
-    throw new TypeError('rpc.history must answer {epoch, offset, publications: [{topic, epoch, offset, method, params}...]}');
-  }
-  return result;
 }
 
 /**

@@ -69,16 +69,16 @@ const PAGE = `<!doctype html>
 </script>
 `;
 
-/** Serves PAGE at / and the client at /switchboard.js, on a free loopback port. */
+/** Serves PAGE at / and the client's modules beside it, on a free loopback port. */
 async function pageServer() {
   const server = http.createServer(async (request, response) => {
     const { pathname } = new URL(request.url, 'http://localhost');
     if (pathname === '/') {
       response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
       response.end(PAGE);
-    } else if (pathname === '/switchboard.js') {
+    } else if (pathname === '/switchboard.js' || pathname === '/protocol.js') {
       response.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-store' });
-      response.end(await fs.readFile(CLIENT));
+      response.end(await fs.readFile(path.join(path.dirname(CLIENT), pathname.slice(1))));
     } else {
       response.writeHead(404).end();
     }
