@@ -4,35 +4,14 @@
 // once, aborting the handler's signal. Against a scripted server that sees
 // every frame; every wait is on a frame or an event.
 
-import { test, describe, before, after, afterEach } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { connect, ErrorKind, ErrorCode } from '../switchboard.js';
-import { scriptedServer, signal, HANG_GUARD, rejectsWith } from '../testing/support.mjs';
+import { signal, HANG_GUARD, rejectsWith, scriptedSessions } from '../testing/support.mjs';
 
-let server;
-const clients = [];
-
-before(async () => {
-  server = await scriptedServer();
-});
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-});
-
-after(async () => {
-  await server?.close();
-});
-
-/** A ready client on the scripted server, and the server's side of its connection. */
-async function session(options = {}) {
-  const client = connect(server.url, { reconnect: false, ...options });
-  clients.push(client);
-  const peer = await server.accept();
-  await client.ready({ timeout: HANG_GUARD });
-  return { client, peer };
-}
+const scripted = scriptedSessions();
+const { session } = scripted;
 
 const cancelOf = (id) => ({ jsonrpc: '2.0', method: '$/cancelRequest', params: { id } });
 
@@ -85,9 +64,9 @@ describe('the client cancels what it gives up on', () => {
   });
 
   test('a call waiting for the connection stops waiting when aborted', async () => {
-    const client = connect(server.url, { reconnect: false });
-    clients.push(client);
-    const accepted = server.accept();
+    const client = connect(scripted.server.url, { reconnect: false });
+    scripted.track(client);
+    const accepted = scripted.server.accept();
     try {
       const controller = new AbortController();
       const call = client.call('wait', [], { waitReady: true, timeout: HANG_GUARD, signal: controller.signal });

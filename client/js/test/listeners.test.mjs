@@ -3,36 +3,14 @@
 // reported as an `error` event of kind `listener` or `handler`, and the
 // client carries on. An `error` listener that throws is only logged.
 
-import { test, describe, before, after, afterEach } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { connect, State } from '../switchboard.js';
-import { scriptedServer, nextError, nextEvent, HANG_GUARD, channel } from '../testing/support.mjs';
+import { nextError, nextEvent, HANG_GUARD, channel, scriptedSessions } from '../testing/support.mjs';
 
-let server;
-const clients = [];
-
-before(async () => {
-  server = await scriptedServer();
-});
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-});
-
-after(async () => {
-  await server?.close();
-});
-
-/** A client on the scripted server (not yet ready), and the server's side of its connection. */
-async function session(options = {}, setUp = () => {}) {
-  const client = connect(server.url, { reconnect: false, ...options });
-  clients.push(client);
-  setUp(client);
-  const peer = await server.accept();
-  await client.ready({ timeout: HANG_GUARD });
-  return { client, peer };
-}
+const scripted = scriptedSessions();
+const { session } = scripted;
 
 /** Proves the client still works: a call the scripted server answers. */
 async function stillWorks(client, peer) {

@@ -4,37 +4,16 @@
 // frames larger than maxMessageSize. Every case ends on an event.
 
 import { readFileSync } from 'node:fs';
-import { test, describe, before, after, afterEach } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { WebSocket as WsWebSocket } from 'ws';
 
 import { connect, ErrorKind, ErrorCode, State } from '../switchboard.js';
-import { scriptedServer, nextError, nextEvent, HANG_GUARD, rejectsWith } from '../testing/support.mjs';
+import { nextError, nextEvent, HANG_GUARD, rejectsWith, scriptedSessions } from '../testing/support.mjs';
 
-let server;
-const clients = [];
-
-before(async () => {
-  server = await scriptedServer();
-});
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-});
-
-after(async () => {
-  await server?.close();
-});
-
-/** A ready client on the scripted server, and the server's side of its connection. */
-async function session(options = {}) {
-  const client = connect(server.url, { reconnect: false, ...options });
-  clients.push(client);
-  const peer = await server.accept();
-  await client.ready({ timeout: HANG_GUARD });
-  return { client, peer };
-}
+const scripted = scriptedSessions();
+const { session } = scripted;
 
 /** A reply frame to `id` (written as given: `1.0` is sent as 1.0). */
 const replyText = (idText, result) => `{"jsonrpc":"2.0","result":${JSON.stringify(result)},"id":${idText}}`;

@@ -5,35 +5,14 @@
 // "server" sends is written here, and every request the client sends is
 // checked as the server would receive it.
 
-import { test, describe, before, after, afterEach } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { connect, ErrorKind } from '../switchboard.js';
-import { scriptedServer, nextError, nextEvent, HANG_GUARD, channel } from '../testing/support.mjs';
+import { nextError, nextEvent, HANG_GUARD, channel, scriptedSessions } from '../testing/support.mjs';
 
-let server;
-const clients = [];
-
-before(async () => {
-  server = await scriptedServer();
-});
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-});
-
-after(async () => {
-  await server?.close();
-});
-
-/** A ready client on the scripted server, and the server's side of its connection. */
-async function session(options = {}) {
-  const client = connect(server.url, { reconnect: false, ...options });
-  clients.push(client);
-  const peer = await server.accept();
-  await client.ready({ timeout: HANG_GUARD });
-  return { client, peer };
-}
+const scripted = scriptedSessions();
+const { session } = scripted;
 
 /** A client that reconnects at once when its connection drops. */
 function reconnecting() {
@@ -229,7 +208,7 @@ describe('resuming after a reconnect', () => {
     assert.equal((await sub.received.take()).offset, 6);
     assert.equal((await sub.received.take()).offset, 7);
     peer.socket.terminate();
-    const again = await server.accept();
+    const again = await scripted.server.accept();
     const request = await nextCall(again, 'rpc.subscribe');
     return { ...sub, client, peer: again, request, lost, recovered };
   }
@@ -409,7 +388,7 @@ describe('gaps in a live stream', () => {
     peer.sendJson(publication('prices', 'E', 9));
     await nextCall(peer, 'rpc.history');
     peer.socket.terminate();
-    const again = await server.accept();
+    const again = await scripted.server.accept();
     const request = await nextCall(again, 'rpc.subscribe');
     assert.deepEqual(request.params, { topic: 'prices', since: { epoch: 'E', offset: 6 } });
     answer(again, request, { topic: 'prices', epoch: 'E', offset: 9, recovered: true });

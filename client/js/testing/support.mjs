@@ -10,7 +10,9 @@ import assert from 'node:assert/strict';
 
 import { WebSocketServer } from 'ws';
 
-import { RpcClientError } from '../switchboard.js';
+import { before, after, afterEach } from 'node:test';
+
+import { connect, RpcClientError } from '../switchboard.js';
 
 /** The repository root. */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -241,4 +243,44 @@ export function nextError(client, predicate = () => true, ms = HANG_GUARD) {
     });
   });
   return withTimeout(seen, ms, 'no error event').finally(() => off());
+}
+
+/**
+ * Sets up a file's tests against one scripted server: the server starts
+ * before the tests, the clients a test made are closed after it, the server
+ * stops after all. `session(options, setUp)` opens a client on it (no
+ * reconnects; `setUp(client)` runs before the connection is accepted) and
+ * waits until it is ready: `{client, peer}`, `peer` the server's side.
+ */
+export function scriptedSessions() {
+  let server = null;
+  const clients = [];
+  before(async () => {
+    server = await scriptedServer();
+  });
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+  });
+  after(async () => {
+    await server?.close();
+  });
+  return {
+    /** The scripted server (once the tests run). */
+    get server() {
+      return server;
+    },
+    /** Closes `client` after the current test. */
+    track(client) {
+      clients.push(client);
+      return client;
+    },
+    async session(options = {}, setUp = () => {}) {
+      const client = connect(server.url, { reconnect: false, ...options });
+      clients.push(client);
+      setUp(client);
+      const peer = await server.accept();
+      await client.ready({ timeout: HANG_GUARD });
+      return { client, peer };
+    },
+  };
 }
