@@ -4,6 +4,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# ---- Redis, for the cluster tests --------------------------------------------
+# Each test starts its own throwaway redis-server on a free loopback port
+# (tests/support/redis.rs); Debian's package is installed here when missing.
+if ! command -v redis-server >/dev/null 2>&1; then
+    echo "scripts/test.sh: installing redis-server for the cluster tests" >&2
+    as_root apt-get update
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y --no-install-recommends redis-server
+fi
+
 cargo test --workspace
 
 # ---- The JavaScript client (client/js) and the dashboard in a browser ------
@@ -15,10 +28,6 @@ if ! command -v node >/dev/null 2>&1 || ! node -e 'process.exit(Number(process.v
     echo "scripts/test.sh: the JavaScript tests need Node.js 20 or newer (with npm) on PATH" >&2
     exit 1
 fi
-
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
 
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 if [ ! -x "$CHROMIUM" ]; then

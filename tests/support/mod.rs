@@ -101,3 +101,4 @@ impl Drop for Proc {
         let _ = self.child.wait();
     }
 }
+pub mod redis;
