@@ -17,6 +17,7 @@
 
 use std::sync::{Arc, Weak};
 
+use futures_util::FutureExt;
 use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -28,6 +29,7 @@ use switchboard_shared::{Context, Dispatch, ErrorObject, Id, Method, Methods, co
 
 use crate::config::subscriptions::{Builtins, SubscriptionDecision};
 use crate::error::NotServed;
+use crate::state::broker::BrokerError;
 use crate::state::hub::Hub;
 use crate::state::registry::Join;
 
@@ -88,10 +90,14 @@ fn subscribe_params(params: Option<&RawValue>) -> Result<SubscribeParams, ErrorO
 }
 
 fn answer(id: Option<Id>, outcome: Result<bool, ErrorObject>) -> Dispatch {
-    Dispatch::Ready(id.map(|id| match outcome {
+    Dispatch::Ready(encode_answer(id, outcome))
+}
+
+fn encode_answer(id: Option<Id>, outcome: Result<bool, ErrorObject>) -> Option<String> {
+    id.map(|id| match outcome {
         Ok(value) => encode::success(&id, &value).unwrap_or_else(|e| encode::error(&id, &ErrorObject::internal(e))),
         Err(error) => encode::error(&id, &error),
-    }))
+    })
 }
 
 fn subscribe(hub: &Weak<Hub>, params: Option<&RawValue>, cx: &Context, id: Option<Id>) -> Dispatch {
@@ -106,13 +112,29 @@ fn subscribe(hub: &Weak<Hub>, params: Option<&RawValue>, cx: &Context, id: Optio
     if params.is_positioned() {
         return crate::streams::subscribe(&hub, params, cx.peer(), id, join_refused);
     }
-    answer(
-        id,
-        match hub.registry().join(cx.peer(), &params.topic, Some(hub.settings().max_subscriptions)) {
-            Join::Joined | Join::AlreadyMember => Ok(true),
-            refused => Err(join_refused(refused)),
-        },
-    )
+    let joined = match hub.registry().join(cx.peer(), &params.topic, Some(hub.settings().max_subscriptions)) {
+        joined @ (Join::Joined | Join::AlreadyMember) => joined,
+        refused => return answer(id, Err(join_refused(refused))),
+    };
+    // Answered once the broker brings the topic's publications here (at once
+    // with the in-memory broker), so whatever is published after the answer
+    // reaches this subscriber.
+    let mut watching = hub.broker().watching(&params.topic);
+    let (topic, connection) = (params.topic, cx.connection_id());
+    // The broker cannot bring the topic here: the subscribe did not happen.
+    let failed = move |e: BrokerError| {
+        tracing::warn!(target: "switchboard::server", topic, error = %e, "subscribe failed");
+        if joined == Join::Joined {
+            hub.registry().leave(connection, &topic);
+        }
+        Err(ErrorObject::from(e))
+    };
+    match (&mut watching).now_or_never() {
+        Some(outcome) => answer(id, outcome.map(|()| true).or_else(failed)),
+        None => {
+            Dispatch::Pending(Box::pin(async move { encode_answer(id, watching.await.map(|()| true).or_else(failed)) }))
+        }
+    }
 }
 
 fn unsubscribe(hub: &Hub, TopicParam { topic }: TopicParam, cx: &Context) -> Result<bool, ErrorObject> {

@@ -97,9 +97,25 @@ impl From<NotServed> for switchboard_shared::ErrorObject {
 }
 
 impl From<DeliveryError> for switchboard_shared::ErrorObject {
-    /// A push that failed inside a handler answers -32603 with the reason as `data`.
+    /// A push that failed inside a handler answers -32603 with the reason as
+    /// `data`; a publish the broker could not make (unreachable) answers
+    /// -32003 "Broker unavailable" ([`code::BROKER_UNAVAILABLE`](switchboard_shared::code::BROKER_UNAVAILABLE)).
     fn from(e: DeliveryError) -> Self {
-        switchboard_shared::ErrorObject::internal(e)
+        match e {
+            DeliveryError::Broker(e) => e.into(),
+            other => switchboard_shared::ErrorObject::internal(other),
+        }
+    }
+}
+
+impl From<BrokerError> for switchboard_shared::ErrorObject {
+    /// -32003 "Broker unavailable" for an unreachable broker, -32602 for a
+    /// publication that could not be encoded; the reason as `data`.
+    fn from(e: BrokerError) -> Self {
+        match e {
+            BrokerError::Unavailable(_) => switchboard_shared::ErrorObject::broker_unavailable(e),
+            BrokerError::Encode(_) => switchboard_shared::ErrorObject::invalid_params(e),
+        }
     }
 }
 

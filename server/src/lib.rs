@@ -16,7 +16,9 @@
 //!   by default): every publication gets an offset within the topic's epoch
 //!   and is kept in history, so a positioned subscriber can resume after
 //!   the last offset it saw ([`ServerHandle::publish`], and the README's
-//!   "Topic streams" for the wire);
+//!   "Topic streams" for the wire); with the cargo feature `redis`,
+//!   `RedisBroker` shares topic streams between several hub processes
+//!   through Redis, so they act as one;
 //! - the built-in methods `rpc.discover`, `rpc.subscribe`, `rpc.unsubscribe` and `rpc.history` ([`Builtins`]);
 //! - [`ServerContext`]: the server as handlers see it, with the
 //!   connection's typed [`identity`](ServerContext::identity);
@@ -83,6 +85,8 @@ pub use server::Server;
 pub use state::broker::entry::StreamEntry;
 pub use state::broker::history::Replay;
 pub use state::broker::{Broker, BrokerError, BrokerFuture, Fanout, HistoryPage, MemoryBroker, Snapshot};
+#[cfg(feature = "redis")]
+pub use state::broker::{RedisBroker, RedisBrokerBuilder, RedisConnectError};
 pub use state::lifecycle::ServerPhase;
 pub use state::registry::{ConnectionSummary, Target};
 pub use streams::Published;

@@ -40,7 +40,8 @@ impl Hub {
         broker: Arc<dyn Broker>,
         methods: impl FnOnce(&Weak<Hub>) -> Methods,
     ) -> Arc<Self> {
-        let registry = Arc::new(Registry::new(settings.max_queue_bytes, settings.topic_policies.clone()));
+        let registry =
+            Arc::new(Registry::new(settings.max_queue_bytes, settings.topic_policies.clone(), Arc::clone(&broker)));
         broker.attach(Fanout::new(&registry));
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(settings.read_buffer_size)

@@ -12,6 +12,10 @@
 //!
 //! A member is removed only once its connection has ended; a join for an
 //! ended connection is refused, so nothing outlives its connection.
+//!
+//! The registry tells the broker when a topic gains its first local
+//! subscriber and loses its last ([`Broker::watch`] / [`Broker::unwatch`]),
+//! under its lock, so the broker sees them in the order they happened.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -25,6 +29,7 @@ use switchboard_shared::PeerHandle;
 use uuid::Uuid;
 
 use crate::config::topics::TopicPolicies;
+use crate::state::broker::Broker;
 use crate::state::broker::entry::StreamEntry;
 use crate::state::topics::Topic;
 
@@ -105,11 +110,14 @@ pub(crate) struct Pending {
 }
 
 impl State {
-    /// Removes `id` from `topic`'s subscribers, and the topic once empty.
-    fn drop_subscriber(&mut self, topic: &str, id: Uuid) {
+    /// Removes `id` from `topic`'s subscribers, and the topic once empty;
+    /// `true` when it was removed.
+    fn drop_subscriber(&mut self, topic: &str, id: Uuid) -> bool {
         if self.topics.get(topic).is_some_and(|t| t.remove(id)) {
             self.topics.remove(topic);
+            return true;
         }
+        false
     }
 
     /// The member for `peer`, added if missing; `None` once the connection has ended.
@@ -135,15 +143,27 @@ pub(crate) struct Registry {
     /// The slow-consumer policy of each topic.
     policies: TopicPolicies,
     tickets: AtomicU64,
+    /// Told when a topic gains its first subscriber here and loses its last.
+    broker: Arc<dyn Broker>,
 }
 
 impl Registry {
-    pub(crate) fn new(max_buffer: usize, policies: TopicPolicies) -> Self {
-        Registry { state: RwLock::default(), max_buffer, policies, tickets: AtomicU64::new(1) }
+    pub(crate) fn new(max_buffer: usize, policies: TopicPolicies, broker: Arc<dyn Broker>) -> Self {
+        Registry { state: RwLock::default(), max_buffer, policies, tickets: AtomicU64::new(1), broker }
     }
 
+    /// A topic's local fan-out, for its first subscriber: the broker starts
+    /// bringing its publications here.
     fn new_topic(&self, name: &Arc<str>) -> Arc<Topic> {
+        self.broker.watch(name);
         Arc::new(Topic::new(Arc::clone(name), self.policies.of(name), self.max_buffer))
+    }
+
+    /// Removes `id` from `topic` (and the topic once empty, telling the broker).
+    fn drop_subscriber(&self, state: &mut State, topic: &str, id: Uuid) {
+        if state.drop_subscriber(topic, id) {
+            self.broker.unwatch(topic);
+        }
     }
 
     /// Adds a freshly upgraded connection, unless a shutdown has begun.
@@ -161,7 +181,7 @@ impl Registry {
         let mut state = self.state.write();
         let Some(member) = state.members.remove(&id) else { return };
         for topic in member.topics {
-            state.drop_subscriber(&topic, id);
+            self.drop_subscriber(&mut state, &topic, id);
         }
     }
 
@@ -231,6 +251,7 @@ impl Registry {
         let emptied = pending.topic.abandon(id, pending.ticket);
         if emptied && state.topics.get(name).is_some_and(|t| Arc::ptr_eq(t, &pending.topic)) {
             state.topics.remove(name);
+            self.broker.unwatch(name);
         }
         if !pending.topic.contains(id) {
             if let Some(member) = state.members.get_mut(&id) {
@@ -244,7 +265,7 @@ impl Registry {
         let mut state = self.state.write();
         let was_member = state.members.get_mut(&id).is_some_and(|m| m.topics.remove(topic));
         if was_member {
-            state.drop_subscriber(topic, id);
+            self.drop_subscriber(&mut state, topic, id);
         }
         was_member
     }
@@ -315,5 +336,15 @@ impl Registry {
                 }
             })
             .collect()
+    }
+}
+
+impl Drop for Registry {
+    /// The server is gone: its topics are no longer watched (a broker shared
+    /// with other servers keeps bringing them theirs).
+    fn drop(&mut self) {
+        for topic in self.state.get_mut().topics.keys() {
+            self.broker.unwatch(topic);
+        }
     }
 }

@@ -26,6 +26,11 @@ pub mod code {
     /// as many requests running and parked as its limits allow; `data` names
     /// the limit. Retry after some of your calls have been answered.
     pub const SERVER_BUSY: i64 = -32002;
+    /// Server error range used by Switchboard: the server's broker (Redis,
+    /// for several hubs acting as one) cannot be reached, so the topic
+    /// operation (publish, subscribe, history) was not done; `data` says
+    /// why. Retry later: the server reconnects by itself.
+    pub const BROKER_UNAVAILABLE: i64 = -32003;
     /// The request was cancelled by its caller (`$/cancelRequest`, the
     /// Language Server Protocol's code and convention).
     pub const REQUEST_CANCELLED: i64 = -32800;
@@ -40,6 +45,7 @@ pub mod code {
             INTERNAL_ERROR => "Internal error",
             SHUTTING_DOWN => "Server shutting down",
             SERVER_BUSY => "Server busy",
+            BROKER_UNAVAILABLE => "Broker unavailable",
             REQUEST_CANCELLED => "Request cancelled",
             _ => return None,
         })
@@ -126,6 +132,11 @@ impl ErrorObject {
     /// -32002: a connection limit refused the request; `detail` names it.
     pub fn server_busy(detail: impl fmt::Display) -> Self {
         Self::standard(code::SERVER_BUSY).with_data(detail.to_string())
+    }
+
+    /// -32003: the server's broker is unreachable; `detail` says why.
+    pub fn broker_unavailable(detail: impl fmt::Display) -> Self {
+        Self::standard(code::BROKER_UNAVAILABLE).with_data(detail.to_string())
     }
 
     /// -32800: the caller cancelled the request.

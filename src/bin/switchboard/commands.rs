@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use switchboard::client::{
     Client, ClientBuilder, ConnectError, RawSocket, Reconnect, State, StreamItem, StreamPosition,
 };
+use switchboard::server::{Server, ServerBuilder};
 use switchboard::shared::codec::encode;
 use switchboard::shared::discover::{Document, MethodDoc, TopicDoc, type_name};
 use switchboard::shared::stream::PUBLICATION_METHOD;
@@ -23,12 +24,13 @@ use tokio::sync::Notify;
 use crate::output::print_json;
 use crate::{Failure, Outcome, Target};
 
-pub(crate) async fn serve(addr: SocketAddr) -> Result<Outcome, Failure> {
+pub(crate) async fn serve(addr: SocketAddr, redis: Option<&str>) -> Result<Outcome, Failure> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    let hub = switchboard::demo::serve(addr)
+    let builder = hub_builder(redis).await?;
+    let hub = switchboard::demo::serve_with(builder, addr)
         .await
         .map_err(|e| Failure::new(Outcome::Unreachable, format!("cannot listen on {addr}: {e}")))?;
     // Ready for Ctrl-C before saying so: whoever reads the line may interrupt at once.
@@ -43,6 +45,22 @@ pub(crate) async fn serve(addr: SocketAddr) -> Result<Outcome, Failure> {
         () = hub.stopped() => {}
     }
     Ok(Outcome::Success)
+}
+
+/// The demo hub's builder: with `--redis URL`, its topic streams go through that Redis.
+async fn hub_builder(redis: Option<&str>) -> Result<ServerBuilder, Failure> {
+    let builder = Server::builder();
+    let Some(url) = redis else { return Ok(builder) };
+    #[cfg(feature = "redis")]
+    {
+        let broker = switchboard::server::RedisBroker::connect(url)
+            .await
+            .map_err(|e| Failure::new(Outcome::Unreachable, e.to_string()))?;
+        println!("topic streams shared through Redis at {url} (prefix {:?})", broker.prefix());
+        Ok(builder.broker(broker))
+    }
+    #[cfg(not(feature = "redis"))]
+    Err(Failure::new(Outcome::Usage, format!("--redis {url}: this switchboard was built without the `redis` feature")))
 }
 
 /// Resolves on Ctrl-C (and on SIGTERM on Unix). The handlers are installed

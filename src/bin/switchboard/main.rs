@@ -2,7 +2,7 @@
 //! service from the shell.
 //!
 //! ```text
-//! switchboard serve [--addr 127.0.0.1:9000]
+//! switchboard serve [--addr 127.0.0.1:9000] [--redis redis://127.0.0.1:6379]
 //! switchboard call URL METHOD [PARAMS_JSON]
 //! switchboard notify URL METHOD [PARAMS_JSON]
 //! switchboard batch URL [FILE|-]
@@ -51,6 +51,12 @@ enum Command {
         /// Address to listen on (ws://ADDR/).
         #[arg(long, default_value = "127.0.0.1:9000")]
         addr: SocketAddr,
+        /// Share topic streams through the Redis at URL (e.g. redis://127.0.0.1:6379): every hub
+        /// given the same URL acts as one (publications reach subscribers on every hub; a client
+        /// resumes on any of them).
+        #[cfg(feature = "redis")]
+        #[arg(long, value_name = "URL")]
+        redis: Option<String>,
     },
     /// Call METHOD and print its result.
     ///
@@ -198,7 +204,10 @@ async fn main() -> ExitCode {
         Err(e) => return usage_error(&e),
     };
     let result = match cli.command {
-        Command::Serve { addr } => commands::serve(addr).await,
+        #[cfg(feature = "redis")]
+        Command::Serve { addr, redis } => commands::serve(addr, redis.as_deref()).await,
+        #[cfg(not(feature = "redis"))]
+        Command::Serve { addr } => commands::serve(addr, None).await,
         Command::Call { target, method, params } => commands::call(&target, &method, params.as_deref()).await,
         Command::Notify { target, method, params } => commands::notify(&target, &method, params.as_deref()).await,
         Command::Batch { target, file } => commands::batch(&target, file.as_deref()).await,
