@@ -222,10 +222,11 @@ impl Task {
             Command::Unwatch(topic) => {
                 if let Some(watched) = self.watched.get_mut(&topic) {
                     watched.refs = watched.refs.saturating_sub(1);
-                    if watched.refs == 0 && !watched.subscribed {
-                        if let Some(mut gone) = self.watched.remove(&topic) {
-                            gone.answer(|| Ok(()));
-                        }
+                    if watched.refs == 0
+                        && !watched.subscribed
+                        && let Some(mut gone) = self.watched.remove(&topic)
+                    {
+                        gone.answer(|| Ok(()));
                     }
                 }
             }
