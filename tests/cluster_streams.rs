@@ -551,6 +551,38 @@ async fn when_redis_loses_the_topic_its_subscribers_see_a_new_epoch_not_a_silent
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_publication_is_one_redis_command() {
+    const N: u64 = 100;
+    let redis = RedisServer::start();
+    let hubs = hubs(&redis, 2).await;
+    let mut wire = Wire::connect(&url(&hubs[1])).await;
+    wire.subscribe_positioned("t").await;
+    let mut cli = redis_cli(&redis).await;
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut cli).await.unwrap();
+    for n in 1..=N {
+        hubs[0].publish("t", "tick", [n]).unwrap().await.unwrap();
+    }
+    assert_eq!(wire.publications(N as usize).await.len(), N as usize);
+    let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut cli).await.unwrap();
+    // Lines like `cmdstat_evalsha:calls=100,usec=...`: the commands clients
+    // sent, and those the scripts ran.
+    let mut calls: Vec<(&str, u64)> = stats
+        .lines()
+        .filter_map(|line| line.strip_prefix("cmdstat_"))
+        .map(|line| {
+            let (name, rest) = line.split_once(':').unwrap();
+            let calls = rest.strip_prefix("calls=").unwrap().split(',').next().unwrap().parse().unwrap();
+            (name, calls)
+        })
+        .filter(|(name, _)| !name.starts_with("config") && !["info", "ping"].contains(name))
+        .collect();
+    calls.sort();
+    // Sorted by name: the one command sent, and the script's steps inside it.
+    let expected = [("evalsha", N), ("hget", N), ("hincrby", N), ("pexpire", 2 * N), ("publish", N), ("xadd", N)];
+    assert_eq!(calls, expected, "one EVALSHA per publication (the rest ran inside it): {stats}");
+}
+
 /// How many subscriptions Redis holds for `topic`'s channel.
 async fn numsub(cli: &mut redis::aio::MultiplexedConnection, topic: &str) -> i64 {
     let counts: Vec<(String, i64)> =
@@ -637,12 +669,26 @@ async fn every_key_the_hubs_create_has_a_ttl() {
     }
 }
 
+/// An address nothing listens on: a port just bound and released.
+fn closed_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+#[test]
+fn serve_with_an_unreachable_redis_exits_3_saying_so() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    let redis = format!("redis://{}", closed_addr());
+    command.args(["serve", "--addr", "127.0.0.1:0", "--redis", &redis]);
+    let finished = Proc::spawn(command, "switchboard serve --redis (closed)".into(), None).finish(GUARD);
+    assert_eq!(finished.code, Some(3), "{finished:?}");
+    assert!(finished.stdout.is_empty(), "{finished:?}");
+    assert!(finished.stderr.contains("could not reach Redis at redis://127.0.0.1:"), "{}", finished.stderr);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connecting_to_a_redis_that_is_not_there_fails_with_a_definite_error() {
-    let closed: SocketAddr = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap()
-    };
+    let closed = closed_addr();
     let error = within("connect", RedisBroker::connect(&format!("redis://{closed}"))).await.unwrap_err();
     assert!(error.to_string().contains("could not reach Redis"), "{error}");
     let error = within("connect", RedisBroker::connect("http://nope")).await.unwrap_err();

@@ -349,7 +349,9 @@ impl ServerBuilder {
     /// shared broker). Connections never know which broker is behind them.
     ///
     /// Default: a [`MemoryBroker`] built from the history settings above
-    /// (which another broker does not use).
+    /// (which another broker does not use). With the cargo feature `redis`,
+    /// `RedisBroker` makes every server given a broker on the same Redis
+    /// act as one (its history settings are on its own builder).
     pub fn broker(mut self, broker: impl Broker) -> Self {
         self.broker = Some(Arc::new(broker));
         self

@@ -11,7 +11,12 @@
 //! then `rpc.publication` notifications: see [`crate::streams`]). It is
 //! denied with an error object of code [`code::SUBSCRIPTION_DENIED`] when
 //! the hook denies it or the connection is in `max_subscriptions` topics
-//! already. `rpc.unsubscribe` takes the topic the same two plain ways and
+//! already. Either form is answered once the broker brings the topic's
+//! publications to this server (at once with the in-memory broker; once
+//! Redis confirmed the channel's subscription with the Redis broker), so
+//! whatever is published after the answer reaches the subscriber; a broker
+//! that cannot be reached answers -32003 "Broker unavailable"
+//! ([`code::BROKER_UNAVAILABLE`]). `rpc.unsubscribe` takes the topic the same two plain ways and
 //! answers whether the connection was a member. `rpc.history` takes
 //! `{"topic", "since"?, "limit"?}`; the hook decides it too.
 

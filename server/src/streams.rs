@@ -29,8 +29,10 @@ use crate::state::topics::Start;
 
 /// A publication handed to the broker. Awaiting it gives its position in
 /// the topic's stream; dropping it does not undo anything: the publication
-/// is made, in order, when `publish` returns. With the default in-memory
-/// broker the position is known at once.
+/// is made (or, with a broker such as Redis, queued to be made), in order,
+/// when `publish` returns. With the default in-memory broker the position
+/// is known at once; a broker that cannot reach its backend fails it with
+/// [`DeliveryError::Broker`] in bounded time.
 ///
 /// ```
 /// # async fn demo(server: switchboard_server::ServerHandle) -> Result<(), switchboard_server::DeliveryError> {

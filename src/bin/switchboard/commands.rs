@@ -38,6 +38,9 @@ pub(crate) async fn serve(addr: SocketAddr, redis: Option<&str>) -> Result<Outco
         interrupt_signal().map_err(|e| Failure::new(Outcome::Unreachable, format!("cannot watch for Ctrl-C: {e}")))?;
     let bound = hub.local_addr().map_or_else(|| addr.to_string(), |a| a.to_string());
     println!("switchboard hub listening on ws://{bound}/");
+    if redis.is_some() {
+        println!("topic streams shared through Redis: every hub given the same --redis URL acts as one");
+    }
     println!("try: cargo run --release -- call ws://{bound}/ add '[2, 3]'");
     println!("     cargo run --release -- listen ws://{bound}/ --topic clock");
     tokio::select! {
@@ -56,7 +59,6 @@ async fn hub_builder(redis: Option<&str>) -> Result<ServerBuilder, Failure> {
         let broker = switchboard::server::RedisBroker::connect(url)
             .await
             .map_err(|e| Failure::new(Outcome::Unreachable, e.to_string()))?;
-        println!("topic streams shared through Redis at {url} (prefix {:?})", broker.prefix());
         Ok(builder.broker(broker))
     }
     #[cfg(not(feature = "redis"))]

@@ -40,7 +40,9 @@
 //! subscribers (the registry's [`Broker::watch`] / [`Broker::unwatch`]);
 //! `rpc.subscribe` is answered only once Redis confirmed the `SUBSCRIBE`
 //! ([`Broker::watching`]), and a positioned subscription's snapshot is
-//! read after that, so nothing published after it is missed.
+//! read after that, so nothing published after it is missed. (A join made
+//! by a handler, `ServerContext::join`, is not awaited: it receives the
+//! topic's publications once Redis confirmed, a round trip later.)
 //!
 //! # Recovery
 //!
@@ -60,8 +62,8 @@
 //!
 //! Every Redis operation is bounded by the broker's timeout (default
 //! [`DEFAULT_TIMEOUT`](RedisBroker::DEFAULT_TIMEOUT)). While Redis is
-//! unreachable, publishing fails with [`BrokerError::Unavailable`] (at the
-//! latest about twice the timeout after the call), and so do `rpc.subscribe`
+//! unreachable, publishing fails with [`BrokerError::Unavailable`] (within
+//! about the timeout after the call), and so do `rpc.subscribe`
 //! and `rpc.history` (JSON-RPC error -32003 "Broker unavailable"). Local
 //! connections keep working; once Redis is back the command connection
 //! reconnects on the next command and the subscription task on its own,
@@ -197,9 +199,28 @@ fn redacted(url: &str) -> String {
 }
 
 /// Topic streams in Redis, shared by every server built with a broker
-/// connected to the same Redis and prefix: several hub processes act as one
-/// (see the module docs of `state::broker::redis` for the layout, the
-/// publish script, ordering and recovery).
+/// connected to the same Redis and prefix: several hub processes act as one.
+/// A publication made on any of them reaches every subscriber on every one,
+/// once, in offset order; a positioned subscriber resumes on any of them.
+///
+/// What it keeps in Redis, per topic (`PREFIX` is [`prefix`](RedisBrokerBuilder::prefix)):
+///
+/// | name | kind | holds | time to live |
+/// |---|---|---|---|
+/// | `PREFIX:meta:TOPIC` | hash | the topic's epoch and latest offset | [`history_ttl`](RedisBrokerBuilder::history_ttl) after its last publication |
+/// | `PREFIX:stream:TOPIC` | stream | its newest [`history_size`](RedisBrokerBuilder::history_size) publications | the same |
+/// | `PREFIX:pub:TOPIC` | pub/sub channel | (every publication as it is made) | - |
+///
+/// Each publication is one Lua script in Redis (one round trip): next
+/// offset, stream append, `PUBLISH`. Every server delivers what comes from
+/// the channel (the publishing one included), subscribing to a topic's
+/// channel only while it has local subscribers, and fills what its
+/// subscription connection missed from the stream. When Redis lost a topic
+/// (restarted without persistence, `FLUSHALL`, expiry) the topic starts a
+/// new epoch: resuming subscribers get `recovered: false`, never a silent
+/// gap. While Redis is unreachable, publishing, subscribing and reading
+/// history fail in bounded time with [`BrokerError::Unavailable`] (JSON-RPC
+/// error -32003), and the broker reconnects by itself.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -317,10 +338,13 @@ impl RedisBrokerBuilder {
     /// pipeline, each read, each `SUBSCRIBE`.
     ///
     /// Default: 2 s. Past it the operation fails with
-    /// [`BrokerError::Unavailable`]: a publish at the latest about twice
-    /// the timeout after the call (waiting for the pipeline before it, then
-    /// its own), a subscribe's confirmation within twice the timeout too.
-    /// The minimum is 10 ms.
+    /// [`BrokerError::Unavailable`]. While Redis is unreachable a publish
+    /// fails within about the timeout (the pipeline ahead of it fails, and
+    /// takes every publication queued behind it along, unsent); a subscribe
+    /// within twice the timeout (the `SUBSCRIBE`, then reading where the
+    /// stream stands). While Redis is up, a burst of publications waits its
+    /// turn (at most 65,536 wait; past that publishing fails at once). The
+    /// minimum is 10 ms.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.settings.timeout = timeout.max(Duration::from_millis(10));
         self

@@ -8,11 +8,14 @@
 //! connection, which Redis runs in order, then the next. A busy publisher
 //! thus sends many publications per round trip, an idle one each at once.
 //!
-//! Failures are definite and bounded: a publication still queued at its
-//! deadline (the broker's timeout after the call) fails without being sent;
-//! a pipeline with no answer within the timeout fails every publication in
-//! it ([`BrokerError::Unavailable`]: it may or may not have been made, as
-//! with any request whose answer was lost). Redis forgets loaded scripts
+//! Failures are definite and bounded: a pipeline with no answer within the
+//! timeout (or whose connection failed) fails every publication in it
+//! ([`BrokerError::Unavailable`]: it may or may not have been made, as with
+//! any request whose answer was lost), and every publication queued behind
+//! it, unsent (Redis is unreachable: they are not made). So while Redis is
+//! down a publication fails within about the timeout of its call; while it
+//! is up, a burst waits its turn (at most [`MAX_QUEUED`] publications wait;
+//! past that, publishing fails at once). Redis forgets loaded scripts
 //! when it restarts: publications refused with `NOSCRIPT` are sent again
 //! after the script is loaded, when that keeps their order (they come after
 //! every one that ran); else they fail.
@@ -23,7 +26,6 @@ use redis::{RedisResult, Script, ServerErrorKind, Value};
 use serde_json::value::RawValue;
 use switchboard_shared::stream::StreamPosition;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
 
 use crate::state::broker::history::new_epoch;
 use crate::state::broker::redis::{Shared, codec, unavailable};
@@ -44,8 +46,6 @@ struct Request {
     stream: String,
     channel: String,
     body: Vec<u8>,
-    /// Not sent after this: it fails instead.
-    deadline: Instant,
     reply: oneshot::Sender<Result<StreamPosition, BrokerError>>,
 }
 
@@ -81,7 +81,6 @@ impl Publisher {
             stream: shared.keys.stream(topic),
             channel: shared.keys.channel(topic),
             body,
-            deadline: Instant::now() + shared.settings.timeout,
             reply,
         };
         if let Err(e) = self.queue.try_send(request) {
@@ -101,22 +100,19 @@ impl Publisher {
 async fn run(shared: Arc<Shared>, mut requests: mpsc::Receiver<Request>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while requests.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let now = Instant::now();
-        let (late, due): (Vec<Request>, Vec<Request>) = batch.drain(..).partition(|r| r.deadline <= now);
-        for request in late {
-            let _ = request.reply.send(Err(unavailable(format_args!(
-                "Redis did not take the publication within {:?} (not published)",
-                shared.settings.timeout
-            ))));
-        }
-        if !due.is_empty() {
-            send(&shared, due).await;
+        if let Err(why) = send(&shared, std::mem::take(&mut batch)).await {
+            // Redis is unreachable: what waited behind the pipeline fails too, unsent.
+            while let Ok(request) = requests.try_recv() {
+                let why = format!("{why} (not published)");
+                let _ = request.reply.send(Err(BrokerError::Unavailable(why)));
+            }
         }
     }
 }
 
-/// Sends `pending` as one pipeline and answers each request.
-async fn send(shared: &Shared, mut pending: Vec<Request>) {
+/// Sends `pending` as one pipeline and answers each request; fails (with
+/// the reason) when Redis did not answer it.
+async fn send(shared: &Shared, mut pending: Vec<Request>) -> Result<(), String> {
     let mut reloaded = false;
     loop {
         let mut pipe = redis::pipe();
@@ -142,7 +138,7 @@ async fn send(shared: &Shared, mut pending: Vec<Request>) {
                 for request in pending {
                     let _ = request.reply.send(Err(BrokerError::Unavailable(why.clone())));
                 }
-                return;
+                return Err(why);
             }
         };
         // Sent again after loading the script: the ones refused for want of
@@ -162,7 +158,7 @@ async fn send(shared: &Shared, mut pending: Vec<Request>) {
             }
         }
         if retry.is_empty() {
-            return;
+            return Ok(());
         }
         let mut commands = shared.commands.clone();
         if let Err(e) = shared.bounded("loading the publish script", PUBLISH.load_async(&mut commands)).await {
@@ -170,7 +166,7 @@ async fn send(shared: &Shared, mut pending: Vec<Request>) {
             for request in retry {
                 let _ = request.reply.send(Err(BrokerError::Unavailable(why.clone())));
             }
-            return;
+            return Err(why);
         }
         tracing::info!(target: "switchboard::server", "Redis had lost the publish script (restarted?): loaded again");
         reloaded = true;
