@@ -16,9 +16,10 @@
 //! Redis confirmed the channel's subscription with the Redis broker), so
 //! whatever is published after the answer reaches the subscriber; a broker
 //! that cannot be reached answers -32003 "Broker unavailable"
-//! ([`code::BROKER_UNAVAILABLE`]). `rpc.unsubscribe` takes the topic the same two plain ways and
-//! answers whether the connection was a member. `rpc.history` takes
-//! `{"topic", "since"?, "limit"?}`; the hook decides it too.
+//! ([`code::BROKER_UNAVAILABLE`]). `rpc.unsubscribe` takes the topic the
+//! same two plain ways and answers whether the connection was a member.
+//! `rpc.history` takes `{"topic", "since"?, "limit"?}`; the hook decides it
+//! too.
 
 use std::sync::{Arc, Weak};
 
