@@ -43,6 +43,7 @@ use switchboard_shared::discover::ServiceInfo;
 use switchboard_shared::{CloseReason, Context, Heartbeat, Methods, PeerHandle};
 
 use crate::config::auth::{AsyncAuthenticator, Auth, Authenticator, Identity, Rejection, UpgradeRequest};
+use crate::config::cors::CorsPolicy;
 use crate::config::origin::OriginPolicy;
 use crate::config::settings::{Policies, Settings};
 use crate::config::subscriptions::{Builtins, SubscriptionDecision};
@@ -381,6 +382,54 @@ impl ServerBuilder {
         S: Into<String>,
     {
         self.origins(OriginPolicy::allow(origins))
+    }
+
+    /// Sets which other web sites' pages may call the hub over HTTP POST from
+    /// a browser (CORS); see [`CorsPolicy`].
+    ///
+    /// Default: [`CorsPolicy::Off`]: a browser's preflight (`OPTIONS`) from
+    /// another origin gets HTTP 403 and answers carry no CORS header, so a
+    /// page of another origin cannot send JSON calls or read the answers.
+    /// With an allow-list, a listed origin's preflight gets 204 with
+    /// `Access-Control-Allow-Origin` (and `-Methods: POST`, `-Headers:
+    /// content-type, authorization`, `-Max-Age`), and so do the answers to its
+    /// calls; any other origin's preflight gets 403. CORS only tells browsers
+    /// what a page may read: each call must still pass the origin policy
+    /// ([`origins`](Self::origins), HTTP 403) and the authenticator, as
+    /// WebSocket upgrades do, so an origin listed here must be allowed
+    /// there too. (Cargo feature `http`; WebSocket upgrades need no CORS.)
+    ///
+    /// ```
+    /// use switchboard_server::{CorsPolicy, OriginPolicy, Server};
+    /// use switchboard_shared::Methods;
+    ///
+    /// let app = "https://app.example.com";
+    /// let server = Server::builder()
+    ///     .origins(OriginPolicy::allow([app]))
+    ///     .cors(CorsPolicy::allow([app]))
+    ///     .build(Methods::new());
+    /// # drop(server);
+    /// ```
+    pub fn cors(mut self, policy: CorsPolicy) -> Self {
+        self.policies.cors = policy;
+        self
+    }
+
+    /// Serves TLS on every listener of the server, with this certificate
+    /// chain and key: `wss://` and `https://` on the same port instead of
+    /// `ws://` and `http://` (cargo feature `tls`; rustls).
+    ///
+    /// Default: none, plain TCP. With it, every accepted connection first
+    /// completes a TLS handshake, bounded by
+    /// [`handshake_timeout`](Self::handshake_timeout) (then the upgrade or
+    /// request head gets its own); a client that fails it (does not trust
+    /// the certificate, speaks plain HTTP to the port) is disconnected and
+    /// the event logged at debug level. A bad certificate or key file is
+    /// reported by [`TlsConfig::from_pem_files`](crate::TlsConfig::from_pem_files), before the server starts.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: crate::config::tls::TlsConfig) -> Self {
+        self.settings.tls = Some(config);
+        self
     }
 
     /// Sets the authenticator: it sees every upgrade request and accepts it
