@@ -230,7 +230,8 @@ mod tests {
         let body = r#"[{"jsonrpc":"2.0","method":"add","params":[1,1],"id":1},
                       {"jsonrpc":"2.0","method":"add","params":[1,1]},
                       {"jsonrpc":"2.0","method":"add","params":[1,1],"id":2}]"#;
-        let answers: Vec<serde_json::Value> = serde_json::from_str(&answer(body, &context(), 2).await.unwrap()).unwrap();
+        let answers: Vec<serde_json::Value> =
+            serde_json::from_str(&answer(body, &context(), 2).await.unwrap()).unwrap();
         assert_eq!(answers.len(), 2);
         for (answer, id) in answers.iter().zip([1, 2]) {
             assert_eq!(answer["id"], id);

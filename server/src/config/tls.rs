@@ -51,7 +51,9 @@ pub enum TlsError {
         source: std::io::Error,
     },
     /// The certificate PEM holds no `CERTIFICATE` block, or a broken one.
-    #[error("{what} holds no usable certificate (expected PEM `-----BEGIN CERTIFICATE-----` blocks, leaf first): {reason}")]
+    #[error(
+        "{what} holds no usable certificate (expected PEM `-----BEGIN CERTIFICATE-----` blocks, leaf first): {reason}"
+    )]
     NoCertificate {
         /// The file, or "the certificate PEM".
         what: String,

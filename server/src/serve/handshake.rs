@@ -94,7 +94,10 @@ pub(crate) enum Handshake<S> {
 
 /// What the timed part of the handshake decided.
 enum Step {
-    Upgraded { rest: Vec<u8>, admitted: Admitted },
+    Upgraded {
+        rest: Vec<u8>,
+        admitted: Admitted,
+    },
     #[cfg(feature = "http")]
     Http(Vec<u8>),
 }

@@ -31,7 +31,9 @@ pub(crate) fn preflight(policy: &CorsPolicy, headers: &HeaderMap, remote: Option
     if !allowed || method.as_bytes() != Method::POST.as_str().as_bytes() {
         tracing::info!(target: "switchboard::server", ?remote, origin = shown, method = ?method, "CORS preflight refused");
         let mut response = match policy {
-            CorsPolicy::Off => text(StatusCode::FORBIDDEN, "CORS is off: pages of other origins may not call this hub\n"),
+            CorsPolicy::Off => {
+                text(StatusCode::FORBIDDEN, "CORS is off: pages of other origins may not call this hub\n")
+            }
             _ if !allowed => text(StatusCode::FORBIDDEN, "this origin may not call this hub from a browser (CORS)\n"),
             _ => text(StatusCode::FORBIDDEN, "only POST is allowed across origins\n"),
         };

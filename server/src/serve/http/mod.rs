@@ -63,8 +63,10 @@ where
     match *request.method() {
         Method::GET if handshake::is_websocket_upgrade(&request) => upgrade::upgrade(hub, request, remote).await,
         Method::GET => {
-            let mut response =
-                text(StatusCode::UPGRADE_REQUIRED, "this is the Switchboard hub: connect with a WebSocket, or POST JSON-RPC\n");
+            let mut response = text(
+                StatusCode::UPGRADE_REQUIRED,
+                "this is the Switchboard hub: connect with a WebSocket, or POST JSON-RPC\n",
+            );
             response.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("websocket"));
             response
         }
@@ -76,7 +78,8 @@ where
         }
         Method::OPTIONS => cors::preflight(&hub.policies().cors, request.headers(), remote),
         _ => {
-            let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "the hub answers GET (WebSocket), POST (JSON-RPC) and OPTIONS\n");
+            let mut response =
+                text(StatusCode::METHOD_NOT_ALLOWED, "the hub answers GET (WebSocket), POST (JSON-RPC) and OPTIONS\n");
             response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(ALLOW));
             response
         }

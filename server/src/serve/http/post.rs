@@ -68,7 +68,9 @@ where
             let peer = PeerHandle::one_shot(admitted.info, Arc::clone(hub.peer_config()), Arc::clone(hub.methods()));
             oneshot::answer(text, &Context::new(peer), hub.settings().max_batch_len).await
         }
-        Err(error) => Some(encode::error(&Id::Null, &ErrorObject::parse_error(format_args!("the body is not UTF-8: {error}")))),
+        Err(error) => {
+            Some(encode::error(&Id::Null, &ErrorObject::parse_error(format_args!("the body is not UTF-8: {error}"))))
+        }
     };
     // The request's connection slot is given back here.
     drop(admitted.slot);

@@ -37,7 +37,8 @@ pub(crate) async fn upgrade<B>(hub: &Arc<Hub>, mut request: Request<B>, remote: 
     tokio::spawn(async move {
         match tokio::time::timeout(timeout, on_upgrade).await {
             Ok(Ok(upgraded)) => {
-                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(hub.ws_config())).await;
+                let ws =
+                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(hub.ws_config())).await;
                 connection::start(&hub, ws, admitted.info, admitted.slot);
             }
             // The admission is dropped with its slot.
