@@ -1,9 +1,9 @@
 //! The WebSocket handshake: the checks that make an HTTP request a valid
 //! upgrade, shared by every way in, and the server's own handshake on an
 //! accepted stream (read the request head, admit, answer, upgrade), all
-//! within the handshake timeout. A request that is not a `GET` (a JSON-RPC
-//! POST, a CORS preflight) is handed to the HTTP server instead, when the
-//! listener serves HTTP too.
+//! within the handshake timeout. A request that is not an upgrade (a
+//! JSON-RPC POST, a CORS preflight) is handed to the HTTP server instead,
+//! when the listener serves HTTP too.
 
 use std::net::SocketAddr;
 
@@ -72,7 +72,8 @@ pub(crate) fn switching_protocols(accept_key: &str) -> http::Response<()> {
     response
 }
 
-/// What the server's own handshake does with a request that is not a `GET`.
+/// What the server's own handshake does with a request that is not a
+/// WebSocket upgrade (`GET` with `Connection: upgrade`, `Upgrade: websocket`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum OtherRequests {
     /// Refuse it (400): the stream is for a WebSocket only.
@@ -104,8 +105,8 @@ enum Step {
 
 /// Performs the server side of the upgrade on `stream`: reads the request
 /// head, runs the admission checks (the authenticator may await), answers,
-/// and upgrades; all within the handshake timeout. A request other than a
-/// `GET` is refused or handed over, as `other` says.
+/// and upgrades; all within the handshake timeout. A request that is not an
+/// upgrade is refused or handed over, as `other` says.
 pub(crate) async fn upgrade<S>(
     hub: &Hub,
     mut stream: S,
@@ -122,7 +123,7 @@ where
             Err(refusal) => return Err(refuse(&mut stream, refusal).await),
         };
         #[cfg(feature = "http")]
-        if other == OtherRequests::ServeHttp && request.method() != Method::GET {
+        if other == OtherRequests::ServeHttp && !is_websocket_upgrade(&request) {
             return Ok(Step::Http(read));
         }
         let _ = other;

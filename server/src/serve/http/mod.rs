@@ -15,9 +15,10 @@
 //! | any other method | 405 Method Not Allowed, with `Allow: GET, POST, OPTIONS` |
 //!
 //! The server's own listener reads the first request head itself: an
-//! upgrade stays on the WebSocket path (no hyper in between); anything else
-//! hands the connection, head included ([`prefixed`]), to hyper, which then
-//! serves it with keep-alive.
+//! upgrade stays on the WebSocket path (no hyper in between, the hot path
+//! unchanged); anything else hands the connection, head included
+//! ([`prefixed`]), to hyper, which then serves it with keep-alive (a later
+//! upgrade on that connection goes through hyper's upgrade, [`upgrade`]).
 
 pub(crate) mod cors;
 pub(crate) mod post;
