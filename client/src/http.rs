@@ -404,19 +404,10 @@ fn responses(body: &[u8]) -> Result<Vec<(Id, Result<Box<RawValue>, HttpError>)>,
 
 /// A failed request: TLS failures said as such, anything else with its causes.
 fn request_failure(error: hyper_util::client::legacy::Error) -> HttpError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
-    while let Some(cause) = source {
-        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
-            return HttpError::Tls(tls.to_string());
-        }
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            if let Some(tls) = io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-                return HttpError::Tls(tls.to_string());
-            }
-        }
-        source = cause.source();
+    match crate::tls::rustls_error(&error) {
+        Some(tls) => HttpError::Tls(tls.to_string()),
+        None => HttpError::Transport(chain(&error)),
     }
-    HttpError::Transport(chain(&error))
 }
 
 /// An error and its causes, as one line.

@@ -49,6 +49,21 @@ pub(crate) fn with_roots(pems: &[Vec<u8>]) -> Result<Option<Arc<rustls::ClientCo
     Ok(Some(config_with(roots)))
 }
 
+/// The rustls error behind a failed connection, if TLS is what failed: I/O
+/// errors wrap it (their `source` skips the wrapped error), so they are
+/// opened too.
+pub(crate) fn rustls_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    if let Some(inner) = error.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+        if let Some(tls) = rustls_error(inner) {
+            return Some(tls);
+        }
+    }
+    error.source().and_then(rustls_error)
+}
+
 fn webpki() -> rustls::RootCertStore {
     rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() }
 }

@@ -24,12 +24,19 @@ use crate::output::print_json;
 use crate::transport_http as http;
 use crate::{Failure, Outcome, Target};
 
-pub(crate) async fn serve(addr: SocketAddr, tls: Option<(&Path, &Path)>) -> Result<Outcome, Failure> {
+pub(crate) async fn serve(
+    addr: SocketAddr,
+    tls: Option<(&Path, &Path)>,
+    cors_origins: &[String],
+) -> Result<Outcome, Failure> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     let mut builder = switchboard::server::Server::builder();
+    if !cors_origins.is_empty() {
+        builder = builder.cors(switchboard::server::CorsPolicy::allow(cors_origins.iter().cloned()));
+    }
     let (ws, http) = match tls {
         None => ("ws", "http"),
         Some((cert, key)) => {

@@ -2,7 +2,7 @@
 //! service from the shell.
 //!
 //! ```text
-//! switchboard serve [--addr 127.0.0.1:9000] [--tls-cert FILE --tls-key FILE]
+//! switchboard serve [--addr 127.0.0.1:9000] [--tls-cert FILE --tls-key FILE] [--cors-origin ORIGIN ...]
 //! switchboard call URL METHOD [PARAMS_JSON]      (URL: ws://, wss://, http:// or https://)
 //! switchboard notify URL METHOD [PARAMS_JSON]
 //! switchboard batch URL [FILE|-]
@@ -61,6 +61,10 @@ enum Command {
         /// The PEM private key of --tls-cert.
         #[arg(long, value_name = "FILE", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Let pages of this origin call over HTTP POST from a browser (CORS preflights answered;
+        /// repeatable), e.g. https://app.example.com.
+        #[arg(long = "cors-origin", value_name = "ORIGIN")]
+        cors_origins: Vec<String>,
     },
     /// Call METHOD and print its result.
     ///
@@ -214,9 +218,10 @@ async fn main() -> ExitCode {
         Err(e) => return usage_error(&e),
     };
     let result = match cli.command {
-        Command::Serve { addr, tls_cert, tls_key } => {
+        Command::Serve { addr, tls_cert, tls_key, cors_origins } => {
             let tls = tls_cert.zip(tls_key);
-            commands::serve(addr, tls.as_ref().map(|(cert, key)| (cert.as_path(), key.as_path()))).await
+            let tls = tls.as_ref().map(|(cert, key)| (cert.as_path(), key.as_path()));
+            commands::serve(addr, tls, &cors_origins).await
         }
         Command::Call { target, method, params } => commands::call(&target, &method, params.as_deref()).await,
         Command::Notify { target, method, params } => commands::notify(&target, &method, params.as_deref()).await,
