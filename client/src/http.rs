@@ -362,13 +362,12 @@ impl HttpBatch<'_> {
             Answer::Nothing => Vec::new(),
             Answer::Json(bytes) => responses(&bytes)?,
         };
-        if let [(Id::Null, Err(HttpError::Rpc(error)))] = answers.as_slice() {
-            if !self.ids.is_empty() {
-                return Err(HttpError::Rpc(error.clone()));
-            }
+        if let [(Id::Null, Err(HttpError::Rpc(error)))] = answers.as_slice()
+            && !self.ids.is_empty()
+        {
+            return Err(HttpError::Rpc(error.clone()));
         }
-        let mut answers: std::collections::HashMap<Id, Result<Box<RawValue>, HttpError>> =
-            answers.into_iter().collect();
+        let mut answers: std::collections::HashMap<Id, Outcome> = answers.into_iter().collect();
         Ok(self
             .ids
             .iter()
@@ -381,8 +380,11 @@ impl HttpBatch<'_> {
     }
 }
 
+/// One call's outcome: its result, or why there is none.
+type Outcome = Result<Box<RawValue>, HttpError>;
+
 /// The responses in an answer body (one, or a batch's), by id.
-fn responses(body: &[u8]) -> Result<Vec<(Id, Result<Box<RawValue>, HttpError>)>, HttpError> {
+fn responses(body: &[u8]) -> Result<Vec<(Id, Outcome)>, HttpError> {
     let text = std::str::from_utf8(body).map_err(|_| HttpError::InvalidResponse("the answer is not UTF-8".into()))?;
     let frame =
         decode_frame(text).map_err(|e| HttpError::InvalidResponse(format!("the answer is not JSON-RPC: {e}")))?;

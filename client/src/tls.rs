@@ -56,10 +56,10 @@ pub(crate) fn rustls_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> 
     if let Some(tls) = error.downcast_ref::<rustls::Error>() {
         return Some(tls);
     }
-    if let Some(inner) = error.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
-        if let Some(tls) = rustls_error(inner) {
-            return Some(tls);
-        }
+    if let Some(inner) = error.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref)
+        && let Some(tls) = rustls_error(inner)
+    {
+        return Some(tls);
     }
     error.source().and_then(rustls_error)
 }

@@ -84,6 +84,7 @@ pub(crate) enum OtherRequests {
 }
 
 /// How a stream's handshake ended.
+#[allow(clippy::large_enum_variant, reason = "returned once per handshake, never stored")]
 pub(crate) enum Handshake<S> {
     /// Upgraded and admitted: serve it as a hub connection.
     WebSocket(WebSocketStream<S>, Admitted),
@@ -94,6 +95,7 @@ pub(crate) enum Handshake<S> {
 }
 
 /// What the timed part of the handshake decided.
+#[allow(clippy::large_enum_variant, reason = "returned once per handshake, never stored")]
 enum Step {
     Upgraded {
         rest: Vec<u8>,
