@@ -95,6 +95,15 @@ async fn a_call_a_batch_and_a_notification_go_over_one_kept_alive_connection() {
 }
 
 #[tokio::test]
+async fn an_idle_kept_alive_connection_is_closed_after_the_handshake_timeout() {
+    let (_hub, addr, _) = serve(Server::builder().handshake_timeout(std::time::Duration::from_millis(200))).await;
+    let mut conn = Conn::open(addr).await;
+    assert_eq!(conn.post(r#"{"jsonrpc":"2.0","method":"add","params":[1,1],"id":1}"#).await.status, StatusCode::OK);
+    // Without the bound the server would keep it open, and this would trip the hang guard.
+    conn.ended().await;
+}
+
+#[tokio::test]
 async fn broken_bodies_get_the_json_rpc_errors_a_websocket_frame_would() {
     let (_hub, addr, _) = serve(Server::builder().max_batch_len(2)).await;
     let mut conn = Conn::open(addr).await;

@@ -40,6 +40,8 @@ impl Answer {
 pub(crate) struct Conn {
     sender: SendRequest<Full<Bytes>>,
     authority: String,
+    /// The connection's task: it ends when the connection does.
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Conn {
@@ -61,8 +63,10 @@ impl Conn {
     async fn over<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(io: S, authority: String) -> Conn {
         let (sender, connection) =
             guard("HTTP handshake", http1::handshake(TokioIo::new(io))).await.expect("handshake");
-        tokio::spawn(connection.with_upgrades());
-        Conn { sender, authority }
+        let task = tokio::spawn(async move {
+            let _ = connection.with_upgrades().await;
+        });
+        Conn { sender, authority, task }
     }
 
     /// POSTs `body` to `/` with `Content-Type: application/json`.
@@ -87,6 +91,15 @@ impl Conn {
     /// Whether the server has closed the connection.
     pub(crate) fn is_closed(&self) -> bool {
         self.sender.is_closed()
+    }
+
+    /// Waits (within the hang guard) until the server has ended the
+    /// connection (the sender is kept meanwhile: dropping it would end it
+    /// from this side).
+    pub(crate) async fn ended(self) {
+        let Conn { sender, task, .. } = self;
+        guard("the connection to end", task).await.expect("the connection task");
+        drop(sender);
     }
 }
 
