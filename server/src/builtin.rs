@@ -20,6 +20,10 @@
 //! same two plain ways and answers whether the connection was a member.
 //! `rpc.history` takes `{"topic", "since"?, "limit"?}`; the hook decides it
 //! too.
+//!
+//! Over HTTP (a one-shot request, no connection to push to) `rpc.subscribe`
+//! and `rpc.unsubscribe` answer [`code::PERSISTENT_CONNECTION_REQUIRED`]
+//! (-32004); `rpc.discover` and `rpc.history` work as over a WebSocket.
 
 use std::sync::{Arc, Weak};
 
@@ -106,7 +110,21 @@ fn encode_answer(id: Option<Id>, outcome: Result<bool, ErrorObject>) -> Option<S
     })
 }
 
+/// Topic membership needs a connection to push to: a one-shot request (an
+/// HTTP POST) has none.
+fn needs_connection(cx: &Context, method: &str) -> Result<(), ErrorObject> {
+    if cx.peer().is_one_shot() {
+        return Err(ErrorObject::persistent_connection_required(format!(
+            "{method} needs a connection to push publications to; this request came over HTTP: use a WebSocket"
+        )));
+    }
+    Ok(())
+}
+
 fn subscribe(hub: &Weak<Hub>, params: Option<&RawValue>, cx: &Context, id: Option<Id>) -> Dispatch {
+    if let Err(e) = needs_connection(cx, SUBSCRIBE) {
+        return answer(id, Err(e));
+    }
     let hub = match upgrade(hub) {
         Ok(hub) => hub,
         Err(e) => return answer(id, Err(e.into())),
@@ -144,6 +162,7 @@ fn subscribe(hub: &Weak<Hub>, params: Option<&RawValue>, cx: &Context, id: Optio
 }
 
 fn unsubscribe(hub: &Hub, TopicParam { topic }: TopicParam, cx: &Context) -> Result<bool, ErrorObject> {
+    needs_connection(cx, UNSUBSCRIBE)?;
     Ok(hub.registry().leave(cx.connection_id(), &topic))
 }
 

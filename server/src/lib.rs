@@ -28,6 +28,11 @@
 //!   [`serve_websocket`](ServerHandle::serve_websocket) for an HTTP layer
 //!   that upgrades by itself;
 //! - [`app_heartbeat`]: `rpc.heartbeat` notifications for browsers (opt-in);
+//! - JSON-RPC over HTTP POST on the hub's own port (cargo feature `http`):
+//!   one request or a batch per POST, the same methods, limits, origin
+//!   policy and authenticator; CORS with [`ServerBuilder::cors`];
+//! - TLS in the process (cargo feature `tls`): [`ServerBuilder::tls`] with
+//!   a [`TlsConfig`] serves `wss://` and `https://` on the same port;
 //! - `web` (cargo feature `web`): a hyper HTTP server for the hub plus static files;
 //! - `axum` (cargo feature `axum`): the hub as a route of an axum `Router`.
 //!
@@ -71,9 +76,12 @@ pub mod web;
 
 pub use builder::ServerBuilder;
 pub use config::auth::{AsyncAuthenticator, AuthFuture, Authenticator, Identity, Rejection, UpgradeRequest};
+pub use config::cors::CorsPolicy;
 pub use config::origin::{MissingOrigin, OriginPolicy};
 pub use config::settings::defaults;
 pub use config::subscriptions::{Builtins, SubscriptionDecision};
+#[cfg(feature = "tls")]
+pub use config::tls::{TlsConfig, TlsError};
 pub use config::topics::{ConflationKey, HistoryLimits, SlowConsumer};
 pub use context::ServerContext;
 pub use error::{CallError, DeliveryError, ListenError, NotServed};

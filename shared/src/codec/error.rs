@@ -34,6 +34,11 @@ pub mod code {
     /// The request was cancelled by its caller (`$/cancelRequest`, the
     /// Language Server Protocol's code and convention).
     pub const REQUEST_CANCELLED: i64 = -32800;
+    /// Server error range used by Switchboard: the request came over a
+    /// one-shot transport (an HTTP POST), but answering it needs a persistent
+    /// connection: a subscription, or a handler that calls its caller back
+    /// or pushes to it. `data` says what needed it. Use a WebSocket.
+    pub const PERSISTENT_CONNECTION_REQUIRED: i64 = -32004;
 
     /// The standard message for a reserved code, if it has one.
     pub fn message(code: i64) -> Option<&'static str> {
@@ -47,6 +52,7 @@ pub mod code {
             SERVER_BUSY => "Server busy",
             BROKER_UNAVAILABLE => "Broker unavailable",
             REQUEST_CANCELLED => "Request cancelled",
+            PERSISTENT_CONNECTION_REQUIRED => "Persistent connection required",
             _ => return None,
         })
     }
@@ -142,6 +148,12 @@ impl ErrorObject {
     /// -32800: the caller cancelled the request.
     pub fn request_cancelled() -> Self {
         Self::standard(code::REQUEST_CANCELLED)
+    }
+
+    /// -32004: answering needs a persistent connection, and the request came
+    /// over a one-shot transport (HTTP POST); `detail` says what needed it.
+    pub fn persistent_connection_required(detail: impl fmt::Display) -> Self {
+        Self::standard(code::PERSISTENT_CONNECTION_REQUIRED).with_data(detail.to_string())
     }
 }
 

@@ -22,14 +22,30 @@ use switchboard::shared::{Context, Dispatch, Error, ErrorObject, Id, Method, Met
 use tokio::sync::Notify;
 
 use crate::output::print_json;
+use crate::transport_http as http;
 use crate::{Failure, Outcome, Target};
 
-pub(crate) async fn serve(addr: SocketAddr, redis: Option<&str>) -> Result<Outcome, Failure> {
+pub(crate) async fn serve(
+    addr: SocketAddr,
+    redis: Option<&str>,
+    tls: Option<(&Path, &Path)>,
+    cors_origins: &[String],
+) -> Result<Outcome, Failure> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    let builder = hub_builder(redis).await?;
+    let mut builder = hub_builder(redis).await?;
+    if !cors_origins.is_empty() {
+        builder = builder.cors(switchboard::server::CorsPolicy::allow(cors_origins.iter().cloned()));
+    }
+    let (ws, http) = match tls {
+        None => ("ws", "http"),
+        Some((cert, key)) => {
+            builder = with_tls(builder, cert, key)?;
+            ("wss", "https")
+        }
+    };
     let hub = switchboard::demo::serve_with(builder, addr)
         .await
         .map_err(|e| Failure::new(Outcome::Unreachable, format!("cannot listen on {addr}: {e}")))?;
@@ -37,12 +53,16 @@ pub(crate) async fn serve(addr: SocketAddr, redis: Option<&str>) -> Result<Outco
     let interrupted =
         interrupt_signal().map_err(|e| Failure::new(Outcome::Unreachable, format!("cannot watch for Ctrl-C: {e}")))?;
     let bound = hub.local_addr().map_or_else(|| addr.to_string(), |a| a.to_string());
-    println!("switchboard hub listening on ws://{bound}/");
+    println!("switchboard hub listening on {ws}://{bound}/");
     if redis.is_some() {
         println!("topic streams shared through Redis: every hub given the same --redis URL acts as one");
     }
-    println!("try: cargo run --release -- call ws://{bound}/ add '[2, 3]'");
-    println!("     cargo run --release -- listen ws://{bound}/ --topic clock");
+    println!("try: cargo run --release -- call {ws}://{bound}/ add '[2, 3]'");
+    println!("     cargo run --release -- listen {ws}://{bound}/ --topic clock");
+    if cfg!(feature = "http") {
+        let body = r#"{"jsonrpc":"2.0","method":"add","params":[2,3],"id":1}"#;
+        println!("     curl -H 'Content-Type: application/json' -d '{body}' {http}://{bound}/");
+    }
     tokio::select! {
         () = interrupted => hub.shutdown(Duration::from_secs(5)).await,
         () = hub.stopped() => {}
@@ -63,6 +83,27 @@ async fn hub_builder(redis: Option<&str>) -> Result<ServerBuilder, Failure> {
     }
     #[cfg(not(feature = "redis"))]
     Err(Failure::new(Outcome::Usage, format!("--redis {url}: this switchboard was built without the `redis` feature")))
+}
+
+/// The builder with the TLS identity read from `cert` and `key`; a bad file is a usage error.
+#[cfg(feature = "tls")]
+fn with_tls(
+    builder: switchboard::server::ServerBuilder,
+    cert: &Path,
+    key: &Path,
+) -> Result<switchboard::server::ServerBuilder, Failure> {
+    let tls = switchboard::server::TlsConfig::from_pem_files(cert, key)
+        .map_err(|e| Failure::new(Outcome::Usage, format!("--tls-cert/--tls-key: {e}")))?;
+    Ok(builder.tls(tls))
+}
+
+#[cfg(not(feature = "tls"))]
+fn with_tls(
+    _builder: switchboard::server::ServerBuilder,
+    _cert: &Path,
+    _key: &Path,
+) -> Result<switchboard::server::ServerBuilder, Failure> {
+    Err(Failure::new(Outcome::Usage, "this switchboard was built without the `tls` feature"))
 }
 
 /// Resolves on Ctrl-C (and on SIGTERM on Unix). The handlers are installed
@@ -102,15 +143,33 @@ fn builder(target: &Target) -> Result<ClientBuilder, Failure> {
             .ok_or_else(|| Failure::new(Outcome::Usage, format!("--header takes K:V, got {header:?}")))?;
         builder = builder.header(name.trim(), value.trim());
     }
+    if let Some(pem) = cacert(target)? {
+        builder = builder.root_certificate(pem);
+    }
     Ok(builder)
+}
+
+/// The --cacert file's contents, if given.
+pub(crate) fn cacert(target: &Target) -> Result<Option<Vec<u8>>, Failure> {
+    let Some(path) = &target.cacert else { return Ok(None) };
+    std::fs::read(path)
+        .map(Some)
+        .map_err(|e| Failure::new(Outcome::Usage, format!("cannot read --cacert {}: {e}", path.display())))
+}
+
+/// Whether the target is an HTTP endpoint (one POST per command), not a WebSocket.
+fn is_http(target: &Target) -> bool {
+    let scheme = target.url.split_once("://").map(|(scheme, _)| scheme.to_ascii_lowercase());
+    matches!(scheme.as_deref(), Some("http" | "https"))
 }
 
 /// Exit 2 for a bad setting, 3 for anything else.
 fn connect_failure(e: ConnectError) -> Failure {
     match e {
-        ConnectError::InvalidUrl { .. } | ConnectError::InvalidHeader { .. } | ConnectError::NoEndpoint => {
-            Failure::new(Outcome::Usage, e.to_string())
-        }
+        ConnectError::InvalidUrl { .. }
+        | ConnectError::InvalidHeader { .. }
+        | ConnectError::InvalidCertificate { .. }
+        | ConnectError::NoEndpoint => Failure::new(Outcome::Usage, e.to_string()),
         // "could not connect to URL: why", the URL and the reason once each.
         _ => Failure::new(Outcome::Unreachable, e.to_string()),
     }
@@ -148,12 +207,15 @@ fn call_failure(error: Error, target: &Target) -> Failure {
 
 /// `timeout: no reply within 300ms (--timeout 0.3)`: the client gave up
 /// waiting; the server sent nothing.
-fn timed_out(after: Duration, target: &Target) -> String {
+pub(crate) fn timed_out(after: Duration, target: &Target) -> String {
     format!("timeout: no reply within {after:?} (--timeout {})", target.timeout)
 }
 
 pub(crate) async fn call(target: &Target, method: &str, params: Option<&str>) -> Result<Outcome, Failure> {
     let params = parse_params(params)?;
+    if is_http(target) {
+        return http::call(target, method, params).await;
+    }
     let client = connect(target, Methods::new(), Reconnect::Never).await?;
     let result = client.call_raw(method, params).await;
     client.close().await;
@@ -164,6 +226,9 @@ pub(crate) async fn call(target: &Target, method: &str, params: Option<&str>) ->
 
 pub(crate) async fn notify(target: &Target, method: &str, params: Option<&str>) -> Result<Outcome, Failure> {
     let params = parse_params(params)?;
+    if is_http(target) {
+        return http::notify(target, method, params).await;
+    }
     let client = connect(target, Methods::new(), Reconnect::Never).await?;
     let sent = client.notify(method, params).await;
     // Closing writes everything queued before the close frame.
@@ -204,6 +269,12 @@ pub(crate) async fn batch(target: &Target, file: Option<&Path>) -> Result<Outcom
             ids.push(id.clone());
         }
         requests.push(request);
+    }
+    if is_http(target) {
+        return Err(Failure::new(
+            Outcome::Usage,
+            "batch needs a ws:// or wss:// URL (over HTTP, POST the array with curl)",
+        ));
     }
     let timeout = target.timeout()?;
     // A raw socket, not the client's engine: the server's answer is printed
@@ -346,10 +417,14 @@ fn present<'de, D: serde::Deserializer<'de>>(field: D) -> Result<Option<Box<RawV
 }
 
 pub(crate) async fn describe(target: &Target, method: Option<&str>) -> Result<Outcome, Failure> {
-    let client = connect(target, Methods::new(), Reconnect::Never).await?;
-    let doc = client.discover().await;
-    client.close().await;
-    let doc = doc.map_err(|e| call_failure(e, target))?;
+    let doc = if is_http(target) {
+        http::discover(target).await?
+    } else {
+        let client = connect(target, Methods::new(), Reconnect::Never).await?;
+        let doc = client.discover().await;
+        client.close().await;
+        doc.map_err(|e| call_failure(e, target))?
+    };
     let text = match method {
         None => describe_service(&doc),
         Some(name) => {

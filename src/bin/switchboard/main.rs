@@ -2,8 +2,8 @@
 //! service from the shell.
 //!
 //! ```text
-//! switchboard serve [--addr 127.0.0.1:9000] [--redis redis://127.0.0.1:6379]
-//! switchboard call URL METHOD [PARAMS_JSON]
+//! switchboard serve [--addr 127.0.0.1:9000] [--redis redis://127.0.0.1:6379] [--tls-cert FILE --tls-key FILE] [--cors-origin ORIGIN ...]
+//! switchboard call URL METHOD [PARAMS_JSON]      (URL: ws://, wss://, http:// or https://)
 //! switchboard notify URL METHOD [PARAMS_JSON]
 //! switchboard batch URL [FILE|-]
 //! switchboard describe URL [METHOD]
@@ -16,6 +16,7 @@
 
 mod commands;
 mod output;
+mod transport_http;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,8 +48,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a demo hub: the benchmark contract's methods, a `clock` topic, and discovery.
+    ///
+    /// The same port answers WebSocket upgrades and JSON-RPC over HTTP POST
+    /// (`curl -H 'Content-Type: application/json' -d '{"jsonrpc":"2.0","method":"add","params":[2,3],"id":1}' http://ADDR/`).
     Serve {
-        /// Address to listen on (ws://ADDR/).
+        /// Address to listen on (ws://ADDR/ and http://ADDR/).
         #[arg(long, default_value = "127.0.0.1:9000")]
         addr: SocketAddr,
         /// Share topic streams through the Redis at URL (e.g. redis://127.0.0.1:6379): every hub
@@ -57,8 +61,20 @@ enum Command {
         #[cfg(feature = "redis")]
         #[arg(long, value_name = "URL")]
         redis: Option<String>,
+        /// Serve TLS (wss:// and https://) with this PEM certificate chain (leaf first); needs --tls-key.
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Let pages of this origin call over HTTP POST from a browser (CORS preflights answered;
+        /// repeatable), e.g. https://app.example.com.
+        #[arg(long = "cors-origin", value_name = "ORIGIN")]
+        cors_origins: Vec<String>,
     },
     /// Call METHOD and print its result.
+    ///
+    /// URL may be ws:// or wss:// (a WebSocket), or http:// or https:// (one HTTP POST).
     ///
     /// The result is printed on stdout as JSON (exit 0). An error answer prints the server's error
     /// object on stdout (exit 1). No reply within --timeout is a client-side timeout: nothing on
@@ -151,7 +167,8 @@ enum Command {
 /// Where to connect and how.
 #[derive(Debug, Args)]
 struct Target {
-    /// The service's WebSocket URL, e.g. ws://127.0.0.1:9000/.
+    /// The service's URL: ws://127.0.0.1:9000/ (WebSocket), or http://127.0.0.1:9000/ for
+    /// `call` and `notify` over HTTP POST.
     url: String,
     /// Bearer token sent as `Authorization: Bearer TOKEN`.
     #[arg(long, global = true)]
@@ -162,6 +179,9 @@ struct Target {
     /// Seconds to wait for the connection and for each reply.
     #[arg(long, default_value_t = 10.0, global = true)]
     timeout: f64,
+    /// Also trust this PEM CA certificate for wss:// and https:// (a private CA, a self-signed hub).
+    #[arg(long, value_name = "FILE", global = true)]
+    cacert: Option<PathBuf>,
 }
 
 /// How the command ended; the process exit code.
@@ -205,9 +225,17 @@ async fn main() -> ExitCode {
     };
     let result = match cli.command {
         #[cfg(feature = "redis")]
-        Command::Serve { addr, redis } => commands::serve(addr, redis.as_deref()).await,
+        Command::Serve { addr, redis, tls_cert, tls_key, cors_origins } => {
+            let tls = tls_cert.zip(tls_key);
+            let tls = tls.as_ref().map(|(cert, key)| (cert.as_path(), key.as_path()));
+            commands::serve(addr, redis.as_deref(), tls, &cors_origins).await
+        }
         #[cfg(not(feature = "redis"))]
-        Command::Serve { addr } => commands::serve(addr, None).await,
+        Command::Serve { addr, tls_cert, tls_key, cors_origins } => {
+            let tls = tls_cert.zip(tls_key);
+            let tls = tls.as_ref().map(|(cert, key)| (cert.as_path(), key.as_path()));
+            commands::serve(addr, None, tls, &cors_origins).await
+        }
         Command::Call { target, method, params } => commands::call(&target, &method, params.as_deref()).await,
         Command::Notify { target, method, params } => commands::notify(&target, &method, params.as_deref()).await,
         Command::Batch { target, file } => commands::batch(&target, file.as_deref()).await,

@@ -784,7 +784,15 @@ async fn roundtrip(tx: &mut Tx, rx: &mut Rx, request: &str) -> Result<String, St
 /// Publishes `n` publications of `{"t": NANOS, "pad": PAD}` to `topic`
 /// (`t` is [`now_ns`] when the frame is written), at most `k` unanswered, at
 /// most `rate` per second when `rate > 0`.
-async fn publish_n(tx: &mut Tx, rx: &mut Rx, topic: &str, n: u64, k: usize, pad: &str, rate: f64) -> Result<(), String> {
+async fn publish_n(
+    tx: &mut Tx,
+    rx: &mut Rx,
+    topic: &str,
+    n: u64,
+    k: usize,
+    pad: &str,
+    rate: f64,
+) -> Result<(), String> {
     let prefix = format!(r#"{{"jsonrpc":"2.0","method":"publish","params":["{topic}","tick",{{"t":"#);
     let middle = format!(r#","pad":"{pad}"}}],"id":"#);
     let (mut sent, mut answered) = (0u64, 0u64);
