@@ -26,6 +26,7 @@ use uuid::Uuid;
 
 use crate::config::topics::TopicPolicies;
 use crate::state::broker::entry::StreamEntry;
+use crate::state::cluster::Cluster;
 use crate::state::topics::Topic;
 
 /// A snapshot of one live connection, as [`crate::ServerHandle::connections`] lists it.
@@ -112,16 +113,18 @@ impl State {
         }
     }
 
-    /// The member for `peer`, added if missing; `None` once the connection has ended.
-    fn member(&mut self, peer: &PeerHandle) -> Option<&mut Member> {
+    /// The member for `peer`, added if missing (and reported to the
+    /// cluster); `None` once the connection has ended.
+    fn member(&mut self, peer: &PeerHandle, cluster: Option<&Arc<dyn Cluster>>) -> Option<&mut Member> {
         if peer.is_closed() {
             // Its removal may have run already: adding it back would leak it.
             return None;
         }
-        Some(self.members.entry(peer.id()).or_insert_with(|| Member {
-            peer: peer.clone(),
-            topics: HashSet::new(),
-            connected_at: SystemTime::now(),
+        Some(self.members.entry(peer.id()).or_insert_with(|| {
+            if let Some(cluster) = cluster {
+                cluster.connected(peer.id());
+            }
+            Member { peer: peer.clone(), topics: HashSet::new(), connected_at: SystemTime::now() }
         }))
     }
 }
@@ -130,6 +133,9 @@ impl State {
 #[derive(Debug)]
 pub(crate) struct Registry {
     state: RwLock<State>,
+    /// Told of every connection and membership, under the lock (so in
+    /// order); `None` for a server alone.
+    cluster: Option<Arc<dyn Cluster>>,
     /// Bytes a subscriber may have buffered while its subscription starts.
     max_buffer: usize,
     /// The slow-consumer policy of each topic.
@@ -138,8 +144,8 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    pub(crate) fn new(max_buffer: usize, policies: TopicPolicies) -> Self {
-        Registry { state: RwLock::default(), max_buffer, policies, tickets: AtomicU64::new(1) }
+    pub(crate) fn new(max_buffer: usize, policies: TopicPolicies, cluster: Option<Arc<dyn Cluster>>) -> Self {
+        Registry { state: RwLock::default(), cluster, max_buffer, policies, tickets: AtomicU64::new(1) }
     }
 
     fn new_topic(&self, name: &Arc<str>) -> Arc<Topic> {
@@ -152,7 +158,7 @@ impl Registry {
         if state.closed {
             return Registration::ShuttingDown;
         }
-        state.member(peer);
+        state.member(peer, self.cluster.as_ref());
         Registration::Registered
     }
 
@@ -162,6 +168,9 @@ impl Registry {
         let Some(member) = state.members.remove(&id) else { return };
         for topic in member.topics {
             state.drop_subscriber(&topic, id);
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.disconnected(id);
         }
     }
 
@@ -176,7 +185,7 @@ impl Registry {
     /// topics (`None`: no cap). A member in either form stays as it is.
     pub(crate) fn join(&self, peer: &PeerHandle, topic: &str, limit: Option<usize>) -> Join {
         let mut state = self.state.write();
-        let Some(member) = state.member(peer) else { return Join::Ended };
+        let Some(member) = state.member(peer, self.cluster.as_ref()) else { return Join::Ended };
         if member.topics.contains(topic) {
             return Join::AlreadyMember;
         }
@@ -188,6 +197,9 @@ impl Registry {
         let topic: Arc<str> = Arc::from(topic);
         member.topics.insert(Arc::clone(&topic));
         state.topics.entry(Arc::clone(&topic)).or_insert_with(|| self.new_topic(&topic)).add_plain(peer);
+        if let Some(cluster) = &self.cluster {
+            cluster.joined(peer.id(), &topic);
+        }
         Join::Joined
     }
 
@@ -201,7 +213,7 @@ impl Registry {
         limit: Option<usize>,
     ) -> Result<Pending, Join> {
         let mut state = self.state.write();
-        let Some(member) = state.member(peer) else { return Err(Join::Ended) };
+        let Some(member) = state.member(peer, self.cluster.as_ref()) else { return Err(Join::Ended) };
         if !member.topics.contains(topic) {
             if let Some(limit) = limit {
                 if member.topics.len() >= limit {
@@ -209,6 +221,9 @@ impl Registry {
                 }
             }
             member.topics.insert(Arc::from(topic));
+            if let Some(cluster) = &self.cluster {
+                cluster.joined(peer.id(), topic);
+            }
         }
         let topic = match state.topics.get(topic) {
             Some(existing) => Arc::clone(existing),
@@ -233,8 +248,9 @@ impl Registry {
             state.topics.remove(name);
         }
         if !pending.topic.contains(id) {
-            if let Some(member) = state.members.get_mut(&id) {
-                member.topics.remove(name);
+            let left = state.members.get_mut(&id).is_some_and(|member| member.topics.remove(name));
+            if let (true, Some(cluster)) = (left, &self.cluster) {
+                cluster.left(id, name);
             }
         }
     }
@@ -245,6 +261,9 @@ impl Registry {
         let was_member = state.members.get_mut(&id).is_some_and(|m| m.topics.remove(topic));
         if was_member {
             state.drop_subscriber(topic, id);
+            if let Some(cluster) = &self.cluster {
+                cluster.left(id, topic);
+            }
         }
         was_member
     }
@@ -284,6 +303,11 @@ impl Registry {
         let mut peers = Vec::new();
         self.for_each(target, |p| peers.push(p.clone()));
         peers
+    }
+
+    /// The ids of the live connections.
+    pub(crate) fn ids(&self) -> Vec<Uuid> {
+        self.state.read().members.keys().copied().collect()
     }
 
     pub(crate) fn len(&self) -> usize {

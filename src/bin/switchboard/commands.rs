@@ -23,12 +23,16 @@ use tokio::sync::Notify;
 use crate::output::print_json;
 use crate::{Failure, Outcome, Target};
 
-pub(crate) async fn serve(addr: SocketAddr) -> Result<Outcome, Failure> {
+pub(crate) async fn serve(addr: SocketAddr, cluster: Option<&str>, ttl: Option<Duration>) -> Result<Outcome, Failure> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    let hub = switchboard::demo::serve(addr)
+    let builder = match cluster {
+        Some(url) => join_cluster(switchboard::server::Server::builder(), url, ttl).await?,
+        None => switchboard::server::Server::builder(),
+    };
+    let hub = switchboard::demo::serve_with(builder, addr)
         .await
         .map_err(|e| Failure::new(Outcome::Unreachable, format!("cannot listen on {addr}: {e}")))?;
     // Ready for Ctrl-C before saying so: whoever reads the line may interrupt at once.
@@ -36,6 +40,9 @@ pub(crate) async fn serve(addr: SocketAddr) -> Result<Outcome, Failure> {
         interrupt_signal().map_err(|e| Failure::new(Outcome::Unreachable, format!("cannot watch for Ctrl-C: {e}")))?;
     let bound = hub.local_addr().map_or_else(|| addr.to_string(), |a| a.to_string());
     println!("switchboard hub listening on ws://{bound}/");
+    if let Some(url) = cluster {
+        println!("cluster node {} through {url}", hub.node());
+    }
     println!("try: cargo run --release -- call ws://{bound}/ add '[2, 3]'");
     println!("     cargo run --release -- listen ws://{bound}/ --topic clock");
     tokio::select! {
@@ -43,6 +50,34 @@ pub(crate) async fn serve(addr: SocketAddr) -> Result<Outcome, Failure> {
         () = hub.stopped() => {}
     }
     Ok(Outcome::Success)
+}
+
+/// Makes `builder`'s hub a node of the cluster whose Redis is at `url`.
+#[cfg(feature = "redis")]
+async fn join_cluster(
+    builder: switchboard::server::ServerBuilder,
+    url: &str,
+    ttl: Option<Duration>,
+) -> Result<switchboard::server::ServerBuilder, Failure> {
+    let mut cluster = switchboard::server::RedisCluster::builder(url);
+    if let Some(ttl) = ttl {
+        cluster = cluster.ttl(ttl);
+    }
+    let cluster = cluster
+        .connect()
+        .await
+        .map_err(|e| Failure::new(Outcome::Unreachable, format!("cannot join the cluster: {e}")))?;
+    Ok(builder.cluster(cluster))
+}
+
+/// Without the `redis` feature there is no cluster to join.
+#[cfg(not(feature = "redis"))]
+async fn join_cluster(
+    _builder: switchboard::server::ServerBuilder,
+    _url: &str,
+    _ttl: Option<Duration>,
+) -> Result<switchboard::server::ServerBuilder, Failure> {
+    Err(Failure::new(Outcome::Usage, "--cluster-redis needs a build with the `redis` feature".to_owned()))
 }
 
 /// Resolves on Ctrl-C (and on SIGTERM on Unix). The handlers are installed

@@ -2,7 +2,7 @@
 //! service from the shell.
 //!
 //! ```text
-//! switchboard serve [--addr 127.0.0.1:9000]
+//! switchboard serve [--addr 127.0.0.1:9000] [--cluster-redis URL [--cluster-ttl-ms MS]]
 //! switchboard call URL METHOD [PARAMS_JSON]
 //! switchboard notify URL METHOD [PARAMS_JSON]
 //! switchboard batch URL [FILE|-]
@@ -51,6 +51,14 @@ enum Command {
         /// Address to listen on (ws://ADDR/).
         #[arg(long, default_value = "127.0.0.1:9000")]
         addr: SocketAddr,
+        /// Join the cluster of hubs that share the Redis at URL: calls, notifications, pushes and
+        /// presence reach clients on every hub (built with the `redis` feature).
+        #[arg(long, value_name = "URL")]
+        cluster_redis: Option<String>,
+        /// With --cluster-redis: the TTL of this hub's Redis entries, in milliseconds (how soon
+        /// the other hubs forget it once it is gone). Default 15000.
+        #[arg(long, value_name = "MS", requires = "cluster_redis")]
+        cluster_ttl_ms: Option<u64>,
     },
     /// Call METHOD and print its result.
     ///
@@ -198,7 +206,9 @@ async fn main() -> ExitCode {
         Err(e) => return usage_error(&e),
     };
     let result = match cli.command {
-        Command::Serve { addr } => commands::serve(addr).await,
+        Command::Serve { addr, cluster_redis, cluster_ttl_ms } => {
+            commands::serve(addr, cluster_redis.as_deref(), cluster_ttl_ms.map(Duration::from_millis)).await
+        }
         Command::Call { target, method, params } => commands::call(&target, &method, params.as_deref()).await,
         Command::Notify { target, method, params } => commands::notify(&target, &method, params.as_deref()).await,
         Command::Batch { target, file } => commands::batch(&target, file.as_deref()).await,
