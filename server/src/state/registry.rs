@@ -189,10 +189,10 @@ impl Registry {
         if member.topics.contains(topic) {
             return Join::AlreadyMember;
         }
-        if let Some(limit) = limit {
-            if member.topics.len() >= limit {
-                return Join::LimitReached { limit };
-            }
+        if let Some(limit) = limit
+            && member.topics.len() >= limit
+        {
+            return Join::LimitReached { limit };
         }
         let topic: Arc<str> = Arc::from(topic);
         member.topics.insert(Arc::clone(&topic));
@@ -215,10 +215,10 @@ impl Registry {
         let mut state = self.state.write();
         let Some(member) = state.member(peer, self.cluster.as_ref()) else { return Err(Join::Ended) };
         if !member.topics.contains(topic) {
-            if let Some(limit) = limit {
-                if member.topics.len() >= limit {
-                    return Err(Join::LimitReached { limit });
-                }
+            if let Some(limit) = limit
+                && member.topics.len() >= limit
+            {
+                return Err(Join::LimitReached { limit });
             }
             member.topics.insert(Arc::from(topic));
             if let Some(cluster) = &self.cluster {
