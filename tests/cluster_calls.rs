@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use switchboard::client::Client;
-use switchboard::server::{CallError, NodeId, Presence, RedisCluster, Server, ServerHandle, Target};
+use switchboard::server::{CallError, ClusterError, NodeId, Presence, RedisCluster, Server, ServerHandle, Target};
 use switchboard::shared::{Context, Error, ErrorObject, Methods};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -390,6 +390,34 @@ async fn a_killed_hub_is_forgotten_within_the_ttl_and_calls_to_its_clients_fail_
     let gone = within("a call once forgotten", a.call::<String>(id, "whoami", ())).await;
     assert!(matches!(gone, Err(CallError::UnknownConnection(unknown)) if unknown == id), "{gone:?}");
     assert_eq!(a.nodes().await.unwrap(), vec![a.node()]);
+}
+
+#[tokio::test]
+async fn while_redis_is_down_calls_across_hubs_fail_definitely_and_local_ones_work() {
+    let mut redis = RedisServer::start();
+    let (a, b) = (hub(&redis).await, hub(&redis).await);
+    let (_ca, id_a, _) = client(&url(&a), "on a").await;
+    let (_cb, id_b, _) = client(&url(&b), "on b").await;
+    routable(&a, id_b, &b.node()).await;
+
+    redis.kill();
+    let started = Instant::now();
+    let down = within("a call across while Redis is down", a.call::<String>(id_b, "whoami", ()).timeout(GUARD)).await;
+    assert!(matches!(down, Err(CallError::Cluster(ClusterError::Unavailable(_)))), "{down:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "failed after {:?}", started.elapsed());
+    let local: String = within("a local call", a.call(id_a, "whoami", ())).await.unwrap();
+    assert_eq!(local, "on a");
+    let started = Instant::now();
+    assert!(a.presence("room").await.is_err(), "presence cannot be read");
+    assert!(started.elapsed() < Duration::from_secs(10), "failed after {:?}", started.elapsed());
+
+    // Back (empty): the hubs subscribe again and write their entries again.
+    redis.restart();
+    let answer = eventually("a call across after the restart", || async {
+        a.call::<String>(id_b, "whoami", ()).timeout(Duration::from_secs(2)).await.ok()
+    })
+    .await;
+    assert_eq!(answer, "on b");
 }
 
 #[tokio::test]

@@ -358,7 +358,7 @@ impl ServerBuilder {
         self
     }
 
-    /// Makes the server one hub of a cluster (e.g. a [`RedisCluster`](crate::RedisCluster),
+    /// Makes the server one hub of a cluster (e.g. a `RedisCluster`,
     /// cargo feature `redis`, one per server): calls and notifications by
     /// connection id, pushes, broadcasts and `call_many` reach connections
     /// on every hub, and [`presence`](crate::ServerHandle::presence) lists

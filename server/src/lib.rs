@@ -17,7 +17,7 @@
 //!   and is kept in history, so a positioned subscriber can resume after
 //!   the last offset it saw ([`ServerHandle::publish`], and the README's
 //!   "Topic streams" for the wire);
-//! - a **cluster** (optional, [`ServerBuilder::cluster`]; [`RedisCluster`]
+//! - a **cluster** (optional, [`ServerBuilder::cluster`]; `RedisCluster`
 //!   with the cargo feature `redis`): several hubs act as one for calls,
 //!   notifications, pushes and `call_many` by connection id or topic, and
 //!   for presence ([`ServerHandle::presence`]);

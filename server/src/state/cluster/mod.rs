@@ -163,7 +163,7 @@ pub enum ClusterError {
 
 /// Several hubs acting as one, for addressed traffic and presence.
 ///
-/// Implement it to connect servers through some backend ([`RedisCluster`](crate::RedisCluster)
+/// Implement it to connect servers through some backend (`RedisCluster`
 /// with the `redis` feature); a server built without one is alone. The
 /// server asks it only about what is not local: a connection this server
 /// serves never reaches it. The contract:

@@ -56,6 +56,11 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long connecting (TCP and subscription) may take at start.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Reconnection attempts of the command connection before a command
+/// fails, and the longest wait between two: while Redis is down, cluster
+/// operations fail within about a second (the next command tries again).
+const COMMAND_RETRIES: (usize, Duration) = (2, Duration::from_millis(500));
+
 /// Several hubs acting as one for addressed traffic and presence, through
 /// Redis: give each server its own, all with the same URL and prefix.
 ///
@@ -143,8 +148,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// subscriber). A call in flight to a node that dies fails within about a
 /// TTL: the caller probes the node every third of the TTL. While Redis is
 /// unreachable, cluster operations fail with [`ClusterError::Unavailable`]
-/// (local connections are served as usual); once it is back, every node
-/// writes its entries again on its next heartbeat.
+/// within about a second (local connections are served as usual); once it
+/// is back, every node subscribes again and writes its entries again on
+/// its next heartbeat.
 #[derive(Clone)]
 pub struct RedisCluster {
     inner: Arc<Inner>,
@@ -199,7 +205,9 @@ impl RedisClusterBuilder {
             redis::Client::open(self.url.as_str()).map_err(|e| ClusterError::Config(format!("{}: {e}", self.url)))?;
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_connection_timeout(Some(CONNECT_TIMEOUT));
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_number_of_retries(COMMAND_RETRIES.0)
+            .set_max_delay(COMMAND_RETRIES.1);
         let commands = ConnectionManager::new_with_config(client.clone(), config)
             .await
             .map_err(|e| unavailable_at(&self.url, e))?;
