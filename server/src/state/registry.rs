@@ -12,6 +12,10 @@
 //!
 //! A member is removed only once its connection has ended; a join for an
 //! ended connection is refused, so nothing outlives its connection.
+//!
+//! With a cluster, the registry tells it of every member added and removed
+//! and of every join and leave, under its lock, so in the order they happen
+//! (the cluster's directory and presence follow the registry).
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
