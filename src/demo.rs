@@ -190,9 +190,9 @@ pub async fn serve(addr: SocketAddr) -> Result<ServerHandle, ListenError> {
     serve_with(Server::builder(), addr).await
 }
 
-/// [`serve`] with the settings of `builder` (a broker, TLS, limits,
-/// auth...); the demo sets its discovery info. With a broker shared by
-/// several hubs, each hub publishes its time to the one `clock` topic.
+/// [`serve`] with the settings of `builder` (a broker, a cluster, TLS,
+/// limits, auth...); the demo sets its discovery info. With a broker shared
+/// by several hubs, each hub publishes its time to the one `clock` topic.
 pub async fn serve_with(builder: ServerBuilder, addr: SocketAddr) -> Result<ServerHandle, ListenError> {
     let server = builder.discovery(service_info()).build(contract_methods()).listen(addr).await?;
     tokio::spawn(clock(server.clone()));

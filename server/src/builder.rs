@@ -26,6 +26,7 @@
 //! | [`cors`](ServerBuilder::cors) | off | a browser preflight from another origin gets HTTP 403 |
 //! | [`tls`](ServerBuilder::tls) | none (plain TCP) | a client that fails the TLS handshake is disconnected |
 //! | [`topic_policy`](ServerBuilder::topic_policy) | `Disconnect` for every topic | a subscriber whose queue is full is closed (1008), or its topic's publications are shed ([`SlowConsumer`]) |
+//! | [`cluster`](ServerBuilder::cluster) | none: the server is alone | (calls, pushes and presence reach other hubs through it) |
 //!
 //! The four history settings bound the default in-memory broker; another
 //! [`broker`](ServerBuilder::broker) keeps history by its own rules. Each
@@ -52,6 +53,7 @@ use crate::config::subscriptions::{Builtins, SubscriptionDecision};
 use crate::config::topics::SlowConsumer;
 use crate::server::Server;
 use crate::state::broker::{Broker, MemoryBroker};
+use crate::state::cluster::Cluster;
 use crate::state::hub::Hub;
 
 impl Server {
@@ -87,6 +89,7 @@ pub struct ServerBuilder {
     policies: Policies,
     service: Option<ServiceInfo>,
     broker: Option<Arc<dyn Broker>>,
+    cluster: Option<Arc<dyn Cluster>>,
 }
 
 impl ServerBuilder {
@@ -364,6 +367,21 @@ impl ServerBuilder {
         self
     }
 
+    /// Makes the server one hub of a cluster (e.g. a `RedisCluster`,
+    /// cargo feature `redis`, one per server): calls and notifications by
+    /// connection id, pushes, broadcasts and `call_many` reach connections
+    /// on every hub, and [`presence`](crate::ServerHandle::presence) lists
+    /// a topic's members on every hub. A connection this server serves is
+    /// still reached directly, never through the cluster.
+    ///
+    /// Default: none, the server is alone (nothing crosses, nothing costs).
+    /// When the cluster's backend is unreachable, calls to other hubs' clients fail with
+    /// [`CallError::Cluster`](crate::CallError::Cluster) and local clients are served as usual.
+    pub fn cluster(mut self, cluster: impl Cluster) -> Self {
+        self.cluster = Some(Arc::new(cluster));
+        self
+    }
+
     /// Chooses the built-in methods.
     ///
     /// Default: [`Builtins::All`]: `rpc.discover`, `rpc.subscribe`,
@@ -584,7 +602,9 @@ impl ServerBuilder {
         let history = self.settings.history;
         let broker = self.broker.unwrap_or_else(|| Arc::new(MemoryBroker::new(history)));
         // The built-ins hold the hub they are part of.
-        let hub = Hub::new_cyclic(self.settings, self.policies, broker, |hub| {
+        // A cluster named here wins over the one a shared broker brings.
+        let cluster = self.cluster.or_else(|| broker.cluster());
+        let hub = Hub::new_cyclic(self.settings, self.policies, broker, cluster, |hub| {
             if heartbeat {
                 crate::app_heartbeat::install(&mut methods, hub);
             }

@@ -7,6 +7,7 @@ use switchboard_shared::codec::EncodeError;
 use uuid::Uuid;
 
 use crate::state::broker::BrokerError;
+use crate::state::cluster::{ClusterError, NodeId};
 
 /// Why the server could not start listening.
 #[derive(Debug, thiserror::Error)]
@@ -33,12 +34,39 @@ pub enum ListenError {
 #[non_exhaustive]
 pub enum CallError {
     /// No live connection has this id: it has closed, or the id is wrong
-    /// (`ServerHandle::connections` lists the live ones).
+    /// (`ServerHandle::connections` lists the live ones). With a cluster, no
+    /// hub serves it: the directory has no entry (the connection ended, or
+    /// its hub died and its entries expired), or its hub no longer has it.
     #[error("no live connection {0}")]
     UnknownConnection(Uuid),
+    /// The connection is on another hub of the cluster, which does not
+    /// listen any more (killed, or cut off from Redis) or lost track of the
+    /// call: the call may or may not have run. Its entries expire within the
+    /// cluster's TTL, after which the connection is unknown.
+    #[error("connection {connection} is on hub {node}, which is unreachable")]
+    NodeUnreachable {
+        /// The connection called.
+        connection: Uuid,
+        /// The hub the directory named.
+        node: NodeId,
+    },
+    /// The connection is not on this hub, and the cluster could not be
+    /// asked (Redis unreachable...): try again later.
+    #[error(transparent)]
+    Cluster(ClusterError),
     /// The call itself failed: timeout, disconnect, the client's error object...
     #[error(transparent)]
     Call(#[from] switchboard_shared::Error),
+}
+
+impl From<ClusterError> for CallError {
+    fn from(e: ClusterError) -> Self {
+        match e {
+            ClusterError::UnknownConnection(id) => CallError::UnknownConnection(id),
+            ClusterError::NodeUnreachable { connection, node } => CallError::NodeUnreachable { connection, node },
+            other => CallError::Cluster(other),
+        }
+    }
 }
 
 impl CallError {
@@ -46,7 +74,7 @@ impl CallError {
     pub fn rpc(&self) -> Option<&switchboard_shared::ErrorObject> {
         match self {
             CallError::Call(e) => e.rpc(),
-            CallError::UnknownConnection(_) => None,
+            CallError::UnknownConnection(_) | CallError::NodeUnreachable { .. } | CallError::Cluster(_) => None,
         }
     }
 }

@@ -19,6 +19,10 @@
 //!   "Topic streams" for the wire); with the cargo feature `redis`,
 //!   `RedisBroker` shares topic streams between several hub processes
 //!   through Redis, so they act as one;
+//! - a **cluster** (optional, [`ServerBuilder::cluster`]; `RedisCluster`
+//!   with the cargo feature `redis`): several hubs act as one for calls,
+//!   notifications, pushes and `call_many` by connection id or topic, and
+//!   for presence ([`ServerHandle::presence`]);
 //! - the built-in methods `rpc.discover`, `rpc.subscribe`, `rpc.unsubscribe` and `rpc.history` ([`Builtins`]);
 //! - [`ServerContext`]: the server as handlers see it, with the
 //!   connection's typed [`identity`](ServerContext::identity);
@@ -65,6 +69,7 @@ pub mod app_heartbeat;
 pub mod axum;
 mod builder;
 mod builtin;
+mod call;
 mod context;
 mod error;
 mod handle;
@@ -75,6 +80,7 @@ mod streams;
 pub mod web;
 
 pub use builder::ServerBuilder;
+pub use call::ServerCall;
 pub use config::auth::{AsyncAuthenticator, AuthFuture, Authenticator, Identity, Rejection, UpgradeRequest};
 pub use config::cors::CorsPolicy;
 pub use config::origin::{MissingOrigin, OriginPolicy};
@@ -85,16 +91,21 @@ pub use config::tls::{TlsConfig, TlsError};
 pub use config::topics::{ConflationKey, HistoryLimits, SlowConsumer};
 pub use context::ServerContext;
 pub use error::{CallError, DeliveryError, ListenError, NotServed};
-pub use handle::{ServerCall, ServerHandle};
+pub use handle::ServerHandle;
 pub use push::Answer;
 pub use serve::admission::{Admission, Refused};
 pub use serve::error::ServeError;
 pub use server::Server;
 pub use state::broker::entry::StreamEntry;
 pub use state::broker::history::Replay;
+#[cfg(feature = "redis")]
+pub use state::broker::{Addressed, RedisBroker, RedisBrokerBuilder, RedisConnectError};
 pub use state::broker::{Broker, BrokerError, BrokerFuture, Fanout, HistoryPage, MemoryBroker, Snapshot};
 #[cfg(feature = "redis")]
-pub use state::broker::{RedisBroker, RedisBrokerBuilder, RedisConnectError};
+pub use state::cluster::redis::{RedisCluster, RedisClusterBuilder};
+pub use state::cluster::{
+    CallOutcome, Cluster, ClusterError, ClusterFuture, LocalNode, NodeId, Presence, RemoteAnswer,
+};
 pub use state::lifecycle::ServerPhase;
 pub use state::registry::{ConnectionSummary, Target};
 pub use streams::Published;

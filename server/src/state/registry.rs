@@ -16,6 +16,10 @@
 //! The registry tells the broker when a topic gains its first local
 //! subscriber and loses its last ([`Broker::watch`] / [`Broker::unwatch`]),
 //! under its lock, so the broker sees them in the order they happened.
+//!
+//! With a cluster, the registry tells it of every member added and removed
+//! and of every join and leave, under its lock, so in the order they happen
+//! (the cluster's directory and presence follow the registry).
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -31,6 +35,7 @@ use uuid::Uuid;
 use crate::config::topics::TopicPolicies;
 use crate::state::broker::Broker;
 use crate::state::broker::entry::StreamEntry;
+use crate::state::cluster::Cluster;
 use crate::state::topics::Topic;
 
 /// A snapshot of one live connection, as [`crate::ServerHandle::connections`] lists it.
@@ -120,16 +125,18 @@ impl State {
         false
     }
 
-    /// The member for `peer`, added if missing; `None` once the connection has ended.
-    fn member(&mut self, peer: &PeerHandle) -> Option<&mut Member> {
+    /// The member for `peer`, added if missing (and reported to the
+    /// cluster); `None` once the connection has ended.
+    fn member(&mut self, peer: &PeerHandle, cluster: Option<&Arc<dyn Cluster>>) -> Option<&mut Member> {
         if peer.is_closed() {
             // Its removal may have run already: adding it back would leak it.
             return None;
         }
-        Some(self.members.entry(peer.id()).or_insert_with(|| Member {
-            peer: peer.clone(),
-            topics: HashSet::new(),
-            connected_at: SystemTime::now(),
+        Some(self.members.entry(peer.id()).or_insert_with(|| {
+            if let Some(cluster) = cluster {
+                cluster.connected(peer.id());
+            }
+            Member { peer: peer.clone(), topics: HashSet::new(), connected_at: SystemTime::now() }
         }))
     }
 }
@@ -138,6 +145,9 @@ impl State {
 #[derive(Debug)]
 pub(crate) struct Registry {
     state: RwLock<State>,
+    /// Told of every connection and membership, under the lock (so in
+    /// order); `None` for a server alone.
+    cluster: Option<Arc<dyn Cluster>>,
     /// Bytes a subscriber may have buffered while its subscription starts.
     max_buffer: usize,
     /// The slow-consumer policy of each topic.
@@ -148,8 +158,13 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    pub(crate) fn new(max_buffer: usize, policies: TopicPolicies, broker: Arc<dyn Broker>) -> Self {
-        Registry { state: RwLock::default(), max_buffer, policies, tickets: AtomicU64::new(1), broker }
+    pub(crate) fn new(
+        max_buffer: usize,
+        policies: TopicPolicies,
+        broker: Arc<dyn Broker>,
+        cluster: Option<Arc<dyn Cluster>>,
+    ) -> Self {
+        Registry { state: RwLock::default(), cluster, max_buffer, policies, tickets: AtomicU64::new(1), broker }
     }
 
     /// A topic's local fan-out, for its first subscriber: the broker starts
@@ -172,7 +187,7 @@ impl Registry {
         if state.closed {
             return Registration::ShuttingDown;
         }
-        state.member(peer);
+        state.member(peer, self.cluster.as_ref());
         Registration::Registered
     }
 
@@ -182,6 +197,9 @@ impl Registry {
         let Some(member) = state.members.remove(&id) else { return };
         for topic in member.topics {
             self.drop_subscriber(&mut state, &topic, id);
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.disconnected(id);
         }
     }
 
@@ -196,7 +214,7 @@ impl Registry {
     /// topics (`None`: no cap). A member in either form stays as it is.
     pub(crate) fn join(&self, peer: &PeerHandle, topic: &str, limit: Option<usize>) -> Join {
         let mut state = self.state.write();
-        let Some(member) = state.member(peer) else { return Join::Ended };
+        let Some(member) = state.member(peer, self.cluster.as_ref()) else { return Join::Ended };
         if member.topics.contains(topic) {
             return Join::AlreadyMember;
         }
@@ -208,6 +226,9 @@ impl Registry {
         let topic: Arc<str> = Arc::from(topic);
         member.topics.insert(Arc::clone(&topic));
         state.topics.entry(Arc::clone(&topic)).or_insert_with(|| self.new_topic(&topic)).add_plain(peer);
+        if let Some(cluster) = &self.cluster {
+            cluster.joined(peer.id(), &topic);
+        }
         Join::Joined
     }
 
@@ -221,7 +242,7 @@ impl Registry {
         limit: Option<usize>,
     ) -> Result<Pending, Join> {
         let mut state = self.state.write();
-        let Some(member) = state.member(peer) else { return Err(Join::Ended) };
+        let Some(member) = state.member(peer, self.cluster.as_ref()) else { return Err(Join::Ended) };
         if !member.topics.contains(topic) {
             if let Some(limit) = limit
                 && member.topics.len() >= limit
@@ -229,6 +250,9 @@ impl Registry {
                 return Err(Join::LimitReached { limit });
             }
             member.topics.insert(Arc::from(topic));
+            if let Some(cluster) = &self.cluster {
+                cluster.joined(peer.id(), topic);
+            }
         }
         let topic = match state.topics.get(topic) {
             Some(existing) => Arc::clone(existing),
@@ -253,10 +277,11 @@ impl Registry {
             state.topics.remove(name);
             self.broker.unwatch(name);
         }
-        if !pending.topic.contains(id)
-            && let Some(member) = state.members.get_mut(&id)
-        {
-            member.topics.remove(name);
+        if !pending.topic.contains(id) {
+            let left = state.members.get_mut(&id).is_some_and(|member| member.topics.remove(name));
+            if let (true, Some(cluster)) = (left, &self.cluster) {
+                cluster.left(id, name);
+            }
         }
     }
 
@@ -266,6 +291,9 @@ impl Registry {
         let was_member = state.members.get_mut(&id).is_some_and(|m| m.topics.remove(topic));
         if was_member {
             self.drop_subscriber(&mut state, topic, id);
+            if let Some(cluster) = &self.cluster {
+                cluster.left(id, topic);
+            }
         }
         was_member
     }
@@ -305,6 +333,11 @@ impl Registry {
         let mut peers = Vec::new();
         self.for_each(target, |p| peers.push(p.clone()));
         peers
+    }
+
+    /// The ids of the live connections.
+    pub(crate) fn ids(&self) -> Vec<Uuid> {
+        self.state.read().members.keys().copied().collect()
     }
 
     pub(crate) fn len(&self) -> usize {

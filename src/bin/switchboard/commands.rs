@@ -1,7 +1,6 @@
 //! One function per subcommand.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +12,6 @@ use serde_json::{Value, json};
 use switchboard::client::{
     Client, ClientBuilder, ConnectError, RawSocket, Reconnect, State, StreamItem, StreamPosition,
 };
-use switchboard::server::{Server, ServerBuilder};
 use switchboard::shared::codec::encode;
 use switchboard::shared::discover::{Document, MethodDoc, TopicDoc, type_name};
 use switchboard::shared::stream::PUBLICATION_METHOD;
@@ -25,91 +23,10 @@ use crate::output::print_json;
 use crate::transport_http as http;
 use crate::{Failure, Outcome, Target};
 
-pub(crate) async fn serve(
-    addr: SocketAddr,
-    redis: Option<&str>,
-    tls: Option<(&Path, &Path)>,
-    cors_origins: &[String],
-) -> Result<Outcome, Failure> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    let mut builder = hub_builder(redis).await?;
-    if !cors_origins.is_empty() {
-        builder = builder.cors(switchboard::server::CorsPolicy::allow(cors_origins.iter().cloned()));
-    }
-    let (ws, http) = match tls {
-        None => ("ws", "http"),
-        Some((cert, key)) => {
-            builder = with_tls(builder, cert, key)?;
-            ("wss", "https")
-        }
-    };
-    let hub = switchboard::demo::serve_with(builder, addr)
-        .await
-        .map_err(|e| Failure::new(Outcome::Unreachable, format!("cannot listen on {addr}: {e}")))?;
-    // Ready for Ctrl-C before saying so: whoever reads the line may interrupt at once.
-    let interrupted =
-        interrupt_signal().map_err(|e| Failure::new(Outcome::Unreachable, format!("cannot watch for Ctrl-C: {e}")))?;
-    let bound = hub.local_addr().map_or_else(|| addr.to_string(), |a| a.to_string());
-    println!("switchboard hub listening on {ws}://{bound}/");
-    if redis.is_some() {
-        println!("topic streams shared through Redis: every hub given the same --redis URL acts as one");
-    }
-    println!("try: cargo run --release -- call {ws}://{bound}/ add '[2, 3]'");
-    println!("     cargo run --release -- listen {ws}://{bound}/ --topic clock");
-    if cfg!(feature = "http") {
-        let body = r#"{"jsonrpc":"2.0","method":"add","params":[2,3],"id":1}"#;
-        println!("     curl -H 'Content-Type: application/json' -d '{body}' {http}://{bound}/");
-    }
-    tokio::select! {
-        () = interrupted => hub.shutdown(Duration::from_secs(5)).await,
-        () = hub.stopped() => {}
-    }
-    Ok(Outcome::Success)
-}
-
-/// The demo hub's builder: with `--redis URL`, its topic streams go through that Redis.
-async fn hub_builder(redis: Option<&str>) -> Result<ServerBuilder, Failure> {
-    let builder = Server::builder();
-    let Some(url) = redis else { return Ok(builder) };
-    #[cfg(feature = "redis")]
-    {
-        let broker = switchboard::server::RedisBroker::connect(url)
-            .await
-            .map_err(|e| Failure::new(Outcome::Unreachable, e.to_string()))?;
-        Ok(builder.broker(broker))
-    }
-    #[cfg(not(feature = "redis"))]
-    Err(Failure::new(Outcome::Usage, format!("--redis {url}: this switchboard was built without the `redis` feature")))
-}
-
-/// The builder with the TLS identity read from `cert` and `key`; a bad file is a usage error.
-#[cfg(feature = "tls")]
-fn with_tls(
-    builder: switchboard::server::ServerBuilder,
-    cert: &Path,
-    key: &Path,
-) -> Result<switchboard::server::ServerBuilder, Failure> {
-    let tls = switchboard::server::TlsConfig::from_pem_files(cert, key)
-        .map_err(|e| Failure::new(Outcome::Usage, format!("--tls-cert/--tls-key: {e}")))?;
-    Ok(builder.tls(tls))
-}
-
-#[cfg(not(feature = "tls"))]
-fn with_tls(
-    _builder: switchboard::server::ServerBuilder,
-    _cert: &Path,
-    _key: &Path,
-) -> Result<switchboard::server::ServerBuilder, Failure> {
-    Err(Failure::new(Outcome::Usage, "this switchboard was built without the `tls` feature"))
-}
-
 /// Resolves on Ctrl-C (and on SIGTERM on Unix). The handlers are installed
 /// by this call, not when the future is first awaited, so a signal that
 /// arrives right after is not missed.
-fn interrupt_signal() -> std::io::Result<impl Future<Output = ()>> {
+pub(crate) fn interrupt_signal() -> std::io::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

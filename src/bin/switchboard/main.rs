@@ -2,7 +2,8 @@
 //! service from the shell.
 //!
 //! ```text
-//! switchboard serve [--addr 127.0.0.1:9000] [--redis redis://127.0.0.1:6379] [--tls-cert FILE --tls-key FILE] [--cors-origin ORIGIN ...]
+//! switchboard serve [--addr 127.0.0.1:9000] [--redis redis://127.0.0.1:6379 [--cluster-ttl-ms MS]]
+//!                   [--tls-cert FILE --tls-key FILE] [--cors-origin ORIGIN ...]
 //! switchboard call URL METHOD [PARAMS_JSON]      (URL: ws://, wss://, http:// or https://)
 //! switchboard notify URL METHOD [PARAMS_JSON]
 //! switchboard batch URL [FILE|-]
@@ -16,9 +17,9 @@
 
 mod commands;
 mod output;
+mod serve;
 mod transport_http;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -51,27 +52,7 @@ enum Command {
     ///
     /// The same port answers WebSocket upgrades and JSON-RPC over HTTP POST
     /// (`curl -H 'Content-Type: application/json' -d '{"jsonrpc":"2.0","method":"add","params":[2,3],"id":1}' http://ADDR/`).
-    Serve {
-        /// Address to listen on (ws://ADDR/ and http://ADDR/).
-        #[arg(long, default_value = "127.0.0.1:9000")]
-        addr: SocketAddr,
-        /// Share topic streams through the Redis at URL (e.g. redis://127.0.0.1:6379): every hub
-        /// given the same URL acts as one (publications reach subscribers on every hub; a client
-        /// resumes on any of them).
-        #[cfg(feature = "redis")]
-        #[arg(long, value_name = "URL")]
-        redis: Option<String>,
-        /// Serve TLS (wss:// and https://) with this PEM certificate chain (leaf first); needs --tls-key.
-        #[arg(long, value_name = "FILE", requires = "tls_key")]
-        tls_cert: Option<PathBuf>,
-        /// The PEM private key of --tls-cert.
-        #[arg(long, value_name = "FILE", requires = "tls_cert")]
-        tls_key: Option<PathBuf>,
-        /// Let pages of this origin call over HTTP POST from a browser (CORS preflights answered;
-        /// repeatable), e.g. https://app.example.com.
-        #[arg(long = "cors-origin", value_name = "ORIGIN")]
-        cors_origins: Vec<String>,
-    },
+    Serve(serve::ServeArgs),
     /// Call METHOD and print its result.
     ///
     /// URL may be ws:// or wss:// (a WebSocket), or http:// or https:// (one HTTP POST).
@@ -224,18 +205,7 @@ async fn main() -> ExitCode {
         Err(e) => return usage_error(&e),
     };
     let result = match cli.command {
-        #[cfg(feature = "redis")]
-        Command::Serve { addr, redis, tls_cert, tls_key, cors_origins } => {
-            let tls = tls_cert.zip(tls_key);
-            let tls = tls.as_ref().map(|(cert, key)| (cert.as_path(), key.as_path()));
-            commands::serve(addr, redis.as_deref(), tls, &cors_origins).await
-        }
-        #[cfg(not(feature = "redis"))]
-        Command::Serve { addr, tls_cert, tls_key, cors_origins } => {
-            let tls = tls_cert.zip(tls_key);
-            let tls = tls.as_ref().map(|(cert, key)| (cert.as_path(), key.as_path()));
-            commands::serve(addr, None, tls, &cors_origins).await
-        }
+        Command::Serve(args) => serve::serve(args).await,
         Command::Call { target, method, params } => commands::call(&target, &method, params.as_deref()).await,
         Command::Notify { target, method, params } => commands::notify(&target, &method, params.as_deref()).await,
         Command::Batch { target, file } => commands::batch(&target, file.as_deref()).await,

@@ -42,6 +42,7 @@ use switchboard_shared::stream::StreamPosition;
 
 use crate::state::broker::entry::StreamEntry;
 use crate::state::broker::history::Replay;
+use crate::state::cluster::Cluster;
 use crate::state::registry::Registry;
 
 /// What a broker's operations return: a future that owns what it needs, so a
@@ -163,11 +164,19 @@ pub trait Broker: Send + Sync + std::fmt::Debug + 'static {
         let _ = topic;
         Box::pin(std::future::ready(Ok(())))
     }
+
+    /// The cluster a server built with this broker joins when its builder
+    /// names none ([`ServerBuilder::cluster`](crate::ServerBuilder::cluster)):
+    /// a broker shared by several processes may bring the addressed traffic
+    /// along. Default: none.
+    fn cluster(&self) -> Option<Arc<dyn Cluster>> {
+        None
+    }
 }
 
 pub use memory::MemoryBroker;
 #[cfg(feature = "redis")]
-pub use redis::{RedisBroker, RedisBrokerBuilder, RedisConnectError};
+pub use redis::{Addressed, RedisBroker, RedisBrokerBuilder, RedisConnectError};
 
 /// A server's side of its broker: where the broker hands every publication
 /// (of any topic, from any server) to be queued for this server's

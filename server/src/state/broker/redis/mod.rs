@@ -93,6 +93,8 @@ use crate::state::broker::redis::publish::Publisher;
 use crate::state::broker::redis::read::{Mode, read};
 use crate::state::broker::redis::subscriber::Subscriber;
 use crate::state::broker::{Broker, BrokerError, BrokerFuture, Fanout, HistoryPage, Snapshot};
+use crate::state::cluster::Cluster;
+use crate::state::cluster::redis::RedisCluster;
 
 /// Why [`RedisBrokerBuilder::connect`] failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -125,6 +127,32 @@ struct Settings {
     history_size: usize,
     history_ttl: Duration,
     timeout: Duration,
+    addressed: Addressed,
+}
+
+/// Whether the servers of a [`RedisBroker`] also act as one for traffic
+/// addressed to connections (calls and notifications by connection id,
+/// pushes, broadcasts, `call_many`) and for presence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Addressed {
+    /// Through a [`RedisCluster`](crate::RedisCluster) on the same Redis
+    /// and prefix, whose keys live `ttl` (how soon the other hubs forget a
+    /// killed one; see [`RedisClusterBuilder::ttl`](crate::RedisClusterBuilder::ttl)).
+    Cluster {
+        /// The TTL of this hub's directory, presence and liveness keys.
+        ttl: Duration,
+    },
+    /// Each server reaches only its own connections; only topic streams are
+    /// shared.
+    LocalOnly,
+}
+
+impl Default for Addressed {
+    /// A cluster with a TTL of 15 s.
+    fn default() -> Self {
+        Addressed::Cluster { ttl: crate::state::cluster::redis::DEFAULT_TTL }
+    }
 }
 
 impl Settings {
@@ -248,6 +276,8 @@ pub struct RedisBroker {
     shared: Arc<Shared>,
     publisher: Publisher,
     subscriber: Subscriber,
+    /// The cluster its servers join ([`Addressed::Cluster`]).
+    cluster: Option<RedisCluster>,
 }
 
 impl std::fmt::Debug for RedisBroker {
@@ -277,6 +307,7 @@ impl RedisBroker {
                 history_size: defaults::HISTORY_ENTRIES,
                 history_ttl: defaults::HISTORY_TTL,
                 timeout: RedisBroker::DEFAULT_TIMEOUT,
+                addressed: Addressed::default(),
             },
         }
     }
@@ -295,6 +326,7 @@ impl RedisBroker {
 /// | [`history_size`](Self::history_size) | 1,000 publications per topic | the oldest is trimmed from the stream |
 /// | [`history_ttl`](Self::history_ttl) | 10 min after the topic's last publication | the topic's keys expire; its next publication starts a new epoch |
 /// | [`timeout`](Self::timeout) | 2 s per Redis operation | the operation fails with [`BrokerError::Unavailable`] |
+/// | [`addressed`](Self::addressed) | [`Addressed::Cluster`], TTL 15 s | (calls, pushes and presence reach every hub's connections) |
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `connect` is called"]
 pub struct RedisBrokerBuilder {
@@ -350,6 +382,19 @@ impl RedisBrokerBuilder {
         self
     }
 
+    /// Sets whether the servers built with this broker also act as one for
+    /// traffic addressed to connections and for presence (a
+    /// [`RedisCluster`](crate::RedisCluster) on the same Redis and prefix,
+    /// which the server joins unless [`ServerBuilder::cluster`](crate::ServerBuilder::cluster)
+    /// names another).
+    ///
+    /// Default: [`Addressed::Cluster`] with a TTL of 15 s.
+    /// [`Addressed::LocalOnly`] shares topic streams only.
+    pub fn addressed(mut self, addressed: Addressed) -> Self {
+        self.settings.addressed = addressed;
+        self
+    }
+
     /// Connects to Redis (the command connection, and loads the publish
     /// script) and starts the publishing and subscription tasks. Fails when
     /// Redis does not answer within the timeout.
@@ -366,6 +411,17 @@ impl RedisBrokerBuilder {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(50));
         let unreachable = |reason: String| RedisConnectError::Unreachable { url: shown.clone(), reason };
+        let cluster = match settings.addressed {
+            Addressed::Cluster { ttl } => Some(
+                RedisCluster::builder(url.as_str())
+                    .key_prefix(settings.prefix.as_str())
+                    .ttl(ttl)
+                    .connect()
+                    .await
+                    .map_err(|e| unreachable(format!("the cluster: {e}")))?,
+            ),
+            Addressed::LocalOnly => None,
+        };
         let mut commands =
             tokio::time::timeout(settings.timeout, ConnectionManager::new_with_config(client.clone(), config))
                 .await
@@ -387,11 +443,16 @@ impl RedisBrokerBuilder {
             publisher: Publisher::start(Arc::clone(&shared)),
             subscriber: Subscriber::start(Arc::clone(&shared)),
             shared,
+            cluster,
         })
     }
 }
 
 impl Broker for RedisBroker {
+    fn cluster(&self) -> Option<Arc<dyn Cluster>> {
+        self.cluster.clone().map(|cluster| Arc::new(cluster) as Arc<dyn Cluster>)
+    }
+
     fn attach(&self, fanout: Fanout) {
         let mut fanouts = self.shared.fanouts.write();
         fanouts.retain(|f| !f.is_gone());
@@ -451,8 +512,13 @@ mod tests {
 
     #[test]
     fn the_ttl_is_at_least_a_millisecond() {
-        let settings =
-            |ttl| Settings { prefix: String::new(), history_size: 0, history_ttl: ttl, timeout: Duration::ZERO };
+        let settings = |ttl| Settings {
+            prefix: String::new(),
+            history_size: 0,
+            history_ttl: ttl,
+            timeout: Duration::ZERO,
+            addressed: Addressed::LocalOnly,
+        };
         assert_eq!(settings(Duration::ZERO).ttl_millis(), 1);
         assert_eq!(settings(Duration::from_secs(600)).ttl_millis(), 600_000);
     }
