@@ -6,6 +6,7 @@
 //! - `pending`: our outstanding calls and their timeouts (internal);
 //! - `writer`: the bounded outbound queue and the coalescing writer (internal);
 //! - [`peer`]: the connection task that ties them together;
+//! - [`transport`]: what a connection runs over (WebSocket, newline-delimited JSON);
 //! - [`discover`]: the OpenRPC document behind `rpc.discover`;
 //! - [`stream`]: the wire of topic streams (positions, `rpc.publication`, `rpc.history`).
 
@@ -17,6 +18,7 @@ pub mod methods;
 pub mod peer;
 pub(crate) mod pending;
 pub mod stream;
+pub mod transport;
 pub(crate) mod writer;
 
 pub use codec::{ErrorObject, Id, code};
