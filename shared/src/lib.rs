@@ -26,8 +26,8 @@ pub use context::{ConnectionInfo, Context};
 pub use error::Error;
 pub use methods::{Dispatch, Method, MethodInfo, Methods, RpcResult};
 pub use peer::{
-    BatchBuilder, Cancellation, CloseReason, Heartbeat, IdGenerator, MalformedFrames, PeerCall, PeerConfig, PeerHandle,
-    StrayMessage,
+    BatchBuilder, Cancellation, CloseReason, Heartbeat, IdGenerator, Jsonrpc1, MalformedFrames, PeerCall, PeerConfig,
+    PeerHandle, StrayMessage,
 };
 pub use writer::{Overflow, Shed, Sheddable};
 

@@ -41,7 +41,7 @@ use crate::transport::Transport;
 
 pub use batch::BatchBuilder;
 pub use config::{
-    Cancellation, CloseReason, Heartbeat, IdGenerator, MalformedFrames, PeerConfig, StrayHook, StrayMessage,
+    Cancellation, CloseReason, Heartbeat, IdGenerator, Jsonrpc1, MalformedFrames, PeerConfig, StrayHook, StrayMessage,
 };
 pub use handle::{PeerCall, PeerHandle, decode_result};
 
