@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 use serde_json::{Number, json};
-use switchboard_server::{DeliveryError, ListenError, Server, ServerContext, ServerHandle};
+use switchboard_server::{DeliveryError, Listen, ListenError, Server, ServerContext, ServerHandle};
 use switchboard_shared::codec::encode;
 use switchboard_shared::discover::{ServiceInfo, TopicDoc};
 use switchboard_shared::{Context, ErrorObject, Methods, Overflow};
@@ -190,6 +190,20 @@ pub async fn serve(addr: SocketAddr) -> Result<ServerHandle, ListenError> {
     let server = Server::builder().discovery(service_info()).build(contract_methods()).listen(addr).await?;
     tokio::spawn(clock(server.clone()));
     Ok(server)
+}
+
+/// Starts the demo hub on every listener of `listen` (`ws://`, `tcp://`,
+/// `unix:`; see `Server::listen`), one server behind them all. Fails on the
+/// first listener that cannot start (the ones started before it keep
+/// running until the process ends).
+pub async fn serve_on(listen: &[Listen]) -> Result<ServerHandle, ListenError> {
+    let server = Server::builder().discovery(service_info()).build(contract_methods());
+    for one in listen {
+        server.listen(one.clone()).await?;
+    }
+    let handle = server.handle();
+    tokio::spawn(clock(handle.clone()));
+    Ok(handle)
 }
 
 /// Publishes the time to [`CLOCK_TOPIC`] every second until the server stops.

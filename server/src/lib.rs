@@ -61,6 +61,7 @@ mod builtin;
 mod context;
 mod error;
 mod handle;
+mod listen;
 mod push;
 mod server;
 mod streams;
@@ -69,6 +70,7 @@ pub mod web;
 
 pub use builder::ServerBuilder;
 pub use config::auth::{AsyncAuthenticator, AuthFuture, Authenticator, Identity, Rejection, UpgradeRequest};
+pub use config::listen::{InvalidListen, Listen, Listening, RawSockets};
 pub use config::origin::{MissingOrigin, OriginPolicy};
 pub use config::settings::defaults;
 pub use config::subscriptions::{Builtins, SubscriptionDecision};

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use switchboard_shared::Heartbeat;
+use switchboard_shared::{Heartbeat, Jsonrpc1};
 
 use crate::config::auth::Auth;
 use crate::config::hooks::{ConnectHook, DisconnectHook};
+use crate::config::listen::RawSockets;
 use crate::config::origin::OriginPolicy;
 use crate::config::subscriptions::{Builtins, SubscriptionFilter};
 use crate::config::topics::{HistoryLimits, TopicPolicies};
@@ -79,6 +80,8 @@ pub(crate) struct Settings {
     pub(crate) max_replay: usize,
     pub(crate) max_history_page: usize,
     pub(crate) topic_policies: TopicPolicies,
+    pub(crate) jsonrpc1: Jsonrpc1,
+    pub(crate) raw_sockets: RawSockets,
 }
 
 impl Default for Settings {
@@ -103,6 +106,8 @@ impl Default for Settings {
             max_replay: defaults::MAX_REPLAY,
             max_history_page: defaults::MAX_HISTORY_PAGE,
             topic_policies: TopicPolicies::default(),
+            jsonrpc1: Jsonrpc1::Reject,
+            raw_sockets: RawSockets::RefuseWithAuthenticator,
         }
     }
 }

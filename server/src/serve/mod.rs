@@ -1,5 +1,5 @@
 //! The serving layer: how connections get into the server. The one accept
-//! loop, the handshake and its admission checks, and the start of a
+//! loop, the handshake and its admission checks, raw socket connections, and the start of a
 //! connection on the peer engine. Imports [`state`](crate::state) and
 //! [`config`](crate::config), never the API above it.
 
@@ -8,4 +8,5 @@ pub(crate) mod admission;
 pub(crate) mod connection;
 pub(crate) mod error;
 pub(crate) mod handshake;
+pub(crate) mod raw;
 pub(crate) mod read_ahead;

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use switchboard_shared::tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use switchboard_shared::{Methods, Overflow, PeerConfig, PeerHandle};
 
+use crate::config::listen::Listening;
 use crate::config::settings::{Policies, Settings};
 use crate::state::broker::{Broker, Fanout};
 use crate::state::heartbeat::AppHeartbeat;
@@ -27,6 +28,8 @@ pub(crate) struct Hub {
     broker: Arc<dyn Broker>,
     lifecycle: Arc<Lifecycle>,
     local_addr: OnceLock<SocketAddr>,
+    /// Every listener started, in order.
+    listening: parking_lot::Mutex<Vec<Listening>>,
     app_heartbeat: AppHeartbeat,
 }
 
@@ -56,6 +59,7 @@ impl Hub {
                 call_timeout: Some(settings.call_timeout),
                 heartbeat: settings.heartbeat,
                 id_generator: None,
+                jsonrpc1: settings.jsonrpc1,
                 extensions: http::Extensions::new(),
                 ..PeerConfig::default()
             };
@@ -71,6 +75,7 @@ impl Hub {
                 registry,
                 broker,
                 local_addr: OnceLock::new(),
+                listening: parking_lot::Mutex::new(Vec::new()),
             }
         })
     }
@@ -162,6 +167,16 @@ impl Hub {
     /// Sets the address reported as the server's (the first listener's).
     pub(crate) fn set_local_addr(&self, addr: SocketAddr) {
         let _ = self.local_addr.set(addr);
+    }
+
+    /// Lists a listener that has started.
+    pub(crate) fn add_listening(&self, listening: Listening) {
+        self.listening.lock().push(listening);
+    }
+
+    /// Every listener started, in order.
+    pub(crate) fn listening(&self) -> Vec<Listening> {
+        self.listening.lock().clone()
     }
 }
 

@@ -1,7 +1,6 @@
 //! One function per subcommand.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +12,7 @@ use serde_json::{Value, json};
 use switchboard::client::{
     Client, ClientBuilder, ConnectError, RawSocket, Reconnect, State, StreamItem, StreamPosition,
 };
+use switchboard::server::Listen;
 use switchboard::shared::codec::encode;
 use switchboard::shared::discover::{Document, MethodDoc, TopicDoc, type_name};
 use switchboard::shared::stream::PUBLICATION_METHOD;
@@ -23,21 +23,26 @@ use tokio::sync::Notify;
 use crate::output::print_json;
 use crate::{Failure, Outcome, Target};
 
-pub(crate) async fn serve(addr: SocketAddr) -> Result<Outcome, Failure> {
+pub(crate) async fn serve(listen: &[Listen]) -> Result<Outcome, Failure> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    let hub = switchboard::demo::serve(addr)
-        .await
-        .map_err(|e| Failure::new(Outcome::Unreachable, format!("cannot listen on {addr}: {e}")))?;
+    let hub = switchboard::demo::serve_on(listen).await.map_err(|e| {
+        let asked: Vec<String> = listen.iter().map(ToString::to_string).collect();
+        Failure::new(Outcome::Unreachable, format!("cannot listen on {}: {e}", asked.join(", ")))
+    })?;
     // Ready for Ctrl-C before saying so: whoever reads the line may interrupt at once.
     let interrupted =
         interrupt_signal().map_err(|e| Failure::new(Outcome::Unreachable, format!("cannot watch for Ctrl-C: {e}")))?;
-    let bound = hub.local_addr().map_or_else(|| addr.to_string(), |a| a.to_string());
-    println!("switchboard hub listening on ws://{bound}/");
-    println!("try: cargo run --release -- call ws://{bound}/ add '[2, 3]'");
-    println!("     cargo run --release -- listen ws://{bound}/ --topic clock");
+    let listening = hub.listening();
+    for url in &listening {
+        println!("switchboard hub listening on {url}");
+    }
+    if let Some(first) = listening.first() {
+        println!("try: cargo run --release -- call {first} add '[2, 3]'");
+        println!("     cargo run --release -- listen {first} --topic clock");
+    }
     tokio::select! {
         () = interrupted => hub.shutdown(Duration::from_secs(5)).await,
         () = hub.stopped() => {}

@@ -2,7 +2,7 @@
 //! service from the shell.
 //!
 //! ```text
-//! switchboard serve [--addr 127.0.0.1:9000]
+//! switchboard serve [--addr 127.0.0.1:9000] [--listen URL ...]
 //! switchboard call URL METHOD [PARAMS_JSON]
 //! switchboard notify URL METHOD [PARAMS_JSON]
 //! switchboard batch URL [FILE|-]
@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use switchboard::client::StreamPosition;
+use switchboard::server::Listen;
 
 /// The exit codes, as `--help` shows them.
 const EXIT_CODES: &str = "\
@@ -47,10 +48,17 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a demo hub: the benchmark contract's methods, a `clock` topic, and discovery.
+    ///
+    /// Without --addr or --listen it listens on ws://127.0.0.1:9000/. It prints one line per
+    /// listener, `switchboard hub listening on URL`, in the order given (--addr first).
     Serve {
-        /// Address to listen on (ws://ADDR/).
-        #[arg(long, default_value = "127.0.0.1:9000")]
-        addr: SocketAddr,
+        /// Address to listen on for WebSocket (ws://ADDR/).
+        #[arg(long)]
+        addr: Option<SocketAddr>,
+        /// Also listen on URL (repeatable): ws://HOST:PORT, tcp://HOST:PORT or unix:/PATH
+        /// (newline-delimited JSON-RPC on a raw socket).
+        #[arg(long = "listen", value_name = "URL")]
+        listen: Vec<Listen>,
     },
     /// Call METHOD and print its result.
     ///
@@ -145,7 +153,8 @@ enum Command {
 /// Where to connect and how.
 #[derive(Debug, Args)]
 struct Target {
-    /// The service's WebSocket URL, e.g. ws://127.0.0.1:9000/.
+    /// The service's URL: ws://HOST:PORT/PATH or wss://... (WebSocket), tcp://HOST:PORT or
+    /// unix:/PATH (newline-delimited JSON-RPC on a raw socket).
     url: String,
     /// Bearer token sent as `Authorization: Bearer TOKEN`.
     #[arg(long, global = true)]
@@ -198,7 +207,12 @@ async fn main() -> ExitCode {
         Err(e) => return usage_error(&e),
     };
     let result = match cli.command {
-        Command::Serve { addr } => commands::serve(addr).await,
+        Command::Serve { addr, listen } => {
+            let default =
+                (addr.is_none() && listen.is_empty()).then(|| Listen::from(SocketAddr::from(([127, 0, 0, 1], 9000))));
+            let all: Vec<Listen> = addr.map(Listen::from).into_iter().chain(default).chain(listen).collect();
+            commands::serve(&all).await
+        }
         Command::Call { target, method, params } => commands::call(&target, &method, params.as_deref()).await,
         Command::Notify { target, method, params } => commands::notify(&target, &method, params.as_deref()).await,
         Command::Batch { target, file } => commands::batch(&target, file.as_deref()).await,
