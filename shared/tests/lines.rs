@@ -202,6 +202,28 @@ async fn pending_calls_fail_at_once_when_the_other_side_disconnects() {
 }
 
 #[tokio::test]
+async fn a_peer_that_ends_its_input_still_gets_every_answer_then_the_end() {
+    let gate = Arc::new(Semaphore::new(0));
+    let (peer, mut raw) = raw_client(server_methods(gate.clone()), PeerConfig::default()).await;
+    let ours = tokio::spawn({
+        let peer = peer.clone();
+        async move { peer.call::<Value>("never.answered", ()).no_timeout().await }
+    });
+    assert_eq!(raw.recv().await["method"], "never.answered");
+    // As `echo '..' | nc -N` does: the requests, then the write half shut down.
+    raw.send(r#"{"jsonrpc":"2.0","method":"gated","params":["slow"],"id":1}"#).await;
+    raw.send(r#"{"jsonrpc":"2.0","method":"ping","id":2}"#).await;
+    raw.write.shutdown().await.unwrap();
+    assert_eq!(raw.recv().await, json!({"jsonrpc": "2.0", "result": "pong", "id": 2}));
+    // Nothing can answer our call any more: it fails at once.
+    assert!(matches!(guard(ours).await.unwrap(), Err(Error::Disconnected)));
+    gate.add_permits(1);
+    assert_eq!(raw.recv().await, json!({"jsonrpc": "2.0", "result": ["slow"], "id": 1}));
+    assert_eq!(raw.recv_line().await, None, "then the connection ends");
+    assert!(matches!(guard(peer.closed()).await, CloseReason::Remote { .. }));
+}
+
+#[tokio::test]
 async fn a_drain_lets_running_requests_finish_refuses_new_ones_then_closes() {
     let gate = Arc::new(Semaphore::new(0));
     let (peer, mut raw) = raw_client(server_methods(gate.clone()), PeerConfig::default()).await;

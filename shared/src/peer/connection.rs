@@ -7,6 +7,9 @@
 //! - **draining**: a graceful shutdown began; new requests are refused, the
 //!   socket is still read, and the connection closes with 1001 once no
 //!   request runs or at the deadline;
+//! - **end of input** (a byte stream's end): the stream is not read again;
+//!   the connection ends once every request received is answered and
+//!   written;
 //! - the **ending** runs exactly once however the task stops: every pending
 //!   call fails with `Disconnected`, the queue closes, waiting tasks learn
 //!   the [`CloseReason`], and the close hook runs.
@@ -36,6 +39,10 @@ pub(super) struct Connection {
     pub(super) close_sent: bool,
     /// Set when a graceful shutdown begins.
     pub(super) draining: bool,
+    /// Set when the other side's input has ended (a byte stream's end): the
+    /// stream is not read again; the connection ends once everything
+    /// received is answered and written.
+    input_ended: bool,
     /// While a batch is being handled, its ready answers are gathered here
     /// instead of being sent one by one.
     pub(super) collecting: Option<Vec<String>>,
@@ -63,6 +70,7 @@ impl Connection {
             methods,
             close_sent: false,
             draining: false,
+            input_ended: false,
             collecting: None,
             parked: None,
             on_close,
@@ -111,6 +119,13 @@ impl Connection {
                     }
                 }
                 self.unpark();
+                if self.input_ended
+                    && self.handle.in_flight() == 0
+                    && self.parked.as_ref().is_none_or(|p| p.is_empty())
+                    && !writer.has_work(&shared.queue)
+                {
+                    break self.local_or_remote(None, "end of input".into());
+                }
                 // One timer, boxed and made only while a deadline is set: idle
                 // connections carry no timer state for it.
                 match close_deadline.or(drain) {
@@ -137,7 +152,7 @@ impl Connection {
                     }
                     // Always read: answers to our calls, pongs and
                     // cancellations must get through whatever the load.
-                    frame = stream.next() => {
+                    frame = stream.next(), if !self.input_ended => {
                         last_heard = Instant::now();
                         if let Err(reason) = self.on_frame(T::read(frame)) {
                             break reason;
@@ -145,7 +160,7 @@ impl Connection {
                         // Read what is already buffered before writing, so a burst is answered with one flush.
                         let mut burst_end = None;
                         for _ in 1..READ_BURST {
-                            if shared.queue.queued_bytes() >= BURST_OUTPUT {
+                            if shared.queue.queued_bytes() >= BURST_OUTPUT || self.input_ended {
                                 break;
                             }
                             let Some(frame) = stream.next().now_or_never() else { break };
@@ -195,6 +210,12 @@ impl Connection {
             }
             Inbound::Heard => Ok(()),
             Inbound::Closed { code, reason } => Err(self.local_or_remote(code, reason)),
+            Inbound::EndOfInput => {
+                self.input_ended = true;
+                // No reply can come any more.
+                self.handle.shared.pending.fail_all();
+                Ok(())
+            }
             Inbound::TooBig { size, max } => {
                 tracing::warn!(size, max_size = max, "message too big");
                 Err(CloseReason::MessageTooBig)

@@ -95,6 +95,10 @@ impl Parked {
         Parked { queue: VecDeque::new(), bytes: 0, max_bytes }
     }
 
+    pub(super) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
     fn has_room(&self, bytes: usize) -> bool {
         self.queue.is_empty() || self.bytes + bytes <= self.max_bytes
     }

@@ -9,6 +9,9 @@
 //!   -32600 with `"id": null` first when it answers malformed frames), so a
 //!   peer that never sends `\n` costs at most the limit in memory;
 //! - bytes left without a final `\n` when the stream ends are one last line;
+//! - the end of the stream is the end of the other side's **input**, not
+//!   of the connection: what it sent is still answered, then the connection
+//!   closes (so `echo '{..}' | nc -N HOST PORT` gets its answer);
 //! - going out, each frame is written followed by `\n`; a raw `\n` or `\r`
 //!   inside it (only possible as whitespace between JSON tokens: inside a
 //!   JSON string they must be escaped) is written as a space, so a frame is
@@ -202,7 +205,8 @@ where
 
     fn read(item: Option<Result<Bytes, LineError>>) -> Inbound {
         match item {
-            None => Inbound::Closed { code: None, reason: String::new() },
+            // A script's `echo '{..}' | nc -N` half-closes after its request: answer it.
+            None => Inbound::EndOfInput,
             Some(Ok(line)) => Inbound::Binary(line),
             Some(Err(LineError::TooLong { size, max })) => Inbound::TooBig { size, max },
             Some(Err(LineError::Io(e))) => match e.kind() {

@@ -52,6 +52,11 @@ pub enum Inbound {
         /// The reason it gave.
         reason: String,
     },
+    /// The other side sends nothing more but may still read: a byte
+    /// stream's end (a half-close, `shutdown(Write)`, looks the same as a
+    /// close). The engine stops reading, fails our calls still waiting for a
+    /// reply, writes the answers to what was received, then closes.
+    EndOfInput,
     /// A message over the transport's size limit: the connection is closed
     /// ([`CloseReason::MessageTooBig`]).
     TooBig {
