@@ -120,7 +120,9 @@ impl ServerBuilder {
     /// WebSocket frame).
     ///
     /// Default: 10 MiB. A larger message is not read: the connection is
-    /// closed with 1009 "message too big". The minimum is 1 KiB.
+    /// closed with 1009 "message too big" (on a raw socket, where it bounds a
+    /// line, it is answered -32600 with `"id": null`, then closed). The
+    /// minimum is 1 KiB.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.settings.max_message_size = bytes.max(1024);
         self
@@ -211,7 +213,9 @@ impl ServerBuilder {
     /// for `timeout`. `None` turns keep-alive off.
     ///
     /// Default: ping every 25 s, timeout 60 s. When the timeout passes the
-    /// connection is closed with 1001 "idle timeout".
+    /// connection is closed with 1001 "idle timeout". WebSocket only: raw
+    /// sockets (`tcp://`, `unix:`) have no pings, so their quiet peers are not
+    /// closed; use [`app_heartbeat`](Self::app_heartbeat) there.
     pub fn heartbeat(mut self, heartbeat: Option<Heartbeat>) -> Self {
         self.settings.heartbeat = heartbeat;
         self

@@ -9,6 +9,8 @@
 //! - [`listen`](Server::listen): the one accept loop, with the handshake:
 //!   check origin, connection limit and the authenticator (synchronous
 //!   [`Authenticator`] or awaiting [`AsyncAuthenticator`]), then upgrade;
+//!   called once per interface ([`Listen`]: `ws://`, and newline-delimited
+//!   JSON-RPC on `tcp://` and `unix:` raw sockets), one server behind them all;
 //! - a **registry** of live connections and topics, behind [`ServerHandle`]:
 //!   call, notify, broadcast, publish, [`call_many`](ServerHandle::call_many),
 //!   graceful [`shutdown`](ServerHandle::shutdown);

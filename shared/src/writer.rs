@@ -403,8 +403,8 @@ pub(crate) enum Drive {
 enum Closing {
     #[default]
     Open,
-    /// A close without a frame of its own: the sink is being closed.
-    ClosingSink,
+    /// A close without a frame of its own: the sink is being flushed and closed.
+    Flushing,
     /// Closed: nothing more is written.
     Sent,
 }
@@ -423,7 +423,7 @@ impl Writer {
     pub(crate) fn has_work(&self, queue: &OutboundQueue) -> bool {
         match self.closing {
             Closing::Open => !self.batch.is_empty() || self.needs_flush || queue.has_frames(),
-            Closing::ClosingSink => true,
+            Closing::Flushing => true,
             Closing::Sent => false,
         }
     }
@@ -446,7 +446,7 @@ impl Writer {
                         ready!(Pin::new(&mut *sink).poll_flush(cx))?;
                         self.needs_flush = false;
                     }
-                    if self.closing == Closing::ClosingSink {
+                    if self.closing == Closing::Flushing {
                         ready!(Pin::new(&mut *sink).poll_close(cx))?;
                         self.closing = Closing::Sent;
                     }
@@ -464,7 +464,7 @@ impl Writer {
                         self.closing = Closing::Sent;
                     }
                 }
-                None if closing => self.closing = Closing::ClosingSink,
+                None if closing => self.closing = Closing::Flushing,
                 // A ping on a transport without pings.
                 None => {}
             }
