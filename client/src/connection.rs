@@ -126,6 +126,7 @@ pub(crate) struct Dialer {
 pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// An open connection, of the kind its URL names.
+#[allow(clippy::large_enum_variant, reason = "one per connection attempt, moved into the connection's task at once")]
 enum Opened {
     /// `ws://`, `wss://`.
     WebSocket(Socket),

@@ -72,7 +72,7 @@ impl FromStr for Listen {
         if host_port.contains('/') {
             return Err(invalid("a listen address has no path (the WebSocket upgrade is answered on every path)"));
         }
-        if !host_port.rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_ok()) {
+        if host_port.rsplit_once(':').is_none_or(|(_, port)| port.parse::<u16>().is_err()) {
             return Err(invalid("it needs a port (0 picks a free one)"));
         }
         match scheme {

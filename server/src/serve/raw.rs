@@ -91,10 +91,11 @@ impl UnixSocket {
 #[cfg(unix)]
 impl Drop for UnixSocket {
     fn drop(&mut self) {
-        if self.identity.is_some() && file_identity(&self.path).ok() == self.identity {
-            if let Err(error) = std::fs::remove_file(&self.path) {
-                tracing::warn!(target: "switchboard::server", path = %self.path.display(), %error, "could not remove the socket file");
-            }
+        if self.identity.is_some()
+            && file_identity(&self.path).ok() == self.identity
+            && let Err(error) = std::fs::remove_file(&self.path)
+        {
+            tracing::warn!(target: "switchboard::server", path = %self.path.display(), %error, "could not remove the socket file");
         }
     }
 }
