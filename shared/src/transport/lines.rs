@@ -1,24 +1,6 @@
 //! Newline-delimited JSON over a byte stream (TCP, Unix sockets, pipes):
-//! the convention of many JSON-RPC TCP servers and of IPC endpoints.
-//!
-//! Terms:
-//! - a **line** is the bytes up to `\n`; a `\r` before it is dropped (`\r\n`
-//!   is accepted), and a line of only whitespace is skipped;
-//! - a line longer than the **limit** is not read: the stream fails with
-//!   [`LineError::TooLong`] (the engine closes the connection, answering
-//!   -32600 with `"id": null` first when it answers malformed frames), so a
-//!   peer that never sends `\n` costs at most the limit in memory;
-//! - bytes left without a final `\n` when the stream ends are one last line;
-//! - the end of the stream is the end of the other side's **input**, not
-//!   of the connection: what it sent is still answered, then the connection
-//!   closes (so `echo '{..}' | nc -N HOST PORT` gets its answer);
-//! - going out, each frame is written followed by `\n`; a raw `\n` or `\r`
-//!   inside it (only possible as whitespace between JSON tokens: inside a
-//!   JSON string they must be escaped) is written as a space, so a frame is
-//!   always one line and means the same JSON.
-//!
-//! There are no pings and no close frames: keep-alive is the application's
-//! (a server's `app_heartbeat`), and closing shuts the write half down.
+//! the convention of many JSON-RPC TCP servers and of IPC endpoints. The
+//! rules are on [`Lines`].
 
 use std::io;
 
@@ -57,8 +39,8 @@ pub enum LineError {
     Io(#[from] io::Error),
 }
 
-/// Splits a byte stream into lines (see the [module docs](self)), and
-/// writes frames as lines.
+/// Splits a byte stream into lines, and writes frames as lines, as
+/// [`Lines`] describes.
 #[derive(Debug, Clone)]
 pub struct LineCodec {
     max: usize,
@@ -140,6 +122,24 @@ impl Encoder<Utf8Bytes> for LineCodec {
 
 /// A byte stream carrying newline-delimited JSON: a [`Transport`] for TCP,
 /// Unix sockets and pipes.
+///
+/// - a **line** is the bytes up to `\n`; a `\r` before it is dropped (`\r\n`
+///   is accepted), and a line of only whitespace is skipped;
+/// - a line longer than the **limit** is not read: the stream fails with
+///   [`LineError::TooLong`] (the engine closes the connection, answering
+///   -32600 with `"id": null` first when it answers malformed frames), so a
+///   peer that never sends `\n` costs at most the limit in memory;
+/// - bytes left without a final `\n` when the stream ends are one last line;
+/// - the end of the stream is the end of the other side's **input**, not
+///   of the connection: what it sent is still answered, then the connection
+///   closes (so `echo '{..}' | nc -N HOST PORT` gets its answer);
+/// - going out, each frame is written followed by `\n`; a raw `\n` or `\r`
+///   inside it (only possible as whitespace between JSON tokens: inside a
+///   JSON string they must be escaped) is written as a space, so a frame is
+///   always one line and means the same JSON.
+///
+/// There are no pings and no close frames: keep-alive is the application's
+/// (a server's `app_heartbeat`), and closing shuts the write half down.
 ///
 /// ```no_run
 /// use std::sync::Arc;
