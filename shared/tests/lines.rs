@@ -241,6 +241,20 @@ async fn a_drain_lets_running_requests_finish_refuses_new_ones_then_closes() {
 }
 
 #[tokio::test]
+async fn a_peer_that_does_not_read_is_cut_off_as_a_slow_consumer() {
+    let config = PeerConfig { max_queue_bytes: 64 << 10, ..PeerConfig::default() };
+    let (peer, _unread) = raw_client(Methods::new(), config).await;
+    let frame = format!(r#"{{"jsonrpc":"2.0","method":"tick","params":["{}"]}}"#, "x".repeat(1024));
+    // Far more than the socket buffers hold: the queue reaches its bound.
+    let mut pushed = 0;
+    while pushed < 200_000 && peer.try_send_text(frame.clone().into()).is_ok() {
+        pushed += 1;
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(guard(peer.closed()).await, CloseReason::SlowConsumer, "after {pushed} frames");
+}
+
+#[tokio::test]
 async fn lines_have_no_pings_so_the_heartbeat_never_closes_a_quiet_peer() {
     let heartbeat = Heartbeat { interval: Duration::from_millis(10), timeout: Duration::from_millis(30) };
     let config = PeerConfig { heartbeat: Some(heartbeat), ..PeerConfig::default() };
