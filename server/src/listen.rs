@@ -53,8 +53,9 @@ pub(crate) async fn start(hub: &Arc<Hub>, listen: Listen) -> Result<Listening, L
 
 /// Accepts WebSocket connections on a bound listener; returns its address.
 pub(crate) fn websocket(hub: &Arc<Hub>, listener: TcpListener) -> Result<std::net::SocketAddr, ListenError> {
+    let addr = listener.local_addr().map_err(ListenError::LocalAddr)?;
     let serving = Arc::clone(hub);
-    accept::listen(hub, listener, "WebSocket", move |stream, remote, mut pending| {
+    accept::listen_as(hub, listener, Listening::WebSocket(addr), "WebSocket", move |stream, remote, mut pending| {
         let hub = Arc::clone(&serving);
         async move {
             // The outcome is logged where it is decided. `serve_stream`
@@ -62,8 +63,8 @@ pub(crate) fn websocket(hub: &Arc<Hub>, listener: TcpListener) -> Result<std::ne
             let _ = accept::serve_stream(&hub, stream, Some(remote)).await;
             pending.done();
         }
-    })
-    .map_err(ListenError::LocalAddr)
+    });
+    Ok(addr)
 }
 
 async fn bind_tcp(addr: &str) -> Result<TcpListener, ListenError> {

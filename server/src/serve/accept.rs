@@ -53,9 +53,12 @@ impl Acceptor for crate::serve::raw::UnixSocket {
     }
 }
 
-/// Starts accepting on a TCP `listener` serving WebSocket (or HTTP) (the one
-/// accept loop, on a background task), running `serve` for each accepted
-/// connection; `what` names the listener in the log. See [`listen_as`].
+/// Starts accepting on a TCP `listener` (the one accept loop, on a
+/// background task), running `serve` for each accepted connection; `what`
+/// names the listener in the log. The hub reports the listener's address as
+/// its own when it has none yet, and is not stopped before the loop has
+/// closed the listening socket. Must be called within a Tokio runtime.
+#[cfg_attr(not(feature = "web"), allow(dead_code, reason = "the `web` feature's listener"))]
 pub(crate) fn listen<F, Fut>(
     hub: &Arc<Hub>,
     listener: TcpListener,
@@ -67,16 +70,15 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let addr = listener.local_addr()?;
-    listen_as(hub, listener, Listening::WebSocket(addr), what, serve);
+    hub.set_local_addr(addr);
+    warn_if_exposed(hub, addr);
+    tracing::info!(target: "switchboard::server", %addr, what, "listening");
+    tokio::spawn(accept_loop(Arc::clone(hub), listener, serve));
     Ok(addr)
 }
 
-/// Starts accepting on `listener`, reported as `listening` (the one accept
-/// loop, on a background task), running `serve` for each accepted
-/// connection; `what` names the listener in the log. The hub lists the
-/// listener (and reports its address as its own when it has none yet), and
-/// is not stopped before the loop has closed the listening socket. Must be
-/// called within a Tokio runtime.
+/// [`listen`] for a listener of `Server::listen`, of any kind, which the hub
+/// lists as `listening`.
 pub(crate) fn listen_as<L, F, Fut>(hub: &Arc<Hub>, listener: L, listening: Listening, what: &'static str, serve: F)
 where
     L: Acceptor,
