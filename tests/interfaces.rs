@@ -235,3 +235,21 @@ async fn a_client_reconnects_over_a_unix_socket_and_subscribes_again() {
     let item = within("a publication", news.next()).await.expect("open").unwrap();
     assert_eq!(item.params::<Value>().unwrap(), json!(["after the reconnect"]));
 }
+
+#[tokio::test]
+async fn a_raw_socket_over_the_connection_limit_gets_one_error_line_then_the_end() {
+    use tokio::io::AsyncReadExt;
+    let handle = Server::builder().max_connections(1).build(methods()).listen("tcp://127.0.0.1:0").await.unwrap();
+    let url = handle.listening()[0].to_string();
+    let first = connect(&url, "first").await;
+    // Answered: its connection holds the one slot.
+    assert_eq!(within("add", first.call::<i64>("add", [1, 2])).await.unwrap(), 3);
+    let mut second = tokio::net::TcpStream::connect(handle.local_addr().unwrap()).await.unwrap();
+    let mut refusal = String::new();
+    within("the refusal", second.read_to_string(&mut refusal)).await.unwrap();
+    assert_eq!(
+        refusal,
+        "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32002,\"message\":\"Server busy\",\"data\":\"the server is at its limit of 1 connections; try again later\"},\"id\":null}\n"
+    );
+    assert_eq!(handle.connection_count(), 1);
+}
