@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 use serde_json::{Number, json};
-use switchboard_server::{DeliveryError, ListenError, Server, ServerBuilder, ServerContext, ServerHandle};
+use switchboard_server::{DeliveryError, Listen, ListenError, Server, ServerBuilder, ServerContext, ServerHandle};
 use switchboard_shared::codec::encode;
 use switchboard_shared::discover::{ServiceInfo, TopicDoc};
 use switchboard_shared::{Context, ErrorObject, Methods, Overflow};
@@ -187,16 +187,24 @@ pub fn service_info() -> ServiceInfo {
 /// Starts the demo hub on `addr`: the contract's methods, `rpc.discover`,
 /// `rpc.subscribe`, and the `clock` topic ticking every second.
 pub async fn serve(addr: SocketAddr) -> Result<ServerHandle, ListenError> {
-    serve_with(Server::builder(), addr).await
+    serve_with(Server::builder(), &[Listen::from(addr)]).await
 }
 
-/// [`serve`] with the settings of `builder` (a broker, a cluster, TLS,
-/// limits, auth...); the demo sets its discovery info. With a broker shared
-/// by several hubs, each hub publishes its time to the one `clock` topic.
-pub async fn serve_with(builder: ServerBuilder, addr: SocketAddr) -> Result<ServerHandle, ListenError> {
-    let server = builder.discovery(service_info()).build(contract_methods()).listen(addr).await?;
-    tokio::spawn(clock(server.clone()));
-    Ok(server)
+/// The demo hub with the settings of `builder` (a broker, a cluster, TLS,
+/// limits, auth...) on every listener of `listen` (`ws://`, `tcp://`,
+/// `unix:`; see `Server::listen`), one server behind them all; the demo
+/// sets its discovery info. Fails on the first listener that cannot start
+/// (the ones started before it keep running until the returned error is
+/// handled by shutting the process down). With a broker shared by several
+/// hubs, each hub publishes its time to the one `clock` topic.
+pub async fn serve_with(builder: ServerBuilder, listen: &[Listen]) -> Result<ServerHandle, ListenError> {
+    let server = builder.discovery(service_info()).build(contract_methods());
+    for one in listen {
+        server.listen(one.clone()).await?;
+    }
+    let handle = server.handle();
+    tokio::spawn(clock(handle.clone()));
+    Ok(handle)
 }
 
 /// Publishes the time to [`CLOCK_TOPIC`] every second until the server stops.

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use switchboard_shared::{Heartbeat, Id, IdGenerator, MalformedFrames, Methods, Overflow, PeerConfig};
+use switchboard_shared::{
+    Cancellation, Heartbeat, Id, IdGenerator, Jsonrpc1, MalformedFrames, Methods, Overflow, PeerConfig,
+};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use url::Url;
@@ -22,8 +24,10 @@ use crate::{Client, InFlight, Inner};
 /// Why a client could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    /// An endpoint is not a usable WebSocket URL.
-    #[error("invalid endpoint {url:?}: {reason} (expected ws://host:port/path or wss://host/path)")]
+    /// An endpoint is not a usable URL.
+    #[error(
+        "invalid endpoint {url:?}: {reason} (expected ws://host:port/path, wss://host/path, tcp://host:port or unix:/path)"
+    )]
     InvalidUrl {
         /// The URL as given.
         url: String,
@@ -172,6 +176,7 @@ pub struct ClientBuilder {
     heartbeat: Option<Heartbeat>,
     tls: Option<Arc<rustls::ClientConfig>>,
     roots: Vec<Vec<u8>>,
+    jsonrpc1: Jsonrpc1,
 }
 
 impl Default for ClientBuilder {
@@ -194,6 +199,7 @@ impl Default for ClientBuilder {
             heartbeat: None,
             tls: None,
             roots: Vec::new(),
+            jsonrpc1: Jsonrpc1::Reject,
         }
     }
 }
@@ -217,6 +223,7 @@ impl std::fmt::Debug for ClientBuilder {
             .field("heartbeat", &self.heartbeat)
             .field("custom_tls", &self.tls.is_some())
             .field("root_certificates", &self.roots.len())
+            .field("jsonrpc1", &self.jsonrpc1)
             .finish()
     }
 }
@@ -227,10 +234,18 @@ impl ClientBuilder {
         Self::default()
     }
 
-    /// Adds an endpoint (`ws://host:port/path` or `wss://...`). With several,
-    /// the client keeps a connection to each and spreads calls round-robin
-    /// over those that are up. A bad URL fails `build`/`connect` with
-    /// [`ConnectError::InvalidUrl`].
+    /// Adds an endpoint: `ws://host:port/path` or `wss://...` (WebSocket),
+    /// `tcp://host:port` or `unix:/path` (newline-delimited JSON-RPC on a raw
+    /// socket, e.g. a Switchboard server's `tcp://` and `unix:` listeners).
+    /// With several, the client keeps a connection to each and spreads calls
+    /// round-robin over those that are up. A bad URL fails `build`/`connect`
+    /// with [`ConnectError::InvalidUrl`].
+    ///
+    /// Everything works the same on a raw socket (calls both ways,
+    /// subscriptions, reconnect), except what needs the WebSocket upgrade:
+    /// headers and the token are not sent (a raw socket has no request head)
+    /// and there are no pings ([`heartbeat`](Self::heartbeat) does not
+    /// apply; a server's `rpc.heartbeat` notifications still do).
     pub fn endpoint(mut self, url: impl Into<String>) -> Self {
         self.endpoints.push(url.into());
         self
@@ -367,6 +382,20 @@ impl ClientBuilder {
         self
     }
 
+    /// Speaks JSON-RPC 1.0 (to an old server) or accepts it.
+    ///
+    /// Default: [`Jsonrpc1::Reject`] (2.0 only). With [`Jsonrpc1::Speak`],
+    /// calls go out as `{"method":..,"params":[..],"id":..}` and
+    /// notifications with `"id": null`, answers with both `result` and
+    /// `error` are read, batches fail with [`Error::Encode`](crate::Error::Encode)
+    /// (1.0 has none), and `$/cancelRequest` is not sent (an old server does
+    /// not know it). With [`Jsonrpc1::Accept`], the client speaks 2.0 and
+    /// reads 1.0 too.
+    pub fn jsonrpc1(mut self, jsonrpc1: Jsonrpc1) -> Self {
+        self.jsonrpc1 = jsonrpc1;
+        self
+    }
+
     /// The TLS configuration for `wss://` endpoints (private roots, client
     /// certificates). Default: rustls with the ring provider and the
     /// webpki (Mozilla) roots.
@@ -424,6 +453,12 @@ impl ClientBuilder {
             return Err(ConnectError::NoEndpoint);
         }
         let urls = self.endpoints.iter().map(|u| parse_url(u)).collect::<Result<Vec<Url>, _>>()?;
+        if let Some(raw) = urls.iter().find(|url| matches!(url.scheme(), "tcp" | "unix")) {
+            return Err(ConnectError::InvalidUrl {
+                url: raw.to_string(),
+                reason: "open_socket opens WebSocket endpoints only".into(),
+            });
+        }
         let headers = header_map(&self.headers)?;
         let tls = self.resolved_tls()?;
         let ws_config = ws_config(self.max_message_size);
@@ -467,6 +502,11 @@ impl ClientBuilder {
             // A server's frames are answers and calls: never answer garbage with an error.
             malformed_frames: MalformedFrames::Report,
             on_stray: Some(strays.hook()),
+            jsonrpc1: self.jsonrpc1,
+            cancellation: match self.jsonrpc1 {
+                Jsonrpc1::Speak => Cancellation::Off,
+                _ => Cancellation::Notify,
+            },
             ..PeerConfig::default()
         };
         let ws_config = ws_config(self.max_message_size);
@@ -474,6 +514,7 @@ impl ClientBuilder {
             headers,
             tls,
             ws_config,
+            max_line: self.max_message_size.unwrap_or(usize::MAX),
             connect_timeout: self.connect_timeout,
             peer_config,
             methods: Arc::new(client_methods(self.methods, Arc::clone(&routing))),
@@ -537,8 +578,24 @@ fn ws_config(max_message_size: Option<usize>) -> WebSocketConfig {
 fn parse_url(text: &str) -> Result<Url, ConnectError> {
     let invalid = |reason: String| ConnectError::InvalidUrl { url: text.to_owned(), reason };
     let url = Url::parse(text).map_err(|e| invalid(e.to_string()))?;
-    if !matches!(url.scheme(), "ws" | "wss") {
-        return Err(invalid(format!("the scheme must be ws or wss, not {:?}", url.scheme())));
+    match url.scheme() {
+        "ws" | "wss" => {}
+        "tcp" => {
+            if url.port().is_none() {
+                return Err(invalid("a tcp:// endpoint needs a port".into()));
+            }
+            if !matches!(url.path(), "" | "/") {
+                return Err(invalid("a tcp:// endpoint has no path".into()));
+            }
+        }
+        "unix" => {
+            return if url.path().is_empty() || url.host_str().is_some_and(|h| !h.is_empty()) {
+                Err(invalid("a unix: endpoint is a socket path: unix:/path or unix:///path".into()))
+            } else {
+                Ok(url)
+            };
+        }
+        other => return Err(invalid(format!("the scheme must be ws, wss, tcp or unix, not {other:?}"))),
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(invalid("it names no host".into()));
@@ -565,10 +622,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_websocket_urls_with_a_host_are_accepted() {
+    fn websocket_and_raw_socket_urls_are_accepted() {
         assert!(parse_url("ws://127.0.0.1:9000/rpc").is_ok());
         assert!(parse_url("wss://example.com/").is_ok());
-        for bad in ["http://example.com/", "example.com:80", "ws://", "not a url"] {
+        assert!(parse_url("tcp://127.0.0.1:9001").is_ok());
+        assert!(parse_url("tcp://[::1]:9001/").is_ok());
+        let unix = parse_url("unix:/run/hub%20a.sock").unwrap();
+        assert_eq!(crate::connection::unix_path(&unix), std::path::Path::new("/run/hub a.sock"));
+        assert_eq!(
+            crate::connection::unix_path(&parse_url("unix:///run/hub.sock").unwrap()),
+            std::path::Path::new("/run/hub.sock")
+        );
+        for bad in [
+            "http://example.com/",
+            "example.com:80",
+            "ws://",
+            "not a url",
+            "tcp://127.0.0.1",
+            "tcp://h:1/p",
+            "unix:",
+            "unix://host/x",
+        ] {
             let err = parse_url(bad).unwrap_err();
             assert!(matches!(err, ConnectError::InvalidUrl { .. }), "{bad}: {err}");
         }

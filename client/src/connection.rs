@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
 use serde::de::IgnoredAny;
+use switchboard_shared::transport::Lines;
 use switchboard_shared::{ConnectionInfo, Error, Methods, PeerConfig, PeerHandle};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -112,6 +113,8 @@ pub(crate) struct Dialer {
     pub(crate) headers: http::HeaderMap,
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
     pub(crate) ws_config: WebSocketConfig,
+    /// The longest line taken from a raw socket (`tcp://`, `unix:`).
+    pub(crate) max_line: usize,
     pub(crate) connect_timeout: Duration,
     pub(crate) peer_config: PeerConfig,
     pub(crate) methods: Arc<Methods>,
@@ -121,6 +124,31 @@ pub(crate) struct Dialer {
 }
 
 pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// An open connection, of the kind its URL names.
+#[allow(clippy::large_enum_variant, reason = "one per connection attempt, moved into the connection's task at once")]
+enum Opened {
+    /// `ws://`, `wss://`.
+    WebSocket(Socket),
+    /// `tcp://`: newline-delimited JSON.
+    Tcp(Lines<TcpStream>),
+    /// `unix:`: newline-delimited JSON.
+    #[cfg(unix)]
+    Unix(Lines<tokio::net::UnixStream>),
+}
+
+impl Opened {
+    /// Starts the peer engine on it.
+    fn spawn(self, methods: Arc<Methods>, info: ConnectionInfo, config: PeerConfig) -> PeerHandle {
+        use switchboard_shared::peer::spawn;
+        match self {
+            Opened::WebSocket(ws) => spawn(ws, methods, info, config),
+            Opened::Tcp(lines) => spawn(lines, methods, info, config),
+            #[cfg(unix)]
+            Opened::Unix(lines) => spawn(lines, methods, info, config),
+        }
+    }
+}
 
 /// The URL of the endpoint a connection was opened to, in its
 /// `ConnectionInfo` extensions.
@@ -133,8 +161,12 @@ pub(crate) fn endpoint_url(peer: &PeerHandle) -> String {
 }
 
 impl Dialer {
-    /// One attempt: TCP, TLS for `wss://`, then the WebSocket upgrade with our headers.
-    async fn open(&self, url: &Url) -> Result<(Socket, ConnectionInfo), AttemptError> {
+    /// One attempt: TCP, TLS for `wss://`, then the WebSocket upgrade with
+    /// our headers; or a raw socket for `tcp://` and `unix:`.
+    async fn open(&self, url: &Url) -> Result<(Opened, ConnectionInfo), AttemptError> {
+        if matches!(url.scheme(), "tcp" | "unix") {
+            return self.open_raw(url).await;
+        }
         let (ws, response) =
             open_socket(url, &self.headers, self.tls.as_ref(), self.ws_config, self.connect_timeout).await?;
         let mut info = ConnectionInfo::new();
@@ -147,8 +179,50 @@ impl Dialer {
         info.query = url.query().map(str::to_owned);
         info.headers = response.headers().clone();
         info.extensions.insert(EndpointUrl(Arc::from(url.as_str())));
-        Ok((ws, info))
+        Ok((Opened::WebSocket(ws), info))
     }
+
+    /// A raw socket carrying newline-delimited JSON, within the connect timeout.
+    async fn open_raw(&self, url: &Url) -> Result<(Opened, ConnectionInfo), AttemptError> {
+        let mut info = ConnectionInfo::new();
+        info.path = String::new();
+        info.extensions.insert(EndpointUrl(Arc::from(url.as_str())));
+        let attempt = async {
+            if url.scheme() == "tcp" {
+                let tcp = TcpStream::connect(raw_address(url)).await?;
+                // Calls are small and latency matters.
+                let _ = tcp.set_nodelay(true);
+                info.remote = tcp.peer_addr().ok();
+                return Ok(Opened::Tcp(Lines::new(tcp, self.max_line)));
+            }
+            #[cfg(unix)]
+            {
+                let unix = tokio::net::UnixStream::connect(unix_path(url)).await?;
+                Ok(Opened::Unix(Lines::new(unix, self.max_line)))
+            }
+            #[cfg(not(unix))]
+            Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "Unix sockets need a Unix system"))
+        };
+        match tokio::time::timeout(self.connect_timeout, attempt).await {
+            Ok(Ok(opened)) => Ok((opened, info)),
+            Ok(Err(e)) => Err(AttemptError::Io(Arc::new(e))),
+            Err(_) => Err(AttemptError::TimedOut(self.connect_timeout)),
+        }
+    }
+}
+
+/// `HOST:PORT` of a `tcp://` URL (checked when the client was built).
+pub(crate) fn raw_address(url: &Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (host, _) => host.unwrap_or_default().to_owned(),
+    }
+}
+
+/// The socket path of a `unix:` URL (`unix:/run/hub.sock`, `unix:///run/hub.sock`).
+pub(crate) fn unix_path(url: &Url) -> std::path::PathBuf {
+    let path = percent_encoding::percent_decode_str(url.path()).decode_utf8_lossy();
+    std::path::PathBuf::from(path.as_ref())
 }
 
 /// Opens one WebSocket to `url`: TCP, TLS for `wss://`, then the upgrade
@@ -330,9 +404,8 @@ async fn run(endpoint: Arc<Endpoint>, dialer: Arc<Dialer>, mut shutdown: watch::
             () = stopping(&mut shutdown) => break 'life,
         };
         match attempt {
-            Ok((ws, info)) => {
-                let peer =
-                    switchboard_shared::peer::spawn(ws, Arc::clone(&dialer.methods), info, dialer.peer_config.clone());
+            Ok((opened, info)) => {
+                let peer = opened.spawn(Arc::clone(&dialer.methods), info, dialer.peer_config.clone());
                 let up_since = Instant::now();
                 // Published before the topics are read: a subscribe racing with
                 // this either finds its topic in the list or this peer among

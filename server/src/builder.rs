@@ -27,6 +27,17 @@
 //! | [`tls`](ServerBuilder::tls) | none (plain TCP) | a client that fails the TLS handshake is disconnected |
 //! | [`topic_policy`](ServerBuilder::topic_policy) | `Disconnect` for every topic | a subscriber whose queue is full is closed (1008), or its topic's publications are shed ([`SlowConsumer`]) |
 //! | [`cluster`](ServerBuilder::cluster) | none: the server is alone | (calls, pushes and presence reach other hubs through it) |
+//! | [`jsonrpc1`](ServerBuilder::jsonrpc1) | [`Jsonrpc1::Reject`] | a call without `"jsonrpc": "2.0"` is answered -32600 |
+//! | [`raw_sockets`](ServerBuilder::raw_sockets) | [`RawSockets::RefuseWithAuthenticator`] | with an authenticator, `listen("tcp://..")` / `listen("unix:..")` fails with `NoCredentials` |
+//!
+//! On raw sockets (`tcp://`, `unix:`; see [`Server::listen`]) the same limits
+//! apply, with these differences: `max_message_size` bounds a line (a longer
+//! one is answered -32600 with `"id": null`, then the connection is closed);
+//! a refused connection (shutdown, `max_connections`) gets one error line
+//! instead of an HTTP status; there is no handshake (`handshake_timeout`,
+//! `max_pending_handshakes`, origins and the authenticator do not apply) and
+//! no WebSocket ping, so `heartbeat` does not apply either: turn on
+//! [`app_heartbeat`](ServerBuilder::app_heartbeat) to notice dead peers.
 //!
 //! The four history settings bound the default in-memory broker; another
 //! [`broker`](ServerBuilder::broker) keeps history by its own rules. Each
@@ -43,10 +54,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_shared::discover::ServiceInfo;
-use switchboard_shared::{CloseReason, Context, Heartbeat, Methods, PeerHandle};
+use switchboard_shared::{CloseReason, Context, Heartbeat, Jsonrpc1, Methods, PeerHandle};
 
 use crate::config::auth::{AsyncAuthenticator, Auth, Authenticator, Identity, Rejection, UpgradeRequest};
 use crate::config::cors::CorsPolicy;
+use crate::config::listen::RawSockets;
 use crate::config::origin::OriginPolicy;
 use crate::config::settings::{Policies, Settings};
 use crate::config::subscriptions::{Builtins, SubscriptionDecision};
@@ -115,8 +127,10 @@ impl ServerBuilder {
     /// WebSocket frame).
     ///
     /// Default: 10 MiB. A larger message is not read: the connection is
-    /// closed with 1009 "message too big". Over HTTP it bounds the POST
-    /// body: a larger one gets HTTP 413 "Payload Too Large". The minimum is 1 KiB.
+    /// closed with 1009 "message too big" (on a raw socket, where it bounds a
+    /// line, it is answered -32600 with `"id": null`, then closed). Over
+    /// HTTP it bounds the POST body: a larger one gets HTTP 413 "Payload Too
+    /// Large". The minimum is 1 KiB.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.settings.max_message_size = bytes.max(1024);
         self
@@ -209,7 +223,9 @@ impl ServerBuilder {
     /// for `timeout`. `None` turns keep-alive off.
     ///
     /// Default: ping every 25 s, timeout 60 s. When the timeout passes the
-    /// connection is closed with 1001 "idle timeout".
+    /// connection is closed with 1001 "idle timeout". WebSocket only: raw
+    /// sockets (`tcp://`, `unix:`) have no pings, so their quiet peers are not
+    /// closed; use [`app_heartbeat`](Self::app_heartbeat) there.
     pub fn heartbeat(mut self, heartbeat: Option<Heartbeat>) -> Self {
         self.settings.heartbeat = heartbeat;
         self
@@ -351,6 +367,47 @@ impl ServerBuilder {
     /// ```
     pub fn topic_policy(mut self, pattern: &str, policy: SlowConsumer) -> Self {
         self.settings.topic_policies.set(pattern, policy);
+        self
+    }
+
+    /// Sets whether clients may speak JSON-RPC 1.0.
+    ///
+    /// Default: [`Jsonrpc1::Reject`]: a call without `"jsonrpc": "2.0"` is
+    /// answered -32600 "Invalid Request" whose `data` says that `jsonrpc` is
+    /// missing. With [`Jsonrpc1::Accept`], a single object without `jsonrpc`
+    /// is a 1.0 call: `{"method": "echo", "params": ["hi"], "id": 1}` is
+    /// answered `{"result": "hi", "error": null, "id": 1}` (an error:
+    /// `{"result": null, "error": {"code": .., "message": ..}, "id": 1}`), and
+    /// one with `"id": null` is a notification (no answer). 2.0 calls on the
+    /// same connection are still answered in 2.0; batches are 2.0 only (1.0
+    /// has none); the server's own calls and pushes to the client stay 2.0.
+    /// Applies on every interface.
+    ///
+    /// ```
+    /// use switchboard_server::Server;
+    /// use switchboard_shared::{Jsonrpc1, Methods};
+    ///
+    /// let server = Server::builder().jsonrpc1(Jsonrpc1::Accept).build(Methods::new());
+    /// # drop(server);
+    /// ```
+    pub fn jsonrpc1(mut self, jsonrpc1: Jsonrpc1) -> Self {
+        self.settings.jsonrpc1 = jsonrpc1;
+        self
+    }
+
+    /// Sets whether raw socket listeners (`tcp://`, `unix:`) may start on a
+    /// server with an authenticator. A raw socket has no request head, so
+    /// no header, query token or cookie reaches the authenticator.
+    ///
+    /// Default: [`RawSockets::RefuseWithAuthenticator`]: with an
+    /// authenticator set, [`Server::listen`] on a raw socket fails with
+    /// `ListenError::NoCredentials` and nothing is bound. With
+    /// [`RawSockets::AllowUnauthenticated`] they are served, and their
+    /// connections have no identity (`Context::auth()` is `None`): guard
+    /// them otherwise (a Unix socket's file permissions, a trusted network).
+    /// Without an authenticator this setting changes nothing.
+    pub fn raw_sockets(mut self, raw_sockets: RawSockets) -> Self {
+        self.settings.raw_sockets = raw_sockets;
         self
     }
 

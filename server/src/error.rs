@@ -2,10 +2,12 @@
 //! to do about it.
 
 use std::io;
+use std::path::PathBuf;
 
 use switchboard_shared::codec::EncodeError;
 use uuid::Uuid;
 
+use crate::config::listen::InvalidListen;
 use crate::state::broker::BrokerError;
 use crate::state::cluster::{ClusterError, NodeId};
 
@@ -27,6 +29,42 @@ pub enum ListenError {
     /// The bound listener could not report its address (the socket is unusable).
     #[error("the listener has no local address: {0}; pass a bound, listening socket")]
     LocalAddr(#[source] io::Error),
+    /// The address is not one of the forms a server listens on.
+    #[error(transparent)]
+    Invalid(#[from] InvalidListen),
+    /// A raw socket (`tcp://`, `unix:`) carries no credentials, and the
+    /// server has an authenticator: serving it would let anyone who reaches
+    /// it past the authenticator. Listen on `ws://` instead, or allow it
+    /// explicitly with `ServerBuilder::raw_sockets(RawSockets::AllowUnauthenticated)`
+    /// (a Unix socket's file permissions, say, then guard it).
+    #[error(
+        "will not listen on {listen}: it carries no credentials and the server has an authenticator \
+         (use ws://, or ServerBuilder::raw_sockets(RawSockets::AllowUnauthenticated) to serve it unauthenticated)"
+    )]
+    NoCredentials {
+        /// The listener as given.
+        listen: String,
+    },
+    /// Another server answers on this Unix socket: it was left alone. Stop
+    /// that server or choose another path.
+    #[error("another server is listening on the Unix socket {}; stop it or choose another path", .path.display())]
+    SocketInUse {
+        /// The socket's path.
+        path: PathBuf,
+    },
+    /// Something other than a socket is at this path: it was left alone.
+    /// Remove it yourself or choose another path.
+    #[error("{} exists and is not a socket; remove it or choose another path", .path.display())]
+    NotASocket {
+        /// The path.
+        path: PathBuf,
+    },
+}
+
+impl From<std::convert::Infallible> for ListenError {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
 }
 
 /// Why a call from the server to a client produced no result.

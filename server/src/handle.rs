@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use uuid::Uuid;
 
 use crate::call::ServerCall;
+use crate::config::listen::Listening;
 use crate::error::{CallError, DeliveryError};
 use crate::push::{self, Answer};
 use crate::serve::accept;
@@ -64,10 +65,17 @@ impl ServerHandle {
         crate::app_heartbeat::ensure_started(&self.hub);
     }
 
-    /// The address the server listens on (`None` when it was never told to
-    /// listen and only serves connections handed to it).
+    /// The address the server listens on: its first TCP listener's (`None`
+    /// when it has none and only serves a Unix socket or connections handed
+    /// to it; see [`listening`](Self::listening) for every listener).
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.hub.local_addr()
+    }
+
+    /// Every listener started ([`Server::listen`](crate::server::Server::listen)),
+    /// in order; each prints as the URL a client connects to.
+    pub fn listening(&self) -> Vec<Listening> {
+        self.hub.listening()
     }
 
     /// The methods clients may call, built-ins included (what a discovery

@@ -9,6 +9,8 @@
 //! - [`listen`](Server::listen): the one accept loop, with the handshake:
 //!   check origin, connection limit and the authenticator (synchronous
 //!   [`Authenticator`] or awaiting [`AsyncAuthenticator`]), then upgrade;
+//!   called once per interface ([`Listen`]: `ws://`, and newline-delimited
+//!   JSON-RPC on `tcp://` and `unix:` raw sockets), one server behind them all;
 //! - a **registry** of live connections and topics, behind [`ServerHandle`]:
 //!   call, notify, broadcast, publish, [`call_many`](ServerHandle::call_many),
 //!   graceful [`shutdown`](ServerHandle::shutdown);
@@ -73,6 +75,7 @@ mod call;
 mod context;
 mod error;
 mod handle;
+mod listen;
 mod push;
 mod server;
 mod streams;
@@ -83,6 +86,7 @@ pub use builder::ServerBuilder;
 pub use call::ServerCall;
 pub use config::auth::{AsyncAuthenticator, AuthFuture, Authenticator, Identity, Rejection, UpgradeRequest};
 pub use config::cors::CorsPolicy;
+pub use config::listen::{InvalidListen, Listen, Listening, RawSockets};
 pub use config::origin::{MissingOrigin, OriginPolicy};
 pub use config::settings::defaults;
 pub use config::subscriptions::{Builtins, SubscriptionDecision};

@@ -1,13 +1,14 @@
-//! [`Server`]: a built server, and the listener that feeds it connections.
+//! [`Server`]: a built server, and the listeners that feed it connections.
 
 use std::fmt;
 use std::sync::Arc;
 
-use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::net::TcpListener;
 
+use crate::config::listen::Listen;
 use crate::error::ListenError;
 use crate::handle::ServerHandle;
-use crate::serve::accept;
+use crate::listen;
 use crate::state::hub::Hub;
 
 /// A built server, not yet listening.
@@ -44,26 +45,56 @@ impl Server {
         ServerHandle::from_hub(Arc::clone(&self.hub))
     }
 
-    /// Binds `addr` (port 0 picks a free port) and accepts connections on a
-    /// background task until [`ServerHandle::shutdown`]. The handle reports
-    /// the bound address.
-    pub async fn listen(self, addr: impl ToSocketAddrs + fmt::Display) -> Result<ServerHandle, ListenError> {
-        let shown = addr.to_string();
-        let listener = TcpListener::bind(addr).await.map_err(|source| ListenError::Bind { addr: shown, source })?;
-        self.listen_on(listener)
-    }
-
-    /// Accepts connections on a listener the caller has bound (with its own
-    /// socket options). Must be called within a Tokio runtime.
-    pub fn listen_on(self, listener: TcpListener) -> Result<ServerHandle, ListenError> {
+    /// Binds `addr` and accepts connections on it, on a background task,
+    /// until [`ServerHandle::shutdown`]. `addr` is a [`Listen`] or what
+    /// parses as one: `ws://HOST:PORT` or a bare `HOST:PORT` (WebSocket; a
+    /// `SocketAddr` too), `tcp://HOST:PORT` or `unix:/path` (newline-delimited
+    /// JSON-RPC on a raw socket); port 0 picks a free port.
+    ///
+    /// Call it once per interface: every listener serves the same methods,
+    /// registry, limits and lifecycle, and a shutdown closes them all. The
+    /// handle lists them ([`ServerHandle::listening`]) and reports the first
+    /// TCP address as [`local_addr`](ServerHandle::local_addr).
+    ///
+    /// Fails with [`ListenError::Invalid`] for an address of another form,
+    /// [`ListenError::Bind`] when the address cannot be bound,
+    /// [`ListenError::NoCredentials`] for a raw socket on a server with an
+    /// authenticator (see [`RawSockets`](crate::RawSockets)), and
+    /// [`ListenError::SocketInUse`] / [`ListenError::NotASocket`] when a Unix
+    /// socket path is taken (a stale socket file is replaced).
+    ///
+    /// ```no_run
+    /// use switchboard_server::Server;
+    /// use switchboard_shared::Methods;
+    ///
+    /// # async fn run() -> Result<(), switchboard_server::ListenError> {
+    /// let server = Server::builder().build(Methods::new());
+    /// server.listen("ws://0.0.0.0:9000").await?;
+    /// server.listen("tcp://127.0.0.1:9001").await?;
+    /// let handle = server.listen("unix:/run/hub.sock").await?;
+    /// for listener in handle.listening() {
+    ///     println!("listening on {listener}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn listen<A>(&self, addr: A) -> Result<ServerHandle, ListenError>
+    where
+        A: TryInto<Listen>,
+        A::Error: Into<ListenError>,
+    {
+        let listen = addr.try_into().map_err(Into::into)?;
         let handle = self.handle();
         handle.start_background();
-        let hub = Arc::clone(&self.hub);
-        accept::listen(&self.hub, listener, "WebSocket", move |stream, remote, pending| {
-            let hub = Arc::clone(&hub);
-            async move { accept::serve_accepted(&hub, stream, remote, pending).await }
-        })
-        .map_err(ListenError::LocalAddr)?;
+        listen::start(&self.hub, listen).await?;
+        Ok(handle)
+    }
+
+    /// Accepts WebSocket connections on a listener the caller has bound (with
+    /// its own socket options). Must be called within a Tokio runtime.
+    pub fn listen_on(&self, listener: TcpListener) -> Result<ServerHandle, ListenError> {
+        let handle = self.handle();
+        handle.start_background();
+        listen::websocket(&self.hub, listener)?;
         Ok(handle)
     }
 }

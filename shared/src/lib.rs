@@ -7,6 +7,7 @@
 //! - `writer`: the bounded outbound queue and the coalescing writer (internal);
 //! - [`peer`]: the connection task that ties them together;
 //! - [`oneshot`]: answering one message without a connection (HTTP POST);
+//! - [`transport`]: what a connection runs over (WebSocket, newline-delimited JSON);
 //! - [`discover`]: the OpenRPC document behind `rpc.discover`;
 //! - [`stream`]: the wire of topic streams (positions, `rpc.publication`, `rpc.history`).
 
@@ -19,6 +20,7 @@ pub mod oneshot;
 pub mod peer;
 pub(crate) mod pending;
 pub mod stream;
+pub mod transport;
 pub(crate) mod writer;
 
 pub use codec::{ErrorObject, Id, code};
@@ -26,8 +28,8 @@ pub use context::{ConnectionInfo, Context};
 pub use error::Error;
 pub use methods::{Dispatch, Method, MethodInfo, Methods, RpcResult};
 pub use peer::{
-    BatchBuilder, Cancellation, CloseReason, Heartbeat, IdGenerator, MalformedFrames, PeerCall, PeerConfig, PeerHandle,
-    StrayMessage,
+    BatchBuilder, Cancellation, CloseReason, Heartbeat, IdGenerator, Jsonrpc1, MalformedFrames, PeerCall, PeerConfig,
+    PeerHandle, StrayMessage,
 };
 pub use writer::{Overflow, Shed, Sheddable};
 

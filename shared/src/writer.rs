@@ -36,9 +36,10 @@ use std::task::{Context, Poll, ready};
 use futures_util::Sink;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
+
+use crate::transport::Transport;
 
 /// What to do when a connection's outbound queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,11 +100,14 @@ impl Outgoing {
         }
     }
 
-    fn into_message(self) -> Message {
+    /// The transport's frame for it; `None` for a ping or a close the
+    /// transport has no frame for.
+    #[inline]
+    fn into_frame<T: Transport>(self) -> Option<T::Frame> {
         match self {
-            Outgoing::Text(t) | Outgoing::Reply(t) | Outgoing::Publication(t, _) => Message::Text(t),
-            Outgoing::Ping => Message::Ping(Bytes::new()),
-            Outgoing::Close(code, reason) => Message::Close(Some(CloseFrame { code, reason })),
+            Outgoing::Text(t) | Outgoing::Reply(t) | Outgoing::Publication(t, _) => Some(T::text(t)),
+            Outgoing::Ping => T::ping(),
+            Outgoing::Close(code, reason) => T::close(code, reason),
         }
     }
 }
@@ -389,8 +393,20 @@ impl OutboundQueue {
 pub(crate) enum Drive {
     /// Everything queued was written and flushed.
     Idle,
-    /// A close frame was written and flushed; nothing more will be.
+    /// A close frame was written and flushed (or, on a transport without
+    /// close frames, the sink was closed); nothing more will be.
     CloseSent,
+}
+
+/// Where the writer is with closing.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Closing {
+    #[default]
+    Open,
+    /// A close without a frame of its own: the sink is being flushed and closed.
+    Flushing,
+    /// Closed: nothing more is written.
+    Sent,
 }
 
 /// The connection task's half of the outbound side: owns the frames taken
@@ -400,24 +416,25 @@ pub(crate) struct Writer {
     batch: VecDeque<Outgoing>,
     batch_bytes: QueuedBytes,
     needs_flush: bool,
-    close_sent: bool,
+    closing: Closing,
 }
 
 impl Writer {
     pub(crate) fn has_work(&self, queue: &OutboundQueue) -> bool {
-        !self.close_sent && (!self.batch.is_empty() || self.needs_flush || queue.has_frames())
+        match self.closing {
+            Closing::Open => !self.batch.is_empty() || self.needs_flush || queue.has_frames(),
+            Closing::Flushing => true,
+            Closing::Sent => false,
+        }
     }
 
     /// Writes every queued frame, then flushes once.
-    pub(crate) fn poll_drive<S>(
+    pub(crate) fn poll_drive<T: Transport>(
         &mut self,
         cx: &mut Context<'_>,
-        sink: &mut S,
+        sink: &mut T::Sink,
         queue: &OutboundQueue,
-    ) -> Poll<Result<Drive, S::Error>>
-    where
-        S: Sink<Message> + Unpin,
-    {
+    ) -> Poll<Result<Drive, T::Error>> {
         loop {
             if self.batch.is_empty() {
                 if self.batch_bytes != QueuedBytes::default() {
@@ -429,16 +446,29 @@ impl Writer {
                         ready!(Pin::new(&mut *sink).poll_flush(cx))?;
                         self.needs_flush = false;
                     }
-                    return Poll::Ready(Ok(if self.close_sent { Drive::CloseSent } else { Drive::Idle }));
+                    if self.closing == Closing::Flushing {
+                        ready!(Pin::new(&mut *sink).poll_close(cx))?;
+                        self.closing = Closing::Sent;
+                    }
+                    return Poll::Ready(Ok(if self.closing == Closing::Sent { Drive::CloseSent } else { Drive::Idle }));
                 }
             }
             ready!(Pin::new(&mut *sink).poll_ready(cx))?;
             let frame = self.batch.pop_front().expect("batch is not empty");
             let closing = matches!(frame, Outgoing::Close(..));
-            Pin::new(&mut *sink).start_send(frame.into_message())?;
-            self.needs_flush = true;
+            match frame.into_frame::<T>() {
+                Some(frame) => {
+                    Pin::new(&mut *sink).start_send(frame)?;
+                    self.needs_flush = true;
+                    if closing {
+                        self.closing = Closing::Sent;
+                    }
+                }
+                None if closing => self.closing = Closing::Flushing,
+                // A ping on a transport without pings.
+                None => {}
+            }
             if closing {
-                self.close_sent = true;
                 self.batch.clear();
             }
         }

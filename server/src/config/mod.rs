@@ -6,6 +6,7 @@
 pub(crate) mod auth;
 pub(crate) mod cors;
 pub(crate) mod hooks;
+pub(crate) mod listen;
 pub(crate) mod origin;
 pub(crate) mod settings;
 pub(crate) mod subscriptions;

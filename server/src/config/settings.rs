@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
-use switchboard_shared::Heartbeat;
+use switchboard_shared::{Heartbeat, Jsonrpc1};
 
 use crate::config::auth::Auth;
 use crate::config::cors::CorsPolicy;
 use crate::config::hooks::{ConnectHook, DisconnectHook};
+use crate::config::listen::RawSockets;
 use crate::config::origin::OriginPolicy;
 use crate::config::subscriptions::{Builtins, SubscriptionFilter};
 use crate::config::topics::{HistoryLimits, TopicPolicies};
@@ -83,6 +84,8 @@ pub(crate) struct Settings {
     /// Every listener serves TLS with it (`wss://`, `https://`) when set.
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::config::tls::TlsConfig>,
+    pub(crate) jsonrpc1: Jsonrpc1,
+    pub(crate) raw_sockets: RawSockets,
 }
 
 impl Default for Settings {
@@ -109,6 +112,8 @@ impl Default for Settings {
             topic_policies: TopicPolicies::default(),
             #[cfg(feature = "tls")]
             tls: None,
+            jsonrpc1: Jsonrpc1::Reject,
+            raw_sockets: RawSockets::RefuseWithAuthenticator,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The one accept path: the accept loop every listener runs (with the
-//! `max_pending_handshakes` bound), and how an accepted stream enters the
-//! server (handshake, admission, connection start).
+//! `max_pending_handshakes` bound), whatever it accepts ([`Acceptor`]: a TCP
+//! listener, a Unix socket), and how an accepted stream enters the server
+//! (handshake, admission, connection start).
 
 use std::any::Any;
 use std::future::Future;
@@ -15,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::config::listen::Listening;
 use crate::serve::connection;
 use crate::serve::error::ServeError;
 use crate::serve::handshake::{self, Handshake};
@@ -24,11 +26,39 @@ use crate::state::hub::Hub;
 /// does not spin while the condition lasts.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
-/// Starts accepting on `listener` (the one accept loop, on a background
-/// task), running `serve` for each accepted connection; `what` names the
-/// listener in the log. The hub reports the listener's address as its own
-/// when it has none yet, and is not stopped before the loop has closed the
-/// listening socket. Must be called within a Tokio runtime.
+/// What an accept loop accepts from.
+pub(crate) trait Acceptor: Send + Sync + 'static {
+    /// An accepted connection.
+    type Stream: Send + 'static;
+    /// The other side's address.
+    type Addr: Send + 'static;
+    /// Waits for the next connection.
+    fn accept(&self) -> impl Future<Output = io::Result<(Self::Stream, Self::Addr)>> + Send;
+}
+
+impl Acceptor for TcpListener {
+    type Stream = TcpStream;
+    type Addr = SocketAddr;
+    fn accept(&self) -> impl Future<Output = io::Result<(TcpStream, SocketAddr)>> + Send {
+        TcpListener::accept(self)
+    }
+}
+
+#[cfg(unix)]
+impl Acceptor for crate::serve::raw::UnixSocket {
+    type Stream = tokio::net::UnixStream;
+    type Addr = tokio::net::unix::SocketAddr;
+    fn accept(&self) -> impl Future<Output = io::Result<(Self::Stream, Self::Addr)>> + Send {
+        self.listener.accept()
+    }
+}
+
+/// Starts accepting on a TCP `listener` (the one accept loop, on a
+/// background task), running `serve` for each accepted connection; `what`
+/// names the listener in the log. The hub reports the listener's address as
+/// its own when it has none yet, and is not stopped before the loop has
+/// closed the listening socket. Must be called within a Tokio runtime.
+#[cfg_attr(not(feature = "web"), allow(dead_code, reason = "the `web` feature's listener"))]
 pub(crate) fn listen<F, Fut>(
     hub: &Arc<Hub>,
     listener: TcpListener,
@@ -45,6 +75,23 @@ where
     tracing::info!(target: "switchboard::server", %addr, what, "listening");
     tokio::spawn(accept_loop(Arc::clone(hub), listener, serve));
     Ok(addr)
+}
+
+/// [`listen`] for a listener of `Server::listen`, of any kind, which the hub
+/// lists as `listening`.
+pub(crate) fn listen_as<L, F, Fut>(hub: &Arc<Hub>, listener: L, listening: Listening, what: &'static str, serve: F)
+where
+    L: Acceptor,
+    F: Fn(L::Stream, L::Addr, PendingHandshake) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    if let Some(addr) = listening.socket_addr() {
+        hub.set_local_addr(addr);
+        warn_if_exposed(hub, addr);
+    }
+    tracing::info!(target: "switchboard::server", listening = %listening, what, "listening");
+    hub.add_listening(listening);
+    tokio::spawn(accept_loop(Arc::clone(hub), listener, serve));
 }
 
 /// Warns when the server is reachable from other hosts without an authenticator.
@@ -75,9 +122,10 @@ impl PendingHandshake {
 /// `max_pending_handshakes` connections in their handshake at once, and
 /// runs `serve` on its own task for each. The listener is then dropped, so
 /// new TCP connections are refused by the operating system.
-async fn accept_loop<F, Fut>(hub: Arc<Hub>, listener: TcpListener, serve: F)
+async fn accept_loop<L, F, Fut>(hub: Arc<Hub>, listener: L, serve: F)
 where
-    F: Fn(TcpStream, SocketAddr, PendingHandshake) -> Fut,
+    L: Acceptor,
+    F: Fn(L::Stream, L::Addr, PendingHandshake) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let guard = hub.listener();

@@ -5,9 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use switchboard_shared::peer::CloseHook;
-use switchboard_shared::tokio_tungstenite::WebSocketStream;
+use switchboard_shared::transport::Transport;
 use switchboard_shared::{CloseReason, ConnectionInfo, PeerHandle, peer};
-use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::config::hooks;
 use crate::state::hub::Hub;
@@ -21,11 +20,9 @@ const REGISTERED: u8 = 1;
 const UNREGISTERED: u8 = 2;
 const ENDED: u8 = 3;
 
-/// Serves `ws` until it ends. `slot` is held for the connection's whole life.
-pub(crate) fn start<S>(hub: &Arc<Hub>, ws: WebSocketStream<S>, mut info: ConnectionInfo, slot: Slot) -> PeerHandle
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+/// Serves `transport` (an upgraded WebSocket, or lines over a raw socket)
+/// until it ends. `slot` is held for the connection's whole life.
+pub(crate) fn start<T: Transport>(hub: &Arc<Hub>, transport: T, mut info: ConnectionInfo, slot: Slot) -> PeerHandle {
     if info.id.is_nil() {
         info.id = uuid::Uuid::new_v4();
     }
@@ -44,8 +41,13 @@ where
             }
         })
     };
-    let peer =
-        peer::spawn_with_close_hook(ws, Arc::clone(hub.methods()), info, Arc::clone(hub.peer_config()), Some(on_close));
+    let peer = peer::spawn_with_close_hook(
+        transport,
+        Arc::clone(hub.methods()),
+        info,
+        Arc::clone(hub.peer_config()),
+        Some(on_close),
+    );
     let registration = hub.registry().register(&peer);
     match registration {
         Registration::Registered => {

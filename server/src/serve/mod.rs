@@ -1,6 +1,7 @@
 //! The serving layer: how connections get into the server. The one accept
 //! loop, TLS, the handshake and its admission checks, HTTP requests on the
-//! hub's port, and the start of a connection on the peer engine. Imports [`state`](crate::state) and
+//! hub's port, raw socket connections, and the start of a connection on the
+//! peer engine. Imports [`state`](crate::state) and
 //! [`config`](crate::config), never the API above it.
 
 pub(crate) mod accept;
@@ -10,6 +11,7 @@ pub(crate) mod error;
 pub(crate) mod handshake;
 #[cfg(feature = "http")]
 pub(crate) mod http;
+pub(crate) mod raw;
 pub(crate) mod read_ahead;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;

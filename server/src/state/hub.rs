@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use switchboard_shared::tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use switchboard_shared::{Methods, Overflow, PeerConfig, PeerHandle};
 
+use crate::config::listen::Listening;
 use crate::config::settings::{Policies, Settings};
 use crate::state::broker::{Broker, Fanout};
 use crate::state::cluster::{Cluster, LocalNode, NodeId};
@@ -32,6 +33,8 @@ pub(crate) struct Hub {
     node: NodeId,
     lifecycle: Arc<Lifecycle>,
     local_addr: OnceLock<SocketAddr>,
+    /// Every listener started, in order.
+    listening: parking_lot::Mutex<Vec<Listening>>,
     app_heartbeat: AppHeartbeat,
 }
 
@@ -75,6 +78,7 @@ impl Hub {
                 call_timeout: Some(settings.call_timeout),
                 heartbeat: settings.heartbeat,
                 id_generator: None,
+                jsonrpc1: settings.jsonrpc1,
                 extensions: http::Extensions::new(),
                 ..PeerConfig::default()
             };
@@ -92,6 +96,7 @@ impl Hub {
                 cluster,
                 node,
                 local_addr: OnceLock::new(),
+                listening: parking_lot::Mutex::new(Vec::new()),
             }
         })
     }
@@ -193,6 +198,16 @@ impl Hub {
     /// Sets the address reported as the server's (the first listener's).
     pub(crate) fn set_local_addr(&self, addr: SocketAddr) {
         let _ = self.local_addr.set(addr);
+    }
+
+    /// Lists a listener that has started.
+    pub(crate) fn add_listening(&self, listening: Listening) {
+        self.listening.lock().push(listening);
+    }
+
+    /// Every listener started, in order.
+    pub(crate) fn listening(&self) -> Vec<Listening> {
+        self.listening.lock().clone()
     }
 }
 

@@ -121,6 +121,56 @@ pub fn decode_frame(text: &str) -> Result<Frame<'_>, ErrorObject> {
     }
 }
 
+/// Which JSON-RPC a message was read as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Version {
+    /// JSON-RPC 2.0: `"jsonrpc": "2.0"`.
+    V2,
+    /// JSON-RPC 1.0: no `jsonrpc` member; a notification is a request with
+    /// `"id": null`, and an answer carries both `result` and `error` (one of
+    /// them `null`).
+    V1,
+}
+
+/// Decodes one frame like [`decode_frame`], and also accepts JSON-RPC 1.0:
+/// a single object without a `jsonrpc` member (or with `"jsonrpc": "1.0"`,
+/// which some 1.0 clients send) is read by 1.0's rules and
+/// returned with [`Version::V1`]:
+///
+/// - a call needs a string `method`; `params` is an array (an object is
+///   accepted too) or absent; an `id` of `null` (or none) makes it a
+///   notification;
+/// - an answer carries `result` and `error`, one of them `null`: a non-null
+///   `error` is the error (an error object as in 2.0; any other value becomes
+///   code 0 with the value as `data`, and a string as the message too), else
+///   `result` is the result.
+///
+/// Everything else, batches included (1.0 has none), is decoded exactly as
+/// [`decode_frame`] does and returned with [`Version::V2`].
+///
+/// ```
+/// use switchboard_shared::codec::{decode_frame_compat, Frame, Message, Version};
+/// let (frame, version) = decode_frame_compat(r#"{"method":"echo","params":["hi"],"id":null}"#).unwrap();
+/// assert_eq!(version, Version::V1);
+/// assert!(matches!(frame, Frame::Single(Ok(Message::Notification(_)))));
+/// ```
+pub fn decode_frame_compat(text: &str) -> Result<(Frame<'_>, Version), ErrorObject> {
+    let top: TopLevel<'_> = serde_json::from_str(text).map_err(ErrorObject::parse_error)?;
+    match top {
+        TopLevel::Single(raw) if raw.not_object.is_none() && is_version_1(raw.jsonrpc) => {
+            Ok((Frame::Single(raw.classify_v1()), Version::V1))
+        }
+        TopLevel::Single(raw) => Ok((Frame::Single(raw.classify()), Version::V2)),
+        TopLevel::Batch(entries) if entries.is_empty() => {
+            Err(ErrorObject::invalid_request("a batch must hold at least one entry"))
+        }
+        TopLevel::Batch(entries) => {
+            Ok((Frame::Batch(entries.into_iter().map(RawEntry::classify).collect()), Version::V2))
+        }
+    }
+}
+
 enum TopLevel<'a> {
     Single(RawEntry<'a>),
     Batch(Vec<RawEntry<'a>>),
@@ -228,7 +278,7 @@ impl<'a> RawEntry<'a> {
             })
         };
         if !is_version_2(self.jsonrpc) {
-            return invalid(id, "\"jsonrpc\" must be exactly \"2.0\"");
+            return invalid(id, if self.jsonrpc.is_none() { MISSING_VERSION } else { WRONG_VERSION });
         }
         let Some(method) = self.method.and_then(raw_str) else {
             return invalid(id, "\"method\" must be a string");
@@ -256,7 +306,7 @@ impl<'a> RawEntry<'a> {
             })
         };
         if !is_version_2(self.jsonrpc) {
-            return invalid(id, "\"jsonrpc\" must be exactly \"2.0\"");
+            return invalid(id, WRONG_VERSION);
         }
         let Some(id) = id else {
             return invalid(None, "a response must carry an \"id\"");
@@ -272,6 +322,77 @@ impl<'a> RawEntry<'a> {
         Ok(Message::Response(Response { id, outcome }))
     }
 }
+
+impl<'a> RawEntry<'a> {
+    /// A single object without `jsonrpc`, by JSON-RPC 1.0's rules.
+    fn classify_v1(self) -> Entry<'a> {
+        let id = match self.id.map(Id::from_raw) {
+            None => None,
+            Some(Ok(id)) => Some(id),
+            Some(Err(e)) => {
+                let kind = if self.method.is_some() { InvalidKind::Request } else { InvalidKind::Response };
+                return Err(Invalid { kind, id: Id::Null, error: ErrorObject::invalid_request(e) });
+            }
+        };
+        let invalid = |kind, id: Option<Id>, why: &str| {
+            Err(Invalid { kind, id: id.unwrap_or(Id::Null), error: ErrorObject::invalid_request(why) })
+        };
+        if self.method.is_some() {
+            let Some(method) = self.method.and_then(raw_str) else {
+                return invalid(InvalidKind::Request, id, "\"method\" must be a string");
+            };
+            if let Some(params) = self.params
+                && !matches!(params.get().as_bytes().first(), Some(b'[' | b'{'))
+            {
+                return invalid(InvalidKind::Request, id, "\"params\" must be an array");
+            }
+            return Ok(match id {
+                Some(Id::Null) | None => Message::Notification(Notification { method, params: self.params }),
+                Some(id) => Message::Request(Request { id, method, params: self.params }),
+            });
+        }
+        if self.result.is_none() && self.error.is_none() {
+            return Err(Invalid {
+                kind: InvalidKind::Shapeless,
+                id: id.unwrap_or(Id::Null),
+                error: ErrorObject::invalid_request(
+                    "an object needs \"method\" (a call) or \"result\"/\"error\" (a response)",
+                ),
+            });
+        }
+        let Some(id) = id else {
+            return invalid(InvalidKind::Response, None, "a response must carry an \"id\"");
+        };
+        let is_null = |raw: Option<&RawValue>| raw.is_none_or(|raw| raw.get() == "null");
+        let outcome = match (self.result, self.error) {
+            (result, error) if is_null(error) => Ok(result.unwrap_or(RawValue::NULL)),
+            (result, Some(error)) if is_null(result) => Err(v1_error(error)),
+            _ => {
+                return invalid(InvalidKind::Response, Some(id), "a response must have \"result\" or \"error\" null");
+            }
+        };
+        Ok(Message::Response(Response { id, outcome }))
+    }
+}
+
+/// A JSON-RPC 1.0 error: an error object as in 2.0, or any other value
+/// (code 0, the value as `data`, and a string as the message too).
+fn v1_error(raw: &RawValue) -> ErrorObject {
+    if let Ok(error) = serde_json::from_str::<ErrorObject>(raw.get()) {
+        return error;
+    }
+    let message = raw_str(raw).map_or_else(|| "error".to_owned(), Cow::into_owned);
+    ErrorObject::new(0, message).with_data(raw)
+}
+
+/// No `jsonrpc` member, or `"1.0"` (which some 1.0 clients send).
+fn is_version_1(raw: Option<&RawValue>) -> bool {
+    raw.is_none_or(|raw| raw_str(raw).is_some_and(|v| v == "1.0"))
+}
+
+const MISSING_VERSION: &str =
+    "\"jsonrpc\" is missing: a JSON-RPC 2.0 call carries \"jsonrpc\": \"2.0\" (JSON-RPC 1.0 is not accepted here)";
+const WRONG_VERSION: &str = "\"jsonrpc\" must be exactly \"2.0\"";
 
 fn is_version_2(raw: Option<&RawValue>) -> bool {
     match raw {
@@ -468,6 +589,66 @@ mod tests {
     fn truncated_json_is_a_parse_error() {
         assert_eq!(decode_frame(r#"{"jsonrpc":"2.0","method""#).unwrap_err().code, -32700);
         assert_eq!(decode_frame("").unwrap_err().code, -32700);
+    }
+
+    fn compat(text: &str) -> (Entry<'_>, Version) {
+        match decode_frame_compat(text).unwrap() {
+            (Frame::Single(entry), version) => (entry, version),
+            (Frame::Batch(_), _) => panic!("expected a single entry"),
+        }
+    }
+
+    #[test]
+    fn a_call_without_jsonrpc_is_refused_saying_what_is_missing() {
+        let Err(inv) = single(r#"{"method":"m","params":[],"id":3}"#) else { panic!() };
+        assert_eq!((inv.id, inv.error.code), (Id::Num(3), -32600));
+        assert!(inv.error.data.unwrap().as_str().unwrap().contains("\"jsonrpc\" is missing"));
+    }
+
+    #[test]
+    fn version_1_calls_and_notifications_by_the_1_0_rules() {
+        let (Ok(Message::Request(req)), Version::V1) = compat(r#"{"method":"echo","params":["hi"],"id":1}"#) else {
+            panic!()
+        };
+        assert_eq!((req.id, &*req.method, req.params.unwrap().get()), (Id::Num(1), "echo", r#"["hi"]"#));
+        assert!(matches!(
+            compat(r#"{"method":"m","params":[],"id":null}"#),
+            (Ok(Message::Notification(_)), Version::V1)
+        ));
+        let (Err(inv), Version::V1) = compat(r#"{"method":"m","params":3,"id":4}"#) else { panic!() };
+        assert_eq!((inv.kind, inv.id), (InvalidKind::Request, Id::Num(4)));
+    }
+
+    #[test]
+    fn version_1_answers_carry_result_and_error_one_of_them_null() {
+        let (Ok(Message::Response(r)), _) = compat(r#"{"result":[1],"error":null,"id":1}"#) else { panic!() };
+        assert_eq!(r.outcome.unwrap().get(), "[1]");
+        let (Ok(Message::Response(r)), _) = compat(r#"{"result":null,"error":null,"id":1}"#) else { panic!() };
+        assert_eq!(r.outcome.unwrap().get(), "null");
+        let (Ok(Message::Response(r)), _) = compat(r#"{"result":null,"error":{"code":7,"message":"no"},"id":2}"#)
+        else {
+            panic!()
+        };
+        assert_eq!(r.outcome.unwrap_err(), ErrorObject::new(7, "no"));
+        let (Ok(Message::Response(r)), _) = compat(r#"{"result":null,"error":"out of stock","id":2}"#) else {
+            panic!()
+        };
+        let error = r.outcome.unwrap_err();
+        assert_eq!((error.code, &*error.message), (0, "out of stock"));
+        let (Err(inv), _) = compat(r#"{"result":1,"error":"both","id":3}"#) else { panic!() };
+        assert_eq!((inv.kind, inv.id), (InvalidKind::Response, Id::Num(3)));
+    }
+
+    #[test]
+    fn compat_decodes_2_0_and_batches_as_2_0() {
+        assert!(matches!(
+            compat(r#"{"jsonrpc":"2.0","method":"m","id":null}"#),
+            (Ok(Message::Request(_)), Version::V2)
+        ));
+        let (Frame::Batch(entries), Version::V2) = decode_frame_compat(r#"[{"method":"m","id":1}]"#).unwrap() else {
+            panic!()
+        };
+        assert!(entries[0].is_err(), "1.0 has no batches: entries are read as 2.0");
     }
 
     #[test]

@@ -50,6 +50,28 @@ pub enum MalformedFrames {
     Report,
 }
 
+/// Whether a connection speaks JSON-RPC 1.0 besides 2.0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Jsonrpc1 {
+    /// The default: 2.0 only. A call without `"jsonrpc": "2.0"` is answered
+    /// -32600 "Invalid Request" (`data` says that `jsonrpc` is missing).
+    #[default]
+    Reject,
+    /// Accept 1.0 as well: a single object without a `jsonrpc` member (or
+    /// with `"1.0"`) is read by 1.0's rules (a notification is a request with
+    /// `"id": null`) and answered in 1.0 (`result` and `error`, one of them
+    /// `null`, no `jsonrpc`); 2.0 messages on the same connection are still
+    /// answered in 2.0. 1.0 has no batches: a batch is read as 2.0. Our own
+    /// calls and notifications go out in 2.0.
+    Accept,
+    /// Speak 1.0 (to an old server): our calls and notifications go out in
+    /// 1.0 (`params` always present, notifications with `"id": null`),
+    /// batches are refused (1.0 has none), and 1.0 is accepted as with
+    /// `Accept`.
+    Speak,
+}
+
 /// Something the other side sent that none of our calls can take. Reported
 /// to [`PeerConfig::on_stray`], counted, never answered.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,6 +134,8 @@ pub struct PeerConfig {
     /// Told of every [`StrayMessage`]. Default none (they are still counted
     /// and logged).
     pub on_stray: Option<StrayHook>,
+    /// JSON-RPC 1.0 besides 2.0. Default [`Jsonrpc1::Reject`].
+    pub jsonrpc1: Jsonrpc1,
     /// Typed values every connection spawned with this config shares (a
     /// server puts a handle to itself here). [`Context::extension`](crate::Context::extension)
     /// looks in the connection's own `ConnectionInfo::extensions` first, then
@@ -133,6 +157,7 @@ impl Default for PeerConfig {
             cancellation: Cancellation::Notify,
             malformed_frames: MalformedFrames::Answer,
             on_stray: None,
+            jsonrpc1: Jsonrpc1::Reject,
             extensions: http::Extensions::new(),
         }
     }
@@ -152,6 +177,7 @@ impl std::fmt::Debug for PeerConfig {
             .field("cancellation", &self.cancellation)
             .field("malformed_frames", &self.malformed_frames)
             .field("on_stray", &self.on_stray.is_some())
+            .field("jsonrpc1", &self.jsonrpc1)
             .finish()
     }
 }

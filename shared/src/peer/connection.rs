@@ -7,6 +7,9 @@
 //! - **draining**: a graceful shutdown began; new requests are refused, the
 //!   socket is still read, and the connection closes with 1001 once no
 //!   request runs or at the deadline;
+//! - **end of input** (a byte stream's end): the stream is not read again;
+//!   the connection ends once every request received is answered and
+//!   written;
 //! - the **ending** runs exactly once however the task stops: every pending
 //!   call fails with `Disconnected`, the queue closes, waiting tasks learn
 //!   the [`CloseReason`], and the close hook runs.
@@ -17,18 +20,15 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::dispatch::Parked;
-use super::{CloseHook, CloseReason, PeerHandle};
-use crate::codec::ErrorObject;
+use super::{CloseHook, CloseReason, MalformedFrames, PeerHandle};
+use crate::codec::{ErrorObject, Id, encode};
 use crate::methods::Methods;
+use crate::transport::{Inbound, Transport};
 use crate::writer::{Drive, Writer};
 
 /// The connection task's state.
@@ -39,6 +39,10 @@ pub(super) struct Connection {
     pub(super) close_sent: bool,
     /// Set when a graceful shutdown begins.
     pub(super) draining: bool,
+    /// Set when the other side's input has ended (a byte stream's end): the
+    /// stream is not read again; the connection ends once everything
+    /// received is answered and written.
+    input_ended: bool,
     /// While a batch is being handled, its ready answers are gathered here
     /// instead of being sent one by one.
     pub(super) collecting: Option<Vec<String>>,
@@ -66,6 +70,7 @@ impl Connection {
             methods,
             close_sent: false,
             draining: false,
+            input_ended: false,
             collecting: None,
             parked: None,
             on_close,
@@ -77,17 +82,15 @@ impl Connection {
     // its arguments twice in the task's state, once as arguments and once as
     // locals, and every idle connection would pay for the copy.
     #[allow(clippy::manual_async_fn, reason = "an async fn stores its arguments twice")]
-    pub(super) fn run<S>(
+    pub(super) fn run<T: Transport>(
         mut self,
-        mut sink: SplitSink<WebSocketStream<S>, Message>,
-        mut stream: SplitStream<WebSocketStream<S>>,
-    ) -> impl Future<Output = ()> + Send + 'static
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
+        mut sink: T::Sink,
+        mut stream: T::Stream,
+    ) -> impl Future<Output = ()> + Send + 'static {
         async move {
             let shared = Arc::clone(&self.handle.shared);
-            let heartbeat = shared.config.heartbeat;
+            // Without pings, silence proves nothing: no heartbeat.
+            let heartbeat = shared.config.heartbeat.filter(|_| T::ping().is_some());
             let mut ticker = heartbeat.map(|hb| {
                 let mut t = tokio::time::interval_at(tokio::time::Instant::now() + hb.interval, hb.interval);
                 t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -116,6 +119,13 @@ impl Connection {
                     }
                 }
                 self.unpark();
+                if self.input_ended
+                    && self.handle.in_flight() == 0
+                    && self.parked.as_ref().is_none_or(|p| p.is_empty())
+                    && !writer.has_work(&shared.queue)
+                {
+                    break self.local_or_remote(None, "end of input".into());
+                }
                 // One timer, boxed and made only while a deadline is set: idle
                 // connections carry no timer state for it.
                 match close_deadline.or(drain) {
@@ -129,7 +139,7 @@ impl Connection {
 
                 tokio::select! {
                     biased;
-                    drive = poll_fn(|cx| writer.poll_drive(cx, &mut sink, &shared.queue)), if writer.has_work(&shared.queue) =>
+                    drive = poll_fn(|cx| writer.poll_drive::<T>(cx, &mut sink, &shared.queue)), if writer.has_work(&shared.queue) =>
                     {
                         match drive {
                             Ok(Drive::CloseSent) => {
@@ -142,19 +152,19 @@ impl Connection {
                     }
                     // Always read: answers to our calls, pongs and
                     // cancellations must get through whatever the load.
-                    frame = stream.next() => {
+                    frame = stream.next(), if !self.input_ended => {
                         last_heard = Instant::now();
-                        if let Err(reason) = self.on_frame(frame) {
+                        if let Err(reason) = self.on_frame(T::read(frame)) {
                             break reason;
                         }
                         // Read what is already buffered before writing, so a burst is answered with one flush.
                         let mut burst_end = None;
                         for _ in 1..READ_BURST {
-                            if shared.queue.queued_bytes() >= BURST_OUTPUT {
+                            if shared.queue.queued_bytes() >= BURST_OUTPUT || self.input_ended {
                                 break;
                             }
                             let Some(frame) = stream.next().now_or_never() else { break };
-                            if let Err(reason) = self.on_frame(frame) {
+                            if let Err(reason) = self.on_frame(T::read(frame)) {
                                 burst_end = Some(reason);
                                 break;
                             }
@@ -180,42 +190,37 @@ impl Connection {
             };
             // Boxed: the goodbye is needed once, so its state is not carried by
             // every idle connection's task.
-            Box::pin(self.finish(reason, sink)).await
+            Box::pin(self.finish::<T>(reason, sink)).await
         }
     }
 
-    /// Handles one read result. `Err` ends the connection.
-    fn on_frame(&mut self, frame: Option<Result<Message, WsError>>) -> Result<(), CloseReason> {
+    /// Handles one read. `Err` ends the connection.
+    fn on_frame(&mut self, frame: Inbound) -> Result<(), CloseReason> {
         match frame {
-            None => Err(self.local_or_remote(None, String::new())),
-            Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
-                tracing::warn!(size, max_size, "message too big");
-                Err(CloseReason::MessageTooBig)
-            }
-            Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
-                Err(self.local_or_remote(None, String::new()))
-            }
-            Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => {
-                Err(CloseReason::Remote { code: None, reason: "reset without closing handshake".into() })
-            }
-            Some(Err(e)) => Err(transport_reason(e)),
-            Some(Ok(Message::Text(text))) => {
+            Inbound::Text(text) => {
                 self.on_text(text.as_str());
                 Ok(())
             }
-            Some(Ok(Message::Binary(bytes))) => {
+            Inbound::Binary(bytes) => {
                 match std::str::from_utf8(&bytes) {
                     Ok(text) => self.on_text(text),
                     Err(_) => self.on_malformed(ErrorObject::parse_error("binary frame is not UTF-8 JSON")),
                 }
                 Ok(())
             }
-            Some(Ok(Message::Close(frame))) => {
-                let (code, reason) =
-                    frame.map_or((None, String::new()), |f| (Some(u16::from(f.code)), f.reason.to_string()));
-                Err(self.local_or_remote(code, reason))
+            Inbound::Heard => Ok(()),
+            Inbound::Closed { code, reason } => Err(self.local_or_remote(code, reason)),
+            Inbound::EndOfInput => {
+                self.input_ended = true;
+                // No reply can come any more.
+                self.handle.shared.pending.fail_all();
+                Ok(())
             }
-            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Ok(()),
+            Inbound::TooBig { size, max } => {
+                tracing::warn!(size, max_size = max, "message too big");
+                Err(CloseReason::MessageTooBig)
+            }
+            Inbound::Ended(reason) => Err(reason),
         }
     }
 
@@ -229,10 +234,7 @@ impl Connection {
 
     /// Ends the connection: fails pending calls, says goodbye where it can,
     /// and publishes the reason.
-    async fn finish<K>(mut self, reason: CloseReason, mut sink: K)
-    where
-        K: futures_util::Sink<Message, Error = WsError> + Unpin,
-    {
+    async fn finish<T: Transport>(mut self, reason: CloseReason, mut sink: T::Sink) {
         // Callers learn at once; the goodbye below may take a while.
         self.fail_calls();
         let goodbye = match &reason {
@@ -244,17 +246,41 @@ impl Connection {
         };
         if let Some((code, text)) = goodbye {
             tracing::info!(%reason, "closing connection");
-            let close = Message::Close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
-                code,
-                reason: Utf8Bytes::from_static(text),
-            }));
+            let close = T::close(code, Utf8Bytes::from_static(text));
+            // No close frame to say why: an over-long message gets the
+            // answer a malformed one would.
+            let answer = if close.is_none() { self.last_answer(&reason) } else { None };
             // Best effort: a peer that does not read may never take it.
-            let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                match close {
+                    Some(close) => sink.send(close).await,
+                    None => {
+                        if let Some(answer) = answer {
+                            sink.feed(T::text(answer.into())).await?;
+                        }
+                        sink.close().await
+                    }
+                }
+            })
+            .await;
         } else {
             tracing::debug!(%reason, "connection ended");
             let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
         }
         self.end(reason);
+    }
+
+    /// On a transport without close frames, what is said before closing:
+    /// -32600 with `"id": null` for a message over the size limit (when
+    /// malformed frames are answered).
+    fn last_answer(&self, reason: &CloseReason) -> Option<String> {
+        let answers = self.handle.shared.config.malformed_frames == MalformedFrames::Answer;
+        (answers && *reason == CloseReason::MessageTooBig).then(|| {
+            let error = ErrorObject::invalid_request(
+                "message too big: it exceeds the size limit (max_message_size); the connection is closed",
+            );
+            encode::error(&Id::Null, &error)
+        })
     }
 
     fn fail_calls(&self) {
@@ -288,6 +314,6 @@ impl Drop for Connection {
     }
 }
 
-fn transport_reason(e: WsError) -> CloseReason {
+fn transport_reason(e: impl std::fmt::Display) -> CloseReason {
     CloseReason::Transport(e.to_string())
 }

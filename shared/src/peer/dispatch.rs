@@ -15,6 +15,9 @@
 //!   table as they arrive, so no bound here can hold up an answer the
 //!   running handlers are waiting for.
 //!
+//! A JSON-RPC 1.0 request (with [`Jsonrpc1`] on) runs the same way; each of
+//! its answers is re-encoded in 1.0 just before it is queued.
+//!
 //! Every request gets exactly one response: its handler's, -32603 if the
 //! handler panicked (at any point, with the request's own id), -32800 if
 //! its caller cancelled it, or a refusal. Notifications get none, even
@@ -35,8 +38,8 @@ use serde_json::value::RawValue;
 use tracing::Instrument as _;
 
 use super::connection::Connection;
-use super::{CANCEL_METHOD, Cancellation, MalformedFrames, StrayMessage};
-use crate::codec::{self, Entry, ErrorObject, Frame, Id, Invalid, InvalidKind, encode};
+use super::{CANCEL_METHOD, Cancellation, Jsonrpc1, MalformedFrames, StrayMessage};
+use crate::codec::{self, Entry, ErrorObject, Frame, Id, Invalid, InvalidKind, Version, encode};
 use crate::context::Context;
 use crate::error::Error;
 use crate::methods::{Dispatch, HandlerFuture, panicked};
@@ -47,6 +50,7 @@ struct OwnedCall {
     method: Box<str>,
     params: Option<Box<RawValue>>,
     id: Option<Id>,
+    version: Version,
 }
 
 /// One entry of a batch, ready to run.
@@ -91,6 +95,10 @@ impl Parked {
         Parked { queue: VecDeque::new(), bytes: 0, max_bytes }
     }
 
+    pub(super) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
     fn has_room(&self, bytes: usize) -> bool {
         self.queue.is_empty() || self.bytes + bytes <= self.max_bytes
     }
@@ -121,8 +129,8 @@ impl Parked {
 }
 
 impl OwnedCall {
-    fn new(method: &str, params: Option<&RawValue>, id: Option<Id>) -> Self {
-        OwnedCall { method: method.into(), params: params.map(ToOwned::to_owned), id }
+    fn new(method: &str, params: Option<&RawValue>, id: Option<Id>, version: Version) -> Self {
+        OwnedCall { method: method.into(), params: params.map(ToOwned::to_owned), id, version }
     }
 
     fn size(&self) -> usize {
@@ -142,14 +150,30 @@ impl Connection {
         if self.close_sent {
             return;
         }
+        if self.handle.shared.config.jsonrpc1 != Jsonrpc1::Reject {
+            return self.on_text_compat(text);
+        }
         match codec::decode_frame(text) {
             Err(error) => self.on_malformed(error),
             Ok(Frame::Single(entry)) => {
                 if let Some(item) = self.on_entry(entry) {
-                    self.on_single(item);
+                    self.on_single(item, Version::V2);
                 }
             }
             Ok(Frame::Batch(entries)) => self.on_batch(entries),
+        }
+    }
+
+    /// [`on_text`](Self::on_text) with JSON-RPC 1.0 accepted too.
+    fn on_text_compat(&mut self, text: &str) {
+        match codec::decode_frame_compat(text) {
+            Err(error) => self.on_malformed(error),
+            Ok((Frame::Single(entry), version)) => {
+                if let Some(item) = self.on_entry(entry) {
+                    self.on_single(item, version);
+                }
+            }
+            Ok((Frame::Batch(entries), _)) => self.on_batch(entries),
         }
     }
 
@@ -198,21 +222,21 @@ impl Connection {
         }
     }
 
-    fn on_single(&mut self, item: Item<'_>) {
+    fn on_single(&mut self, item: Item<'_>, version: Version) {
         let Item::Call { method, params, id } = item else {
             if let Item::Answer(answer) = item {
-                self.reply(answer);
+                self.reply_as(version, answer);
             }
             return;
         };
         match self.admit(PARK_OVERHEAD + method.len() + params.map_or(0, |p| p.get().len())) {
-            Admit::Run => self.run_one(&method, params, id),
+            Admit::Run => self.run_one(&method, params, id, version),
             Admit::Park => {
-                let call = OwnedCall::new(&method, params, id);
+                let call = OwnedCall::new(&method, params, id, version);
                 let size = call.size();
                 self.parked_mut().push(Work::One(call), size);
             }
-            Admit::Refuse(error) => self.refuse(id, &error),
+            Admit::Refuse(error) => self.refuse(id, &error, version),
         }
     }
 
@@ -241,7 +265,9 @@ impl Connection {
                 let owned = items
                     .into_iter()
                     .map(|item| match item {
-                        Item::Call { method, params, id } => OwnedItem::Call(OwnedCall::new(&method, params, id)),
+                        Item::Call { method, params, id } => {
+                            OwnedItem::Call(OwnedCall::new(&method, params, id, Version::V2))
+                        }
                         Item::Answer(answer) => OwnedItem::Answer(answer),
                     })
                     .collect();
@@ -272,14 +298,14 @@ impl Connection {
     }
 
     /// Answers a request that will not run; drops (and counts) a notification.
-    fn refuse(&mut self, id: Option<Id>, error: &ErrorObject) {
+    fn refuse(&mut self, id: Option<Id>, error: &ErrorObject, version: Version) {
         let stats = &self.handle.shared.stats;
         match id {
             Some(id) => {
                 if error.code == codec::code::SERVER_BUSY {
                     stats.count(|s| &s.busy_refusals);
                 }
-                self.reply(encode::error(&id, error));
+                self.reply_as(version, encode::error(&id, error));
             }
             None => {
                 stats.count(|s| &s.dropped_notifications);
@@ -294,7 +320,7 @@ impl Connection {
         self.collecting = Some(Vec::new());
         for item in items {
             match item {
-                Item::Call { id, .. } => self.refuse(id, error),
+                Item::Call { id, .. } => self.refuse(id, error, Version::V2),
                 Item::Answer(answer) => self.reply(answer),
             }
         }
@@ -320,7 +346,7 @@ impl Connection {
         while self.handle.in_flight() < max {
             let Some(work) = self.parked.as_mut().and_then(|p| p.pop()) else { break };
             match work {
-                Work::One(call) => self.run_one(&call.method, call.params.as_deref(), call.id),
+                Work::One(call) => self.run_one(&call.method, call.params.as_deref(), call.id, call.version),
                 Work::Batch(items) => {
                     let items = items
                         .iter()
@@ -343,7 +369,7 @@ impl Connection {
     pub(super) fn refuse_parked(&mut self, error: ErrorObject) {
         while let Some(work) = self.parked.as_mut().and_then(|p| p.pop()) {
             match work {
-                Work::One(call) => self.refuse(call.id, &error),
+                Work::One(call) => self.refuse(call.id, &error, call.version),
                 Work::Batch(items) => {
                     let items = items
                         .into_iter()
@@ -412,10 +438,13 @@ impl Connection {
     }
 
     /// Runs one request or notification now.
-    fn run_one(&mut self, method: &str, params: Option<&RawValue>, id: Option<Id>) {
-        if let Some(future) = self.invoke(method, params, id.clone()) {
+    fn run_one(&mut self, method: &str, params: Option<&RawValue>, id: Option<Id>, version: Version) {
+        if let Some(future) = self.invoke(method, params, id.clone(), version) {
             let tracked = self.track(future, id);
-            self.spawn(tracked, 1);
+            match version {
+                Version::V1 => self.spawn(async move { tracked.await.map(|answer| codec::v1::answer(&answer)) }, 1),
+                _ => self.spawn(tracked, 1),
+            }
         }
     }
 
@@ -425,7 +454,7 @@ impl Connection {
         for item in items {
             match item {
                 Item::Call { method, params, id } => {
-                    if let Some(future) = self.invoke(&method, params, id.clone()) {
+                    if let Some(future) = self.invoke(&method, params, id.clone(), Version::V2) {
                         waiting.push(Box::pin(self.track(future, id)));
                     }
                 }
@@ -449,8 +478,15 @@ impl Connection {
         self.spawn(batch, count);
     }
 
-    /// Runs a handler, polling it once in place. Returns it if it must wait.
-    fn invoke(&mut self, method: &str, params: Option<&RawValue>, id: Option<Id>) -> Option<HandlerFuture> {
+    /// Runs a handler, polling it once in place. Returns it if it must wait;
+    /// an answer ready at once is queued in `version`.
+    fn invoke(
+        &mut self,
+        method: &str,
+        params: Option<&RawValue>,
+        id: Option<Id>,
+        version: Version,
+    ) -> Option<HandlerFuture> {
         let audit = tracing::enabled!(target: "switchboard::call", tracing::Level::DEBUG);
         let started = audit.then(Instant::now);
         let panic_id = id.clone();
@@ -464,7 +500,7 @@ impl Connection {
                     audit_call(method, audit_id.as_ref(), started, out.as_deref());
                 }
                 if let Some(out) = out {
-                    self.reply(out);
+                    self.reply_as(version, out);
                 }
                 return None;
             }
@@ -485,7 +521,7 @@ impl Connection {
                     audit_call(method, audit_id.as_ref(), started, out.as_deref());
                 }
                 if let Some(out) = out {
-                    self.reply(out);
+                    self.reply_as(version, out);
                 }
                 None
             }
@@ -504,7 +540,7 @@ impl Connection {
                 tracing::error!(method, "handler panicked");
                 shared.stats.count(|s| &s.handler_panics);
                 if let Some(out) = panicked(panic_id) {
-                    self.reply(out);
+                    self.reply_as(version, out);
                 }
                 None
             }
@@ -542,6 +578,14 @@ impl Connection {
                 shared.stats.count(|s| &s.handler_panics);
                 panicked(id)
             })
+        }
+    }
+
+    /// Queues an answer to a request read as `version`.
+    fn reply_as(&mut self, version: Version, frame: String) {
+        match version {
+            Version::V1 => self.reply(codec::v1::answer(&frame)),
+            _ => self.reply(frame),
         }
     }
 

@@ -28,8 +28,8 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::inflight::InFlight;
-use super::{BatchBuilder, CANCEL_METHOD, Cancellation, CloseReason, PeerConfig};
-use crate::codec::{Id, encode};
+use super::{BatchBuilder, CANCEL_METHOD, Cancellation, CloseReason, Jsonrpc1, PeerConfig};
+use crate::codec::{EncodeError, Id, encode, v1};
 use crate::context::ConnectionInfo;
 use crate::error::Error;
 use crate::methods::Methods;
@@ -96,6 +96,24 @@ pub(super) struct Shared {
     pub(super) stats: Stats,
     /// No connection behind it ([`PeerHandle::one_shot`]): sends fail with `Error::OneShot`.
     one_shot: bool,
+}
+
+impl Shared {
+    /// Our request, in the JSON-RPC this connection speaks.
+    fn encode_request(&self, id: &Id, method: &str, params: &impl Serialize) -> Result<String, EncodeError> {
+        match self.config.jsonrpc1 {
+            Jsonrpc1::Speak => v1::request(id, method, params),
+            _ => encode::request(id, method, params),
+        }
+    }
+
+    /// Our notification, in the JSON-RPC this connection speaks.
+    fn encode_notification(&self, method: &str, params: &impl Serialize) -> Result<String, EncodeError> {
+        match self.config.jsonrpc1 {
+            Jsonrpc1::Speak => v1::notification(method, params),
+            _ => encode::notification(method, params),
+        }
+    }
 }
 
 /// A cheap, cloneable handle to one connection: call or notify the other
@@ -218,7 +236,7 @@ impl PeerHandle {
     /// ```
     pub fn call<R: DeserializeOwned>(&self, method: &str, params: impl Serialize) -> PeerCall<R> {
         let id = self.next_id();
-        let frame = encode::request(&id, method, &params).map_err(Error::from);
+        let frame = self.shared.encode_request(&id, method, &params).map_err(Error::from);
         PeerCall {
             peer: self.clone(),
             id,
@@ -238,7 +256,7 @@ impl PeerHandle {
         timeout: Option<Duration>,
     ) -> Result<Box<RawValue>, Error> {
         let id = self.next_id();
-        let frame = encode::request(&id, method, &params)?;
+        let frame = self.shared.encode_request(&id, method, &params)?;
         self.call_encoded(id, frame, timeout).await
     }
 
@@ -255,7 +273,7 @@ impl PeerHandle {
     /// Sends a notification (no reply). Waiting for queue room (with
     /// [`Overflow::Wait`]) is bounded by the default call timeout.
     pub async fn notify(&self, method: &str, params: impl Serialize) -> Result<(), Error> {
-        let frame = encode::notification(method, &params)?;
+        let frame = self.shared.encode_notification(method, &params)?;
         let timeout = self.shared.config.call_timeout;
         within(timeout.map(|t| Instant::now() + t), timeout, self.send_text(frame.into())).await
     }
@@ -271,6 +289,9 @@ impl PeerHandle {
             return Err(e);
         }
         self.sendable()?;
+        if self.shared.config.jsonrpc1 == Jsonrpc1::Speak {
+            return Err(Error::Encode("JSON-RPC 1.0 has no batches: send the calls one by one".into()));
+        }
         if batch.frames.is_empty() {
             return Ok(Vec::new());
         }
@@ -508,7 +529,7 @@ impl Drop for CancelOnDrop {
         struct Params<'a> {
             id: &'a Id,
         }
-        if let Ok(frame) = encode::notification(CANCEL_METHOD, &Params { id: &id }) {
+        if let Ok(frame) = shared.encode_notification(CANCEL_METHOD, &Params { id: &id }) {
             // Optional: a full queue skips it rather than wait or close.
             if shared.queue.push_if_room(Outgoing::Text(frame.into())).is_err() {
                 tracing::debug!(%id, "cancellation not sent: the outbound queue is full");

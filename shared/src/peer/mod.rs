@@ -1,4 +1,6 @@
-//! The symmetric peer engine: drives one WebSocket for either end.
+//! The symmetric peer engine: drives one connection for either end, over
+//! any [`Transport`] (a WebSocket, newline-delimited JSON over TCP or a Unix
+//! socket).
 //!
 //! One task per connection owns the socket (`connection.rs`). It reads every
 //! frame as it arrives, decodes it once, and:
@@ -31,16 +33,15 @@ mod inflight;
 
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
 
 use crate::context::ConnectionInfo;
 use crate::methods::Methods;
+use crate::transport::Transport;
 
 pub use batch::BatchBuilder;
 pub use config::{
-    Cancellation, CloseReason, Heartbeat, IdGenerator, MalformedFrames, PeerConfig, StrayHook, StrayMessage,
+    Cancellation, CloseReason, Heartbeat, IdGenerator, Jsonrpc1, MalformedFrames, PeerConfig, StrayHook, StrayMessage,
 };
 pub use handle::{PeerCall, PeerHandle, decode_result};
 
@@ -49,18 +50,16 @@ pub use handle::{PeerCall, PeerHandle, decode_result};
 /// -32800 "Request cancelled" unless its answer is already on its way.
 pub const CANCEL_METHOD: &str = "$/cancelRequest";
 
-/// Starts the engine on an open WebSocket. The connection task runs until the
-/// socket ends; [`PeerHandle::closed`] reports why.
-pub fn spawn<S>(
-    ws: WebSocketStream<S>,
+/// Starts the engine on an open connection (a `WebSocketStream`, or
+/// [`Lines`](crate::transport::Lines) over a byte stream). The connection
+/// task runs until the socket ends; [`PeerHandle::closed`] reports why.
+pub fn spawn<T: Transport>(
+    transport: T,
     methods: Arc<Methods>,
     info: ConnectionInfo,
     config: impl Into<Arc<PeerConfig>>,
-) -> PeerHandle
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    spawn_with_close_hook(ws, methods, info, config, None)
+) -> PeerHandle {
+    spawn_with_close_hook(transport, methods, info, config, None)
 }
 
 /// Runs once on the connection's own task when it has ended, after every
@@ -71,27 +70,24 @@ pub type CloseHook = Box<dyn FnOnce(&PeerHandle, &CloseReason) + Send>;
 /// forget the connection without a second task per connection waiting for
 /// the end (ten thousand idle sockets would pay for ten thousand of them).
 /// The hook runs however the task ends, a panic included.
-pub fn spawn_with_close_hook<S>(
-    ws: WebSocketStream<S>,
+pub fn spawn_with_close_hook<T: Transport>(
+    transport: T,
     methods: Arc<Methods>,
     info: ConnectionInfo,
     config: impl Into<Arc<PeerConfig>>,
     on_close: Option<CloseHook>,
-) -> PeerHandle
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+) -> PeerHandle {
     let handle = PeerHandle::new(info, config.into(), Arc::clone(&methods));
     let span = tracing::info_span!("connection", id = %handle.id(), remote = ?handle.info().remote);
     let task = connection::Connection::new(handle.clone(), methods, on_close);
     // Split here, not in the task: the task's state then holds the two
     // halves, not also the dead space of the unsplit stream.
-    let (sink, stream) = futures_util::StreamExt::split(ws);
+    let (sink, stream) = transport.split();
     if span.is_disabled() {
         // No subscriber wants the span: skip entering and leaving it on every poll.
-        tokio::spawn(task.run(sink, stream));
+        tokio::spawn(task.run::<T>(sink, stream));
     } else {
-        tokio::spawn(task.run(sink, stream).instrument(span));
+        tokio::spawn(task.run::<T>(sink, stream).instrument(span));
     }
     handle
 }

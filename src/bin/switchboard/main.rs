@@ -2,9 +2,9 @@
 //! service from the shell.
 //!
 //! ```text
-//! switchboard serve [--addr 127.0.0.1:9000] [--redis redis://127.0.0.1:6379 [--cluster-ttl-ms MS]]
+//! switchboard serve [--addr 127.0.0.1:9000] [--listen URL ...] [--redis redis://127.0.0.1:6379 [--cluster-ttl-ms MS]]
 //!                   [--tls-cert FILE --tls-key FILE] [--cors-origin ORIGIN ...]
-//! switchboard call URL METHOD [PARAMS_JSON]      (URL: ws://, wss://, http:// or https://)
+//! switchboard call URL METHOD [PARAMS_JSON]      (URL: ws://, wss://, tcp://, unix:, http:// or https://)
 //! switchboard notify URL METHOD [PARAMS_JSON]
 //! switchboard batch URL [FILE|-]
 //! switchboard describe URL [METHOD]
@@ -52,6 +52,8 @@ enum Command {
     ///
     /// The same port answers WebSocket upgrades and JSON-RPC over HTTP POST
     /// (`curl -H 'Content-Type: application/json' -d '{"jsonrpc":"2.0","method":"add","params":[2,3],"id":1}' http://ADDR/`).
+    /// Without --addr or --listen it listens on ws://127.0.0.1:9000/. It prints one line per
+    /// listener, `switchboard hub listening on URL`, in the order given (--addr first).
     Serve(serve::ServeArgs),
     /// Call METHOD and print its result.
     ///
@@ -148,8 +150,9 @@ enum Command {
 /// Where to connect and how.
 #[derive(Debug, Args)]
 struct Target {
-    /// The service's URL: ws://127.0.0.1:9000/ (WebSocket), or http://127.0.0.1:9000/ for
-    /// `call` and `notify` over HTTP POST.
+    /// The service's URL: ws://HOST:PORT/PATH or wss://... (WebSocket), tcp://HOST:PORT or
+    /// unix:/PATH (newline-delimited JSON-RPC on a raw socket), or http://... / https://... for
+    /// `call`, `notify` and `describe` over HTTP POST.
     url: String,
     /// Bearer token sent as `Authorization: Bearer TOKEN`.
     #[arg(long, global = true)]

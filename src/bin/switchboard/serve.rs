@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use switchboard::server::{Server, ServerBuilder};
+use switchboard::server::{Listen, Server, ServerBuilder};
 
 use crate::commands::interrupt_signal;
 use crate::{Failure, Outcome};
@@ -13,9 +13,13 @@ use crate::{Failure, Outcome};
 /// The flags of `switchboard serve`.
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
-    /// Address to listen on (ws://ADDR/ and http://ADDR/).
-    #[arg(long, default_value = "127.0.0.1:9000")]
-    addr: SocketAddr,
+    /// Address to listen on for WebSocket and HTTP POST (ws://ADDR/ and http://ADDR/).
+    #[arg(long)]
+    addr: Option<SocketAddr>,
+    /// Also listen on URL (repeatable): ws://HOST:PORT, tcp://HOST:PORT or unix:/PATH
+    /// (newline-delimited JSON-RPC on a raw socket).
+    #[arg(long = "listen", value_name = "URL")]
+    listen: Vec<Listen>,
     /// Act as one with every hub given the same Redis URL (e.g. redis://127.0.0.1:6379):
     /// publications reach subscribers on every hub, a client resumes on any of them, and
     /// calls, notifications and presence reach connections on every hub.
@@ -56,21 +60,39 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<Outcome, Failure> {
         }
         _ => ("ws", "http"),
     };
-    let addr = args.addr;
-    let hub = switchboard::demo::serve_with(builder, addr)
-        .await
-        .map_err(|e| Failure::new(Outcome::Unreachable, format!("cannot listen on {addr}: {e}")))?;
+    // --addr first; without --addr or --listen, the default address.
+    let default = (args.addr.is_none() && args.listen.is_empty()).then(|| SocketAddr::from(([127, 0, 0, 1], 9000)));
+    let listen: Vec<Listen> = args.addr.or(default).map(Listen::from).into_iter().chain(args.listen).collect();
+    let hub = switchboard::demo::serve_with(builder, &listen).await.map_err(|e| {
+        let asked: Vec<String> = listen.iter().map(ToString::to_string).collect();
+        Failure::new(Outcome::Unreachable, format!("cannot listen on {}: {e}", asked.join(", ")))
+    })?;
     // Register the signal handlers before announcing readiness.
     let interrupted =
         interrupt_signal().map_err(|e| Failure::new(Outcome::Unreachable, format!("cannot watch for Ctrl-C: {e}")))?;
-    let bound = hub.local_addr().map_or_else(|| addr.to_string(), |a| a.to_string());
-    println!("switchboard hub listening on {ws}://{bound}/");
+    let listening: Vec<String> = hub
+        .listening()
+        .iter()
+        .map(|url| {
+            let url = url.to_string();
+            // A WebSocket listener of a TLS server is reached with wss://.
+            match url.strip_prefix("ws://") {
+                Some(rest) => format!("{ws}://{rest}"),
+                None => url,
+            }
+        })
+        .collect();
+    for url in &listening {
+        println!("switchboard hub listening on {url}");
+    }
     if args.redis.is_some() {
         println!("cluster node {} through Redis: every hub given the same --redis URL acts as one", hub.node());
     }
-    println!("try: cargo run --release -- call {ws}://{bound}/ add '[2, 3]'");
-    println!("     cargo run --release -- listen {ws}://{bound}/ --topic clock");
-    if cfg!(feature = "http") {
+    if let Some(first) = listening.first() {
+        println!("try: cargo run --release -- call {first} add '[2, 3]'");
+        println!("     cargo run --release -- listen {first} --topic clock");
+    }
+    if let (true, Some(bound)) = (cfg!(feature = "http"), hub.local_addr()) {
         let body = r#"{"jsonrpc":"2.0","method":"add","params":[2,3],"id":1}"#;
         println!("     curl -H 'Content-Type: application/json' -d '{body}' {http}://{bound}/");
     }

@@ -1,0 +1,103 @@
+//! What a connection runs over: the seam between the peer engine and the
+//! socket.
+//!
+//! Terms:
+//! - a **frame** is one JSON text: one WebSocket text message, or one line
+//!   of a newline-delimited byte stream;
+//! - a **transport** splits into a **sink** that takes frames out and a
+//!   **stream** that yields what was read; [`Transport::read`] turns each
+//!   read into an [`Inbound`] event the engine understands (a text, the other
+//!   side's close, a message over the size limit...);
+//! - **keep-alive pings** exist on some transports only ([`Transport::ping`]):
+//!   on one without them the engine runs no [`Heartbeat`](crate::Heartbeat)
+//!   (an idle peer is not "silent", it has no way to say it is alive); use an
+//!   application-level heartbeat there (a server's `app_heartbeat`);
+//! - a **close frame** carries a code and a reason on some transports only
+//!   ([`Transport::close`]); on the others the engine closes the sink (its
+//!   write half is shut down, which the other side reads as the end).
+//!
+//! Two transports come with the crate: [`WebSocketStream`](tokio_tungstenite::WebSocketStream)
+//! (`websocket.rs`) and [`Lines`], newline-delimited JSON over any byte
+//! stream (`lines.rs`: TCP, Unix sockets, pipes). The engine is generic over
+//! the transport and monomorphized for each: nothing is boxed or converted
+//! twice per frame.
+
+mod lines;
+mod websocket;
+
+use futures_util::{Sink, Stream};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
+
+use crate::peer::CloseReason;
+
+pub use lines::{DEFAULT_READ_BUFFER, LineCodec, LineError, Lines};
+
+/// One read, as the engine sees it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Inbound {
+    /// A frame of text: one JSON text.
+    Text(Utf8Bytes),
+    /// A frame of bytes: taken as JSON text when it is UTF-8, else answered
+    /// (or reported) as a -32700 parse error.
+    Binary(Bytes),
+    /// Traffic that only says the other side is alive (pings, pongs).
+    Heard,
+    /// The other side closed, with its close code and reason when the
+    /// transport carries them; also the end of the stream.
+    Closed {
+        /// The close code it sent.
+        code: Option<u16>,
+        /// The reason it gave.
+        reason: String,
+    },
+    /// The other side sends nothing more but may still read: a byte
+    /// stream's end (a half-close, `shutdown(Write)`, looks the same as a
+    /// close). The engine stops reading, fails our calls still waiting for a
+    /// reply, writes the answers to what was received, then closes.
+    EndOfInput,
+    /// A message over the transport's size limit: the connection is closed
+    /// ([`CloseReason::MessageTooBig`]).
+    TooBig {
+        /// Bytes seen of it (at least; it was not read whole).
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The connection ended otherwise (a reset, a protocol violation, an I/O
+    /// error), for this reason.
+    Ended(CloseReason),
+}
+
+/// A connection the peer engine can run over ([`spawn`](crate::peer::spawn)).
+///
+/// Implemented for [`WebSocketStream`](tokio_tungstenite::WebSocketStream)
+/// and [`Lines`]; implement it for another framing of JSON texts.
+pub trait Transport: Send + 'static {
+    /// What the sink takes.
+    type Frame: Send;
+    /// Why writing failed.
+    type Error: std::fmt::Display + Send;
+    /// Frames out.
+    type Sink: Sink<Self::Frame, Error = Self::Error> + Unpin + Send + 'static;
+    /// Reads in; each item goes through [`read`](Self::read).
+    type Stream: Stream + Unpin + Send + 'static;
+
+    /// Splits the connection into its two halves.
+    fn split(self) -> (Self::Sink, Self::Stream);
+
+    /// A frame carrying one JSON text.
+    fn text(text: Utf8Bytes) -> Self::Frame;
+
+    /// A keep-alive ping; `None` when the transport has no pings (the engine
+    /// then runs no heartbeat on it).
+    fn ping() -> Option<Self::Frame>;
+
+    /// The frame that closes the connection with `code` and `reason`; `None`
+    /// when the transport has none: the engine then closes the sink instead.
+    fn close(code: CloseCode, reason: Utf8Bytes) -> Option<Self::Frame>;
+
+    /// What one read of the stream means (`None`: the stream ended).
+    fn read(item: Option<<Self::Stream as Stream>::Item>) -> Inbound;
+}
