@@ -24,6 +24,7 @@
 //!
 //! [`demo`] is the hub that `switchboard serve` runs.
 
+pub mod codegen;
 pub mod demo;
 pub mod topic;
 mod typed;
