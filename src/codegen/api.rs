@@ -119,16 +119,30 @@ impl Api {
         let parsed: Document =
             serde_json::from_value(document.clone()).map_err(|e| CodegenError::NotOpenRpc(e.to_string()))?;
         let mut types = Types::new(document);
+        let mut sorted_methods: Vec<&MethodDoc> =
+            parsed.methods.iter().filter(|m| !m.name.starts_with("rpc.")).collect();
+        sorted_methods.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut sorted_topics: Vec<_> = parsed.topics.iter().collect();
+        sorted_topics.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut sorted_client_methods: Vec<&MethodDoc> = parsed.client_methods.iter().collect();
+        sorted_client_methods.sort_by(|a, b| a.name.cmp(&b.name));
+        // Every titled schema first, so that the same type untitled inside
+        // another one (read earlier) is called by its name too.
+        for method in sorted_methods.iter().chain(&sorted_client_methods) {
+            for schema in method.params.iter().map(|p| &p.schema).chain(method.result.iter().map(|r| &r.schema)) {
+                types.of(schema);
+            }
+        }
+        for topic in &sorted_topics {
+            types.of(topic.schema.as_ref().unwrap_or(&Value::Bool(true)));
+        }
+
         let mut methods = Tree::new();
-        let mut sorted: Vec<&MethodDoc> = parsed.methods.iter().filter(|m| !m.name.starts_with("rpc.")).collect();
-        sorted.sort_by(|a, b| a.name.cmp(&b.name));
-        for method in sorted {
+        for method in sorted_methods {
             methods.insert(&method.name, call(method, &mut types))?;
         }
         let mut topics = Tree::new();
-        let mut sorted: Vec<_> = parsed.topics.iter().collect();
-        sorted.sort_by(|a, b| a.name.cmp(&b.name));
-        for topic in sorted {
+        for topic in sorted_topics {
             let entry = TopicEntry {
                 name: topic.name.clone(),
                 summary: topic.summary.clone(),
@@ -138,9 +152,7 @@ impl Api {
             topics.insert(&topic.name, entry)?;
         }
         let mut client_methods = Tree::new();
-        let mut sorted: Vec<&MethodDoc> = parsed.client_methods.iter().collect();
-        sorted.sort_by(|a, b| a.name.cmp(&b.name));
-        for method in sorted {
+        for method in sorted_client_methods {
             client_methods.insert(&method.name, call(method, &mut types))?;
         }
         Ok(Api {

@@ -123,7 +123,12 @@ fn object<T>(tree: &Tree<T>, depth: usize, leaf: &dyn Fn(&T, &[&str]) -> String)
 
 /// A flat object literal keyed by the entries' full names.
 fn flat_object(tree: &Tree<Call>, leaf: &dyn Fn(&Call, &[&str]) -> String) -> String {
-    fn walk<'t>(tree: &'t Tree<Call>, path: &mut Vec<&'t str>, out: &mut Vec<(String, String)>, leaf: &dyn Fn(&Call, &[&str]) -> String) {
+    fn walk<'t>(
+        tree: &'t Tree<Call>,
+        path: &mut Vec<&'t str>,
+        out: &mut Vec<(String, String)>,
+        leaf: &dyn Fn(&Call, &[&str]) -> String,
+    ) {
         for (name, node) in &tree.nodes {
             path.push(name);
             match node {
@@ -214,7 +219,11 @@ export interface Topics ",
             .params
             .iter()
             .map(|p| {
-                if p.required { format!("{}: {}", p.ident, p.ty.text) } else { format!("{}: {} | undefined", p.ident, p.ty.text) }
+                if p.required {
+                    format!("{}: {}", p.ident, p.ty.text)
+                } else {
+                    format!("{}: {} | undefined", p.ident, p.ty.text)
+                }
             })
             .collect();
         params.push("context: MethodContext".to_owned());
@@ -284,6 +293,10 @@ mod tests {
 
     use super::super::typescript;
 
+    /// The client as seen from `src/codegen/fixtures/`, so that `tsc` can
+    /// check the fixture (`client/js/test/generated`).
+    const FIXTURE_CLIENT: &str = "../../../client/js/switchboard.js";
+
     /// A document with one of everything the generator reads.
     fn document() -> Value {
         json!({
@@ -337,13 +350,13 @@ mod tests {
 
     #[test]
     fn the_javascript_module_calls_the_client_as_the_document_says() {
-        let module = typescript(&document(), "../switchboard.js").unwrap();
+        let module = typescript(&document(), FIXTURE_CLIENT).unwrap();
         expect("shop.js", &module.javascript);
     }
 
     #[test]
     fn the_declarations_type_every_method_topic_and_handler() {
-        let module = typescript(&document(), "../switchboard.js").unwrap();
+        let module = typescript(&document(), FIXTURE_CLIENT).unwrap();
         expect("shop.d.ts", &module.declarations);
     }
 

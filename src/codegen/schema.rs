@@ -10,8 +10,13 @@
 //!   `#/definitions/X`) are read against: the param's or result's own
 //!   schema; a pointer not found there is read against the whole document
 //!   (`#/components/schemas/X`);
-//! - two schemas that are the same JSON get the same name; two different
-//!   ones that want the same name get `2`, `3`... after it.
+//! - two schemas that are the same JSON but for their `title` and
+//!   `description` get the same name, also where one is not titled
+//!   (`schemars` titles only the root of each schema it makes, so a struct
+//!   inside another is untitled there); two different ones that want the
+//!   same name get `2`, `3`... after it;
+//! - a named type's body is made once every schema has been read (see
+//!   [`Types::declarations`]), so that it may use every name.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -116,13 +121,15 @@ struct Member {
 struct Named {
     description: Option<String>,
     body: Body,
+    /// The schema and its root, until the body is made.
+    source: Option<(Value, Value)>,
 }
 
 /// The named types made so far, and how to make more.
 pub(crate) struct Types<'d> {
     document: &'d Value,
     named: BTreeMap<String, Named>,
-    /// The JSON of each named schema: its name.
+    /// Each named schema's [`identity`]: its name.
     by_schema: HashMap<String, String>,
 }
 
@@ -147,8 +154,17 @@ impl<'d> Types<'d> {
         if let Some(reference) = map.get("$ref").and_then(Value::as_str) {
             return self.reference(reference, root);
         }
-        if let Some(title) = map.get("title").and_then(Value::as_str).filter(|_| worth_a_name(map)) {
-            return Ty::atom(self.named(title, schema, root));
+        if worth_a_name(map) {
+            if let Some(title) = map.get("title").and_then(Value::as_str) {
+                return Ty::atom(self.named(title, schema, root));
+            }
+            if let Some(name) = self.by_schema.get(&identity(schema)) {
+                return Ty::atom(name.clone());
+            }
+            // `schemars` writes an `Option` of a struct as the struct whose type may also be null.
+            if let Some(name) = without_null(map).and_then(|other| self.by_schema.get(&identity(&other))) {
+                return Ty::atom(name.clone()).nullable();
+            }
         }
         self.anonymous(map, root)
     }
@@ -272,10 +288,11 @@ impl<'d> Types<'d> {
         Ty::atom(self.named(&segment, target, target_root))
     }
 
-    /// The name of a named type for `schema`, made if new.
+    /// The name of a named type for `schema`, registered if new (its body
+    /// is made later, by [`finish`](Self::finish)).
     fn named(&mut self, wanted: &str, schema: &Value, root: &Value) -> String {
-        let json = schema.to_string();
-        if let Some(name) = self.by_schema.get(&json) {
+        let identity = identity(schema);
+        if let Some(name) = self.by_schema.get(&identity) {
             return name.clone();
         }
         let base = names::type_name(wanted);
@@ -285,33 +302,36 @@ impl<'d> Types<'d> {
             n += 1;
             name = format!("{base}{n}");
         }
-        self.by_schema.insert(json, name.clone());
-        self.named.insert(name.clone(), Named { description: None, body: Body::Pending });
-        let Value::Object(map) = schema else {
-            let ty = self.ty(schema, root);
-            self.named.insert(name.clone(), Named { description: None, body: Body::Alias(ty) });
-            return name;
-        };
-        let description = map.get("description").and_then(Value::as_str).map(str::to_owned);
-        let is_object = map.get("type").and_then(Value::as_str) == Some("object")
-            || (!map.contains_key("type") && map.contains_key("properties"));
-        let plain_object = is_object
-            && !["oneOf", "anyOf", "allOf", "enum", "const", "$ref"].iter().any(|k| map.contains_key(*k))
-            && map.get("nullable") != Some(&Value::Bool(true));
-        let body = if plain_object {
-            Body::Interface(self.members(map, root))
-        } else if map.contains_key("$ref") {
-            let target = map.get("$ref").and_then(Value::as_str).unwrap_or_default().to_owned();
-            Body::Alias(self.reference(&target, root))
-        } else {
-            Body::Alias(self.anonymous(map, root))
-        };
-        self.named.insert(name.clone(), Named { description, body });
+        self.by_schema.insert(identity, name.clone());
+        let description = schema.get("description").and_then(Value::as_str).map(str::to_owned);
+        let source = Some((schema.clone(), root.clone()));
+        self.named.insert(name.clone(), Named { description, body: Body::Pending, source });
         name
     }
 
+    /// Makes the body of every named type registered, and of those their
+    /// bodies name in turn.
+    fn finish(&mut self) {
+        loop {
+            let next = self.named.iter_mut().find_map(|(name, named)| named.source.take().map(|s| (name.clone(), s)));
+            let Some((name, (schema, root))) = next else { return };
+            let body = match &schema {
+                Value::Object(map) if is_plain_object(map) => Body::Interface(self.members(map, &root)),
+                Value::Object(map) => match map.get("$ref").and_then(Value::as_str) {
+                    Some(target) => Body::Alias(self.reference(target, &root)),
+                    None => Body::Alias(self.anonymous(map, &root)),
+                },
+                other => Body::Alias(self.ty(other, &root)),
+            };
+            if let Some(named) = self.named.get_mut(&name) {
+                named.body = body;
+            }
+        }
+    }
+
     /// The declarations of every named type, sorted by name.
-    pub(crate) fn declarations(&self) -> String {
+    pub(crate) fn declarations(&mut self) -> String {
+        self.finish();
         let mut out = String::new();
         for (name, named) in &self.named {
             out.push_str(&names::doc(named.description.as_deref(), ""));
@@ -330,6 +350,42 @@ impl<'d> Types<'d> {
         }
         out
     }
+}
+
+/// What two schemas of one named type share: their JSON without the
+/// `title` and `description` at the top.
+fn identity(schema: &Value) -> String {
+    match schema {
+        Value::Object(map) => {
+            let mut map = map.clone();
+            map.remove("title");
+            map.remove("description");
+            Value::Object(map).to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A schema whose type is `[T, "null"]`, as the same schema of type `T`.
+fn without_null(map: &Map<String, Value>) -> Option<Value> {
+    let kinds = map.get("type")?.as_array()?;
+    let [one, other] = kinds.as_slice() else { return None };
+    let kind = match (one.as_str()?, other.as_str()?) {
+        ("null", kind) | (kind, "null") if kind != "null" => kind,
+        _ => return None,
+    };
+    let mut map = map.clone();
+    map.insert("type".into(), Value::from(kind));
+    Some(Value::Object(map))
+}
+
+/// An object schema with nothing but properties: an interface.
+fn is_plain_object(map: &Map<String, Value>) -> bool {
+    let is_object = map.get("type").and_then(Value::as_str) == Some("object")
+        || (!map.contains_key("type") && map.contains_key("properties"));
+    is_object
+        && !["oneOf", "anyOf", "allOf", "enum", "const", "$ref"].iter().any(|k| map.contains_key(*k))
+        && map.get("nullable") != Some(&Value::Bool(true))
 }
 
 /// Whether a titled schema becomes a named type: an object with properties,
@@ -414,7 +470,10 @@ mod tests {
         assert_eq!(ty(json!({"type": ["string", "null"]})), "string | null");
         assert_eq!(ty(json!({"type": "integer", "nullable": true})), "number | null");
         assert_eq!(ty(json!({"anyOf": [{"type": "string"}, {"type": "null"}]})), "string | null");
-        assert_eq!(ty(json!({"allOf": [{"type": "object", "properties": {"a": {"type": "integer"}}}]})), "{ a?: number }");
+        assert_eq!(
+            ty(json!({"allOf": [{"type": "object", "properties": {"a": {"type": "integer"}}}]})),
+            "{ a?: number }"
+        );
     }
 
     #[test]
@@ -461,6 +520,30 @@ mod tests {
              /** One order. */\nexport interface Order {\n  legs: Leg[];\n  /** Why. */\n  note?: string | null;\n  side: Side;\n}\n\n\
              export interface Order2 {\n  id?: string;\n}\n\n\
              export type Side = 'buy' | 'sell';\n\n"
+        );
+    }
+
+    #[test]
+    fn an_untitled_copy_of_a_titled_schema_takes_its_name() {
+        let document = json!({});
+        let mut types = Types::new(&document);
+        let info = json!({"type": "object", "properties": {"agent": {"type": "string"}}, "required": ["agent"]});
+        // As `schemars` writes a struct inside another: untitled, described by the field's docs.
+        let report = json!({"title": "Report", "type": "object", "properties": {
+            "info": {"anyOf": [info, {"type": "null"}], "description": "What it answered."}}});
+        let mut titled = info.clone();
+        titled["title"] = json!("BrowserInfo");
+        titled["description"] = json!("A page.");
+        assert_eq!(types.of(&report).text, "Report");
+        assert_eq!(types.of(&titled).text, "BrowserInfo");
+        assert_eq!(types.of(&info).text, "BrowserInfo");
+        let mut optional = info.clone();
+        optional["type"] = json!(["object", "null"]);
+        assert_eq!(types.of(&optional).text, "BrowserInfo | null");
+        assert_eq!(
+            types.declarations(),
+            "/** A page. */\nexport interface BrowserInfo {\n  agent: string;\n}\n\n\
+             export interface Report {\n  /** What it answered. */\n  info?: BrowserInfo | null;\n}\n\n"
         );
     }
 

@@ -35,8 +35,9 @@ async fn document(target: &Target) -> Result<Value, Failure> {
             .map_err(|e| Failure::new(Outcome::Usage, format!("cannot read stdin: {e}")))?;
         text
     } else {
-        std::fs::read_to_string(source)
-            .map_err(|e| Failure::new(Outcome::Usage, format!("cannot read {source}: {e} (give a ws:// URL or a file)")))?
+        std::fs::read_to_string(source).map_err(|e| {
+            Failure::new(Outcome::Usage, format!("cannot read {source}: {e} (give a ws:// URL or a file)"))
+        })?
     };
     serde_json::from_str(&text).map_err(|e| Failure::new(Outcome::Usage, format!("{source} is not JSON: {e}")))
 }
@@ -48,7 +49,10 @@ fn declarations_path(out: &Path) -> Result<PathBuf, Failure> {
         Some(stem) if !stem.is_empty() => Ok(out.with_file_name(format!("{stem}.d.ts"))),
         _ => Err(Failure::new(
             Outcome::Usage,
-            format!("-o takes the JavaScript module's path, ending in .js (its .d.ts goes beside it), not {}", out.display()),
+            format!(
+                "-o takes the JavaScript module's path, ending in .js (its .d.ts goes beside it), not {}",
+                out.display()
+            ),
         )),
     }
 }
