@@ -6,17 +6,19 @@
 //! cargo run --release --example bench_server -- --addr 127.0.0.1:9000
 //! ```
 //!
-//! The method set lives in `switchboard::demo::contract_methods` (shared with
-//! `switchboard serve`); of the built-ins, only the topic methods are
-//! served (`rpc.subscribe`, `rpc.unsubscribe`, `rpc.history`), so
-//! `rpc.discover` gets -32601. `--history N` sets the publications kept per
-//! topic (0: none; `since` then only recovers a subscriber that missed nothing).
+//! The method set is the typed `switchboard::demo::Contract` API, served by
+//! `ContractHub` (shared with `switchboard serve`; its methods that answer
+//! at once are `#[rpc(sync)]`, with no future per call); of the built-ins,
+//! only the topic methods are served (`rpc.subscribe`, `rpc.unsubscribe`,
+//! `rpc.history`), so `rpc.discover` gets -32601. `--history N` sets the
+//! publications kept per topic (0: none; `since` then only recovers a
+//! subscriber that missed nothing).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use switchboard::demo::contract_methods;
+use switchboard::demo::{Contract, ContractHub};
 use switchboard::server::{Builtins, Server, defaults};
 
 /// Serves the benchmark method contract over WebSocket.
@@ -48,7 +50,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .builtins(Builtins::Topics)
         .max_connections(args.max_connections)
         .history_entries(args.history)
-        .build(contract_methods())
+        .build(ContractHub.into_methods())
         .listen(args.addr)
         .await?;
     let addr = server.local_addr().expect("the server listens");
