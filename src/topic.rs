@@ -183,7 +183,7 @@ pub enum TopicError {
     /// [`SubscriptionError`]): the client retries as its message says; stop
     /// reading to give up.
     #[error(transparent)]
-    Resubscribe(#[from] SubscriptionError),
+    Resubscribe(Box<SubscriptionError>),
     /// A publication's params did not decode into the topic's type: the
     /// publisher and this client disagree on it (update one of them). The
     /// subscription goes on with the next publication.
@@ -196,6 +196,12 @@ pub enum TopicError {
         /// What did not fit.
         detail: String,
     },
+}
+
+impl From<SubscriptionError> for TopicError {
+    fn from(e: SubscriptionError) -> Self {
+        TopicError::Resubscribe(Box::new(e))
+    }
 }
 
 fn at(position: &Option<StreamPosition>) -> String {
@@ -238,7 +244,7 @@ impl<T: DeserializeOwned + 'static> TopicSubscription<T> {
         let item = std::task::ready!(Pin::new(&mut self.inner).poll_next(cx));
         Poll::Ready(item.map(|item| match item {
             Ok(notification) => decode(self.inner.topic(), None, notification.raw_params()),
-            Err(e) => Err(TopicError::Resubscribe(e)),
+            Err(e) => Err(TopicError::from(e)),
         }))
     }
 
@@ -358,7 +364,7 @@ impl<T: DeserializeOwned + 'static> PositionedTopicSubscription<T> {
                 position: Some(self.inner.position().clone()),
                 detail: format!("an item of an unknown kind: {other}"),
             }),
-            Err(e) => Err(TopicError::Resubscribe(e)),
+            Err(e) => Err(TopicError::from(e)),
         }))
     }
 
