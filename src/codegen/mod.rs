@@ -21,7 +21,7 @@
 //! Params are sent by name (an object) unless the document says
 //! `by-position`, and as they are when it says `"x-params": "whole"`.
 //! Named types are declared for `$ref`s and titled objects, enums and
-//! unions (see [`schema`]). Everything is sorted by name, so the same
+//! unions (after their titles or definitions). Everything is sorted by name, so the same
 //! document always gives the same text.
 //!
 //! ```
@@ -47,7 +47,7 @@
 mod api;
 mod names;
 mod render;
-pub mod schema;
+mod schema;
 
 use serde_json::Value;
 
