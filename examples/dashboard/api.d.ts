@@ -24,7 +24,7 @@ export interface BrowserInfo {
 /** The answers of one `browser.info` round. */
 export interface BrowsersReport {
   /** Each page's answer, by connection id. */
-  answers: { connection: string; error?: string | null; info?: { answered: number; language: string; open_for_ms: number; page_id: string; pushes: number; user_agent: string; viewport: string } | null; rtt_ms?: number | null }[];
+  answers: { connection: string; error?: string | null; info?: BrowserInfo | null; rtt_ms?: number | null }[];
   /** When, in milliseconds since 1970. */
   at: number;
 }
