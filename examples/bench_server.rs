@@ -6,11 +6,13 @@
 //! cargo run --release --example bench_server -- --addr 127.0.0.1:9000
 //! ```
 //!
-//! The method set lives in `switchboard::demo::contract_methods` (shared with
-//! `switchboard serve`); of the built-ins, only the topic methods are
-//! served (`rpc.subscribe`, `rpc.unsubscribe`, `rpc.history`), so
-//! `rpc.discover` gets -32601. `--history N` sets the publications kept per
-//! topic (0: none; `since` then only recovers a subscriber that missed nothing).
+//! The method set is the typed `switchboard::demo::Contract` API, served by
+//! `ContractHub` (shared with `switchboard serve`; its methods that answer
+//! at once are `#[rpc(sync)]`, with no future per call); of the built-ins,
+//! only the topic methods are served (`rpc.subscribe`, `rpc.unsubscribe`,
+//! `rpc.history`), so `rpc.discover` gets -32601. `--history N` sets the
+//! publications kept per topic (0: none; `since` then only recovers a
+//! subscriber that missed nothing).
 //! `--redis URL` (cargo feature `redis`, on by default) shares topic streams
 //! through that Redis: every bench_server given the same URL acts as one hub.
 
@@ -18,7 +20,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use switchboard::demo::contract_methods;
+use switchboard::demo::{Contract, ContractHub};
 use switchboard::server::{Builtins, Server, defaults};
 
 /// Serves the benchmark method contract over WebSocket.
@@ -62,7 +64,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             switchboard::server::RedisBroker::builder(url.as_str()).history_size(args.history).connect().await?;
         builder = builder.broker(broker);
     }
-    let server = builder.build(contract_methods()).listen(args.addr).await?;
+    let server = builder.build(ContractHub.into_methods()).listen(args.addr).await?;
     let addr = server.local_addr().expect("the server listens");
     println!("bench_server listening on ws://{addr}/");
 

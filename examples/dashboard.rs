@@ -19,9 +19,22 @@
 //! - only the page's own origin may open the hub from a browser
 //!   (`--allow-origin` adds more); clients that send no `Origin` may too.
 //!
+//! The API is typed on both sides: in Rust with `#[switchboard::rpc]` (the
+//! `Dashboard` method, the `Feeds` topics, the `Browser` API each page
+//! serves), and in the page with the wrapper generated from the hub's
+//! discovery document, `api.js` and its declarations `api.d.ts`:
+//!
+//! ```text
+//! switchboard codegen ts ws://127.0.0.1:8080/rpc -o examples/dashboard/api.js --import ../../client/js/switchboard.js
+//! ```
+//!
+//! (`tests/dashboard_api.rs` generates them again from the running example
+//! and fails when the checked-in files differ.)
+//!
 //! The page lives in `examples/dashboard/` (`index.html`, `app.js`,
-//! `style.css`); it imports the client from `/switchboard.js`, served from
-//! `client/js/switchboard.js` (which imports `/protocol.js` beside it).
+//! `api.js`, `style.css`); it imports the client from `/switchboard.js`,
+//! served from `client/js/switchboard.js` (which imports `/protocol.js`
+//! beside it).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,19 +44,100 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use clap::Parser;
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use switchboard::demo::contract_methods;
 use switchboard::server::{Server, ServerContext, ServerHandle, Target};
-use switchboard::shared::discover::{ServiceInfo, TopicDoc};
-use switchboard::shared::{Context, ErrorObject, Method, Methods};
+use switchboard::shared::discover::ServiceInfo;
+use switchboard::shared::{Context, Method, Methods, RpcResult};
+use switchboard::topic::Topic;
 use tower_http::services::{ServeDir, ServeFile};
 
-/// The topic of the pushed metrics.
-const METRICS: &str = "metrics";
-/// The topic of the answers to `browser.info`.
-const BROWSERS: &str = "browsers";
-/// The method the server calls on each dashboard.
-const BROWSER_INFO: &str = "browser.info";
+/// The dashboard's own method.
+#[switchboard::rpc(namespace = "dashboard")]
+pub trait Dashboard {
+    /// Calls browser.info on every open dashboard now; returns and publishes the answers.
+    async fn ask_browsers(&self, cx: Context) -> RpcResult<BrowsersReport>;
+}
+
+/// What the dashboard pushes (topics named without a namespace).
+#[switchboard::rpc]
+pub trait Feeds {
+    /// Every 500 ms: the hub's counters and a ticking signal (calls count batch entries).
+    #[rpc(topic)]
+    fn metrics() -> Topic<Metrics>;
+
+    /// The answers of the last browser.info round.
+    #[rpc(topic)]
+    fn browsers() -> Topic<BrowsersReport>;
+}
+
+/// Served by every dashboard page; the server calls it.
+#[switchboard::rpc(client, namespace = "browser")]
+pub trait Browser {
+    /// Answered by each dashboard page: its user agent, language, viewport, counters.
+    async fn info(&self, asked_at: u64) -> BrowserInfo;
+}
+
+/// A publication of `metrics`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Metrics {
+    /// 0 for the first, then one more each time.
+    pub seq: u64,
+    /// When, in milliseconds since 1970.
+    pub t: u64,
+    /// Connected clients.
+    pub clients: usize,
+    /// Calls answered per second since the last publication.
+    pub calls_per_sec: f64,
+    /// Calls answered since the hub started.
+    pub calls_total: u64,
+    /// A bounded random walk between 0 and 100.
+    pub signal: f64,
+}
+
+/// What a dashboard page answers to `browser.info`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct BrowserInfo {
+    /// The page's own random id.
+    pub page_id: String,
+    /// `navigator.userAgent`.
+    pub user_agent: String,
+    /// `navigator.language`.
+    pub language: String,
+    /// `WIDTHxHEIGHT` of the window.
+    pub viewport: String,
+    /// How many times the page answered `browser.info`.
+    pub answered: u64,
+    /// How many metrics pushes it received.
+    pub pushes: u64,
+    /// How long the page has been open, in milliseconds.
+    pub open_for_ms: u64,
+}
+
+/// One page's answer in a [`BrowsersReport`]: its info, or why there is none.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct BrowserAnswer {
+    /// The page's connection id.
+    pub connection: String,
+    /// What it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<BrowserInfo>,
+    /// Why it did not answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The round trip of its last heartbeat, in milliseconds.
+    pub rtt_ms: Option<f64>,
+}
+
+/// The answers of one `browser.info` round.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct BrowsersReport {
+    /// When, in milliseconds since 1970.
+    pub at: u64,
+    /// Each page's answer, by connection id.
+    pub answers: Vec<BrowserAnswer>,
+}
 
 /// Serves the live dashboard.
 #[derive(Debug, Parser)]
@@ -69,38 +163,40 @@ fn unix_ms() -> u64 {
 
 /// Calls `browser.info` on every dashboard (the `metrics` subscribers) at
 /// once, publishes the answers to `browsers` and returns them.
-async fn ask_browsers(server: &ServerHandle) -> Result<Value, ErrorObject> {
-    let target = Target::Topic(METRICS.into());
-    let answers = server
-        .call_many::<Value>(target, BROWSER_INFO, json!({ "asked_at": unix_ms() }), Duration::from_secs(3))
-        .await?;
-    let mut rows: Vec<Value> = answers
+async fn ask_browsers(server: &ServerHandle) -> RpcResult<BrowsersReport> {
+    let target = Target::Topic(FeedsApi::metrics().name().into());
+    let answers = server.info_many(target, unix_ms(), Duration::from_secs(3)).await?;
+    let mut answers: Vec<BrowserAnswer> = answers
         .into_iter()
         .map(|answer| {
-            let rtt = server.heartbeat_rtt(answer.connection).map(|d| d.as_secs_f64() * 1e3);
-            let id = answer.connection.to_string();
+            let rtt_ms = server.heartbeat_rtt(answer.connection).map(|d| d.as_secs_f64() * 1e3);
+            let connection = answer.connection.to_string();
             match answer.result {
-                Ok(info) => json!({ "connection": id, "info": info, "rtt_ms": rtt }),
-                Err(e) => json!({ "connection": id, "error": e.to_string(), "rtt_ms": rtt }),
+                Ok(info) => BrowserAnswer { connection, info: Some(info), error: None, rtt_ms },
+                Err(e) => BrowserAnswer { connection, info: None, error: Some(e.to_string()), rtt_ms },
             }
         })
         .collect();
-    rows.sort_by(|a, b| a["connection"].as_str().cmp(&b["connection"].as_str()));
-    let report = json!({ "at": unix_ms(), "answers": rows });
-    server.publish(BROWSERS, BROWSERS, &report)?;
+    answers.sort_by(|a, b| a.connection.cmp(&b.connection));
+    let report = BrowsersReport { at: unix_ms(), answers };
+    server.browsers().publish(&report)?;
     Ok(report)
+}
+
+struct Hub;
+
+impl Dashboard for Hub {
+    async fn ask_browsers(&self, cx: Context) -> RpcResult<BrowsersReport> {
+        let server = cx.server()?.clone();
+        ask_browsers(&server).await
+    }
 }
 
 /// The demo hub's methods and `dashboard.ask_browsers`, each counting the
 /// calls it gets into `calls` (batch entries included).
 fn methods(calls: &Arc<AtomicU64>) -> Methods {
     let mut methods = contract_methods();
-    methods
-        .register("dashboard.ask_browsers", |(): (), cx: Context| async move {
-            let server = cx.server()?.clone();
-            ask_browsers(&server).await
-        })
-        .describe("Calls browser.info on every open dashboard now; returns and publishes the answers.");
+    methods.merge(Hub.into_methods());
     let mut counted = Methods::new();
     for (name, method) in methods.iter() {
         let (inner, calls) = (method.clone(), Arc::clone(calls));
@@ -116,26 +212,13 @@ fn methods(calls: &Arc<AtomicU64>) -> Methods {
     counted
 }
 
+/// The dashboard's discovery document: its methods (from the registry), the
+/// methods every page serves, and its topics. `api.js` and `api.d.ts` beside
+/// the page are generated from it (`switchboard codegen ts`).
 fn service_info() -> ServiceInfo {
-    let browser_info = Method::sync(|(): (), _cx: Context| Ok::<_, ErrorObject>(()))
-        .described("Answered by each dashboard page: its user agent, language, viewport, counters.");
     ServiceInfo::new("switchboard dashboard", env!("CARGO_PKG_VERSION"))
-        .client_method(BROWSER_INFO, &browser_info)
-        .topic(TopicDoc {
-            name: METRICS.into(),
-            summary: Some(
-                "Every 500 ms: {seq, t, clients, calls_per_sec, calls_total, signal}; calls count batch entries."
-                    .into(),
-            ),
-            method: Some(METRICS.into()),
-            schema: None,
-        })
-        .topic(TopicDoc {
-            name: BROWSERS.into(),
-            summary: Some("The answers of the last browser.info round: {at, answers: [...]}.".into()),
-            method: Some(BROWSERS.into()),
-            schema: None,
-        })
+        .client_api(BrowserApi::docs())
+        .topics(FeedsApi::topics())
 }
 
 /// Publishes the metrics every 500 ms until the server stops.
@@ -162,15 +245,15 @@ async fn publish_metrics(server: ServerHandle, calls: Arc<AtomicU64>) {
         seed ^= seed << 17;
         let step = (seed % 2001) as f64 / 100.0 - 10.0;
         signal = (signal + step).clamp(0.0, 100.0);
-        let metrics = json!({
-            "seq": seq,
-            "t": unix_ms(),
-            "clients": server.connection_count(),
-            "calls_per_sec": (delta as f64 / elapsed * 10.0).round() / 10.0,
-            "calls_total": calls_total,
-            "signal": (signal * 10.0).round() / 10.0,
-        });
-        if server.publish(METRICS, METRICS, metrics).is_err() {
+        let metrics = Metrics {
+            seq,
+            t: unix_ms(),
+            clients: server.connection_count(),
+            calls_per_sec: (delta as f64 / elapsed * 10.0).round() / 10.0,
+            calls_total,
+            signal: (signal * 10.0).round() / 10.0,
+        };
+        if server.metrics().publish(&metrics).is_err() {
             return;
         }
     }

@@ -54,5 +54,23 @@ fi
 cargo build --example js_test_hub --example dashboard
 
 (cd client/js && npx --no-install tsc -p test/types)
+
+# The wrappers `switchboard codegen ts` generates (the dashboard's checked-in
+# examples/dashboard/api.d.ts, which tests/dashboard_api.rs keeps up to date,
+# and the generator's fixture) compile and are usable...
+(cd client/js && npx --no-install tsc -p test/generated)
+# ...and catch a param of the wrong type: this project must fail, with
+# exactly this one error (so that it cannot pass for another reason).
+expected="test/generated-wrong/wrong.ts(11,39): error TS2345: Argument of type 'string' is not assignable to parameter of type 'number'."
+wrong_status=0
+wrong_output=$(cd client/js && npx --no-install tsc -p test/generated-wrong 2>&1) || wrong_status=$?
+if [ "$wrong_status" -eq 0 ] || [ "$wrong_output" != "$expected" ]; then
+    echo "scripts/test.sh: tsc -p client/js/test/generated-wrong must fail with exactly:" >&2
+    echo "  $expected" >&2
+    echo "it exited $wrong_status, saying:" >&2
+    echo "$wrong_output" >&2
+    exit 1
+fi
+
 node "${NODE_FLAGS[@]}" --test client/js/test/
 node "${NODE_FLAGS[@]}" --test client/js/e2e/

@@ -14,39 +14,134 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use schemars::JsonSchema;
-use serde::Deserialize;
 use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Number;
 use serde_json::value::RawValue;
-use serde_json::{Number, json};
 use switchboard_server::{DeliveryError, Listen, ListenError, Server, ServerBuilder, ServerContext, ServerHandle};
 use switchboard_shared::codec::encode;
-use switchboard_shared::discover::{ServiceInfo, TopicDoc};
-use switchboard_shared::{Context, ErrorObject, Methods, Overflow};
+use switchboard_shared::discover::ServiceInfo;
+use switchboard_shared::stream::StreamPosition;
+use switchboard_shared::{Context, ErrorObject, Methods, Overflow, RpcResult};
+
+use crate::topic::Topic;
 
 /// The largest `flood` pad, so one call cannot make the server allocate without bound.
 pub const MAX_FLOOD_PAD: usize = 16 << 20;
 
 /// The topic the demo hub publishes the time to, every second.
-pub const CLOCK_TOPIC: &str = "clock";
+pub const CLOCK_TOPIC: &str = ClockApi::clock().name();
 
-/// `subtract`'s params: `[minuend, subtrahend]` or `{"minuend": x, "subtrahend": y}`.
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct Subtract {
-    /// The number to subtract from.
-    pub minuend: f64,
-    /// The number to subtract.
-    pub subtrahend: f64,
+/// The benchmark contract's methods (`shared/CONTRACT.md`): the names,
+/// params and answers every server measured with the load generator serves.
+/// Methods that answer at once are `sync` (no future, no task); those that
+/// take anything, or any count of numbers, take their params whole.
+#[crate::rpc(crate = "crate")]
+pub trait Contract {
+    /// Returns its params unchanged (absent params: null).
+    #[rpc(sync, whole_params)]
+    fn echo(&self, params: Box<RawValue>) -> Box<RawValue>;
+
+    /// Adds two numbers.
+    #[rpc(sync)]
+    fn add(&self, a: Number, b: Number) -> RpcResult<Number>;
+
+    /// Subtracts subtrahend from minuend (positional or named params).
+    #[rpc(sync)]
+    fn subtract(&self, minuend: Number, subtrahend: Number) -> RpcResult<Number>;
+
+    /// Adds any count of numbers.
+    #[rpc(sync, whole_params)]
+    fn sum(&self, numbers: Vec<Number>) -> RpcResult<Number>;
+
+    /// Returns ["hello", 5].
+    #[rpc(sync)]
+    fn get_data(&self) -> (Hello, u8);
+
+    /// Accepts anything and returns null; meant to be sent as a notification.
+    #[rpc(sync, whole_params)]
+    fn update(&self, params: Anything);
+
+    /// Accepts anything and returns null; meant to be sent as a notification.
+    #[rpc(sync, whole_params)]
+    fn notify_hello(&self, params: Anything);
+
+    /// Accepts anything and returns null; meant to be sent as a notification.
+    #[rpc(sync, whole_params)]
+    fn notify_sum(&self, params: Anything);
+
+    /// Returns ms after sleeping ms milliseconds.
+    async fn sleep(&self, ms: u64) -> u64;
+
+    /// Pushes n `tick` notifications {seq, pad} with a pad of `bytes` x's to this connection, then returns n.
+    async fn flood(&self, n: u64, bytes: usize, cx: Context) -> RpcResult<u64>;
+
+    /// Calls `method` with `params` on the caller's own connection and returns the caller's result.
+    async fn callback(&self, method: String, params: Box<RawValue>, cx: Context) -> RpcResult<Box<RawValue>>;
+
+    /// Publishes `method` with `params` to `topic`; returns the publication's {epoch, offset}.
+    async fn publish(
+        &self,
+        topic: String,
+        method: String,
+        params: Box<RawValue>,
+        cx: Context,
+    ) -> RpcResult<StreamPosition>;
 }
 
-#[derive(Debug, Deserialize)]
-struct ExactSubtract {
-    minuend: Number,
-    subtrahend: Number,
+/// The demo hub's topic.
+#[crate::rpc(crate = "crate")]
+pub trait Clock {
+    /// The server's time, every second.
+    #[rpc(topic)]
+    fn clock() -> Topic<Tick>;
+}
+
+/// A publication of the `clock` topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Tick {
+    /// The server's clock, in milliseconds since 1970.
+    pub unix_ms: u64,
+    /// 0 for the first tick, then one more each second.
+    pub seq: u64,
+}
+
+/// The `"hello"` of `get_data`: a constant, so that answering allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Hello {
+    /// `"hello"`.
+    #[serde(rename = "hello")]
+    Hello,
+}
+
+/// Any params, skipped unread (a notification that only counts): decodes
+/// from any JSON without allocating, encodes as `null`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Anything;
+
+impl<'de> Deserialize<'de> for Anything {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        IgnoredAny::deserialize(deserializer).map(|_| Anything)
+    }
+}
+
+impl JsonSchema for Anything {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Anything".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        true.into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
 }
 
 /// `flood`'s notification params; the pad is encoded once per call.
-#[derive(serde::Serialize)]
-struct Tick<'a> {
+#[derive(Serialize)]
+struct Flood<'a> {
     seq: u64,
     pad: &'a RawValue,
 }
@@ -69,90 +164,78 @@ fn finite(exact: Option<i64>, float: f64) -> Result<Number, ErrorObject> {
     }
 }
 
+/// The contract's implementation (no state: everything it needs comes with the call).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ContractHub;
+
+impl Contract for ContractHub {
+    fn echo(&self, params: Box<RawValue>) -> Box<RawValue> {
+        params
+    }
+
+    fn add(&self, a: Number, b: Number) -> RpcResult<Number> {
+        sum([&a, &b])
+    }
+
+    fn subtract(&self, minuend: Number, subtrahend: Number) -> RpcResult<Number> {
+        let exact = minuend.as_i64().zip(subtrahend.as_i64()).and_then(|(m, s)| m.checked_sub(s));
+        let float = minuend.as_f64().unwrap_or(f64::NAN) - subtrahend.as_f64().unwrap_or(f64::NAN);
+        finite(exact, float)
+    }
+
+    fn sum(&self, numbers: Vec<Number>) -> RpcResult<Number> {
+        sum(&numbers)
+    }
+
+    fn get_data(&self) -> (Hello, u8) {
+        (Hello::Hello, 5)
+    }
+
+    fn update(&self, _: Anything) {}
+
+    fn notify_hello(&self, _: Anything) {}
+
+    fn notify_sum(&self, _: Anything) {}
+
+    async fn sleep(&self, ms: u64) -> u64 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        ms
+    }
+
+    async fn flood(&self, n: u64, bytes: usize, cx: Context) -> RpcResult<u64> {
+        if bytes > MAX_FLOOD_PAD {
+            return Err(ErrorObject::invalid_params(format!("bytes must be at most {MAX_FLOOD_PAD}")));
+        }
+        let pad = serde_json::value::to_raw_value(&"x".repeat(bytes)).map_err(ErrorObject::internal)?;
+        for seq in 0..n {
+            let frame = encode::notification("tick", &Flood { seq, pad: &pad }).map_err(ErrorObject::internal)?;
+            // Wait for room rather than cut off the client that asked for the flood.
+            cx.peer().send_text_with(frame.into(), Overflow::Wait).await.map_err(ErrorObject::internal)?;
+        }
+        Ok(n)
+    }
+
+    async fn callback(&self, method: String, params: Box<RawValue>, cx: Context) -> RpcResult<Box<RawValue>> {
+        // The caller's error object comes back as this call's error, unchanged.
+        Ok(cx.peer().call(&method, params).await?)
+    }
+
+    async fn publish(
+        &self,
+        topic: String,
+        method: String,
+        params: Box<RawValue>,
+        cx: Context,
+    ) -> RpcResult<StreamPosition> {
+        publish((topic, method, params), cx).await
+    }
+}
+
 /// The benchmark contract's methods: `echo`, `add`, `subtract`, `sum`,
 /// `get_data`, `update`, `notify_hello`, `notify_sum`, `sleep`, `flood`,
-/// `callback`, `publish`.
-/// Methods that answer at once are registered with `register_sync` (no
-/// future, no task).
+/// `callback`, `publish` (see [`Contract`]).
 pub fn contract_methods() -> Methods {
-    let mut methods = Methods::new();
-    methods
-        .register_sync("echo", |params: Box<RawValue>, _cx: Context| Ok::<_, ErrorObject>(params))
-        .describe("Returns its params unchanged (absent params: null).")
-        .schema_json(json!({}), json!({}));
-    methods
-        .register_sync("add", |(a, b): (Number, Number), _cx: Context| sum([&a, &b]))
-        .describe("Adds two numbers.")
-        .schema::<(f64, f64), f64>()
-        .param_names(["a", "b"]);
-    methods
-        .register_sync("subtract", |ExactSubtract { minuend, subtrahend }: ExactSubtract, _cx: Context| {
-            let exact = minuend.as_i64().zip(subtrahend.as_i64()).and_then(|(m, s)| m.checked_sub(s));
-            let float = minuend.as_f64().unwrap_or(f64::NAN) - subtrahend.as_f64().unwrap_or(f64::NAN);
-            finite(exact, float)
-        })
-        .describe("Subtracts subtrahend from minuend (positional or named params).")
-        .schema::<Subtract, f64>();
-    methods
-        .register_sync("sum", |numbers: Vec<Number>, _cx: Context| sum(&numbers))
-        .describe("Adds any count of numbers.")
-        .schema::<Vec<f64>, f64>()
-        .param_names(["numbers"]);
-    methods
-        .register_sync("get_data", |(): (), _cx: Context| Ok::<_, ErrorObject>(("hello", 5)))
-        .describe("Returns [\"hello\", 5].")
-        .schema::<(), (String, i64)>();
-    for name in ["update", "notify_hello", "notify_sum"] {
-        methods
-            .register_sync(name, |_: IgnoredAny, _cx: Context| Ok::<_, ErrorObject>(()))
-            .describe("Accepts anything and returns null; meant to be sent as a notification.")
-            .schema_json(json!({}), json!({"type": "null"}));
-    }
-    methods
-        .register("sleep", |(ms,): (u64,), _cx: Context| async move {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            Ok::<_, ErrorObject>(ms)
-        })
-        .describe("Returns ms after sleeping ms milliseconds.")
-        .schema::<(u64,), u64>()
-        .param_names(["ms"]);
-    methods
-        .register("flood", |(n, bytes): (u64, usize), cx: Context| async move {
-            if bytes > MAX_FLOOD_PAD {
-                return Err(ErrorObject::invalid_params(format!("bytes must be at most {MAX_FLOOD_PAD}")));
-            }
-            let pad = serde_json::value::to_raw_value(&"x".repeat(bytes)).map_err(ErrorObject::internal)?;
-            for seq in 0..n {
-                let frame = encode::notification("tick", &Tick { seq, pad: &pad }).map_err(ErrorObject::internal)?;
-                // Wait for room rather than cut off the client that asked for the flood.
-                cx.peer().send_text_with(frame.into(), Overflow::Wait).await.map_err(ErrorObject::internal)?;
-            }
-            Ok(n)
-        })
-        .describe(
-            "Pushes n `tick` notifications {seq, pad} with a pad of `bytes` x's to this connection, then returns n.",
-        )
-        .schema::<(u64, usize), u64>()
-        .param_names(["n", "bytes"]);
-    methods
-        .register("callback", |(method, params): (String, Box<RawValue>), cx: Context| async move {
-            // The caller's error object comes back as this call's error, unchanged.
-            let result: Box<RawValue> = cx.peer().call(&method, params).await?;
-            Ok::<_, ErrorObject>(result)
-        })
-        .describe("Calls `method` with `params` on the caller's own connection and returns the caller's result.")
-        .schema_json(json!({"type": "array", "items": [{"type": "string"}, {}]}), json!({}))
-        .param_names(["method", "params"]);
-    methods
-        .register("publish", publish)
-        .describe("Publishes `method` with `params` to `topic`; returns the publication's {epoch, offset}.")
-        .schema_json(
-            json!({"type": "array", "items": [{"type": "string"}, {"type": "string"}, {}]}),
-            json!({"type": "object", "required": ["epoch", "offset"],
-                   "properties": {"epoch": {"type": "string"}, "offset": {"type": "integer"}}}),
-        )
-        .param_names(["topic", "method", "params"]);
-    methods
+    ContractHub.into_methods()
 }
 
 /// The contract's `publish [topic, method, params]`: `{"epoch", "offset"}`
@@ -161,7 +244,7 @@ pub fn contract_methods() -> Methods {
 pub async fn publish(
     (topic, method, params): (String, String, Box<RawValue>),
     cx: Context,
-) -> Result<switchboard_shared::stream::StreamPosition, ErrorObject> {
+) -> Result<StreamPosition, ErrorObject> {
     if topic.is_empty() {
         return Err(ErrorObject::invalid_params("the topic must not be empty"));
     }
@@ -172,16 +255,9 @@ pub async fn publish(
     Ok(published.await?)
 }
 
-/// What the demo hub's discovery document says beyond its methods.
+/// What the demo hub's discovery document says beyond its methods: the `clock` topic.
 pub fn service_info() -> ServiceInfo {
-    ServiceInfo::new("switchboard demo hub", env!("CARGO_PKG_VERSION")).topic(TopicDoc {
-        name: CLOCK_TOPIC.into(),
-        summary: Some("The server's time, every second: {\"unix_ms\": .., \"seq\": ..}.".into()),
-        method: Some(CLOCK_TOPIC.into()),
-        schema: Some(
-            json!({"type": "object", "properties": {"unix_ms": {"type": "integer"}, "seq": {"type": "integer"}}}),
-        ),
-    })
+    ServiceInfo::new("switchboard demo hub", env!("CARGO_PKG_VERSION")).topics(ClockApi::topics())
 }
 
 /// Starts the demo hub on `addr`: the contract's methods, `rpc.discover`,
@@ -207,7 +283,7 @@ pub async fn serve_with(builder: ServerBuilder, listen: &[Listen]) -> Result<Ser
     Ok(handle)
 }
 
-/// Publishes the time to [`CLOCK_TOPIC`] every second until the server stops.
+/// Publishes the time to the `clock` topic every second until the server stops.
 async fn clock(server: ServerHandle) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -217,7 +293,7 @@ async fn clock(server: ServerHandle) {
             () = server.stopped() => return,
         }
         let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        if server.publish(CLOCK_TOPIC, CLOCK_TOPIC, json!({"unix_ms": unix_ms, "seq": seq})).is_err() {
+        if server.clock().publish(&Tick { unix_ms, seq }).is_err() {
             return;
         }
     }

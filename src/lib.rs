@@ -19,11 +19,14 @@
 //! ```
 //!
 //! [`rpc`] turns a trait into a typed API: the server's registration, the
-//! typed callers and the discovery entries, from one definition.
+//! typed callers, typed [`topic`]s and the discovery entries, from one
+//! definition.
 //!
 //! [`demo`] is the hub that `switchboard serve` runs.
 
+pub mod codegen;
 pub mod demo;
+pub mod topic;
 mod typed;
 
 #[doc(inline)]
@@ -39,11 +42,14 @@ pub mod __private {
     pub use serde::Serialize;
     pub use switchboard_client::{Call, Client};
     pub use switchboard_server::{Answer, CallError, DeliveryError, ServerCall, ServerHandle, Target};
-    pub use switchboard_shared::discover::MethodDoc;
+    pub use switchboard_shared::discover::{MethodDoc, TopicDoc};
     pub use switchboard_shared::{Context, Error, ErrorObject, Method, MethodInfo, Methods, PeerCall, PeerHandle};
     pub use uuid::Uuid;
 
-    pub use crate::typed::{Slots, absent, assemble, decode, docs, info, method, param, result};
+    pub use crate::topic::{Publisher, Subscriber, Topic};
+    pub use crate::typed::{
+        Slots, absent, assemble, decode, docs, info, info_whole, method, method_sync, param, result, whole, whole_sync,
+    };
 }
 
 /// The client: multiplexed calls, timeouts, batches, subscriptions,

@@ -276,6 +276,42 @@ where
     Method::with_decoder(move |params| decode::<S>(params, names), handler)
 }
 
+/// A `#[rpc(sync)]` method whose params `S` are decoded by [`decode`]: it
+/// answers at once, with no future allocated (as `Methods::register_sync`).
+pub fn method_sync<S, R, E, F>(names: &'static [&'static str], handler: F) -> Method
+where
+    S: Slots + 'static,
+    R: serde::Serialize + 'static,
+    E: Into<ErrorObject> + 'static,
+    F: Fn(S::Out, Context) -> Result<R, E> + Send + Sync + 'static,
+{
+    Method::sync_with_decoder(move |params| decode::<S>(params, names), handler)
+}
+
+/// A `#[rpc(whole_params)]` method: its one param `P` is the whole params,
+/// decoded as the string API decodes them (`Methods::register`).
+pub fn whole<P, R, E, F, Fut>(handler: F) -> Method
+where
+    P: DeserializeOwned + Send + 'static,
+    R: serde::Serialize + 'static,
+    E: Into<ErrorObject> + 'static,
+    F: Fn(P, Context) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<R, E>> + Send + 'static,
+{
+    Method::new(handler)
+}
+
+/// A `#[rpc(sync, whole_params)]` method (as `Methods::register_sync`).
+pub fn whole_sync<P, R, E, F>(handler: F) -> Method
+where
+    P: DeserializeOwned + 'static,
+    R: serde::Serialize + 'static,
+    E: Into<ErrorObject> + 'static,
+    F: Fn(P, Context) -> Result<R, E> + Send + Sync + 'static,
+{
+    Method::sync(handler)
+}
+
 /// What discovery says of one param.
 #[derive(Debug, Clone)]
 pub struct ParamInfo {
@@ -311,6 +347,19 @@ pub fn info(summary: Option<&str>, params: Vec<ParamInfo>, result: Option<Value>
         })),
         result_schema: result,
         param_names: params.iter().map(|p| p.name.to_owned()).collect(),
+        ..MethodInfo::default()
+    }
+}
+
+/// What discovery says of a `#[rpc(whole_params)]` method: the params
+/// schema is the one param's own (a list, any JSON: `"x-params": "whole"`;
+/// a struct: its fields, as named params).
+pub fn info_whole(summary: Option<&str>, param: ParamInfo, result: Option<Value>) -> MethodInfo {
+    MethodInfo {
+        description: summary.map(str::to_owned),
+        params_schema: Some(param.schema),
+        result_schema: result,
+        param_names: vec![param.name.to_owned()],
         ..MethodInfo::default()
     }
 }

@@ -421,7 +421,8 @@ fn describe_with_a_method_shows_its_signature_params_and_result() {
     out.assert_code(0);
     assert_eq!(out.stdout[0], "add(a: number, b: number) -> number");
     assert_eq!(out.stdout[1].trim(), "Adds two numbers.");
-    assert_eq!(out.stdout[2].trim(), "params (by-position):");
+    // The typed `add` takes `[a, b]` and `{"a", "b"}` alike.
+    assert_eq!(out.stdout[2].trim(), "params (either):");
     assert!(out.stdout[3].trim().starts_with("a (number, required): {"), "{out:#?}");
     assert!(out.stdout[4].trim().starts_with("b (number, required): {"), "{out:#?}");
     assert!(out.stdout[5].trim().starts_with("result (number): {"), "{out:#?}");

@@ -18,6 +18,7 @@ use switchboard::client::{Client, Error};
 use switchboard::server::{Server, ServerHandle, Target};
 use switchboard::shared::discover::ServiceInfo;
 use switchboard::shared::{Context, ErrorObject, Methods, RpcResult};
+use switchboard::topic::Topic;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -72,6 +73,40 @@ pub trait Calculator {
         self.ping().await;
         "1.0.0".to_owned()
     }
+
+    /// Negates a value, at once (a plain `fn`: no future).
+    #[rpc(sync)]
+    fn negate(&self, value: i64) -> Result<i64, ErrorObject>;
+
+    /// Adds any count of integers, given as the params themselves: `[1, 2, 3]`.
+    #[rpc(sync, whole_params)]
+    fn total(&self, values: Vec<i64>) -> i64;
+
+    /// Describes a point given as the params themselves: `{"x": 1, "y": 2}` or `[1, 2]`.
+    #[rpc(whole_params)]
+    async fn locate(&self, point: Point) -> String;
+
+    /// Every result of `calc.add`.
+    #[rpc(topic)]
+    fn sums() -> Topic<Sum>;
+}
+
+/// A point, taken as a whole params object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Point {
+    /// Across.
+    pub x: i64,
+    /// Down.
+    pub y: i64,
+}
+
+/// A publication of `calc.sums`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Sum {
+    /// The terms.
+    pub terms: Vec<i64>,
+    /// Their sum.
+    pub sum: i64,
 }
 
 /// Served by the server: asks the caller for its readings to answer.
@@ -127,6 +162,18 @@ impl Calculator for Calc {
 
     async fn record(&self, value: i64) {
         let _ = self.recorded.send(value);
+    }
+
+    fn negate(&self, value: i64) -> Result<i64, ErrorObject> {
+        value.checked_neg().ok_or_else(|| ErrorObject::new(-32000, "overflow"))
+    }
+
+    fn total(&self, values: Vec<i64>) -> i64 {
+        values.iter().sum()
+    }
+
+    async fn locate(&self, point: Point) -> String {
+        format!("({}, {})", point.x, point.y)
     }
 }
 
@@ -186,7 +233,7 @@ async fn serve() -> Setup {
     methods.merge(Calc { recorded: recorded_tx }.into_methods());
     methods.merge(Hub.into_methods());
     let server = Server::builder()
-        .discovery(ServiceInfo::new("typed", "1.0.0").client_api(SensorApi::docs()))
+        .discovery(ServiceInfo::new("typed", "1.0.0").client_api(SensorApi::docs()).topics(CalculatorApi::topics()))
         .on_connect(move |peer| {
             let _ = connected_tx.send(peer.id());
         })
@@ -248,6 +295,44 @@ async fn typed_calls_take_positional_and_named_params() {
     assert_eq!(ids, vec![me]);
     within("ping", client.ping()).await.unwrap();
     assert_eq!(within("default body", client.version()).await.unwrap(), "1.0.0");
+    client.close().await;
+}
+
+#[tokio::test]
+async fn sync_and_whole_params_methods_answer_as_declared() {
+    let setup = serve().await;
+    let client = within("connect", Client::connect(&setup.url)).await.expect("connect");
+
+    assert_eq!(within("sync", client.negate(5)).await.unwrap(), -5);
+    assert_eq!(within("sync named", client.call::<i64>("calc.negate", json!({"value": 7}))).await.unwrap(), -7);
+    let overflow = rpc_error(within("sync error", client.negate(i64::MIN)).await);
+    assert_eq!(overflow, ErrorObject::new(-32000, "overflow"));
+    let wrong = rpc_error(within("sync misfit", client.call::<i64>("calc.negate", ["x"])).await);
+    assert!(data(&wrong).starts_with("param `value`: invalid type"), "{wrong:?}");
+
+    // The whole params are the one param: a list of any length, sent as it is.
+    assert_eq!(within("whole", client.total(vec![1, 2, 3, 4])).await.unwrap(), 10);
+    assert_eq!(within("whole raw", client.call::<i64>("calc.total", [5, 6])).await.unwrap(), 11);
+    assert_eq!(within("whole empty", client.call::<i64>("calc.total", json!([]))).await.unwrap(), 0);
+    let wrong = rpc_error(within("whole misfit", client.call::<i64>("calc.total", json!({"values": [1]}))).await);
+    assert_eq!(wrong.code, -32602);
+
+    // A struct as the whole params: named (its fields) or positional.
+    assert_eq!(within("whole struct", client.locate(Point { x: 1, y: 2 })).await.unwrap(), "(1, 2)");
+    assert_eq!(within("whole struct raw", client.call::<String>("calc.locate", [3, 4])).await.unwrap(), "(3, 4)");
+    client.close().await;
+}
+
+#[tokio::test]
+async fn a_topic_declared_beside_the_methods_is_published_and_subscribed_typed() {
+    let setup = serve().await;
+    let client = within("connect", Client::connect(&setup.url)).await.expect("connect");
+    let mut sums = within("subscribe", client.sums().subscribe()).await.expect("subscribed");
+    let sum = Sum { terms: vec![2, 3], sum: within("add", client.add(2, 3)).await.unwrap() };
+    let position = within("publish", setup.server.sums().publish(&sum).expect("publishable")).await.unwrap();
+    assert_eq!(position.offset, 1);
+    let got = within("a sum", sums.next()).await.expect("open").expect("a sum");
+    assert_eq!(got, sum);
     client.close().await;
 }
 
@@ -365,7 +450,7 @@ async fn discovery_describes_the_generated_methods() {
         .filter(|m| m["name"].as_str().is_some_and(|n| n.starts_with("calc.") || n.starts_with("station.")))
         .cloned()
         .collect();
-    let got = json!({"methods": ours, "x-client-methods": doc["x-client-methods"]});
+    let got = json!({"methods": ours, "x-client-methods": doc["x-client-methods"], "x-topics": doc["x-topics"]});
 
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/typed_discovery.json");
     if std::env::var_os("SWITCHBOARD_BLESS").is_some() {
@@ -387,6 +472,12 @@ async fn discovery_describes_the_generated_methods() {
     let add = parsed.method("calc.add").expect("calc.add");
     assert_eq!(add.summary.as_deref(), Some("Adds two integers."));
     assert!(parsed.method("calc.record").expect("calc.record").result.is_none());
+    let total = parsed.method("calc.total").expect("calc.total");
+    assert_eq!(total.params_form, switchboard::shared::discover::ParamsForm::Whole);
+    assert_eq!(total.signature(), "calc.total(values?: integer[]) -> integer");
+    let locate = parsed.method("calc.locate").expect("calc.locate");
+    assert_eq!(locate.params_form, switchboard::shared::discover::ParamsForm::Listed);
+    assert_eq!(locate.signature(), "calc.locate(x: integer, y: integer) -> string");
     let client_names: Vec<&str> = parsed.client_methods.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(client_names, ["sensor.readings", "sensor.name", "sensor.calibrate", "sensor.alert"]);
 }

@@ -1,7 +1,13 @@
 // The dashboard page: live metrics pushed by the hub, a form that calls any
 // method, and `browser.info`, which the server calls on every open page.
+//
+// The hub's own API is used through `api.js`, the typed wrapper generated
+// from its discovery document (`switchboard codegen ts`; its types are in
+// `api.d.ts`): `methods(client)`, `topics(client)` and `clientMethods(...)`.
+// The form calls any method by name, so it uses the client as it is.
 
 import { connect } from '/switchboard.js';
+import { clientMethods, methods, topics } from './api.js';
 
 const $ = (id) => document.getElementById(id);
 const HISTORY = 60;
@@ -23,24 +29,28 @@ function log(text) {
 }
 
 const client = connect('/rpc', {
-  methods: {
-    // The server calls this on every dashboard (call_many).
-    'browser.info': () => {
-      answered += 1;
-      $('answered').textContent = String(answered);
-      log('the server called browser.info');
-      return {
-        page_id: pageId,
-        user_agent: navigator.userAgent,
-        language: navigator.language,
-        viewport: `${window.innerWidth}×${window.innerHeight}`,
-        answered,
-        pushes,
-        open_for_ms: Date.now() - openedAt,
-      };
+  methods: clientMethods({
+    browser: {
+      // The server calls this on every dashboard (call_many).
+      info: (askedAt) => {
+        answered += 1;
+        $('answered').textContent = String(answered);
+        log(`the server called browser.info (asked ${Math.max(0, Date.now() - askedAt)} ms ago)`);
+        return {
+          page_id: pageId,
+          user_agent: navigator.userAgent,
+          language: navigator.language,
+          viewport: `${window.innerWidth}×${window.innerHeight}`,
+          answered,
+          pushes,
+          open_for_ms: Date.now() - openedAt,
+        };
+      },
     },
-  },
+  }),
 });
+const api = methods(client);
+const feeds = topics(client);
 
 // For the end-to-end test and the curious: the client, from the console.
 window.switchboard = client;
@@ -118,7 +128,7 @@ function renderBrowsers(report) {
 $('ask').addEventListener('click', async () => {
   $('ask').disabled = true;
   try {
-    renderBrowsers(await client.call('dashboard.ask_browsers'));
+    renderBrowsers(await api.dashboard.ask_browsers());
   } catch (error) {
     log(`asking the browsers failed: ${error.message}`);
   } finally {
@@ -180,14 +190,14 @@ $('burst').addEventListener('click', async () => {
 
 // Positioned: after a dropped connection the pushes published meanwhile are
 // replayed (the chart has no hole), or the page is told they are gone.
-client
-  .subscribe('metrics', (publication) => onMetrics(publication.params), {
+feeds.metrics
+  .subscribe((publication) => onMetrics(publication.params), {
     positioned: true,
     onRecovered: ({ count }) => log(`back online: recovered ${count} missed metrics pushes`),
     onLost: ({ reason }) => log(`back online: missed metrics pushes are gone (${reason})`),
   })
   .catch((error) => log(`subscribing to metrics failed: ${error.message}`));
-client.subscribe('browsers', renderBrowsers).catch((error) => log(`subscribing to browsers failed: ${error.message}`));
+feeds.browsers.subscribe(renderBrowsers).catch((error) => log(`subscribing to browsers failed: ${error.message}`));
 client
   .ready()
   .then(() => client.discover())

@@ -8,13 +8,17 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Ident, LitStr, TraitItem, Type};
 
-use crate::model::{Api, Output, RpcMethod, Side};
+use crate::model::{Api, Execution, Output, ParamsShape, RpcMethod, Side, TopicDecl};
 
 pub(crate) fn expand(api: &Api) -> TokenStream {
     let definition = trait_definition(api);
     let names = api_struct(api);
     let callers = match api.args.side {
-        Side::Server => client_caller(api),
+        Side::Server => {
+            let client = client_caller(api);
+            let publishers = topics_publisher(api);
+            quote!(#client #publishers)
+        }
         Side::Client => {
             let peer = peer_caller(api);
             let hub = hub_caller(api);
@@ -37,10 +41,17 @@ fn wire_name(method: &RpcMethod) -> LitStr {
     LitStr::new(&method.name, method.ident.span())
 }
 
-/// `(a, b,)`: the params as they are sent (positionally).
+/// `(a, b,)`: the params as they are sent (positionally); for
+/// `whole_params`, the one param itself.
 fn wire_tuple(method: &RpcMethod) -> TokenStream {
-    let idents = method.wire_params().map(|p| &p.ident);
-    quote!((#(#idents,)*))
+    let mut idents = method.wire_params().map(|p| &p.ident);
+    match method.shape {
+        ParamsShape::Listed => quote!((#(#idents,)*)),
+        ParamsShape::Whole => {
+            let ident = idents.next();
+            quote!(#ident)
+        }
+    }
 }
 
 /// `a: A, b: B`: the params a caller passes.
@@ -76,6 +87,11 @@ fn trait_definition(api: &Api) -> TokenStream {
     item.supertraits.push(syn::parse_quote!('static));
     for trait_item in &mut item.items {
         let TraitItem::Fn(function) = trait_item else { continue };
+        let sync = api.methods.iter().any(|m| m.ident == function.sig.ident && m.execution == Execution::Sync);
+        if sync {
+            // A plain `fn`, as written: its handler answers at once.
+            continue;
+        }
         let sig = &mut function.sig;
         let output = match &sig.output {
             syn::ReturnType::Default => quote!(()),
@@ -134,24 +150,51 @@ fn handler(api: &Api, method: &RpcMethod, this: &Ident) -> TokenStream {
             names.push(LitStr::new(&param.ident.unraw().to_string(), param.ident.span()));
         }
     }
-    let slots = if types.is_empty() { quote!(()) } else { quote!((#(::core::option::Option<#types>,)*)) };
     let cx_pattern = if method.takes_context() { cx.to_token_stream() } else { quote!(_) };
-    let call = quote_spanned!(ident.span()=> <Self as #trait_ident>::#ident(&*#this, #(#args),*).await);
+    let awaited = match method.execution {
+        Execution::Async => quote!(.await),
+        Execution::Sync => TokenStream::new(),
+    };
+    let call = quote_spanned!(ident.span()=> <Self as #trait_ident>::#ident(&*#this, #(#args),*) #awaited);
     let body = match &method.output {
         Output::Fallible { .. } => call,
         Output::Unit | Output::Value(_) => {
             quote!(::core::result::Result::<_, #krate::__private::ErrorObject>::Ok(#call))
         }
     };
-    quote! {{
-        let #this = ::core::clone::Clone::clone(&#this);
-        #krate::__private::method::<#slots, _, _, _, _>(
-            &[#(#names),*],
-            move |(#(#bindings,)*): (#(#types,)*), #cx_pattern: #krate::__private::Context| {
+    // The params as the handler takes them, and the registration that decodes them.
+    let p = quote!(#krate::__private);
+    let (pattern, taken, register, lead) = match method.shape {
+        ParamsShape::Listed => {
+            let slots = if types.is_empty() { quote!(()) } else { quote!((#(::core::option::Option<#types>,)*)) };
+            let register = match method.execution {
+                Execution::Async => quote!(#p::method::<#slots, _, _, _, _>),
+                Execution::Sync => quote!(#p::method_sync::<#slots, _, _, _>),
+            };
+            (quote!((#(#bindings,)*)), quote!((#(#types,)*)), register, quote!(&[#(#names),*],))
+        }
+        ParamsShape::Whole => {
+            let register = match method.execution {
+                Execution::Async => quote!(#p::whole::<_, _, _, _, _>),
+                Execution::Sync => quote!(#p::whole_sync::<_, _, _, _>),
+            };
+            (quote!(#(#bindings)*), quote!(#(#types)*), register, TokenStream::new())
+        }
+    };
+    let handler = match method.execution {
+        Execution::Async => quote! {
+            move |#pattern: #taken, #cx_pattern: #krate::__private::Context| {
                 let #this = ::core::clone::Clone::clone(&#this);
                 async move { #body }
-            },
-        )
+            }
+        },
+        Execution::Sync => quote! {
+            move |#pattern: #taken, #cx_pattern: #krate::__private::Context| #body
+        },
+    };
+    quote! {{
+        let #this = ::core::clone::Clone::clone(&#this);
+        #register(#lead #handler)
     }}
 }
 
@@ -177,18 +220,35 @@ fn api_struct(api: &Api) -> TokenStream {
             Some(text) => quote!(::core::option::Option::Some(#text)),
             None => quote!(::core::option::Option::None),
         };
-        let params = m.wire_params().map(|p| {
-            let ty = &p.ty;
-            let param_name = LitStr::new(&p.ident.unraw().to_string(), p.ident.span());
-            quote_spanned!(ty.span()=> #krate::__private::param::<#ty>(#param_name))
-        });
         let result = if m.notification {
             quote!(::core::option::Option::None)
         } else {
             let ty = m.output.result_type();
             quote_spanned!(ty.span()=> #krate::__private::result::<#ty>())
         };
-        quote!((#name, #krate::__private::info(#summary, ::std::vec![#(#params),*], #result)))
+        let mut params = m.wire_params().map(|p| {
+            let ty = &p.ty;
+            let param_name = LitStr::new(&p.ident.unraw().to_string(), p.ident.span());
+            quote_spanned!(ty.span()=> #krate::__private::param::<#ty>(#param_name))
+        });
+        match m.shape {
+            ParamsShape::Listed => {
+                quote!((#name, #krate::__private::info(#summary, ::std::vec![#(#params),*], #result)))
+            }
+            ParamsShape::Whole => {
+                let param = params.next();
+                quote!((#name, #krate::__private::info_whole(#summary, #param, #result)))
+            }
+        }
+    });
+    let topics = api.topics.iter().map(|t| topic_descriptor(api, t));
+    let topic_docs = api.topics.iter().map(|t| {
+        let ident = &t.ident;
+        let summary = match &t.summary {
+            Some(text) => quote!(::core::option::Option::Some(#text)),
+            None => quote!(::core::option::Option::None),
+        };
+        quote!(Self::#ident().doc(#summary))
     });
     quote! {
         #[doc = #doc]
@@ -207,8 +267,76 @@ fn api_struct(api: &Api) -> TokenStream {
             #vis fn docs() -> ::std::vec::Vec<#krate::__private::MethodDoc> {
                 #krate::__private::docs(Self::infos())
             }
+
+            /// The topics' entries for discovery's `x-topics`, in the trait's order (for `ServiceInfo::topics`).
+            #vis fn topics() -> ::std::vec::Vec<#krate::__private::TopicDoc> {
+                ::std::vec![#(#topic_docs),*]
+            }
+
+            #(#topics)*
         }
     }
+}
+
+/// `{Trait}Api::prices() -> Topic<Price>`: a topic's typed descriptor,
+/// returned as the type the trait declared (so that it must be ours).
+fn topic_descriptor(api: &Api, topic: &TopicDecl) -> TokenStream {
+    let krate = &api.args.krate;
+    let vis = &api.vis;
+    let (ident, declared, ty) = (&topic.ident, &topic.declared, &topic.ty);
+    let name = LitStr::new(&topic.name, ident.span());
+    let docs = &topic.docs;
+    let separator = (!docs.is_empty()).then(|| quote!(#[doc = ""]));
+    let line = format!("The topic `{}`, whose publications are `{}`.", topic.name, ty.to_token_stream());
+    quote_spanned! {declared.span()=>
+        #(#docs)* #separator #[doc = #line]
+        #vis const fn #ident() -> #declared {
+            #krate::__private::Topic::<#ty>::new(#name)
+        }
+    }
+}
+
+/// `{Trait}Topics`: the server's typed publishers, over a `ServerHandle`
+/// (`server.prices().publish(&price)`).
+fn topics_publisher(api: &Api) -> TokenStream {
+    if api.topics.is_empty() {
+        return TokenStream::new();
+    }
+    let krate = &api.args.krate;
+    let vis = &api.vis;
+    let trait_ident = &api.ident;
+    let api_ident = api_ident(api);
+    let ident = format_ident!("{}Topics", api.ident);
+    let doc = format!(
+        "Publishes to the topics of the `{trait_ident}` API over a `ServerHandle`: `server.topic().publish(&value)` \
+         (generated by `#[switchboard::rpc]`)."
+    );
+    let p = quote!(#krate::__private);
+    let mut declarations = Vec::new();
+    let mut definitions = Vec::new();
+    for t in &api.topics {
+        let (method, ty) = (&t.ident, &t.ty);
+        let docs = topic_docs(t, format!("Publishes to `{}`.", t.name));
+        declarations.push(quote!(#docs fn #method(&self) -> #p::Publisher<'_, #ty>;));
+        definitions.push(quote!(fn #method(&self) -> #p::Publisher<'_, #ty> { #api_ident::#method().publisher(self) }));
+    }
+    quote! {
+        #[doc = #doc]
+        #vis trait #ident {
+            #(#declarations)*
+        }
+
+        impl #ident for #p::ServerHandle {
+            #(#definitions)*
+        }
+    }
+}
+
+/// Docs for a generated topic accessor: the topic's, then a line of ours.
+fn topic_docs(topic: &TopicDecl, line: String) -> TokenStream {
+    let docs = &topic.docs;
+    let separator = (!docs.is_empty()).then(|| quote!(#[doc = ""]));
+    quote!(#(#docs)* #separator #[doc = #line])
 }
 
 /// The type a call's future resolves to (its `Ok`).
@@ -216,10 +344,31 @@ fn result_type(method: &RpcMethod) -> Type {
     method.output.result_type()
 }
 
-/// `{Trait}Client`: the methods, called over a `Client`.
+/// `{Trait}Client`: the methods, called over a `Client`, and the topics'
+/// typed subscriptions.
 fn client_caller(api: &Api) -> TokenStream {
     let krate = &api.args.krate;
     let trait_ident = &api.ident;
+    let api_ident = api_ident(api);
+    let p = quote!(#krate::__private);
+    let topics = api
+        .topics
+        .iter()
+        .map(|t| {
+            let (method, ty) = (&t.ident, &t.ty);
+            let docs = topic_docs(
+                t,
+                format!(
+                    "Subscribes to the topic `{}`: `.subscribe().await` or `.subscribe_positioned().await`.",
+                    t.name
+                ),
+            );
+            (
+                quote!(#docs fn #method(&self) -> #p::Subscriber<'_, #ty>;),
+                quote!(fn #method(&self) -> #p::Subscriber<'_, #ty> { #api_ident::#method().subscriber(self) }),
+            )
+        })
+        .collect();
     caller(
         api,
         format_ident!("{}Client", api.ident),
@@ -227,8 +376,9 @@ fn client_caller(api: &Api) -> TokenStream {
             "Calls the `{trait_ident}` API over a `Client`: `client.method(args).await` (generated by `#[switchboard::rpc]`). \
              Calls return the client's `Call`, so `.timeout(..)` and the rest still apply."
         ),
-        quote!(#krate::__private::Client),
-        |result| quote!(#krate::__private::Call<'_, #result, impl #krate::__private::Serialize + ::core::marker::Send + '_>),
+        quote!(#p::Client),
+        |result| quote!(#p::Call<'_, #result, impl #p::Serialize + ::core::marker::Send + '_>),
+        topics,
     )
 }
 
@@ -246,23 +396,25 @@ fn peer_caller(api: &Api) -> TokenStream {
         ),
         quote!(#krate::__private::PeerHandle),
         |result| quote!(#krate::__private::PeerCall<#result>),
+        Vec::new(),
     )
 }
 
 /// A caller trait `ident` implemented for `receiver` (a type with `call`
 /// and `notify` methods of the same shape): one method per API method,
-/// returning what `call_output` says for calls (given the result type).
+/// returning what `call_output` says for calls (given the result type),
+/// then the `extra` (declaration, definition) pairs.
 fn caller(
     api: &Api,
     ident: proc_macro2::Ident,
     doc: String,
     receiver: TokenStream,
     call_output: impl Fn(&Type) -> TokenStream,
+    extra: Vec<(TokenStream, TokenStream)>,
 ) -> TokenStream {
     let krate = &api.args.krate;
     let vis = &api.vis;
-    let mut declarations = Vec::new();
-    let mut definitions = Vec::new();
+    let (mut declarations, mut definitions) = (Vec::new(), Vec::new());
     for m in &api.methods {
         let method = &m.ident;
         let name = wire_name(m);
@@ -281,6 +433,10 @@ fn caller(
         let docs = caller_docs(m, line);
         declarations.push(quote!(#docs fn #method(&self, #(#inputs),*) -> #output;));
         definitions.push(quote!(fn #method(&self, #(#inputs),*) -> #output { #body }));
+    }
+    for (declaration, definition) in extra {
+        declarations.push(declaration);
+        definitions.push(definition);
     }
     quote! {
         #[doc = #doc]

@@ -14,6 +14,7 @@ use quote::ToTokens;
 /// ```
 /// use serde::{Deserialize, Serialize};
 /// use switchboard::shared::{Context, ErrorObject};
+/// use switchboard::topic::Topic;
 ///
 /// #[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 /// pub struct Reading {
@@ -30,6 +31,15 @@ use quote::ToTokens;
 ///     /// Forgets everything.
 ///     #[rpc(notification)]
 ///     async fn reset(&self);
+///     /// Negates a number, at once: a plain `fn`, no future per call.
+///     #[rpc(sync)]
+///     fn negate(&self, value: i64) -> i64;
+///     /// Adds any count of numbers: the params are the list itself, `[1, 2, 3]`.
+///     #[rpc(sync, whole_params)]
+///     fn sum(&self, numbers: Vec<f64>) -> f64;
+///     /// Every reading the server receives (a topic: declared, not implemented).
+///     #[rpc(topic)]
+///     fn readings() -> Topic<Reading>;
 /// }
 ///
 /// /// Served by the clients; the server calls it.
@@ -59,12 +69,20 @@ use quote::ToTokens;
 ///   params: ...`).
 /// - **`CalculatorApi`**: a constant per method holding its JSON-RPC name
 ///   (`CalculatorApi::ADD == "calc.add"`), `infos()` (name and
-///   `MethodInfo` of each) and `docs()` (their OpenRPC entries).
+///   `MethodInfo` of each) and `docs()` (their OpenRPC entries); per topic,
+///   a function returning its typed descriptor (`CalculatorApi::readings()`,
+///   a `switchboard::topic::Topic<Reading>`), and `topics()` (their `x-topics`
+///   entries, for `ServiceInfo::topics`).
 /// - **The callers** of the side that calls:
 ///   - for a trait the server serves (the default): `CalculatorClient`,
 ///     implemented for `Client`: `client.add(2, 3).await`, returning the
 ///     client's `Call` (`.timeout(..)` applies as to any call);
-///     notifications return a future of `Result<(), Error>`.
+///     notifications return a future of `Result<(), Error>`; a topic `x`
+///     gives `client.x()`, a `Subscriber`: `.subscribe().await` (each
+///     publication decoded into its type; one that does not fit is an error
+///     item) or `.subscribe_positioned().since(..).await`. With topics,
+///     `CalculatorTopics`, implemented for `ServerHandle`, publishes them:
+///     `server.readings().publish(&reading)`;
 ///   - for a trait the clients serve (`client`): `SensorPeer`, implemented
 ///     for `PeerHandle` (`cx.peer().readings(5).await` in a handler,
 ///     returning a `PeerCall`), and `SensorHub`, implemented for
@@ -73,7 +91,8 @@ use quote::ToTokens;
 ///     connection's `Answer`); a notification `x` gives `server.x(id, ..)`
 ///     (`notify`) and `server.x_many(&target, ..)` (a push).
 ///
-/// Callers send params by position. Their methods are trait methods, so an
+/// Callers send params by position (a `whole_params` method's one param as
+/// it is). Their methods are trait methods, so an
 /// inherent method of the same name wins (`Client::call`, `PeerHandle::close`,
 /// `ServerHandle::join`, ...): name the trait for those
 /// (`CalculatorClient::close(&client)`) or rename the method.
@@ -89,11 +108,28 @@ use quote::ToTokens;
 ///
 /// On a method, `#[rpc(notification)]` makes it a notification (no id, no
 /// answer; it has no return type), and `#[rpc(name = "other")]` gives it
-/// another name (still under the namespace).
+/// another name (still under the namespace). `#[rpc(sync)]` is for a
+/// method written as a plain `fn` that answers at once without awaiting:
+/// its handler allocates no future (as `Methods::register_sync`).
+/// `#[rpc(whole_params)]` gives the request's whole `params` (an array or
+/// an object, as sent; absent: `null`) to the method's one param: a list of
+/// any length (`Vec<T>`), any JSON (`Box<RawValue>`, `Value`), or a struct
+/// whose fields are the named params; discovery marks a list or any JSON
+/// with `"x-params": "whole"`.
+///
+/// # Topics
+///
+/// `#[rpc(topic)] fn name() -> Topic<T>;` (a `&self` may be written) declares
+/// a topic of the server's whose publications are `T`s (a struct or a list:
+/// JSON-RPC params are an object or an array), named like a method
+/// (`namespace.name`, or `#[rpc(topic, name = "...")]`). It is taken out of
+/// the trait (implementations do not write it), and published as the
+/// notification of its own name. A trait may hold only topics.
 ///
 /// # What a method may look like
 ///
-/// `async fn name(&self, params...) -> R`, where:
+/// `async fn name(&self, params...) -> R` (or, under `#[rpc(sync)]`, a plain
+/// `fn`), where:
 ///
 /// - each param (at most 16) is a plain name with an owned type that is `Serialize`,
 ///   `DeserializeOwned` and `JsonSchema` (no references, lifetimes or
@@ -112,9 +148,12 @@ use quote::ToTokens;
 /// `ServiceInfo::client_api(SensorApi::docs())`.
 ///
 /// Misuse is a compile error at the span of what is wrong: a method that is
-/// not `async`, a receiver other than `&self`, a reference param, two
-/// methods with one name, a notification with a result, a generic trait or
-/// method.
+/// not `async` (nor `#[rpc(sync)]`), a receiver other than `&self`, a
+/// reference param, two methods with one name, a notification with a
+/// result, a generic trait or method, `whole_params` on other than one
+/// param; a topic that is `async`, has a body or params, is not a
+/// `Topic<T>`, shares its name with another topic or its Rust name with a
+/// method, or is declared in a `client` trait.
 #[proc_macro_attribute]
 pub fn rpc(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut item = match syn::parse::<syn::ItemTrait>(item) {

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::visit::Visit;
@@ -111,12 +112,32 @@ impl Output {
     }
 }
 
+/// How a method's implementation runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Execution {
+    /// An `async fn`: its future is awaited (the default).
+    Async,
+    /// A plain `fn` under `#[rpc(sync)]`: it answers at once, no future allocated.
+    Sync,
+}
+
+/// How a method's params travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ParamsShape {
+    /// One by one, by position or by name (the default).
+    Listed,
+    /// `#[rpc(whole_params)]`: the one param is the request's whole `params`.
+    Whole,
+}
+
 /// One method of the trait.
 pub(crate) struct RpcMethod {
     pub(crate) ident: Ident,
     /// The JSON-RPC name: `namespace.name`.
     pub(crate) name: String,
     pub(crate) notification: bool,
+    pub(crate) execution: Execution,
+    pub(crate) shape: ParamsShape,
     /// The `#[doc]` attributes, copied onto the callers.
     pub(crate) docs: Vec<Attribute>,
     /// The first paragraph of the docs, on one line: discovery's summary.
@@ -136,13 +157,30 @@ impl RpcMethod {
     }
 }
 
+/// A topic declared in the trait: `#[rpc(topic)] fn prices() -> Topic<Price>;`.
+pub(crate) struct TopicDecl {
+    pub(crate) ident: Ident,
+    /// The topic's name: `namespace.name`.
+    pub(crate) name: String,
+    /// The `#[doc]` attributes, copied onto the generated accessors.
+    pub(crate) docs: Vec<Attribute>,
+    /// The first paragraph of the docs, on one line: discovery's summary.
+    pub(crate) summary: Option<String>,
+    /// The return type as written (`Topic<Price>`).
+    pub(crate) declared: Type,
+    /// The type of its publications (`Price`).
+    pub(crate) ty: Type,
+}
+
 /// The whole trait.
 pub(crate) struct Api {
     pub(crate) args: Args,
+    /// The trait, its topics taken out.
     pub(crate) item: ItemTrait,
     pub(crate) vis: Visibility,
     pub(crate) ident: Ident,
     pub(crate) methods: Vec<RpcMethod>,
+    pub(crate) topics: Vec<TopicDecl>,
 }
 
 /// Collects every error, to report them together.
@@ -175,6 +213,10 @@ impl Errors {
 /// The names of Rust items the expansion adds to the trait.
 const INTO_METHODS: &str = "into_methods";
 
+/// The associated functions of the generated `{Trait}Api`, which a topic's
+/// accessor (of the same name as the topic) must not shadow.
+const API_FUNCTIONS: [&str; 3] = ["infos", "docs", "topics"];
+
 /// The most params a method may take (the runtime decodes tuples up to this size).
 const MAX_PARAMS: usize = 16;
 
@@ -191,12 +233,39 @@ impl Api {
             );
         }
         let mut methods = Vec::new();
+        let mut topics = Vec::new();
         let mut names: HashMap<String, Ident> = HashMap::new();
+        let mut topic_names: HashMap<String, Ident> = HashMap::new();
+        // Every Rust name the callers get: methods and topics share them.
+        let mut idents: HashMap<String, &'static str> = HashMap::new();
+        let mut clash = |ident: &Ident, kind: &'static str, errors: &mut Errors| {
+            let key = ident.unraw().to_string();
+            match idents.get(&key) {
+                Some(earlier) => {
+                    errors.push(
+                        ident.span(),
+                        format!(
+                            "`{ident}` names both a {earlier} and a {kind}: the methods and topics of a trait share their Rust names (in the generated callers); rename one"
+                        ),
+                    );
+                    true
+                }
+                None => {
+                    idents.insert(key, kind);
+                    false
+                }
+            }
+        };
+        // Which items leave the trait: its topics, which are declared, not
+        // implemented. After an error, only the topics whose names clash
+        // leave (the others stay as written, so that what they name is used).
+        let mut topic_at = Vec::with_capacity(item.items.len());
         for trait_item in &mut item.items {
             let TraitItem::Fn(function) = trait_item else {
+                topic_at.push(None);
                 errors.push(
                     trait_item.span(),
-                    "a #[switchboard::rpc] trait holds only `async fn` methods (no associated types, constants or macros)",
+                    "a #[switchboard::rpc] trait holds only `async fn` methods and `#[rpc(topic)]` topics (no associated types, constants or macros)",
                 );
                 continue;
             };
@@ -207,7 +276,29 @@ impl Api {
                     MethodAttrs::default()
                 }
             };
+            topic_at.push(attrs.topic.is_some().then_some(false));
+            if attrs.topic.is_some() {
+                let Some(topic) = read_topic(&args, function, attrs, &mut errors) else { continue };
+                if clash(&topic.ident, "topic", &mut errors) {
+                    topic_at.pop();
+                    topic_at.push(Some(true));
+                }
+                if let Some(earlier) = topic_names.get(&topic.name) {
+                    errors.push(
+                        topic.ident.span(),
+                        format!(
+                            "two topics are named `{}` (`{earlier}` and `{}`): rename one, or give it another name with #[rpc(topic, name = \"...\")]",
+                            topic.name, topic.ident
+                        ),
+                    );
+                } else {
+                    topic_names.insert(topic.name.clone(), topic.ident.clone());
+                }
+                topics.push(topic);
+                continue;
+            }
             let Some(method) = read_method(&args, function, attrs, &mut errors) else { continue };
+            clash(&method.ident, "method", &mut errors);
             if let Some(earlier) = names.get(&method.name) {
                 errors.push(
                     method.ident.span(),
@@ -236,12 +327,18 @@ impl Api {
                 }
             }
         }
+        let failed = errors.all.is_some();
+        let mut topics_at = topic_at.into_iter();
+        item.items.retain(|_| match topics_at.next().flatten() {
+            Some(clashes) => failed && !clashes,
+            None => true,
+        });
         match errors.all {
             Some(error) => Err((error, Box::new(item))),
             None => {
                 let vis = item.vis.clone();
                 let ident = item.ident.clone();
-                Ok(Api { args, item, vis, ident, methods })
+                Ok(Api { args, item, vis, ident, methods, topics })
             }
         }
     }
@@ -257,11 +354,14 @@ pub(crate) fn strip_method_attrs(item: &mut ItemTrait) {
     }
 }
 
-/// What `#[rpc(...)]` says of one method.
+/// What `#[rpc(...)]` says of one method (or topic).
 #[derive(Default)]
 struct MethodAttrs {
     notification: Option<Span>,
     name: Option<LitStr>,
+    sync: Option<Span>,
+    whole_params: Option<Span>,
+    topic: Option<Span>,
 }
 
 impl MethodAttrs {
@@ -277,6 +377,15 @@ impl MethodAttrs {
                 if meta.path.is_ident("notification") {
                     out.notification = Some(meta.path.span());
                     Ok(())
+                } else if meta.path.is_ident("sync") {
+                    out.sync = Some(meta.path.span());
+                    Ok(())
+                } else if meta.path.is_ident("whole_params") {
+                    out.whole_params = Some(meta.path.span());
+                    Ok(())
+                } else if meta.path.is_ident("topic") {
+                    out.topic = Some(meta.path.span());
+                    Ok(())
                 } else if meta.path.is_ident("name") {
                     let lit: LitStr = meta.value()?.parse()?;
                     let value = lit.value();
@@ -286,7 +395,9 @@ impl MethodAttrs {
                     out.name = Some(lit);
                     Ok(())
                 } else {
-                    Err(meta.error("unknown method argument: expected `notification` or `name = \"...\"`"))
+                    Err(meta.error(
+                        "unknown method argument: expected `notification`, `sync`, `whole_params`, `topic` or `name = \"...\"`",
+                    ))
                 }
             });
             if let Err(e) = parsed {
@@ -312,15 +423,30 @@ fn read_method(args: &Args, function: &TraitItemFn, attrs: MethodAttrs, errors: 
             "`into_methods` is the name of the generated registration of an implementation: rename this method (the JSON-RPC name can stay, with #[rpc(name = \"into_methods\")])",
         );
     }
-    if sig.asyncness.is_none() {
-        let (fn_token, name) = (&sig.fn_token, &sig.ident);
-        errors.spanned(
-            quote::quote!(#fn_token #name),
-            format!(
-                "`{ident}` must be an `async fn`: every method of a #[switchboard::rpc] trait is a call over the network that the caller awaits"
-            ),
-        );
-    }
+    let execution = match (&sig.asyncness, attrs.sync) {
+        (None, None) => {
+            let (fn_token, name) = (&sig.fn_token, &sig.ident);
+            errors.spanned(
+                quote::quote!(#fn_token #name),
+                format!(
+                    "`{ident}` must be an `async fn`: every method of a #[switchboard::rpc] trait is a call over the network that the caller awaits \
+                     (a handler that answers at once, without awaiting, may be a plain `fn` under #[rpc(sync)])"
+                ),
+            );
+            Execution::Async
+        }
+        (Some(asyncness), Some(_)) => {
+            errors.push(
+                asyncness.span,
+                format!(
+                    "`{ident}` is #[rpc(sync)]: a plain `fn` that answers at once; remove `async`, or the `sync` to await in it"
+                ),
+            );
+            Execution::Sync
+        }
+        (Some(_), None) => Execution::Async,
+        (None, Some(_)) => Execution::Sync,
+    };
     if let Some(constness) = &sig.constness {
         errors.push(constness.span, "a #[switchboard::rpc] method cannot be `const`");
     }
@@ -430,6 +556,19 @@ fn read_method(args: &Args, function: &TraitItemFn, attrs: MethodAttrs, errors: 
     }
 
     let wire = params.iter().filter(|p| !p.context).count();
+    let shape = match attrs.whole_params {
+        Some(span) if wire != 1 => {
+            errors.push(
+                span,
+                format!(
+                    "`{ident}` takes {wire} params, but #[rpc(whole_params)] gives the request's whole `params` to one param: take exactly one (besides a `Context`)"
+                ),
+            );
+            ParamsShape::Whole
+        }
+        Some(_) => ParamsShape::Whole,
+        None => ParamsShape::Listed,
+    };
     if wire > MAX_PARAMS {
         errors.spanned(
             &sig.inputs,
@@ -460,18 +599,7 @@ fn read_method(args: &Args, function: &TraitItemFn, attrs: MethodAttrs, errors: 
         );
     }
 
-    let base = attrs.name.as_ref().map_or_else(|| ident.unraw().to_string(), LitStr::value);
-    let name = match &args.namespace {
-        Some(namespace) => format!("{namespace}.{base}"),
-        None => base,
-    };
-    if name.starts_with("rpc.") {
-        let span = attrs.name.as_ref().map_or(ident.span(), LitStr::span);
-        errors.push(
-            span,
-            format!("`{name}`: the `rpc.` names are reserved for the protocol's own methods (JSON-RPC 2.0)"),
-        );
-    }
+    let name = wire_name(args, &ident, attrs.name.as_ref(), errors);
 
     if errors.count > before {
         return None;
@@ -482,10 +610,129 @@ fn read_method(args: &Args, function: &TraitItemFn, attrs: MethodAttrs, errors: 
         ident,
         name,
         notification: attrs.notification.is_some(),
+        execution,
+        shape,
         docs,
         params,
         output,
     })
+}
+
+/// The JSON-RPC name of a method or topic: `namespace.name`, the name being
+/// `#[rpc(name = "...")]` or the Rust one. The `rpc.` names are reserved.
+fn wire_name(args: &Args, ident: &Ident, renamed: Option<&LitStr>, errors: &mut Errors) -> String {
+    let base = renamed.map_or_else(|| ident.unraw().to_string(), LitStr::value);
+    let name = match &args.namespace {
+        Some(namespace) => format!("{namespace}.{base}"),
+        None => base,
+    };
+    if name.starts_with("rpc.") {
+        let span = renamed.map_or(ident.span(), LitStr::span);
+        errors.push(
+            span,
+            format!("`{name}`: the `rpc.` names are reserved for the protocol's own methods and topics (JSON-RPC 2.0)"),
+        );
+    }
+    name
+}
+
+/// Reads a topic: `#[rpc(topic)] fn prices() -> Topic<Price>;` (a `&self`
+/// receiver may be written; nothing else), reporting what is wrong with it.
+fn read_topic(args: &Args, function: &TraitItemFn, attrs: MethodAttrs, errors: &mut Errors) -> Option<TopicDecl> {
+    let sig = &function.sig;
+    let ident = sig.ident.clone();
+    let before = errors.count;
+    if args.side == Side::Client {
+        errors.push(
+            attrs.topic.unwrap_or(ident.span()),
+            "topics are published by the server: declare them in a trait the server serves (without `client`)",
+        );
+    }
+    for (given, what) in
+        [(attrs.notification, "notification"), (attrs.sync, "sync"), (attrs.whole_params, "whole_params")]
+    {
+        if let Some(span) = given {
+            errors.push(span, format!("`{what}` is for methods; a topic takes only `name = \"...\"`"));
+        }
+    }
+    if API_FUNCTIONS.contains(&ident.unraw().to_string().as_str()) {
+        errors.push(
+            ident.span(),
+            format!(
+                "`{ident}` is the name of a generated function of the API's struct: rename this topic (its name can stay, with #[rpc(topic, name = \"{ident}\")])"
+            ),
+        );
+    }
+    if let Some(asyncness) = &sig.asyncness {
+        errors.push(
+            asyncness.span,
+            format!("topic `{ident}` is declared, not called: write it as a plain `fn {ident}() -> Topic<T>;`"),
+        );
+    }
+    if let Some(body) = &function.default {
+        errors
+            .spanned(body, format!("topic `{ident}` is declared, not implemented: end it with `;` instead of a body"));
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        errors.spanned(&sig.generics, format!("topic `{ident}` cannot be generic: its publications have one type"));
+    }
+    for (i, input) in sig.inputs.iter().enumerate() {
+        let plain_self = matches!(input, FnArg::Receiver(r) if i == 0 && r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none());
+        if !plain_self {
+            errors.spanned(
+                input,
+                format!("topic `{ident}` takes no params: subscribers get every publication; write `fn {ident}() -> Topic<T>;`"),
+            );
+        }
+    }
+    let ty = match &sig.output {
+        ReturnType::Type(_, ty) => topic_type(ty),
+        ReturnType::Default => None,
+    };
+    let Some(ty) = ty else {
+        let at = match &sig.output {
+            ReturnType::Type(_, ty) => ty.to_token_stream(),
+            ReturnType::Default => sig.ident.to_token_stream(),
+        };
+        errors.spanned(
+            at,
+            format!("topic `{ident}` must return `Topic<T>` (`switchboard::topic::Topic`), T being the type of its publications"),
+        );
+        return None;
+    };
+    if let Some((at, what)) = borrowed(&ty) {
+        errors.spanned(
+            at,
+            format!("the publication type of topic `{ident}` {what}: publications are sent as JSON and decoded into owned values, so use an owned type"),
+        );
+    }
+    let name = wire_name(args, &ident, attrs.name.as_ref(), errors);
+    if errors.count > before {
+        return None;
+    }
+    let ReturnType::Type(_, declared) = &sig.output else { return None };
+    let docs: Vec<Attribute> = function.attrs.iter().filter(|a| a.path().is_ident("doc")).cloned().collect();
+    Some(TopicDecl { summary: summary(&docs), ident, name, docs, declared: (**declared).clone(), ty })
+}
+
+/// `T` of a type written `Topic<T>` (any path ending so).
+fn topic_type(ty: &Type) -> Option<Type> {
+    match ty {
+        Type::Paren(inner) => topic_type(&inner.elem),
+        Type::Group(inner) => topic_type(&inner.elem),
+        Type::Path(path) if path.qself.is_none() => {
+            let last = path.path.segments.last()?;
+            if last.ident != "Topic" {
+                return None;
+            }
+            let PathArguments::AngleBracketed(args) = &last.arguments else { return None };
+            match (args.args.len(), args.args.first()) {
+                (1, Some(GenericArgument::Type(ty))) => Some(ty.clone()),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
 }
 
 /// Whether a type is written `Context` (any path ending in it, without generics).

@@ -5,7 +5,9 @@
 //! method with [`Method::schema`]) or are given by hand. What OpenRPC cannot
 //! express — methods the server calls on its clients, and topics it
 //! publishes — is described in the `x-client-methods` and `x-topics`
-//! extension fields.
+//! extension fields. A method whose params are one value as a whole (a list
+//! of any length, any JSON) rather than a list of params says so with
+//! `"x-params": "whole"` (see [`ParamsForm`]).
 //!
 //! ```
 //! use switchboard_shared::{Context, ErrorObject, Methods, discover::{Document, ServiceInfo}};
@@ -80,6 +82,30 @@ pub struct MethodDoc {
     /// Errors the method is documented to return.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ErrorDoc>,
+    /// How the params are sent (`x-params`; absent: as OpenRPC lists them).
+    #[serde(rename = "x-params", default, skip_serializing_if = "ParamsForm::is_listed")]
+    pub params_form: ParamsForm,
+}
+
+/// How a method takes its params: OpenRPC lists params one by one, but a
+/// JSON-RPC method may also take its `params` as one value (`sum [1, 2, 3]`
+/// takes any count of numbers, `echo` any JSON).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamsForm {
+    /// The params listed, sent by position or by name as `paramStructure`
+    /// says (OpenRPC's own meaning; the default).
+    #[default]
+    Listed,
+    /// The one param listed is the whole `params` value of the request (an
+    /// array or an object as it is, or absent): `"x-params": "whole"`.
+    Whole,
+}
+
+impl ParamsForm {
+    fn is_listed(&self) -> bool {
+        *self == ParamsForm::Listed
+    }
 }
 
 fn either() -> String {
@@ -174,6 +200,13 @@ impl ServiceInfo {
         self.topics.push(topic);
         self
     }
+
+    /// Describes every topic of an API: the documents a
+    /// `#[switchboard::rpc]` trait's generated `...Api::topics()` returns.
+    pub fn topics(mut self, topics: impl IntoIterator<Item = TopicDoc>) -> Self {
+        self.topics.extend(topics);
+        self
+    }
 }
 
 impl Document {
@@ -209,9 +242,9 @@ impl MethodDoc {
     /// Describes a method from what is known of it, without a handler (a
     /// method the other side serves, such as a typed client API's).
     pub fn from_info(name: String, info: &MethodInfo) -> MethodDoc {
-        let (params, param_structure) = match &info.params_schema {
+        let (params, param_structure, params_form) = match &info.params_schema {
             Some(schema) => params_from_schema(schema, &info.param_names),
-            None => (Vec::new(), either()),
+            None => (Vec::new(), either(), ParamsForm::Listed),
         };
         MethodDoc {
             name,
@@ -224,6 +257,7 @@ impl MethodDoc {
                 .iter()
                 .map(|(code, message)| ErrorDoc { code: *code, message: message.clone() })
                 .collect(),
+            params_form,
         }
     }
 
@@ -259,7 +293,8 @@ pub fn type_name(schema: &Value) -> String {
 /// by-name (structs also accept positional arrays, so: `either`). An
 /// object's properties are listed in the order of `names` when given (their
 /// positional order: the schema's own map is sorted by name), else by name.
-fn params_from_schema(schema: &Value, names: &[String]) -> (Vec<ParamDoc>, String) {
+/// Anything else is the whole params as one value ([`ParamsForm::Whole`]).
+fn params_from_schema(schema: &Value, names: &[String]) -> (Vec<ParamDoc>, String, ParamsForm) {
     if let Some(items) = schema.get("prefixItems").and_then(Value::as_array) {
         let params = items
             .iter()
@@ -270,7 +305,7 @@ fn params_from_schema(schema: &Value, names: &[String]) -> (Vec<ParamDoc>, Strin
                 required: true,
             })
             .collect();
-        return (params, "by-position".into());
+        return (params, "by-position".into(), ParamsForm::Listed);
     }
     if let Some(props) = schema.get("properties").and_then(Value::as_object) {
         let required: Vec<&str> = schema
@@ -289,14 +324,14 @@ fn params_from_schema(schema: &Value, names: &[String]) -> (Vec<ParamDoc>, Strin
                 required: required.contains(&name.as_str()),
             })
             .collect();
-        return (params, "either".into());
+        return (params, "either".into(), ParamsForm::Listed);
     }
     if schema.get("type").and_then(Value::as_str) == Some("null") {
-        return (Vec::new(), "either".into());
+        return (Vec::new(), "either".into(), ParamsForm::Listed);
     }
-    // Anything else (a Vec, any JSON): one positional param holding it all.
+    // Anything else (a Vec, any JSON): one param holding the params whole.
     let name = names.first().cloned().unwrap_or_else(|| "params".into());
-    (vec![ParamDoc { name, schema: schema.clone(), required: false }], "either".into())
+    (vec![ParamDoc { name, schema: schema.clone(), required: false }], "either".into(), ParamsForm::Whole)
 }
 
 /// The JSON Schema of `T`, with every subschema inlined (no `$ref`s).

@@ -191,6 +191,26 @@ impl Method {
         Method { handler: Arc::new(erased), info: MethodInfo::default() }
     }
 
+    /// A handler that answers without awaiting (as [`Method::sync`]), whose
+    /// params are decoded by `decode` (as for [`Method::with_decoder`]): no
+    /// future is allocated. The code `#[switchboard::rpc]` generates for a
+    /// `#[rpc(sync)]` method uses it.
+    pub fn sync_with_decoder<P, R, E, D, F>(decode: D, handler: F) -> Self
+    where
+        R: Serialize + 'static,
+        E: Into<ErrorObject> + 'static,
+        D: Fn(Option<&RawValue>) -> Result<P, ErrorObject> + Send + Sync + 'static,
+        F: Fn(P, Context) -> Result<R, E> + Send + Sync + 'static,
+    {
+        let erased = move |params: Option<&RawValue>, cx: &Context, id: Option<Id>| {
+            Dispatch::Ready(match decode(params) {
+                Err(e) => respond::<(), _>(id, Err(e), 0),
+                Ok(p) => respond(id, handler(p, cx.clone()), params.map_or(0, |p| p.get().len())),
+            })
+        };
+        Method { handler: Arc::new(erased), info: MethodInfo::default() }
+    }
+
     /// A handler that sees the raw params and the call's id (`None` for a
     /// notification) and produces the [`Dispatch`] itself. For layers that
     /// wrap or route other methods (the client's notification fan-out, a

@@ -34,7 +34,7 @@ pub const PUBLICATION_METHOD: &str = "rpc.publication";
 pub const HISTORY_METHOD: &str = "rpc.history";
 
 /// A place in a topic's stream: the last publication seen.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StreamPosition {
     /// The stream's epoch, an opaque string.
     pub epoch: String,

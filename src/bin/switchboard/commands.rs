@@ -92,7 +92,7 @@ fn connect_failure(e: ConnectError) -> Failure {
     }
 }
 
-async fn connect(target: &Target, methods: Methods, reconnect: Reconnect) -> Result<Client, Failure> {
+pub(crate) async fn connect(target: &Target, methods: Methods, reconnect: Reconnect) -> Result<Client, Failure> {
     builder(target)?.methods(methods).reconnect(reconnect).connect().await.map_err(connect_failure)
 }
 
@@ -107,7 +107,7 @@ fn parse_params(params: Option<&str>) -> Result<Value, Failure> {
 }
 
 /// Maps a call's error to its exit code, printing a server error object.
-fn call_failure(error: Error, target: &Target) -> Failure {
+pub(crate) fn call_failure(error: Error, target: &Target) -> Failure {
     match error {
         Error::Rpc(object) => {
             let _ = print_json(&object);

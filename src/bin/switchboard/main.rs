@@ -9,12 +9,14 @@
 //! switchboard batch URL [FILE|-]
 //! switchboard describe URL [METHOD]
 //! switchboard listen URL [--topic T ...] [--positioned] [--since EPOCH:OFFSET]
+//! switchboard codegen ts URL|FILE [-o OUT.js] [--import SPEC]
 //! ```
 //!
 //! Exit codes: 0 success, 1 the server answered with an error (printed),
 //! 2 usage error, 3 could not connect, lost the connection, or timed out
 //! (see [`EXIT_CODES`], which `--help` shows).
 
+mod codegen;
 mod commands;
 mod output;
 mod serve;
@@ -145,6 +147,34 @@ enum Command {
         #[arg(long, value_name = "EPOCH:OFFSET")]
         since: Option<StreamPosition>,
     },
+    /// Generate code from the service's OpenRPC document.
+    #[command(subcommand)]
+    Codegen(Codegen),
+}
+
+/// The languages `codegen` writes.
+#[derive(Debug, Subcommand)]
+enum Codegen {
+    /// A typed TypeScript wrapper over the JavaScript client (`client/js/switchboard.js`).
+    ///
+    /// Reads the OpenRPC document live (`rpc.discover` over a ws:// or wss:// URL) or from a FILE
+    /// (`-`: stdin), and writes a JavaScript module OUT.js (`methods(client)`, `topics(client)`,
+    /// `clientMethods(handlers)`) and its declarations OUT.d.ts: one typed function per method
+    /// (params and result from their JSON Schemas), a typed subscription per topic (`x-topics`), a
+    /// typed handler per method the server calls on the browser (`x-client-methods`). The output is
+    /// sorted, so the same document gives the same files. Without -o, prints the declarations.
+    #[command(after_help = EXIT_CODES)]
+    Ts {
+        /// The document: the service's WebSocket URL, or a JSON file (`-`: stdin).
+        #[command(flatten)]
+        source: Target,
+        /// The JavaScript module to write, ending in .js; its .d.ts goes beside it.
+        #[arg(short = 'o', long = "out", value_name = "OUT.js")]
+        out: Option<PathBuf>,
+        /// The module specifier the declarations import the client's types from.
+        #[arg(long = "import", value_name = "SPEC", default_value = "./switchboard.js")]
+        import: String,
+    },
 }
 
 /// Where to connect and how.
@@ -215,6 +245,9 @@ async fn main() -> ExitCode {
         Command::Describe { target, method } => commands::describe(&target, method.as_deref()).await,
         Command::Listen { target, topics, positioned, since } => {
             commands::listen(&target, &topics, positioned, since).await
+        }
+        Command::Codegen(Codegen::Ts { source, out, import }) => {
+            codegen::typescript(&source, out.as_deref(), &import).await
         }
     };
     match result {
