@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::error::{CallError, DeliveryError};
 use crate::push::{self, Answer};
 use crate::serve::accept;
-use crate::serve::admission::{self, Admission, Admitted, Refused};
+use crate::serve::admission::{self, Admission, Refused};
 use crate::serve::connection;
 use crate::serve::error::ServeError;
 use crate::state::hub::Hub;
@@ -288,8 +288,7 @@ impl ServerHandle {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         self.start_background();
-        let Admitted { info, slot } = admission.admitted;
-        connection::start(&self.hub, ws, info, slot)
+        connection::start(&self.hub, ws, admission.admitted)
     }
 
     /// The WebSocket settings (message size limit, read buffer) the server

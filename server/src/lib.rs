@@ -7,8 +7,10 @@
 //!
 //! - [`ServerBuilder`]: every limit and policy, with its default;
 //! - [`listen`](Server::listen): the one accept loop, with the handshake:
-//!   check origin, connection limit and the authenticator (synchronous
-//!   [`Authenticator`] or awaiting [`AsyncAuthenticator`]), then upgrade;
+//!   check origin (same origin by default, [`OriginPolicy`]), connection
+//!   limits (in all and per client address) and the authenticator
+//!   (synchronous [`Authenticator`] or awaiting [`AsyncAuthenticator`];
+//!   credentials may expire and be refreshed), then upgrade;
 //! - a **registry** of live connections and topics, behind [`ServerHandle`]:
 //!   call, notify, broadcast, publish, [`call_many`](ServerHandle::call_many),
 //!   graceful [`shutdown`](ServerHandle::shutdown);
@@ -69,7 +71,7 @@ pub mod web;
 
 pub use builder::ServerBuilder;
 pub use config::auth::{AsyncAuthenticator, AuthFuture, Authenticator, Identity, Rejection, UpgradeRequest};
-pub use config::origin::{MissingOrigin, OriginPolicy};
+pub use config::origin::{InvalidOrigin, MissingOrigin, OriginPattern, OriginPolicy};
 pub use config::settings::defaults;
 pub use config::subscriptions::{Builtins, SubscriptionDecision};
 pub use config::topics::{ConflationKey, HistoryLimits, SlowConsumer};

@@ -111,13 +111,14 @@ async fn the_hub_path_upgrades_to_the_hub() {
 #[tokio::test]
 async fn the_admission_checks_apply_to_upgrades_over_http() {
     let site = Site::new();
-    let builder = Server::builder().allowed_origins(["http://good.example"]).max_connections(1).authenticate(|req| {
-        match req.query_param("token").as_deref() {
-            Some("secret") => Ok(json!({"user": "ada"})),
-            Some(_) => Err(Rejection::Forbidden("unknown token".into())),
-            None => Err(Rejection::Unauthorized("a token is required".into())),
-        }
-    });
+    let builder =
+        Server::builder().allowed_origins(["http://good.example"]).unwrap().max_connections(1).authenticate(|req| {
+            match req.query_param("token").as_deref() {
+                Some("secret") => Ok(json!({"user": "ada"})),
+                Some(_) => Err(Rejection::Forbidden("unknown token".into())),
+                None => Err(Rejection::Unauthorized("a token is required".into())),
+            }
+        });
     let (_hub, addr) = serve(builder, &site).await;
 
     let with_origin = |path: &str, origin: &str| {

@@ -7,10 +7,13 @@
 //! - `writer`: the bounded outbound queue and the coalescing writer (internal);
 //! - [`peer`]: the connection task that ties them together;
 //! - [`discover`]: the OpenRPC document behind `rpc.discover`;
-//! - [`stream`]: the wire of topic streams (positions, `rpc.publication`, `rpc.history`).
+//! - [`stream`]: the wire of topic streams (positions, `rpc.publication`, `rpc.history`);
+//! - [`credentials`]: the wire of expiring credentials (`rpc.refresh`) and
+//!   keeping secrets out of logs.
 
 pub mod codec;
 pub mod context;
+pub mod credentials;
 pub mod discover;
 pub mod error;
 pub mod methods;
@@ -25,7 +28,7 @@ pub use error::Error;
 pub use methods::{Dispatch, Method, MethodInfo, Methods, RpcResult};
 pub use peer::{
     BatchBuilder, Cancellation, CloseReason, Heartbeat, IdGenerator, MalformedFrames, PeerCall, PeerConfig, PeerHandle,
-    StrayMessage,
+    RateLimit, StrayMessage,
 };
 pub use writer::{Overflow, Shed, Sheddable};
 

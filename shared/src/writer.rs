@@ -400,12 +400,19 @@ pub(crate) struct Writer {
     batch: VecDeque<Outgoing>,
     batch_bytes: QueuedBytes,
     needs_flush: bool,
-    close_sent: bool,
+    /// The code and reason of the close frame written, once it is (boxed:
+    /// every connection carries one pointer for it).
+    close_sent: Option<Box<(u16, String)>>,
 }
 
 impl Writer {
+    /// The code and reason of the close frame written, once it is.
+    pub(crate) fn close_sent(&self) -> Option<&(u16, String)> {
+        self.close_sent.as_deref()
+    }
+
     pub(crate) fn has_work(&self, queue: &OutboundQueue) -> bool {
-        !self.close_sent && (!self.batch.is_empty() || self.needs_flush || queue.has_frames())
+        self.close_sent.is_none() && (!self.batch.is_empty() || self.needs_flush || queue.has_frames())
     }
 
     /// Writes every queued frame, then flushes once.
@@ -429,16 +436,19 @@ impl Writer {
                         ready!(Pin::new(&mut *sink).poll_flush(cx))?;
                         self.needs_flush = false;
                     }
-                    return Poll::Ready(Ok(if self.close_sent { Drive::CloseSent } else { Drive::Idle }));
+                    return Poll::Ready(Ok(if self.close_sent.is_some() { Drive::CloseSent } else { Drive::Idle }));
                 }
             }
             ready!(Pin::new(&mut *sink).poll_ready(cx))?;
             let frame = self.batch.pop_front().expect("batch is not empty");
-            let closing = matches!(frame, Outgoing::Close(..));
+            let closing = match &frame {
+                Outgoing::Close(code, reason) => Some(Box::new((u16::from(*code), reason.to_string()))),
+                _ => None,
+            };
             Pin::new(&mut *sink).start_send(frame.into_message())?;
             self.needs_flush = true;
-            if closing {
-                self.close_sent = true;
+            if closing.is_some() {
+                self.close_sent = closing;
                 self.batch.clear();
             }
         }

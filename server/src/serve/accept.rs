@@ -125,5 +125,5 @@ where
     }
     // Small reads for idle sockets, big ones for busy sockets: see `ReadAhead`.
     let (ws, admitted) = handshake::upgrade(hub, ReadAhead::new(stream), remote).await?;
-    Ok(connection::start(hub, ws, admitted.info, admitted.slot))
+    Ok(connection::start(hub, ws, admitted))
 }

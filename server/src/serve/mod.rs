@@ -9,3 +9,4 @@ pub(crate) mod connection;
 pub(crate) mod error;
 pub(crate) mod handshake;
 pub(crate) mod read_ahead;
+pub(crate) mod refresh;

@@ -55,6 +55,7 @@ impl Hub {
                 max_batch_len: settings.max_batch_len,
                 call_timeout: Some(settings.call_timeout),
                 heartbeat: settings.heartbeat,
+                rate_limit: settings.rate_limit,
                 id_generator: None,
                 extensions: http::Extensions::new(),
                 ..PeerConfig::default()
@@ -63,7 +64,7 @@ impl Hub {
             Hub {
                 methods: Arc::new(methods(hub)),
                 peer_config: Arc::new(peer_config),
-                lifecycle: Lifecycle::new(settings.max_connections),
+                lifecycle: Lifecycle::new(settings.max_connections, settings.max_connections_per_ip),
                 app_heartbeat: AppHeartbeat::new(settings.app_heartbeat),
                 settings,
                 policies,
@@ -129,9 +130,10 @@ impl Hub {
         let _ = phase.wait_for(|phase| *phase == ServerPhase::Stopped).await;
     }
 
-    /// Takes a slot for a new connection, within `max_connections`.
-    pub(crate) fn reserve(&self) -> Result<Slot, NoSlot> {
-        self.lifecycle.reserve()
+    /// Takes a slot for a new connection from `ip` (when known), within
+    /// `max_connections` and `max_connections_per_ip`.
+    pub(crate) fn reserve(&self, ip: Option<std::net::IpAddr>) -> Result<Slot, NoSlot> {
+        self.lifecycle.reserve(ip)
     }
 
     /// Registers a listener: the server is not stopped before the guard is dropped.

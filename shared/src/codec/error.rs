@@ -26,6 +26,11 @@ pub mod code {
     /// as many requests running and parked as its limits allow; `data` names
     /// the limit. Retry after some of your calls have been answered.
     pub const SERVER_BUSY: i64 = -32002;
+    /// Server error range used by Switchboard: the connection's call rate is
+    /// over its limit (a token bucket, see `PeerConfig::rate_limit`); `data`
+    /// is `{"retry_after_ms": N}`, the wait before the next call would be
+    /// admitted. Notifications over the limit are dropped instead.
+    pub const RATE_LIMITED: i64 = -32003;
     /// The request was cancelled by its caller (`$/cancelRequest`, the
     /// Language Server Protocol's code and convention).
     pub const REQUEST_CANCELLED: i64 = -32800;
@@ -40,6 +45,7 @@ pub mod code {
             INTERNAL_ERROR => "Internal error",
             SHUTTING_DOWN => "Server shutting down",
             SERVER_BUSY => "Server busy",
+            RATE_LIMITED => "Rate limited",
             REQUEST_CANCELLED => "Request cancelled",
             _ => return None,
         })
@@ -126,6 +132,14 @@ impl ErrorObject {
     /// -32002: a connection limit refused the request; `detail` names it.
     pub fn server_busy(detail: impl fmt::Display) -> Self {
         Self::standard(code::SERVER_BUSY).with_data(detail.to_string())
+    }
+
+    /// -32003: the connection's call rate is over its limit; the next call
+    /// would be admitted after `retry_after` (rounded up to whole
+    /// milliseconds in `data`: `{"retry_after_ms": N}`).
+    pub fn rate_limited(retry_after: std::time::Duration) -> Self {
+        let ms = u64::try_from(retry_after.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+        Self::standard(code::RATE_LIMITED).with_data(serde_json::json!({ "retry_after_ms": ms }))
     }
 
     /// -32800: the caller cancelled the request.

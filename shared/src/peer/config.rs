@@ -112,6 +112,12 @@ pub struct PeerConfig {
     /// Told of every [`StrayMessage`]. Default none (they are still counted
     /// and logged).
     pub on_stray: Option<StrayHook>,
+    /// A token bucket over the other side's requests and notifications
+    /// ([`RateLimit`](super::RateLimit)): over it, a request is answered
+    /// -32003 "Rate limited" (`data: {"retry_after_ms": N}`), a notification
+    /// is dropped, and repeated abuse closes with 1008. Default `None` (off,
+    /// at no cost per request).
+    pub rate_limit: Option<super::RateLimit>,
     /// Typed values every connection spawned with this config shares (a
     /// server puts a handle to itself here). [`Context::extension`](crate::Context::extension)
     /// looks in the connection's own `ConnectionInfo::extensions` first, then
@@ -133,6 +139,7 @@ impl Default for PeerConfig {
             cancellation: Cancellation::Notify,
             malformed_frames: MalformedFrames::Answer,
             on_stray: None,
+            rate_limit: None,
             extensions: http::Extensions::new(),
         }
     }
@@ -152,6 +159,7 @@ impl std::fmt::Debug for PeerConfig {
             .field("cancellation", &self.cancellation)
             .field("malformed_frames", &self.malformed_frames)
             .field("on_stray", &self.on_stray.is_some())
+            .field("rate_limit", &self.rate_limit)
             .finish()
     }
 }

@@ -26,6 +26,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::dispatch::Parked;
+use super::rate::Bucket;
 use super::{CloseHook, CloseReason, PeerHandle};
 use crate::codec::ErrorObject;
 use crate::methods::Methods;
@@ -35,8 +36,9 @@ use crate::writer::{Drive, Writer};
 pub(super) struct Connection {
     pub(super) handle: PeerHandle,
     pub(super) methods: Arc<Methods>,
-    /// Set once our close frame is written: later frames are not dispatched.
-    pub(super) close_sent: bool,
+    /// Set once our close frame is written (its code and reason): later
+    /// frames are not dispatched.
+    pub(super) close_sent: Option<Box<(u16, String)>>,
     /// Set when a graceful shutdown begins.
     pub(super) draining: bool,
     /// While a batch is being handled, its ready answers are gathered here
@@ -45,6 +47,9 @@ pub(super) struct Connection {
     /// Requests waiting for a free in-flight slot (made on first use: idle
     /// connections carry one pointer for it).
     pub(super) parked: Option<Box<Parked>>,
+    /// The rate limit's bucket, when the config has one (boxed: idle
+    /// connections without a limit carry one empty pointer).
+    pub(super) rate: Option<Box<Bucket>>,
     /// Runs once when the connection has ended.
     on_close: Option<CloseHook>,
     /// Set once the ending has run; a task unwound by a panic finds it unset.
@@ -61,10 +66,12 @@ const BURST_OUTPUT: usize = 64 << 10;
 
 impl Connection {
     pub(super) fn new(handle: PeerHandle, methods: Arc<Methods>, on_close: Option<CloseHook>) -> Self {
+        let rate = handle.shared.config.rate_limit.map(|limit| Box::new(Bucket::new(limit, Instant::now())));
         Connection {
+            rate,
             handle,
             methods,
-            close_sent: false,
+            close_sent: None,
             draining: false,
             collecting: None,
             parked: None,
@@ -108,7 +115,7 @@ impl Connection {
                         self.draining = true;
                         self.refuse_parked(ErrorObject::shutting_down());
                     }
-                    if !self.close_sent
+                    if self.close_sent.is_none()
                         && close_deadline.is_none()
                         && (self.handle.in_flight() == 0 || tokio::time::Instant::now() >= deadline)
                     {
@@ -133,7 +140,7 @@ impl Connection {
                     {
                         match drive {
                             Ok(Drive::CloseSent) => {
-                                self.close_sent = true;
+                                self.close_sent = writer.close_sent().cloned().map(Box::new);
                                 close_deadline.get_or_insert_with(|| tokio::time::Instant::now() + Duration::from_secs(2));
                             }
                             Ok(Drive::Idle) => {}
@@ -220,10 +227,9 @@ impl Connection {
     }
 
     fn local_or_remote(&self, code: Option<u16>, reason: String) -> CloseReason {
-        if self.close_sent {
-            CloseReason::Local { code: 1001, reason: "closed".into() }
-        } else {
-            CloseReason::Remote { code, reason }
+        match self.close_sent.as_deref() {
+            Some((code, reason)) => CloseReason::Local { code: *code, reason: reason.clone() },
+            None => CloseReason::Remote { code, reason },
         }
     }
 
