@@ -47,6 +47,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = Server::builder()
         .builtins(Builtins::Topics)
         .max_connections(args.max_connections)
+        // The load generator opens every connection from one address.
+        .max_connections_per_ip(args.max_connections)
         .history_entries(args.history)
         .build(contract_methods())
         .listen(args.addr)

@@ -196,10 +196,7 @@ async fn ask_periodically(server: ServerHandle, every: Duration) {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    switchboard::logging::init_stderr("info");
 
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     // The page's own origin may connect (the server's default); other web

@@ -18,10 +18,12 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 use serde_json::{Number, json};
-use switchboard_server::{DeliveryError, ListenError, Server, ServerContext, ServerHandle};
+use switchboard_server::{
+    DeliveryError, ListenError, MissingOrigin, OriginPattern, OriginPolicy, Server, ServerContext, ServerHandle,
+};
 use switchboard_shared::codec::encode;
 use switchboard_shared::discover::{ServiceInfo, TopicDoc};
-use switchboard_shared::{Context, ErrorObject, Methods, Overflow};
+use switchboard_shared::{Context, ErrorObject, Methods, Overflow, RateLimit};
 
 /// The largest `flood` pad, so one call cannot make the server allocate without bound.
 pub const MAX_FLOOD_PAD: usize = 16 << 20;
@@ -184,10 +186,46 @@ pub fn service_info() -> ServiceInfo {
     })
 }
 
+/// The demo hub's rate limit, on unless `switchboard serve --rate-limit 0`:
+/// 100 calls a second per connection on average, 200 at once after a pause;
+/// over it calls are answered -32003 "Rate limited", and 1,000 refusals
+/// without a pause close the connection with 1008.
+pub const RATE_LIMIT: RateLimit = RateLimit { per_second: 100.0, burst: 200, close_after: Some(1_000) };
+
+/// How the demo hub guards itself beyond the server's defaults (which it
+/// keeps: same-origin browsers only, 256 connections per client address).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Guards {
+    /// Browser origins, besides the hub's own, that may connect
+    /// (`switchboard serve --allow-origin`). Default: none.
+    pub allowed_origins: Vec<OriginPattern>,
+    /// The per-connection rate limit. Default: [`RATE_LIMIT`].
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl Default for Guards {
+    fn default() -> Self {
+        Guards { allowed_origins: Vec::new(), rate_limit: Some(RATE_LIMIT) }
+    }
+}
+
 /// Starts the demo hub on `addr`: the contract's methods, `rpc.discover`,
-/// `rpc.subscribe`, and the `clock` topic ticking every second.
+/// `rpc.subscribe`, and the `clock` topic ticking every second; with the
+/// default [`Guards`].
 pub async fn serve(addr: SocketAddr) -> Result<ServerHandle, ListenError> {
-    let server = Server::builder().discovery(service_info()).build(contract_methods()).listen(addr).await?;
+    serve_with(addr, Guards::default()).await
+}
+
+/// [`serve`] with these guards.
+pub async fn serve_with(addr: SocketAddr, guards: Guards) -> Result<ServerHandle, ListenError> {
+    let origins = OriginPolicy::AllowList { origins: guards.allowed_origins, missing: MissingOrigin::Accept };
+    let server = Server::builder()
+        .discovery(service_info())
+        .origins(origins)
+        .rate_limit(guards.rate_limit)
+        .build(contract_methods())
+        .listen(addr)
+        .await?;
     tokio::spawn(clock(server.clone()));
     Ok(server)
 }

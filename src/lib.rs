@@ -21,9 +21,12 @@
 //! [`rpc`] turns a trait into a typed API: the server's registration, the
 //! typed callers and the discovery entries, from one definition.
 //!
-//! [`demo`] is the hub that `switchboard serve` runs.
+//! [`demo`] is the hub that `switchboard serve` runs; [`logging`] is how
+//! Switchboard's programs log (plain text off a terminal, credentials kept
+//! out).
 
 pub mod demo;
+pub mod logging;
 mod typed;
 
 #[doc(inline)]

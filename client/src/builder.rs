@@ -5,8 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::future::Future;
+use std::pin::Pin;
+
 use http::{HeaderMap, HeaderName, HeaderValue};
-use switchboard_shared::{Heartbeat, Id, IdGenerator, MalformedFrames, Methods, Overflow, PeerConfig};
+use switchboard_shared::credentials::{REFRESH_METHOD, redact_url};
+use switchboard_shared::{
+    Context, ErrorObject, Heartbeat, Id, IdGenerator, MalformedFrames, Methods, Overflow, PeerConfig,
+};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use url::Url;
@@ -101,6 +107,11 @@ pub enum AttemptError {
     /// missing upgrade header...).
     #[error("WebSocket handshake failed: {0}")]
     Handshake(String),
+    /// The token provider ([`ClientBuilder::token_provider`]) failed, or
+    /// gave a token that cannot be an HTTP header value, so no attempt was
+    /// made. Its message is the provider's error (never the token).
+    #[error("the token provider failed: {0}")]
+    TokenProvider(String),
 }
 
 impl AttemptError {
@@ -164,6 +175,7 @@ pub struct ClientBuilder {
     max_queue_bytes: usize,
     heartbeat: Option<Heartbeat>,
     tls: Option<Arc<rustls::ClientConfig>>,
+    token_provider: Option<TokenProvider>,
 }
 
 impl Default for ClientBuilder {
@@ -185,6 +197,7 @@ impl Default for ClientBuilder {
             max_queue_bytes: peer.max_queue_bytes,
             heartbeat: None,
             tls: None,
+            token_provider: None,
         }
     }
 }
@@ -192,7 +205,7 @@ impl Default for ClientBuilder {
 impl std::fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientBuilder")
-            .field("endpoints", &self.endpoints)
+            .field("endpoints", &self.endpoints.iter().map(|url| redact_url(url)).collect::<Vec<_>>())
             .field("methods", &self.methods)
             .field("timeout", &self.timeout)
             .field("when_offline", &self.when_offline)
@@ -207,6 +220,7 @@ impl std::fmt::Debug for ClientBuilder {
             .field("max_queue_bytes", &self.max_queue_bytes)
             .field("heartbeat", &self.heartbeat)
             .field("custom_tls", &self.tls.is_some())
+            .field("token_provider", &self.token_provider.is_some())
             .finish()
     }
 }
@@ -295,6 +309,45 @@ impl ClientBuilder {
     pub fn token(self, token: impl AsRef<str>) -> Self {
         let value = format!("Bearer {}", token.as_ref());
         self.header("authorization", value)
+    }
+
+    /// Fetches a fresh token before every connection attempt (the first and
+    /// every reconnect) and sends it as `Authorization: Bearer <token>`; and
+    /// answers the server's `rpc.refresh` (its call when the credentials it
+    /// accepted expire) with a fresh one, so the connection lives on.
+    /// Replaces [`token`](Self::token) and an `authorization` header.
+    ///
+    /// Default: none. A client without one answers `rpc.refresh` with
+    /// -32601, and a server whose credentials expire closes it after its
+    /// grace period (4401 "credentials expired"; the client reconnects with
+    /// its static token, if any). A provider that fails makes that attempt
+    /// fail with [`AttemptError::TokenProvider`] (retried as the reconnect
+    /// policy says), or answers `rpc.refresh` with -32603. Tokens never
+    /// appear in logs, `Debug` output or error messages.
+    ///
+    /// ```no_run
+    /// use switchboard_client::Client;
+    ///
+    /// # async fn fetch_token() -> Result<String, std::io::Error> { Ok("t".into()) }
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = Client::builder()
+    ///     .endpoint("wss://hub.example.com/rpc")
+    ///     .token_provider(|| async { fetch_token().await })
+    ///     .connect()
+    ///     .await?;
+    /// # let _ = client; Ok(()) }
+    /// ```
+    pub fn token_provider<F, Fut, E>(mut self, provider: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<String, E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        self.token_provider = Some(Arc::new(move || {
+            let fetching = provider();
+            Box::pin(async move { fetching.await.map_err(|e| e.to_string()) })
+        }));
+        self
     }
 
     /// Adds a header to every upgrade request. Default: none. An invalid
@@ -397,9 +450,17 @@ impl ClientBuilder {
         let ws_config = ws_config(self.max_message_size);
         let mut failures = Vec::new();
         for url in urls {
-            match open_socket(&url, &headers, self.tls.as_ref(), ws_config, self.connect_timeout).await {
+            let headers = match &self.token_provider {
+                None => Ok(headers.clone()),
+                Some(provider) => with_fresh_token(&headers, provider, self.connect_timeout).await,
+            };
+            let opened = match headers {
+                Ok(headers) => open_socket(&url, &headers, self.tls.as_ref(), ws_config, self.connect_timeout).await,
+                Err(e) => Err(e),
+            };
+            match opened {
                 Ok((ws, _response)) => return Ok(ws),
-                Err(e) => failures.push((url.to_string(), e)),
+                Err(e) => failures.push((redact_url(url.as_str()).into_owned(), e)),
             }
         }
         Err(ConnectError::Unreachable { failures })
@@ -437,13 +498,28 @@ impl ClientBuilder {
             ..PeerConfig::default()
         };
         let ws_config = ws_config(self.max_message_size);
+        let mut methods = self.methods;
+        if let Some(provider) = &self.token_provider {
+            if !methods.contains(REFRESH_METHOD) {
+                let provider = Arc::clone(provider);
+                methods
+                    .register(REFRESH_METHOD, move |(): (), _cx: Context| {
+                        let fetching = provider();
+                        async move {
+                            fetching.await.map_err(|e| ErrorObject::internal(format!("the token provider failed: {e}")))
+                        }
+                    })
+                    .describe("Answers the server's request for a fresh credential with the token provider's.");
+            }
+        }
         let dialer = Arc::new(Dialer {
             headers,
+            token_provider: self.token_provider,
             tls: self.tls,
             ws_config,
             connect_timeout: self.connect_timeout,
             peer_config,
-            methods: Arc::new(client_methods(self.methods, Arc::clone(&routing))),
+            methods: Arc::new(client_methods(methods, Arc::clone(&routing))),
             reconnect: self.reconnect.clone(),
             routing: Arc::clone(&routing),
             board: Arc::clone(&board),
@@ -482,7 +558,7 @@ impl ClientBuilder {
         match outcome {
             Ok(slots) if slots.iter().any(|s| s.ever_ready) => Ok(client),
             Ok(slots) => {
-                let urls = client.inner.balancer.endpoints().iter().map(|e| e.url.to_string());
+                let urls = client.inner.balancer.endpoints().iter().map(|e| redact_url(e.url.as_str()).into_owned());
                 let failures = urls.zip(slots).filter_map(|(url, slot)| Some((url, slot.last_error?))).collect();
                 Err(ConnectError::Unreachable { failures })
             }
@@ -490,6 +566,32 @@ impl ClientBuilder {
             Err(_) => Err(ConnectError::Unreachable { failures: Vec::new() }),
         }
     }
+}
+
+/// A token provider as the client keeps it: a fresh token, or why not.
+pub(crate) type TokenProvider =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<String, String>> + Send>> + Send + Sync>;
+
+/// `headers` with `Authorization: Bearer <a token fresh from provider>`
+/// (marked sensitive), the provider given at most `timeout`.
+pub(crate) async fn with_fresh_token(
+    headers: &HeaderMap,
+    provider: &TokenProvider,
+    timeout: Duration,
+) -> Result<HeaderMap, AttemptError> {
+    let token = match tokio::time::timeout(timeout, provider()).await {
+        Ok(Ok(token)) => token,
+        Ok(Err(e)) => return Err(AttemptError::TokenProvider(e)),
+        Err(_) => {
+            return Err(AttemptError::TokenProvider(format!("no token within {timeout:?} (the connect timeout)")));
+        }
+    };
+    let mut value = HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+        .map_err(|_| AttemptError::TokenProvider("the token is not a valid HTTP header value".into()))?;
+    value.set_sensitive(true);
+    let mut headers = headers.clone();
+    headers.insert(http::header::AUTHORIZATION, value);
+    Ok(headers)
 }
 
 /// A WebSocket opened by [`ClientBuilder::open_socket`]: tokio-tungstenite's
@@ -502,7 +604,7 @@ fn ws_config(max_message_size: Option<usize>) -> WebSocketConfig {
 }
 
 fn parse_url(text: &str) -> Result<Url, ConnectError> {
-    let invalid = |reason: String| ConnectError::InvalidUrl { url: text.to_owned(), reason };
+    let invalid = |reason: String| ConnectError::InvalidUrl { url: redact_url(text).into_owned(), reason };
     let url = Url::parse(text).map_err(|e| invalid(e.to_string()))?;
     if !matches!(url.scheme(), "ws" | "wss") {
         return Err(invalid(format!("the scheme must be ws or wss, not {:?}", url.scheme())));

@@ -50,6 +50,9 @@ pub(super) struct Connection {
     /// The rate limit's bucket, when the config has one (boxed: idle
     /// connections without a limit carry one empty pointer).
     pub(super) rate: Option<Box<Bucket>>,
+    /// Set when the rate limit's `close_after` was reached: the connection
+    /// closes once the frame being handled is answered.
+    pub(super) close_for_rate: bool,
     /// Runs once when the connection has ended.
     on_close: Option<CloseHook>,
     /// Set once the ending has run; a task unwound by a panic finds it unset.
@@ -69,6 +72,7 @@ impl Connection {
         let rate = handle.shared.config.rate_limit.map(|limit| Box::new(Bucket::new(limit, Instant::now())));
         Connection {
             rate,
+            close_for_rate: false,
             handle,
             methods,
             close_sent: None,
@@ -180,7 +184,9 @@ impl Connection {
                     }
                     () = poll_fn(|cx| deadline_timer.as_mut().map_or(Poll::Pending, |t| t.as_mut().poll(cx))), if deadline_timer.is_some() => {
                         if close_deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-                            break CloseReason::Local { code: 1001, reason: "close handshake timed out".into() };
+                            let (code, reason) = self.close_sent.as_deref().cloned().unwrap_or((1001, String::new()));
+                            let reason = format!("{reason} (the close handshake timed out)").trim_start().to_owned();
+                            break CloseReason::Local { code, reason };
                         }
                     }
                 }

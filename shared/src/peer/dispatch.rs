@@ -165,6 +165,10 @@ impl Connection {
             }
             Ok(Frame::Batch(entries)) => self.on_batch(entries),
         }
+        if self.close_for_rate {
+            self.close_for_rate = false;
+            self.handle.close(RATE_LIMIT_CLOSE_CODE, RATE_LIMIT_CLOSE_REASON);
+        }
     }
 
     /// Routes responses and cancellations at once; returns what is left to run.
@@ -307,7 +311,8 @@ impl Connection {
         shared.stats.count(|s| &s.rate_limited);
         if close {
             tracing::warn!("rate limit exceeded again and again; closing with {RATE_LIMIT_CLOSE_CODE}");
-            self.handle.close(RATE_LIMIT_CLOSE_CODE, RATE_LIMIT_CLOSE_REASON);
+            // After this frame's answers (see `on_text`): the last refusal is answered too.
+            self.close_for_rate = true;
         }
         match id {
             Some(id) => Limited::Answer(encode::error(id, &ErrorObject::rate_limited(wait))),

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use switchboard::client::{
     Client, ClientBuilder, ConnectError, RawSocket, Reconnect, State, StreamItem, StreamPosition,
 };
+use switchboard::demo::Guards;
 use switchboard::shared::codec::encode;
 use switchboard::shared::discover::{Document, MethodDoc, TopicDoc, type_name};
 use switchboard::shared::stream::PUBLICATION_METHOD;
@@ -23,12 +24,9 @@ use tokio::sync::Notify;
 use crate::output::print_json;
 use crate::{Failure, Outcome, Target};
 
-pub(crate) async fn serve(addr: SocketAddr) -> Result<Outcome, Failure> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    let hub = switchboard::demo::serve(addr)
+pub(crate) async fn serve(addr: SocketAddr, guards: Guards) -> Result<Outcome, Failure> {
+    switchboard::logging::init_stderr("info");
+    let hub = switchboard::demo::serve_with(addr, guards)
         .await
         .map_err(|e| Failure::new(Outcome::Unreachable, format!("cannot listen on {addr}: {e}")))?;
     // Ready for Ctrl-C before saying so: whoever reads the line may interrupt at once.

@@ -2,7 +2,7 @@
 //! service from the shell.
 //!
 //! ```text
-//! switchboard serve [--addr 127.0.0.1:9000]
+//! switchboard serve [--addr 127.0.0.1:9000] [--allow-origin ORIGIN ...] [--rate-limit N] [--rate-burst N]
 //! switchboard call URL METHOD [PARAMS_JSON]
 //! switchboard notify URL METHOD [PARAMS_JSON]
 //! switchboard batch URL [FILE|-]
@@ -24,6 +24,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use switchboard::client::StreamPosition;
+use switchboard::demo::Guards;
+use switchboard::server::OriginPattern;
+use switchboard::shared::RateLimit;
 
 /// The exit codes, as `--help` shows them.
 const EXIT_CODES: &str = "\
@@ -47,10 +50,27 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a demo hub: the benchmark contract's methods, a `clock` topic, and discovery.
+    ///
+    /// Guarded by default: browser pages may connect only from the hub's own origin (add others with
+    /// --allow-origin); at most 256 connections per client address (HTTP 503 beyond); each
+    /// connection may make --rate-limit calls a second on average and --rate-burst at once (calls
+    /// over it are answered -32003 "Rate limited" with `{"retry_after_ms": N}`, notifications
+    /// dropped, and 1,000 refusals in a row close the connection with 1008). Logs go to stderr
+    /// (RUST_LOG sets the level; plain text unless stderr is a terminal).
     Serve {
         /// Address to listen on (ws://ADDR/).
         #[arg(long, default_value = "127.0.0.1:9000")]
         addr: SocketAddr,
+        /// Let browser pages from ORIGIN connect too (repeatable): `scheme://host[:port]`, the host may
+        /// start with `*.` (any subdomain) and the port may be `*`, e.g. `https://*.example.com`.
+        #[arg(long = "allow-origin", value_name = "ORIGIN")]
+        allow_origins: Vec<OriginPattern>,
+        /// Calls per second each connection may make on average; 0 turns the rate limit off.
+        #[arg(long, value_name = "PER_SECOND", default_value_t = switchboard::demo::RATE_LIMIT.per_second, value_parser = rate)]
+        rate_limit: f64,
+        /// Calls each connection may make at once after a pause.
+        #[arg(long, value_name = "CALLS", default_value_t = switchboard::demo::RATE_LIMIT.burst)]
+        rate_burst: u32,
     },
     /// Call METHOD and print its result.
     ///
@@ -198,7 +218,14 @@ async fn main() -> ExitCode {
         Err(e) => return usage_error(&e),
     };
     let result = match cli.command {
-        Command::Serve { addr } => commands::serve(addr).await,
+        Command::Serve { addr, allow_origins, rate_limit, rate_burst } => {
+            let rate_limit = (rate_limit > 0.0).then(|| RateLimit {
+                per_second: rate_limit,
+                burst: rate_burst,
+                ..switchboard::demo::RATE_LIMIT
+            });
+            commands::serve(addr, Guards { allowed_origins: allow_origins, rate_limit }).await
+        }
         Command::Call { target, method, params } => commands::call(&target, &method, params.as_deref()).await,
         Command::Notify { target, method, params } => commands::notify(&target, &method, params.as_deref()).await,
         Command::Batch { target, file } => commands::batch(&target, file.as_deref()).await,
@@ -213,6 +240,14 @@ async fn main() -> ExitCode {
             eprintln!("switchboard: {}", failure.message);
             ExitCode::from(failure.outcome as u8)
         }
+    }
+}
+
+/// A `--rate-limit`: a finite number of calls a second, 0 or more.
+fn rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate >= 0.0 => Ok(rate),
+        _ => Err(format!("{text:?} is not a number of calls per second (0 or more; 0 turns the limit off)")),
     }
 }
 
