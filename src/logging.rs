@@ -26,6 +26,12 @@ pub fn filter(default: &str) -> EnvFilter {
     capped(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)))
 }
 
+/// `directives` (`RUST_LOG` syntax, e.g. `"debug,switchboard::call=trace"`)
+/// with [`NOISY_TARGETS`] capped at `info`; invalid directives are skipped.
+pub fn filter_from(directives: &str) -> EnvFilter {
+    capped(EnvFilter::new(directives))
+}
+
 /// `filter` with [`NOISY_TARGETS`] capped at `info`.
 fn capped(mut filter: EnvFilter) -> EnvFilter {
     for target in NOISY_TARGETS {
