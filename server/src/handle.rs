@@ -237,7 +237,8 @@ impl ServerHandle {
     /// Runs the admission checks of the server's own handshake on an upgrade
     /// request that an HTTP layer (hyper, axum...) received, before it
     /// answers `101 Switching Protocols`: a shutdown under way (503), the
-    /// origin policy (403), the connection limit (503; a slot is taken here)
+    /// origin policy (403), the connection limits in all and per
+    /// client address (503; a slot is taken here)
     /// and the authenticator (401 / 403, 503 when an asynchronous one times
     /// out; else the connection's identity). A refusal is logged as the
     /// server's handshake logs it. Only the request's head is read (copied
