@@ -255,6 +255,11 @@ impl Identity {
     /// the client for a fresh one (`rpc.refresh`), and closes the connection
     /// with 4401 "credentials expired" if none is accepted within the
     /// builder's `refresh_grace`. Default: they never expire.
+    ///
+    /// Of the identity a fresh credential is accepted with, only the expiry
+    /// counts: the connection keeps the data it was admitted with (an
+    /// authenticator that must not accept another user's token on refresh
+    /// compares, knowing the connection from [`UpgradeRequest::refreshing`]).
     pub fn expires_in(mut self, ttl: Duration) -> Self {
         self.expires = Some(Expiry::After(ttl));
         self
