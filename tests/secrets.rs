@@ -109,7 +109,7 @@ async fn scenario() -> Vec<String> {
     // A connection whose token expires is refreshed through the provider.
     let refreshing = Client::builder().endpoint(format!("ws://{addr}/")).token_provider(|| {
         static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let first = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 2 == 0;
+        let first = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst).is_multiple_of(2);
         async move { Ok::<_, String>(if first { PROVIDED_TOKEN } else { REFRESHED_TOKEN }.to_owned()) }
     });
     let refreshing = within("connect", refreshing.connect()).await.unwrap();
@@ -144,7 +144,7 @@ fn secrets_never_appear_in_logs_debug_output_or_error_messages() {
     tracing_log::LogTracer::init().expect("the only logger of this test binary");
 
     let (logs, texts) = run_captured(switchboard::logging::filter_from("trace"));
-    for leak in logs.lines().filter(|line| line.contains("SECRET")) {
+    if let Some(leak) = logs.lines().find(|line| line.contains("SECRET")) {
         panic!("a secret in the logs: {leak}");
     }
     for text in &texts {

@@ -499,18 +499,18 @@ impl ClientBuilder {
         };
         let ws_config = ws_config(self.max_message_size);
         let mut methods = self.methods;
-        if let Some(provider) = &self.token_provider {
-            if !methods.contains(REFRESH_METHOD) {
-                let provider = Arc::clone(provider);
-                methods
-                    .register(REFRESH_METHOD, move |(): (), _cx: Context| {
-                        let fetching = provider();
-                        async move {
-                            fetching.await.map_err(|e| ErrorObject::internal(format!("the token provider failed: {e}")))
-                        }
-                    })
-                    .describe("Answers the server's request for a fresh credential with the token provider's.");
-            }
+        if let Some(provider) = &self.token_provider
+            && !methods.contains(REFRESH_METHOD)
+        {
+            let provider = Arc::clone(provider);
+            methods
+                .register(REFRESH_METHOD, move |(): (), _cx: Context| {
+                    let fetching = provider();
+                    async move {
+                        fetching.await.map_err(|e| ErrorObject::internal(format!("the token provider failed: {e}")))
+                    }
+                })
+                .describe("Answers the server's request for a fresh credential with the token provider's.");
         }
         let dialer = Arc::new(Dialer {
             headers,

@@ -65,11 +65,11 @@ fn admit(hub: &Hub, topic: &str, cx: &Context) -> Result<(), ErrorObject> {
     if topic.is_empty() {
         return Err(ErrorObject::invalid_params("the topic must not be empty"));
     }
-    if let Some(filter) = &hub.policies().subscription_filter {
-        if let SubscriptionDecision::Deny(reason) = filter(cx, topic) {
-            tracing::info!(target: "switchboard::server", topic, reason, "subscription denied");
-            return Err(denied(reason));
-        }
+    if let Some(filter) = &hub.policies().subscription_filter
+        && let SubscriptionDecision::Deny(reason) = filter(cx, topic)
+    {
+        tracing::info!(target: "switchboard::server", topic, reason, "subscription denied");
+        return Err(denied(reason));
     }
     Ok(())
 }

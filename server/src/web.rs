@@ -189,10 +189,10 @@ impl WebServer {
 /// Text gets `; charset=utf-8` (the files served here are UTF-8).
 fn with_charset(mut response: Response<Body>) -> Response<Body> {
     let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    if let Some(text) = content_type.filter(|t| t.starts_with("text/") && !t.contains("charset")) {
-        if let Ok(value) = HeaderValue::from_str(&format!("{text}; charset=utf-8")) {
-            response.headers_mut().insert(header::CONTENT_TYPE, value);
-        }
+    if let Some(text) = content_type.filter(|t| t.starts_with("text/") && !t.contains("charset"))
+        && let Ok(value) = HeaderValue::from_str(&format!("{text}; charset=utf-8"))
+    {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
     }
     response
 }

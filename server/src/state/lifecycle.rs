@@ -154,12 +154,12 @@ impl Drop for Slot {
         let ip = self.ip;
         self.lifecycle.release(|counts| {
             counts.live -= 1;
-            if let Some(ip) = ip {
-                if let Some(from_ip) = counts.per_ip.get_mut(&ip) {
-                    *from_ip -= 1;
-                    if *from_ip == 0 {
-                        counts.per_ip.remove(&ip);
-                    }
+            if let Some(ip) = ip
+                && let Some(from_ip) = counts.per_ip.get_mut(&ip)
+            {
+                *from_ip -= 1;
+                if *from_ip == 0 {
+                    counts.per_ip.remove(&ip);
                 }
             }
         });

@@ -180,10 +180,10 @@ impl Registry {
         if member.topics.contains(topic) {
             return Join::AlreadyMember;
         }
-        if let Some(limit) = limit {
-            if member.topics.len() >= limit {
-                return Join::LimitReached { limit };
-            }
+        if let Some(limit) = limit
+            && member.topics.len() >= limit
+        {
+            return Join::LimitReached { limit };
         }
         let topic: Arc<str> = Arc::from(topic);
         member.topics.insert(Arc::clone(&topic));
@@ -203,10 +203,10 @@ impl Registry {
         let mut state = self.state.write();
         let Some(member) = state.member(peer) else { return Err(Join::Ended) };
         if !member.topics.contains(topic) {
-            if let Some(limit) = limit {
-                if member.topics.len() >= limit {
-                    return Err(Join::LimitReached { limit });
-                }
+            if let Some(limit) = limit
+                && member.topics.len() >= limit
+            {
+                return Err(Join::LimitReached { limit });
             }
             member.topics.insert(Arc::from(topic));
         }
@@ -232,10 +232,10 @@ impl Registry {
         if emptied && state.topics.get(name).is_some_and(|t| Arc::ptr_eq(t, &pending.topic)) {
             state.topics.remove(name);
         }
-        if !pending.topic.contains(id) {
-            if let Some(member) = state.members.get_mut(&id) {
-                member.topics.remove(name);
-            }
+        if !pending.topic.contains(id)
+            && let Some(member) = state.members.get_mut(&id)
+        {
+            member.topics.remove(name);
         }
     }
 

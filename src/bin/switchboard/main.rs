@@ -219,7 +219,7 @@ async fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve { addr, allow_origins, rate_limit, rate_burst } => {
-            let rate_limit = (rate_limit > 0.0).then(|| RateLimit {
+            let rate_limit = (rate_limit > 0.0).then_some(RateLimit {
                 per_second: rate_limit,
                 burst: rate_burst,
                 ..switchboard::demo::RATE_LIMIT
