@@ -9,7 +9,8 @@
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz`) and a nightly compiler, or a
 # stable one with RUSTC_BOOTSTRAP=1 (which this script sets). The corpus
-# grows in fuzz/corpus/TARGET/ across runs.
+# grows in fuzz/corpus/TARGET/ across runs, starting from the checked-in
+# fuzz/seeds/TARGET/; fuzz/dicts/TARGET.dict, if any, is libFuzzer's dictionary.
 set -euo pipefail
 
 cd "$(dirname "$0")/../fuzz"
@@ -32,7 +33,14 @@ summaries=()
 for target in "${targets[@]}"; do
     log="target/fuzz-logs/${target}.log"
     echo "scripts/fuzz.sh: fuzzing ${target} for ${seconds} s (log: fuzz/${log})" >&2
-    if cargo fuzz run "$target" -- -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1; then
+    # The corpus grows in corpus/TARGET; seeds/TARGET (checked in) starts it;
+    # dicts/TARGET.dict, when there is one, names the tokens the input needs.
+    corpus=("corpus/${target}")
+    mkdir -p "corpus/${target}"
+    [ -d "seeds/${target}" ] && corpus+=("seeds/${target}")
+    options=(-max_total_time="$seconds" -print_final_stats=1)
+    [ -f "dicts/${target}.dict" ] && options+=(-dict="dicts/${target}.dict")
+    if cargo fuzz run "$target" "${corpus[@]}" -- "${options[@]}" >"$log" 2>&1; then
         outcome="no crash"
     else
         outcome="CRASH (see fuzz/${log} and fuzz/artifacts/${target}/)"

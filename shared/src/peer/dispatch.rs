@@ -245,6 +245,9 @@ impl Connection {
         let too_long = entries.len() > self.handle.shared.config.max_batch_len;
         let count = entries.len();
         let items: Vec<Item<'_>> = entries.into_iter().filter_map(|entry| self.on_entry(entry)).collect();
+        // Every call of the batch takes a token, also of one too long to run:
+        // answering costs too.
+        let items = if self.rate.is_some() { self.rate_limit_batch(items) } else { items };
         if items.is_empty() {
             return;
         }
@@ -252,10 +255,6 @@ impl Connection {
             let limit = self.handle.shared.config.max_batch_len;
             let error = ErrorObject::invalid_request(format!("batch of {count} entries exceeds the limit of {limit}"));
             return self.refuse_batch(items, &error);
-        }
-        let items = if self.rate.is_some() { self.rate_limit_batch(items) } else { items };
-        if items.is_empty() {
-            return;
         }
         let size = items
             .iter()
