@@ -57,6 +57,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut builder = Server::builder()
         .builtins(Builtins::Topics)
         .max_connections(args.max_connections)
+        // The load generator opens every connection from one address.
+        .max_connections_per_ip(args.max_connections)
         .history_entries(args.history);
     #[cfg(feature = "redis")]
     if let Some(url) = &args.redis {

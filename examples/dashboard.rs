@@ -16,8 +16,9 @@
 //!   the page, `dashboard.ask_browsers`, and every `--ask-every` seconds)
 //!   with `call_many`, and publishes the answers to the `browsers` topic;
 //! - the application-level heartbeat is on, so each page shows its round trip;
-//! - only the page's own origin may open the hub from a browser
-//!   (`--allow-origin` adds more); clients that send no `Origin` may too.
+//! - only the page's own origin may open the hub from a browser (the
+//!   server's same-origin default; `--allow-origin` adds more); clients
+//!   that send no `Origin` may too.
 //!
 //! The API is typed on both sides: in Rust with `#[switchboard::rpc]` (the
 //! `Dashboard` method, the `Feeds` topics, the `Browser` API each page
@@ -47,7 +48,7 @@ use clap::Parser;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use switchboard::demo::contract_methods;
-use switchboard::server::{Server, ServerContext, ServerHandle, Target};
+use switchboard::server::{MissingOrigin, OriginPolicy, Server, ServerContext, ServerHandle, Target};
 use switchboard::shared::discover::ServiceInfo;
 use switchboard::shared::{Context, Method, Methods, RpcResult};
 use switchboard::topic::Topic;
@@ -152,9 +153,10 @@ struct Args {
     /// Seconds between application-level heartbeats (`rpc.heartbeat`).
     #[arg(long, default_value_t = 2)]
     heartbeat: u64,
-    /// More browser origins that may connect (the page's own always may).
+    /// More browser origins that may connect, as patterns like
+    /// `https://*.example.com` (the page's own always may).
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
-    allow_origins: Vec<String>,
+    allow_origins: Vec<switchboard::server::OriginPattern>,
 }
 
 fn unix_ms() -> u64 {
@@ -277,21 +279,16 @@ async fn ask_periodically(server: ServerHandle, every: Duration) {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    switchboard::logging::init_stderr("info");
 
-    // Bound first, so that the page's own origin is known: other web sites
-    // the user visits may not use the hub through the user's browser.
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
-    let bound = listener.local_addr()?;
-    let mut origins = vec![format!("http://{bound}"), format!("http://localhost:{}", bound.port())];
-    origins.extend(args.allow_origins);
+    // The page's own origin may connect (the server's default); other web
+    // sites the user visits may not use the hub through the user's browser.
+    let origins = OriginPolicy::AllowList { origins: args.allow_origins, missing: MissingOrigin::Accept };
 
     let calls = Arc::new(AtomicU64::new(0));
     let server = Server::builder()
-        .allowed_origins(origins)
+        .origins(origins)
         .discovery(service_info())
         .app_heartbeat(Some(Duration::from_secs(args.heartbeat.max(1))))
         .build(methods(&calls))

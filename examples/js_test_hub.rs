@@ -2,7 +2,9 @@
 //! against: the demo hub's methods plus a few that let a test make the
 //! server do things on cue (publish, plain or with positions, call the
 //! client back, fail, drop the connection, send a raw frame), served through the HTTP integration
-//! (`switchboard::server::web`) on `ws://ADDR/rpc`.
+//! (`switchboard::server::web`) on `ws://ADDR/rpc`. Pages from other origins
+//! may connect only with `--allow-origin`; `--token-ttl-ms` makes it require
+//! tokens that expire (and are refreshed with `rpc.refresh`).
 //!
 //! ```text
 //! cargo run --example js_test_hub -- --addr 127.0.0.1:0 --app-heartbeat-ms 200
@@ -30,7 +32,9 @@ use serde_json::{Value, json};
 use std::io::Read;
 use switchboard::demo::{contract_methods, service_info};
 use switchboard::server::web::WebServer;
-use switchboard::server::{Server, ServerContext, TlsConfig};
+use switchboard::server::{
+    Identity, MissingOrigin, OriginPattern, OriginPolicy, Rejection, Server, ServerContext, TlsConfig, UpgradeRequest,
+};
 use switchboard::shared::{Context, ErrorObject};
 
 /// Serves the JavaScript client's test hub.
@@ -52,6 +56,38 @@ struct Args {
     /// Serve TLS with a self-signed certificate written to DIR/cert.pem, and DIR's files at `/`.
     #[arg(long, value_name = "DIR")]
     tls_dir: Option<std::path::PathBuf>,
+    /// Let browser pages from this origin connect too (repeatable; the hub's own always may).
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origins: Vec<OriginPattern>,
+    /// Require a token (`?token=` or `Authorization: Bearer`) starting with `valid-`, which
+    /// expires this many ms after it is accepted; 0 = no authentication.
+    #[arg(long, default_value_t = 0)]
+    token_ttl_ms: u64,
+    /// How long a client whose token expired has to send a fresh one (`rpc.refresh`), in ms.
+    #[arg(long, default_value_t = switchboard::server::defaults::REFRESH_GRACE.as_millis() as u64)]
+    refresh_grace_ms: u64,
+}
+
+/// Fresh credentials each connection got accepted with `rpc.refresh`.
+static REFRESHES: LazyLock<Mutex<HashMap<uuid::Uuid, u64>>> = LazyLock::new(Default::default);
+
+/// With `--token-ttl-ms`: tokens starting with `valid-` are accepted for
+/// `ttl`; a fresh one sent with `rpc.refresh` is counted for `refreshes`.
+fn expiring_tokens(ttl: Duration) -> impl Fn(&UpgradeRequest) -> Result<Identity, Rejection> + Send + Sync + 'static {
+    move |request: &UpgradeRequest| {
+        let token =
+            request.bearer_token().map(str::to_owned).or_else(|| request.query_param("token").map(|t| t.into_owned()));
+        match token {
+            Some(token) if token.starts_with("valid-") => {
+                if let Some(connection) = request.refreshing() {
+                    *REFRESHES.lock().entry(connection).or_default() += 1;
+                }
+                Ok(Identity::new().with_json(json!({ "user": "tester" })).expires_in(ttl))
+            }
+            Some(_) => Err(Rejection::Forbidden("this token is not valid".into())),
+            None => Err(Rejection::Unauthorized("a token is required".into())),
+        }
+    }
 }
 
 /// `ask`'s params: `[method, params]` or `[method, params, timeout_ms]` (default 5 s).
@@ -139,6 +175,11 @@ fn methods() -> switchboard::shared::Methods {
         })
         .describe("Sends FRAME, as is, as a text frame to the caller.");
     methods
+        .register_sync("refreshes", |(): (), cx: Context| {
+            Ok::<_, ErrorObject>(REFRESHES.lock().get(&cx.connection_id()).copied().unwrap_or(0))
+        })
+        .describe("How many fresh tokens this connection got accepted with rpc.refresh (--token-ttl-ms).");
+    methods
         .register_sync("heartbeat_rtt", |(): (), cx: Context| {
             let rtt = cx.server()?.heartbeat_rtt(cx.connection_id());
             Ok::<_, ErrorObject>(rtt.map(|d| d.as_secs_f64() * 1e3))
@@ -150,14 +191,18 @@ fn methods() -> switchboard::shared::Methods {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    switchboard::logging::init_stderr("warn");
 
     let heartbeat = (args.app_heartbeat_ms > 0).then(|| Duration::from_millis(args.app_heartbeat_ms));
-    let mut builder =
-        Server::builder().discovery(service_info()).app_heartbeat(heartbeat).history_entries(args.history);
+    let mut builder = Server::builder()
+        .discovery(service_info())
+        .app_heartbeat(heartbeat)
+        .history_entries(args.history)
+        .origins(OriginPolicy::AllowList { origins: args.allow_origins, missing: MissingOrigin::Accept })
+        .refresh_grace(Duration::from_millis(args.refresh_grace_ms));
+    if args.token_ttl_ms > 0 {
+        builder = builder.authenticate(expiring_tokens(Duration::from_millis(args.token_ttl_ms)));
+    }
     if let Some(dir) = &args.tls_dir {
         let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
         std::fs::create_dir_all(dir)?;

@@ -18,11 +18,14 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Number;
 use serde_json::value::RawValue;
-use switchboard_server::{DeliveryError, Listen, ListenError, Server, ServerBuilder, ServerContext, ServerHandle};
+use switchboard_server::{
+    DeliveryError, Listen, ListenError, MissingOrigin, OriginPattern, OriginPolicy, Server, ServerBuilder,
+    ServerContext, ServerHandle,
+};
 use switchboard_shared::codec::encode;
 use switchboard_shared::discover::ServiceInfo;
 use switchboard_shared::stream::StreamPosition;
-use switchboard_shared::{Context, ErrorObject, Methods, Overflow, RpcResult};
+use switchboard_shared::{Context, ErrorObject, Methods, Overflow, RateLimit, RpcResult};
 
 use crate::topic::Topic;
 
@@ -260,10 +263,43 @@ pub fn service_info() -> ServiceInfo {
     ServiceInfo::new("switchboard demo hub", env!("CARGO_PKG_VERSION")).topics(ClockApi::topics())
 }
 
+/// The demo hub's rate limit, on unless `switchboard serve --rate-limit 0`:
+/// 100 calls a second per connection on average, 200 at once after a pause;
+/// over it calls are answered -32005 "Rate limited", and 1,000 refusals
+/// without a pause close the connection with 1008.
+pub const RATE_LIMIT: RateLimit = RateLimit { per_second: 100.0, burst: 200, close_after: Some(1_000) };
+
+/// How the demo hub guards itself beyond the server's defaults (which it
+/// keeps: same-origin browsers only, 256 connections per client address).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Guards {
+    /// Browser origins, besides the hub's own, that may connect
+    /// (`switchboard serve --allow-origin`). Default: none.
+    pub allowed_origins: Vec<OriginPattern>,
+    /// The per-connection rate limit. Default: [`RATE_LIMIT`].
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl Default for Guards {
+    fn default() -> Self {
+        Guards { allowed_origins: Vec::new(), rate_limit: Some(RATE_LIMIT) }
+    }
+}
+
+impl Guards {
+    /// `builder` with these guards: the hub's own origin and the allowed
+    /// ones (and clients that send no `Origin`), and the rate limit.
+    pub fn apply(self, builder: ServerBuilder) -> ServerBuilder {
+        let origins = OriginPolicy::AllowList { origins: self.allowed_origins, missing: MissingOrigin::Accept };
+        builder.origins(origins).rate_limit(self.rate_limit)
+    }
+}
+
 /// Starts the demo hub on `addr`: the contract's methods, `rpc.discover`,
-/// `rpc.subscribe`, and the `clock` topic ticking every second.
+/// `rpc.subscribe`, and the `clock` topic ticking every second; with the
+/// default [`Guards`].
 pub async fn serve(addr: SocketAddr) -> Result<ServerHandle, ListenError> {
-    serve_with(Server::builder(), &[Listen::from(addr)]).await
+    serve_with(Guards::default().apply(Server::builder()), &[Listen::from(addr)]).await
 }
 
 /// The demo hub with the settings of `builder` (a broker, a cluster, TLS,

@@ -22,10 +22,13 @@
 //! typed callers, typed [`topic`]s and the discovery entries, from one
 //! definition.
 //!
-//! [`demo`] is the hub that `switchboard serve` runs.
+//! [`demo`] is the hub that `switchboard serve` runs; [`logging`] is how
+//! Switchboard's programs log (plain text off a terminal, credentials kept
+//! out).
 
 pub mod codegen;
 pub mod demo;
+pub mod logging;
 pub mod topic;
 mod typed;
 

@@ -77,7 +77,17 @@ struct DemoHub {
 
 impl DemoHub {
     fn start() -> DemoHub {
-        let process = switchboard(&["serve", "--addr", "127.0.0.1:0"], None);
+        DemoHub::start_with(&[])
+    }
+
+    /// `switchboard serve --addr 127.0.0.1:0 EXTRA...`.
+    fn start_with(extra: &[&str]) -> DemoHub {
+        let mut args = vec!["serve", "--addr", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        DemoHub::from_process(switchboard(&args, None))
+    }
+
+    fn from_process(process: Proc) -> DemoHub {
         let first = process.line(GUARD);
         let url = first
             .strip_prefix("switchboard hub listening on ")
@@ -146,6 +156,69 @@ fn serve_shuts_down_gracefully_on_interrupt_and_exits_0() {
     assert!(status.success());
     let out = hub.process.finish(GUARD);
     assert_eq!(out.code, Some(0), "{out:#?}");
+}
+
+#[test]
+fn serve_refuses_pages_from_other_origins_unless_allowed() {
+    let hub = DemoHub::start();
+    let out = run(&["call", &hub.url, "add", "[1, 2]", "--header", "Origin: http://evil.example"]);
+    out.assert_code(3).assert_one_line_error("HTTP 403 Forbidden: origin \"http://evil.example\" is not allowed");
+    // A program (no Origin) is welcome.
+    run(&["call", &hub.url, "add", "[1, 2]"]).assert_code(0);
+
+    let hub = DemoHub::start_with(&["--allow-origin", "http://*.example", "--allow-origin", "https://app.test"]);
+    let out = run(&["call", &hub.url, "add", "[1, 2]", "--header", "Origin: http://evil.example"]);
+    out.assert_code(0);
+    assert_eq!(out.only_line(), "3");
+    run(&["call", &hub.url, "add", "[1, 2]", "--header", "Origin: http://other.test"]).assert_code(3);
+}
+
+#[test]
+fn serve_with_an_allow_origin_that_is_not_an_origin_exits_2() {
+    run(&["serve", "--allow-origin", "app.example.com"]).assert_code(2).assert_one_line_error("it needs a scheme");
+    run(&["serve", "--rate-limit", "fast"]).assert_code(2).assert_one_line_error("calls per second");
+}
+
+#[test]
+fn serve_limits_each_connections_call_rate() {
+    // Two calls at once, and no refill during the test: the third is refused.
+    let hub = DemoHub::start_with(&["--rate-limit", "0.001", "--rate-burst", "2"]);
+    let batch = r#"[{"jsonrpc":"2.0","method":"add","params":[1,1],"id":1},
+                    {"jsonrpc":"2.0","method":"add","params":[2,2],"id":2},
+                    {"jsonrpc":"2.0","method":"add","params":[3,3],"id":3}]"#;
+    let out = run_with_stdin(&["batch", &hub.url], batch);
+    out.assert_code(1);
+    let replies = out.json();
+    assert_eq!(replies[0]["result"], 2, "{replies}");
+    assert_eq!(replies[1]["result"], 4, "{replies}");
+    assert_eq!(replies[2]["error"]["code"], -32005, "{replies}");
+    assert_eq!(replies[2]["error"]["message"], "Rate limited", "{replies}");
+    assert!(replies[2]["error"]["data"]["retry_after_ms"].as_u64().is_some_and(|ms| ms > 900_000), "{replies}");
+}
+
+#[cfg(unix)]
+#[test]
+fn serve_logs_plain_text_with_connection_lines_at_debug() {
+    for (level, shows_connections) in [("debug", true), ("info", false)] {
+        let mut command = Command::new(BIN);
+        command.args(["serve", "--addr", "127.0.0.1:0"]).env("RUST_LOG", level);
+        let mut hub =
+            DemoHub::from_process(Proc::spawn(command, format!("switchboard serve (RUST_LOG={level})"), None));
+        run(&["call", &hub.url, "add", "[1, 2]"]).assert_code(0);
+        let status = Command::new("kill").args(["-INT", &hub.process.child().id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let out = hub.process.finish(GUARD);
+        assert_eq!(out.code, Some(0), "{out:#?}");
+        // stderr is a pipe: no colour codes.
+        assert!(!out.stderr.contains('\u{1b}'), "{}", out.stderr);
+        assert!(out.stderr.contains(" INFO switchboard::server: listening"), "{}", out.stderr);
+        let accepted = out.stderr.lines().find(|line| line.contains("connection accepted"));
+        match (shows_connections, accepted) {
+            (true, Some(line)) => assert!(line.contains(" DEBUG "), "{line}"),
+            (false, None) => {}
+            (expected, found) => panic!("RUST_LOG={level}: connection line expected: {expected}, found: {found:?}"),
+        }
+    }
 }
 
 // ---- call -----------------------------------------------------------------

@@ -266,7 +266,10 @@ struct ServeProc {
 impl ServeProc {
     fn start(redis: &RedisServer) -> ServeProc {
         let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
-        command.args(["serve", "--addr", "127.0.0.1:0", "--redis", &redis.url()]).env("RUST_LOG", "warn");
+        // No rate limit: the publisher here calls as fast as it can.
+        command
+            .args(["serve", "--addr", "127.0.0.1:0", "--redis", &redis.url(), "--rate-limit", "0"])
+            .env("RUST_LOG", "warn");
         let process = Proc::spawn(command, "switchboard serve --redis".into(), None);
         loop {
             let line = process.line(GUARD);

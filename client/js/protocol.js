@@ -30,9 +30,67 @@ export const ErrorCode = Object.freeze({
   MethodNotFound: -32601,
   InvalidParams: -32602,
   InternalError: -32603,
+  /**
+   * Switchboard's: the connection called faster than the server's rate
+   * limit allows; `data` is `{retry_after_ms}`, the wait before a call is
+   * admitted again.
+   */
+  RateLimited: -32005,
   /** LSP's code for a request the caller cancelled (`$/cancelRequest`). */
   RequestCancelled: -32800,
 });
+
+/** The method a server calls when the credentials it accepted expire; the answer is a fresh token. */
+export const REFRESH = 'rpc.refresh';
+
+/** The close code of a connection whose credentials expired and were not refreshed in time. */
+export const CREDENTIALS_EXPIRED = 4401;
+
+/** Query parameters whose values are secrets (compared without regard to case). */
+const SECRET_PARAMS = ['token', 'access_token'];
+
+/**
+ * `url` (a string) with the values of secret query parameters (`token`,
+ * `access_token`) and any password replaced by `[redacted]`, for messages.
+ */
+export function redactUrl(url) {
+  let parsed;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return url;
+  }
+  let changed = false;
+  if (parsed.password) {
+    parsed.password = 'redacted';
+    changed = true;
+  }
+  const query = parsed.search.slice(1);
+  if (query !== '') {
+    const pairs = query.split('&').map((pair) => {
+      const at = pair.indexOf('=');
+      if (at < 0) return pair;
+      let key = pair.slice(0, at);
+      try {
+        key = decodeURIComponent(key.replace(/\+/g, ' '));
+      } catch {
+        // an invalid escape: compared as it is
+      }
+      if (!SECRET_PARAMS.includes(key.toLowerCase())) return pair;
+      changed = true;
+      return `${pair.slice(0, at)}=[redacted]`;
+    });
+    parsed.search = pairs.join('&');
+  }
+  return changed ? parsed.href.replace(/%5Bredacted%5D/g, '[redacted]') : url;
+}
+
+/** `url` with its `token` query parameter set to `token` (replacing any). */
+export function withToken(url, token) {
+  const parsed = new URL(url);
+  parsed.searchParams.set('token', token);
+  return parsed.href;
+}
 
 /** The connection states; the `state` event reports each change. */
 export const State = Object.freeze({

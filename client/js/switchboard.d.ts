@@ -20,9 +20,19 @@ export declare const ErrorCode: Readonly<{
   MethodNotFound: -32601;
   InvalidParams: -32602;
   InternalError: -32603;
+  /** Switchboard's: calls over the server's rate limit; `data` is `{retry_after_ms}`. */
+  RateLimited: -32005;
   /** LSP's code for a cancelled request: the client answers a call the server cancels with it. */
   RequestCancelled: -32800;
 }>;
+
+/** The method a server calls when the credentials it accepted expire: `'rpc.refresh'`. */
+export declare const REFRESH: 'rpc.refresh';
+/** The close code of a connection whose credentials expired and were not refreshed in time: 4401. */
+export declare const CREDENTIALS_EXPIRED: 4401;
+
+/** A token, or what gives a fresh one: before every connection attempt, and for `rpc.refresh`. */
+export type TokenOption = string | (() => string | Promise<string>);
 
 /** The connection states. */
 export declare const State: Readonly<{
@@ -147,6 +157,14 @@ export interface ConnectOptions {
    * for (timeout or abort), so the server may stop working on it (default true).
    */
   cancelRequests?: boolean;
+  /**
+   * A token sent as the `token` query parameter of every connection attempt
+   * (browsers cannot set an Authorization header on a WebSocket), or a
+   * provider (a function, maybe async) asked for a fresh one before every
+   * attempt and whenever the server calls `rpc.refresh` because the
+   * credentials it accepted expired. Never shown in messages or to `trace`.
+   */
+  token?: TokenOption;
 }
 
 export interface CallOptions<T = any> {

@@ -38,9 +38,12 @@ import {
   isPublication,
   decodeSubscribed,
   decodeHistory,
+  REFRESH,
+  redactUrl,
+  withToken,
 } from './protocol.js';
 
-export { ErrorKind, ErrorCode, State, RpcClientError, RpcError } from './protocol.js';
+export { ErrorKind, ErrorCode, State, RpcClientError, RpcError, CREDENTIALS_EXPIRED, REFRESH } from './protocol.js';
 
 /** The reconnect policy's defaults: the Rust client's `Backoff::default()`. */
 export const defaultBackoff = Object.freeze({
@@ -121,6 +124,15 @@ export class SwitchboardEvent extends Event {
     super(type, init);
     this.detail = detail;
   }
+}
+
+/** Marks a reply that carries a credential (see #sendSecret). */
+const SECRET_REPLY = Symbol('secretReply');
+
+/** `reply`, marked as carrying a credential. */
+function markSecret(reply) {
+  Object.defineProperty(reply, SECRET_REPLY, { value: true });
+  return reply;
 }
 
 /** The client's method behind Batch#send, kept off its public face. */
@@ -210,6 +222,10 @@ class Subscription {
  */
 export class Client extends EventTarget {
   #url;
+  /** #url as messages show it: secret query parameters redacted. */
+  #shownUrl;
+  /** null, a static token, or the token provider (a function). */
+  #token;
   #WebSocket;
   #protocols;
   #timeout;
@@ -257,6 +273,12 @@ export class Client extends EventTarget {
   constructor(url, options = {}) {
     super();
     this.#url = socketUrl(url);
+    this.#shownUrl = redactUrl(this.#url);
+    const token = options.token ?? null;
+    if (token !== null && typeof token !== 'string' && typeof token !== 'function') {
+      throw new TypeError('options.token must be a string or a function returning one (or a promise of one)');
+    }
+    this.#token = token;
     this.#WebSocket = options.WebSocket ?? globalThis.WebSocket;
     if (typeof this.#WebSocket !== 'function') {
       throw new TypeError(
@@ -491,14 +513,52 @@ export class Client extends EventTarget {
     for (const resolve of this.#closeWaiters.splice(0)) resolve();
   }
 
-  /** Opens a socket; resolves with the connection once open, rejects with a Transport error. */
-  #open() {
+  /** Opens a socket (with a fresh token, if any); resolves with the connection once open, rejects with a Transport error. */
+  async #open() {
+    let url = this.#url;
+    if (this.#token !== null) {
+      const token = await this.#freshToken();
+      if (this.#closed) throw new RpcClientError(ErrorKind.Transport, 'the client was closed while connecting');
+      url = withToken(url, token);
+    }
+    return this.#openSocket(url);
+  }
+
+  /**
+   * The static token, or a fresh one from the provider (within the connect
+   * timeout). Rejects with Transport, saying why but never the token.
+   */
+  async #freshToken() {
+    if (typeof this.#token === 'string') return this.#token;
+    const limit = limitOf(this.#connectTimeout);
+    let timer = null;
+    try {
+      const asked = Promise.resolve().then(() => this.#token());
+      const token = await (limit === null
+        ? asked
+        : Promise.race([
+            asked,
+            new Promise((_, reject) => {
+              timer = setTimeout(() => reject(new Error(`no token within ${limit} ms (the connect timeout)`)), limit);
+            }),
+          ]));
+      if (typeof token !== 'string' || token === '') throw new Error('it gave no token (a non-empty string)');
+      return token;
+    } catch (e) {
+      throw new RpcClientError(ErrorKind.Transport, `the token provider failed: ${e?.message ?? e}`, { cause: e });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Opens a socket to `url`; resolves with the connection once open, rejects with a Transport error. */
+  #openSocket(url) {
     return new Promise((resolve, reject) => {
       let ws;
       try {
-        ws = this.#protocols === undefined ? new this.#WebSocket(this.#url) : new this.#WebSocket(this.#url, this.#protocols);
+        ws = this.#protocols === undefined ? new this.#WebSocket(url) : new this.#WebSocket(url, this.#protocols);
       } catch (e) {
-        reject(new RpcClientError(ErrorKind.Transport, `cannot open ${this.#url}: ${e.message}`, { cause: e }));
+        reject(new RpcClientError(ErrorKind.Transport, `cannot open ${this.#shownUrl}: ${e.message}`, { cause: e }));
         return;
       }
       ws.binaryType = 'arraybuffer';
@@ -518,7 +578,7 @@ export class Client extends EventTarget {
       const timer =
         limitOf(this.#connectTimeout) === null
           ? null
-          : setTimeout(() => fail(`connecting to ${this.#url} took longer than ${this.#connectTimeout} ms`), this.#connectTimeout);
+          : setTimeout(() => fail(`connecting to ${this.#shownUrl} took longer than ${this.#connectTimeout} ms`), this.#connectTimeout);
       this.#opening = { abandon: () => fail('the client was closed while connecting') };
       ws.addEventListener('open', () => {
         if (settled) return;
@@ -530,11 +590,11 @@ export class Client extends EventTarget {
       // Browsers fire `error` then `close`; some implementations only one of them.
       ws.addEventListener('error', (event) => {
         const detail = event?.message || event?.error?.message;
-        fail(`cannot connect to ${this.#url}${detail ? `: ${detail}` : ''}`);
+        fail(`cannot connect to ${this.#shownUrl}${detail ? `: ${detail}` : ''}`);
       });
       ws.addEventListener('close', (event) => {
         const reason = event.reason ? `: ${event.reason}` : '';
-        fail(`cannot connect to ${this.#url} (closed with ${event.code}${reason})`);
+        fail(`cannot connect to ${this.#shownUrl} (closed with ${event.code}${reason})`);
       });
     });
   }
@@ -615,6 +675,13 @@ export class Client extends EventTarget {
 
   #send(conn, text) {
     this.#traceFrame('out', text);
+    conn.ws.send(text);
+  }
+
+  /** Sends a reply that carries a credential: `trace` sees it with the result redacted. */
+  #sendSecret(conn, text, reply) {
+    if (conn.over) return;
+    this.#traceFrame('out', JSON.stringify({ ...reply, result: '[redacted]' }));
     conn.ws.send(text);
   }
 
@@ -1233,13 +1300,22 @@ export class Client extends EventTarget {
     if (replies.some((r) => r !== undefined)) {
       Promise.all(replies).then((all) => {
         const out = all.filter((r) => r !== undefined);
-        if (out.length > 0) this.#replyText(conn, `[${out.map((r) => this.#encodeReply(r)).join(',')}]`);
+        if (out.length === 0 || conn.over) return;
+        const text = `[${out.map((r) => this.#encodeReply(r)).join(',')}]`;
+        if (!out.some((r) => r[SECRET_REPLY])) {
+          this.#send(conn, text);
+          return;
+        }
+        const shown = out.map((r) => (r[SECRET_REPLY] && 'result' in r ? { ...r, result: '[redacted]' } : r));
+        this.#traceFrame('out', JSON.stringify(shown));
+        conn.ws.send(text);
       });
     }
   }
 
   #reply(conn, reply) {
-    this.#replyText(conn, this.#encodeReply(reply));
+    if (reply?.[SECRET_REPLY] && 'result' in reply) this.#sendSecret(conn, this.#encodeReply(reply), reply);
+    else this.#replyText(conn, this.#encodeReply(reply));
   }
 
   #replyText(conn, text) {
@@ -1344,9 +1420,11 @@ export class Client extends EventTarget {
    * progress answers it at once and aborts the signal (see #onCancel).
    */
   #onRequest(conn, m) {
-    const fn = this.#methods.get(m.method);
+    const fn = this.#methods.get(m.method) ?? (m.method === REFRESH ? this.#refreshMethod() : undefined);
     if (fn === undefined) return errorResponse(m.id, ErrorCode.MethodNotFound, 'Method not found', m.method);
-    const success = (result) => ({ jsonrpc: '2.0', result: result === undefined ? null : result, id: m.id });
+    const answer = (result) => ({ jsonrpc: '2.0', result: result === undefined ? null : result, id: m.id });
+    // A fresh credential is never shown to `trace`.
+    const success = m.method === REFRESH ? (result) => markSecret(answer(result)) : answer;
     const failure = (thrown) => ({ jsonrpc: '2.0', error: errorObjectOf(thrown), id: m.id });
     const controller = new AbortController();
     let out;
@@ -1374,6 +1452,21 @@ export class Client extends EventTarget {
           resolve(reply);
         });
     });
+  }
+
+  /**
+   * The built-in `rpc.refresh` (unless a method of that name was
+   * registered): with a token provider, a fresh token; without one,
+   * undefined (the server gets -32601 and closes the connection once its
+   * grace period is over; the client reconnects as usual).
+   */
+  #refreshMethod() {
+    if (typeof this.#token !== 'function') return undefined;
+    return async () => {
+      const token = await this.#token();
+      if (typeof token !== 'string' || token === '') throw new Error('the token provider gave no token');
+      return token;
+    };
   }
 
   /** `$/cancelRequest` from the server: the call `params.id` (matched as replies are) is answered -32800. */
@@ -1520,6 +1613,9 @@ export class Batch {
  * @param {number|null} [options.maxMessageSize] the largest frame in UTF-8 bytes, both ways
  *   (10 MiB, the server's default; null: none)
  * @param {boolean} [options.cancelRequests] send `$/cancelRequest` for calls given up on (true)
+ * @param {string|(() => string|Promise<string>)} [options.token] a token sent as the `token` query
+ *   parameter of every connection attempt, or a provider asked for a fresh one before every attempt
+ *   and when the server's credentials expire (`rpc.refresh`); never shown in messages or to `trace`
  * @returns {Client}
  */
 export function connect(url, options = {}) {

@@ -5,9 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::future::Future;
+use std::pin::Pin;
+
 use http::{HeaderMap, HeaderName, HeaderValue};
+use switchboard_shared::credentials::{REFRESH_METHOD, redact_url};
 use switchboard_shared::{
-    Cancellation, Heartbeat, Id, IdGenerator, Jsonrpc1, MalformedFrames, Methods, Overflow, PeerConfig,
+    Cancellation, Context, ErrorObject, Heartbeat, Id, IdGenerator, Jsonrpc1, MalformedFrames, Methods, Overflow,
+    PeerConfig,
 };
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -112,6 +117,11 @@ pub enum AttemptError {
     /// missing upgrade header...).
     #[error("WebSocket handshake failed: {0}")]
     Handshake(String),
+    /// The token provider ([`ClientBuilder::token_provider`]) failed, or
+    /// gave a token that cannot be an HTTP header value, so no attempt was
+    /// made. Its message is the provider's error (never the token).
+    #[error("the token provider failed: {0}")]
+    TokenProvider(String),
 }
 
 impl AttemptError {
@@ -177,6 +187,7 @@ pub struct ClientBuilder {
     tls: Option<Arc<rustls::ClientConfig>>,
     roots: Vec<Vec<u8>>,
     jsonrpc1: Jsonrpc1,
+    token_provider: Option<TokenProvider>,
 }
 
 impl Default for ClientBuilder {
@@ -200,6 +211,7 @@ impl Default for ClientBuilder {
             tls: None,
             roots: Vec::new(),
             jsonrpc1: Jsonrpc1::Reject,
+            token_provider: None,
         }
     }
 }
@@ -207,7 +219,7 @@ impl Default for ClientBuilder {
 impl std::fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientBuilder")
-            .field("endpoints", &self.endpoints)
+            .field("endpoints", &self.endpoints.iter().map(|url| redact_url(url)).collect::<Vec<_>>())
             .field("methods", &self.methods)
             .field("timeout", &self.timeout)
             .field("when_offline", &self.when_offline)
@@ -224,6 +236,7 @@ impl std::fmt::Debug for ClientBuilder {
             .field("custom_tls", &self.tls.is_some())
             .field("root_certificates", &self.roots.len())
             .field("jsonrpc1", &self.jsonrpc1)
+            .field("token_provider", &self.token_provider.is_some())
             .finish()
     }
 }
@@ -320,6 +333,45 @@ impl ClientBuilder {
     pub fn token(self, token: impl AsRef<str>) -> Self {
         let value = format!("Bearer {}", token.as_ref());
         self.header("authorization", value)
+    }
+
+    /// Fetches a fresh token before every connection attempt (the first and
+    /// every reconnect) and sends it as `Authorization: Bearer <token>`; and
+    /// answers the server's `rpc.refresh` (its call when the credentials it
+    /// accepted expire) with a fresh one, so the connection lives on.
+    /// Replaces [`token`](Self::token) and an `authorization` header.
+    ///
+    /// Default: none. A client without one answers `rpc.refresh` with
+    /// -32601, and a server whose credentials expire closes it after its
+    /// grace period (4401 "credentials expired"; the client reconnects with
+    /// its static token, if any). A provider that fails makes that attempt
+    /// fail with [`AttemptError::TokenProvider`] (retried as the reconnect
+    /// policy says), or answers `rpc.refresh` with -32603. Tokens never
+    /// appear in logs, `Debug` output or error messages.
+    ///
+    /// ```no_run
+    /// use switchboard_client::Client;
+    ///
+    /// # async fn fetch_token() -> Result<String, std::io::Error> { Ok("t".into()) }
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = Client::builder()
+    ///     .endpoint("wss://hub.example.com/rpc")
+    ///     .token_provider(|| async { fetch_token().await })
+    ///     .connect()
+    ///     .await?;
+    /// # let _ = client; Ok(()) }
+    /// ```
+    pub fn token_provider<F, Fut, E>(mut self, provider: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<String, E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        self.token_provider = Some(Arc::new(move || {
+            let fetching = provider();
+            Box::pin(async move { fetching.await.map_err(|e| e.to_string()) })
+        }));
+        self
     }
 
     /// Adds a header to every upgrade request. Default: none. An invalid
@@ -464,9 +516,17 @@ impl ClientBuilder {
         let ws_config = ws_config(self.max_message_size);
         let mut failures = Vec::new();
         for url in urls {
-            match open_socket(&url, &headers, tls.as_ref(), ws_config, self.connect_timeout).await {
+            let headers = match &self.token_provider {
+                None => Ok(headers.clone()),
+                Some(provider) => with_fresh_token(&headers, provider, self.connect_timeout).await,
+            };
+            let opened = match headers {
+                Ok(headers) => open_socket(&url, &headers, tls.as_ref(), ws_config, self.connect_timeout).await,
+                Err(e) => Err(e),
+            };
+            match opened {
                 Ok((ws, _response)) => return Ok(ws),
-                Err(e) => failures.push((url.to_string(), e)),
+                Err(e) => failures.push((redact_url(url.as_str()).into_owned(), e)),
             }
         }
         Err(ConnectError::Unreachable { failures })
@@ -510,14 +570,29 @@ impl ClientBuilder {
             ..PeerConfig::default()
         };
         let ws_config = ws_config(self.max_message_size);
+        let mut methods = self.methods;
+        if let Some(provider) = &self.token_provider
+            && !methods.contains(REFRESH_METHOD)
+        {
+            let provider = Arc::clone(provider);
+            methods
+                .register(REFRESH_METHOD, move |(): (), _cx: Context| {
+                    let fetching = provider();
+                    async move {
+                        fetching.await.map_err(|e| ErrorObject::internal(format!("the token provider failed: {e}")))
+                    }
+                })
+                .describe("Answers the server's request for a fresh credential with the token provider's.");
+        }
         let dialer = Arc::new(Dialer {
             headers,
+            token_provider: self.token_provider,
             tls,
             ws_config,
             max_line: self.max_message_size.unwrap_or(usize::MAX),
             connect_timeout: self.connect_timeout,
             peer_config,
-            methods: Arc::new(client_methods(self.methods, Arc::clone(&routing))),
+            methods: Arc::new(client_methods(methods, Arc::clone(&routing))),
             reconnect: self.reconnect.clone(),
             routing: Arc::clone(&routing),
             board: Arc::clone(&board),
@@ -556,7 +631,7 @@ impl ClientBuilder {
         match outcome {
             Ok(slots) if slots.iter().any(|s| s.ever_ready) => Ok(client),
             Ok(slots) => {
-                let urls = client.inner.balancer.endpoints().iter().map(|e| e.url.to_string());
+                let urls = client.inner.balancer.endpoints().iter().map(|e| redact_url(e.url.as_str()).into_owned());
                 let failures = urls.zip(slots).filter_map(|(url, slot)| Some((url, slot.last_error?))).collect();
                 Err(ConnectError::Unreachable { failures })
             }
@@ -564,6 +639,32 @@ impl ClientBuilder {
             Err(_) => Err(ConnectError::Unreachable { failures: Vec::new() }),
         }
     }
+}
+
+/// A token provider as the client keeps it: a fresh token, or why not.
+pub(crate) type TokenProvider =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<String, String>> + Send>> + Send + Sync>;
+
+/// `headers` with `Authorization: Bearer <a token fresh from provider>`
+/// (marked sensitive), the provider given at most `timeout`.
+pub(crate) async fn with_fresh_token(
+    headers: &HeaderMap,
+    provider: &TokenProvider,
+    timeout: Duration,
+) -> Result<HeaderMap, AttemptError> {
+    let token = match tokio::time::timeout(timeout, provider()).await {
+        Ok(Ok(token)) => token,
+        Ok(Err(e)) => return Err(AttemptError::TokenProvider(e)),
+        Err(_) => {
+            return Err(AttemptError::TokenProvider(format!("no token within {timeout:?} (the connect timeout)")));
+        }
+    };
+    let mut value = HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+        .map_err(|_| AttemptError::TokenProvider("the token is not a valid HTTP header value".into()))?;
+    value.set_sensitive(true);
+    let mut headers = headers.clone();
+    headers.insert(http::header::AUTHORIZATION, value);
+    Ok(headers)
 }
 
 /// A WebSocket opened by [`ClientBuilder::open_socket`]: tokio-tungstenite's
@@ -576,7 +677,7 @@ fn ws_config(max_message_size: Option<usize>) -> WebSocketConfig {
 }
 
 fn parse_url(text: &str) -> Result<Url, ConnectError> {
-    let invalid = |reason: String| ConnectError::InvalidUrl { url: text.to_owned(), reason };
+    let invalid = |reason: String| ConnectError::InvalidUrl { url: redact_url(text).into_owned(), reason };
     let url = Url::parse(text).map_err(|e| invalid(e.to_string()))?;
     match url.scheme() {
         "ws" | "wss" => {}

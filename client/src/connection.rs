@@ -26,7 +26,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::Instrument;
 use url::Url;
 
-use crate::builder::AttemptError;
+use switchboard_shared::credentials::redact_url;
+
+use crate::builder::{AttemptError, TokenProvider, with_fresh_token};
 use crate::reconnect::{Reconnect, Schedule};
 use crate::state::{Board, State};
 use crate::subscription::{Routing, SubscriptionError};
@@ -36,7 +38,6 @@ use crate::tls;
 const CLOSE_WAIT: Duration = Duration::from_secs(3);
 
 /// One server the client keeps a connection to.
-#[derive(Debug)]
 pub(crate) struct Endpoint {
     /// Its position on the board and in the balancer.
     pub(crate) index: usize,
@@ -49,6 +50,16 @@ pub(crate) struct Endpoint {
     connections: AtomicU64,
     /// Unknown replies counted by connections that have ended.
     retired_unknown: AtomicU64,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("index", &self.index)
+            .field("url", &redact_url(self.url.as_str()))
+            .field("up", &self.is_up())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Endpoint {
@@ -111,6 +122,8 @@ impl Endpoint {
 /// endpoint of one client.
 pub(crate) struct Dialer {
     pub(crate) headers: http::HeaderMap,
+    /// Gives a fresh token before every attempt, when set.
+    pub(crate) token_provider: Option<TokenProvider>,
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
     pub(crate) ws_config: WebSocketConfig,
     /// The longest line taken from a raw socket (`tcp://`, `unix:`).
@@ -150,8 +163,8 @@ impl Opened {
     }
 }
 
-/// The URL of the endpoint a connection was opened to, in its
-/// `ConnectionInfo` extensions.
+/// The URL of the endpoint a connection was opened to (secret query
+/// parameters redacted: it is only shown), in its `ConnectionInfo` extensions.
 #[derive(Debug, Clone)]
 pub(crate) struct EndpointUrl(pub(crate) Arc<str>);
 
@@ -162,13 +175,21 @@ pub(crate) fn endpoint_url(peer: &PeerHandle) -> String {
 
 impl Dialer {
     /// One attempt: TCP, TLS for `wss://`, then the WebSocket upgrade with
-    /// our headers; or a raw socket for `tcp://` and `unix:`.
+    /// our headers (a fresh token from the provider, if any); or a raw
+    /// socket for `tcp://` and `unix:`.
     async fn open(&self, url: &Url) -> Result<(Opened, ConnectionInfo), AttemptError> {
         if matches!(url.scheme(), "tcp" | "unix") {
             return self.open_raw(url).await;
         }
-        let (ws, response) =
-            open_socket(url, &self.headers, self.tls.as_ref(), self.ws_config, self.connect_timeout).await?;
+        let fresh;
+        let headers = match &self.token_provider {
+            None => &self.headers,
+            Some(provider) => {
+                fresh = with_fresh_token(&self.headers, provider, self.connect_timeout).await?;
+                &fresh
+            }
+        };
+        let (ws, response) = open_socket(url, headers, self.tls.as_ref(), self.ws_config, self.connect_timeout).await?;
         let mut info = ConnectionInfo::new();
         info.remote = match ws.get_ref() {
             MaybeTlsStream::Plain(tcp) => tcp.peer_addr().ok(),
@@ -178,7 +199,7 @@ impl Dialer {
         info.path = url.path().to_owned();
         info.query = url.query().map(str::to_owned);
         info.headers = response.headers().clone();
-        info.extensions.insert(EndpointUrl(Arc::from(url.as_str())));
+        info.extensions.insert(EndpointUrl(Arc::from(redact_url(url.as_str()))));
         Ok((Opened::WebSocket(ws), info))
     }
 
@@ -186,7 +207,7 @@ impl Dialer {
     async fn open_raw(&self, url: &Url) -> Result<(Opened, ConnectionInfo), AttemptError> {
         let mut info = ConnectionInfo::new();
         info.path = String::new();
-        info.extensions.insert(EndpointUrl(Arc::from(url.as_str())));
+        info.extensions.insert(EndpointUrl(Arc::from(redact_url(url.as_str()))));
         let attempt = async {
             if url.scheme() == "tcp" {
                 let tcp = TcpStream::connect(raw_address(url)).await?;
@@ -322,7 +343,7 @@ fn resubscribe(peer: &PeerHandle, dialer: &Dialer, endpoint: &Endpoint, shutdown
             peer: peer.clone(),
             routing: Arc::clone(&dialer.routing),
             policy: dialer.reconnect.clone(),
-            endpoint: endpoint.url.to_string(),
+            endpoint: redact_url(endpoint.url.as_str()).into_owned(),
             shutdown: shutdown.clone(),
         };
         // Queued now, in order with what follows on this connection.
@@ -389,7 +410,7 @@ async fn stopping(shutdown: &mut watch::Receiver<Phase>) {
 
 /// Keeps `endpoint` connected until shutdown or until the policy gives up.
 pub(crate) async fn supervise(endpoint: Arc<Endpoint>, dialer: Arc<Dialer>, shutdown: watch::Receiver<Phase>) {
-    let span = tracing::info_span!("endpoint", url = %endpoint.url);
+    let span = tracing::info_span!("endpoint", url = %redact_url(endpoint.url.as_str()));
     run(endpoint, dialer, shutdown).instrument(span).await;
 }
 

@@ -495,7 +495,7 @@ impl Client {
             .endpoints()
             .iter()
             .map(|e| EndpointStatus {
-                url: e.url.to_string(),
+                url: switchboard_shared::credentials::redact_url(e.url.as_str()).into_owned(),
                 state: self.inner.board.endpoint(e.index).state,
                 sent: e.sent(),
                 connections: e.connections(),
@@ -585,7 +585,7 @@ impl std::fmt::Debug for Client {
 /// One endpoint as [`Client::endpoints`] reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointStatus {
-    /// Its URL.
+    /// Its URL (secret query parameters such as `token` redacted).
     pub url: String,
     /// Its own state.
     pub state: State,

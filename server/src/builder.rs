@@ -4,6 +4,10 @@
 //! | setting | default | when hit |
 //! |---|---|---|
 //! | [`max_connections`](ServerBuilder::max_connections) | 10,000 | HTTP 503 before the upgrade (or for a POST: each HTTP request in progress holds a slot) |
+//! | [`max_connections_per_ip`](ServerBuilder::max_connections_per_ip) | 256 per client address | HTTP 503 before the upgrade |
+//! | [`origins`](ServerBuilder::origins) | same origin (and clients that send no `Origin`) | HTTP 403 before the upgrade |
+//! | [`rate_limit`](ServerBuilder::rate_limit) | off | -32005 "Rate limited" (`data: {"retry_after_ms": N}`), notifications dropped; 1,000 refusals in a row: close 1008 "rate limit exceeded" |
+//! | [`refresh_grace`](ServerBuilder::refresh_grace) | 10 s after credentials expire | close 4401 "credentials expired" |
 //! | [`max_message_size`](ServerBuilder::max_message_size) | 10 MiB | close 1009 (HTTP POST: 413) |
 //! | [`max_batch_len`](ServerBuilder::max_batch_len) | 1,000 | each request of the batch is answered -32600 with its own id |
 //! | [`max_in_flight`](ServerBuilder::max_in_flight) | 256 per connection | further requests are parked (the socket is still read) |
@@ -54,12 +58,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_shared::discover::ServiceInfo;
-use switchboard_shared::{CloseReason, Context, Heartbeat, Jsonrpc1, Methods, PeerHandle};
+use switchboard_shared::{CloseReason, Context, Heartbeat, Jsonrpc1, Methods, PeerHandle, RateLimit};
 
 use crate::config::auth::{AsyncAuthenticator, Auth, Authenticator, Identity, Rejection, UpgradeRequest};
 use crate::config::cors::CorsPolicy;
 use crate::config::listen::RawSockets;
-use crate::config::origin::OriginPolicy;
+#[cfg(doc)]
+use crate::config::origin::OriginPattern;
+use crate::config::origin::{InvalidOrigin, OriginPolicy};
 use crate::config::settings::{Policies, Settings};
 use crate::config::subscriptions::{Builtins, SubscriptionDecision};
 use crate::config::topics::SlowConsumer;
@@ -120,6 +126,67 @@ impl ServerBuilder {
     /// while it is answered, and gets the same 503 at the limit.
     pub fn max_connections(mut self, max: usize) -> Self {
         self.settings.max_connections = max;
+        self
+    }
+
+    /// Sets the maximum number of connections open at once from one client
+    /// address (IPv4, or IPv6; an IPv4-mapped IPv6 address counts as its
+    /// IPv4 address), so that one client cannot take every slot of
+    /// `max_connections`.
+    ///
+    /// Default: 256. When reached, that address's next upgrade request is
+    /// answered with HTTP 503 "Service Unavailable" (with `Retry-After: 1`)
+    /// and no WebSocket is opened; other addresses are not affected. Behind
+    /// a reverse proxy every client has the proxy's address: raise the limit,
+    /// or let the HTTP layer pass the client's own address to
+    /// [`admit`](crate::ServerHandle::admit). A connection without a known
+    /// address counts only against `max_connections`. The minimum is 1.
+    pub fn max_connections_per_ip(mut self, max: usize) -> Self {
+        self.settings.max_connections_per_ip = max.max(1);
+        self
+    }
+
+    /// Limits how fast each connection may call: a token bucket of `burst`
+    /// calls refilled at `per_second` ([`RateLimit`]). Every request and
+    /// notification takes a token (each entry of a batch too); answers to the
+    /// server's own calls and `$/cancelRequest` do not. `None` turns it off.
+    ///
+    /// Default: off (for deployments whose clients are trusted; `switchboard
+    /// serve` turns it on). Over the limit a request is answered at once with
+    /// -32005 "Rate limited" whose `data` is `{"retry_after_ms": N}` (when the
+    /// next call would be admitted), and a notification is dropped; both are
+    /// counted ([`PeerHandle::rate_limited`](switchboard_shared::PeerHandle::rate_limited)).
+    /// A client that goes on calling, `close_after` refusals (default 1,000)
+    /// without ever letting its bucket refill, is closed with 1008 "rate
+    /// limit exceeded" and the event is logged.
+    ///
+    /// ```
+    /// use switchboard_server::Server;
+    /// use switchboard_shared::{Methods, RateLimit};
+    ///
+    /// // 50 calls a second, 100 at once; closed after 500 refusals in a row.
+    /// let server = Server::builder()
+    ///     .rate_limit(Some(RateLimit::new(50.0, 100).close_after(Some(500))))
+    ///     .build(Methods::new());
+    /// # drop(server);
+    /// ```
+    pub fn rate_limit(mut self, limit: Option<RateLimit>) -> Self {
+        self.settings.rate_limit = limit;
+        self
+    }
+
+    /// Sets how long a client whose credentials expired
+    /// ([`Identity::expires_in`]) has to answer `rpc.refresh` with a fresh
+    /// credential that the authenticator accepts.
+    ///
+    /// Default: 10 s. The server calls `rpc.refresh` when the credentials
+    /// expire; a connection still without a valid credential when the grace
+    /// period ends is closed with 4401 "credentials expired"
+    /// ([`CREDENTIALS_EXPIRED`](switchboard_shared::credentials::CREDENTIALS_EXPIRED))
+    /// and the event is logged (without the credential). During the grace
+    /// period the connection is served as before.
+    pub fn refresh_grace(mut self, grace: Duration) -> Self {
+        self.settings.refresh_grace = grace;
         self
     }
 
@@ -449,22 +516,48 @@ impl ServerBuilder {
         self
     }
 
-    /// Sets which browser origins may connect.
+    /// Sets which browser origins may connect ([`OriginPolicy`]).
     ///
-    /// Default: [`OriginPolicy::Any`]. A refused origin gets HTTP 403 before the upgrade.
+    /// Default: [`OriginPolicy::SameOrigin`]: pages served from the hub's own
+    /// host and port (its `Host` header) and clients that send no `Origin`
+    /// (programs; browsers always send one) may connect; a page from any
+    /// other origin gets HTTP 403 before the upgrade, and the refusal is
+    /// logged. Why: a browser sends the user's cookies with a WebSocket
+    /// upgrade whatever page opened it, so without this check any web site
+    /// the user visits could call methods as the user (cross-site WebSocket
+    /// hijacking). Pages on other origins are allowed with
+    /// [`allowed_origins`](Self::allowed_origins); [`OriginPolicy::Any`]
+    /// turns the check off (and `build` logs a warning).
     pub fn origins(mut self, policy: OriginPolicy) -> Self {
         self.policies.origins = policy;
         self
     }
 
-    /// Only browsers from these origins may connect (clients that send no
-    /// `Origin` header still may); shorthand for [`OriginPolicy::allow`].
-    pub fn allowed_origins<I, S>(self, origins: I) -> Self
+    /// Also lets pages from these origins connect: patterns
+    /// `scheme://host[:port]`, where the host may start with `*.` (any
+    /// subdomain) and the port may be `*` (see [`OriginPattern`]).
+    /// Same-origin pages and clients without an `Origin` still may connect.
+    /// Shorthand for [`OriginPolicy::allow`].
+    ///
+    /// Fails with [`InvalidOrigin`], naming the entry and what is wrong
+    /// with it, on an entry that is not an origin pattern.
+    ///
+    /// ```
+    /// use switchboard_server::Server;
+    /// use switchboard_shared::Methods;
+    ///
+    /// let server = Server::builder()
+    ///     .allowed_origins(["https://app.example.com", "https://*.example.org"])?
+    ///     .build(Methods::new());
+    /// # drop(server);
+    /// # Ok::<(), switchboard_server::InvalidOrigin>(())
+    /// ```
+    pub fn allowed_origins<I, S>(self, origins: I) -> Result<Self, InvalidOrigin>
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: AsRef<str>,
     {
-        self.origins(OriginPolicy::allow(origins))
+        Ok(self.origins(OriginPolicy::allow(origins)?))
     }
 
     /// Sets which other web sites' pages may call the hub over HTTP POST from
@@ -488,10 +581,11 @@ impl ServerBuilder {
     ///
     /// let app = "https://app.example.com";
     /// let server = Server::builder()
-    ///     .origins(OriginPolicy::allow([app]))
+    ///     .origins(OriginPolicy::allow([app])?)
     ///     .cors(CorsPolicy::allow([app]))
     ///     .build(Methods::new());
     /// # drop(server);
+    /// # Ok::<(), switchboard_server::InvalidOrigin>(())
     /// ```
     pub fn cors(mut self, policy: CorsPolicy) -> Self {
         self.policies.cors = policy;
@@ -654,6 +748,13 @@ impl ServerBuilder {
     /// Builds the server around `methods` (plus the chosen built-ins). No
     /// socket is opened yet: call [`Server::listen`] or hand it connections.
     pub fn build(self, mut methods: Methods) -> Server {
+        if self.policies.origins == OriginPolicy::Any {
+            tracing::warn!(
+                target: "switchboard::server",
+                "origin policy Any: a page from any web site may open a connection with its visitor's cookies; \
+                 allow the origins you serve instead (ServerBuilder::allowed_origins)"
+            );
+        }
         let service = self.service.unwrap_or_else(|| ServiceInfo::new("switchboard", env!("CARGO_PKG_VERSION")));
         let (heartbeat, builtins) = (self.settings.app_heartbeat.is_some(), self.settings.builtins);
         let history = self.settings.history;

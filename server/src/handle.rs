@@ -21,7 +21,7 @@ use crate::config::listen::Listening;
 use crate::error::{CallError, DeliveryError};
 use crate::push::{self, Answer};
 use crate::serve::accept;
-use crate::serve::admission::{self, Admission, Admitted, Refused};
+use crate::serve::admission::{self, Admission, Refused};
 use crate::serve::connection;
 use crate::serve::error::ServeError;
 use crate::state::cluster::{ClusterError, NodeId, Presence};
@@ -351,7 +351,8 @@ impl ServerHandle {
     /// Runs the admission checks of the server's own handshake on an upgrade
     /// request that an HTTP layer (hyper, axum...) received, before it
     /// answers `101 Switching Protocols`: a shutdown under way (503), the
-    /// origin policy (403), the connection limit (503; a slot is taken here)
+    /// origin policy (403), the connection limits in all and per
+    /// client address (503; a slot is taken here)
     /// and the authenticator (401 / 403, 503 when an asynchronous one times
     /// out; else the connection's identity). A refusal is logged as the
     /// server's handshake logs it. Only the request's head is read (copied
@@ -402,8 +403,7 @@ impl ServerHandle {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         self.start_background();
-        let Admitted { info, slot } = admission.admitted;
-        connection::start(&self.hub, ws, info, slot)
+        connection::start(&self.hub, ws, admission.admitted)
     }
 
     /// The WebSocket settings (message size limit, read buffer) the server

@@ -7,10 +7,12 @@
 //!
 //! - [`ServerBuilder`]: every limit and policy, with its default;
 //! - [`listen`](Server::listen): the one accept loop, with the handshake:
-//!   check origin, connection limit and the authenticator (synchronous
-//!   [`Authenticator`] or awaiting [`AsyncAuthenticator`]), then upgrade;
-//!   called once per interface ([`Listen`]: `ws://`, and newline-delimited
-//!   JSON-RPC on `tcp://` and `unix:` raw sockets), one server behind them all;
+//!   check origin (same origin by default, [`OriginPolicy`]), connection
+//!   limits (in all and per client address) and the authenticator
+//!   (synchronous [`Authenticator`] or awaiting [`AsyncAuthenticator`];
+//!   credentials may expire and be refreshed), then upgrade; called once
+//!   per interface ([`Listen`]: `ws://`, and newline-delimited JSON-RPC on
+//!   `tcp://` and `unix:` raw sockets), one server behind them all;
 //! - a **registry** of live connections and topics, behind [`ServerHandle`]:
 //!   call, notify, broadcast, publish, [`call_many`](ServerHandle::call_many),
 //!   graceful [`shutdown`](ServerHandle::shutdown);
@@ -87,7 +89,7 @@ pub use call::ServerCall;
 pub use config::auth::{AsyncAuthenticator, AuthFuture, Authenticator, Identity, Rejection, UpgradeRequest};
 pub use config::cors::CorsPolicy;
 pub use config::listen::{InvalidListen, Listen, Listening, RawSockets};
-pub use config::origin::{MissingOrigin, OriginPolicy};
+pub use config::origin::{InvalidOrigin, MissingOrigin, OriginPattern, OriginPolicy};
 pub use config::settings::defaults;
 pub use config::subscriptions::{Builtins, SubscriptionDecision};
 #[cfg(feature = "tls")]

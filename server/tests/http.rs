@@ -182,13 +182,13 @@ async fn a_wrong_content_type_gets_415_and_other_methods_405_with_allow() {
 
 #[tokio::test]
 async fn the_authenticator_and_the_origin_policy_decide_posts_as_they_decide_upgrades() {
-    let builder = Server::builder().origins(OriginPolicy::allow(["https://app.example"])).authenticate(|req| match req
-        .bearer_token()
-    {
-        Some("secret") => Ok(json!({"user": "ada"})),
-        Some(_) => Err(Rejection::Forbidden("unknown token".into())),
-        None => Err(Rejection::Unauthorized("a bearer token is required".into())),
-    });
+    let builder = Server::builder()
+        .origins(OriginPolicy::allow(["https://app.example"]).expect("a valid origin"))
+        .authenticate(|req| match req.bearer_token() {
+            Some("secret") => Ok(json!({"user": "ada"})),
+            Some(_) => Err(Rejection::Forbidden("unknown token".into())),
+            None => Err(Rejection::Unauthorized("a bearer token is required".into())),
+        });
     let (_hub, addr, _) = serve(builder).await;
     let mut conn = Conn::open(addr).await;
     let body = r#"{"jsonrpc":"2.0","method":"whoami","id":1}"#;
@@ -257,7 +257,8 @@ async fn cors_preflights_are_answered_for_listed_origins_only() {
     assert_eq!(plain.header("allow"), "GET, POST, OPTIONS");
 
     let app = "https://app.example";
-    let (_hub, addr, _) = serve(Server::builder().cors(CorsPolicy::allow([app]))).await;
+    let builder = Server::builder().origins(OriginPolicy::allow([app]).expect("a valid origin"));
+    let (_hub, addr, _) = serve(builder.cors(CorsPolicy::allow([app]))).await;
     let mut conn = Conn::open(addr).await;
     let allowed = conn.send(Method::OPTIONS, &preflight(app), "").await;
     assert_eq!(allowed.status, StatusCode::NO_CONTENT);

@@ -128,13 +128,14 @@ async fn the_hub_path_answers_json_rpc_posts_and_the_files_stay_files() {
 #[tokio::test]
 async fn the_admission_checks_apply_to_upgrades_over_http() {
     let site = Site::new();
-    let builder = Server::builder().allowed_origins(["http://good.example"]).max_connections(1).authenticate(|req| {
-        match req.query_param("token").as_deref() {
-            Some("secret") => Ok(json!({"user": "ada"})),
-            Some(_) => Err(Rejection::Forbidden("unknown token".into())),
-            None => Err(Rejection::Unauthorized("a token is required".into())),
-        }
-    });
+    let builder =
+        Server::builder().allowed_origins(["http://good.example"]).unwrap().max_connections(1).authenticate(|req| {
+            match req.query_param("token").as_deref() {
+                Some("secret") => Ok(json!({"user": "ada"})),
+                Some(_) => Err(Rejection::Forbidden("unknown token".into())),
+                None => Err(Rejection::Unauthorized("a token is required".into())),
+            }
+        });
     let (_hub, addr) = serve(builder, &site).await;
 
     let with_origin = |path: &str, origin: &str| {
@@ -151,6 +152,23 @@ async fn the_admission_checks_apply_to_upgrades_over_http() {
     // The limit of one connection is taken.
     assert_eq!(refused_status(connect(format!("ws://{addr}/rpc?token=secret")).await), 503);
     drop(ws);
+}
+
+#[tokio::test]
+async fn by_default_only_the_sites_own_pages_may_open_the_hub() {
+    let site = Site::new();
+    let (_hub, addr) = serve(Server::builder(), &site).await;
+    let from = |origin: String| {
+        let mut request = format!("ws://{addr}/rpc").into_client_request().unwrap();
+        request.headers_mut().insert("origin", origin.parse().unwrap());
+        request
+    };
+    // A page served by this server (its own origin) opens the hub...
+    let mut ws = connect(from(format!("http://{addr}"))).await.expect("same origin");
+    assert_eq!(call(&mut ws, 1, "add", json!([1, 2])).await["result"], 3);
+    // ...a page on another port of the same host does not.
+    let other_port = if addr.port() == 65_535 { 1 } else { addr.port() + 1 };
+    assert_eq!(refused_status(connect(from(format!("http://127.0.0.1:{other_port}"))).await), 403);
 }
 
 #[tokio::test]

@@ -10,7 +10,12 @@ use crate::codec::Id;
 use crate::peer::PeerHandle;
 
 /// Facts about one connection, fixed at the handshake.
-#[derive(Debug, Default)]
+///
+/// Its `Debug` output keeps secrets out: the values of secret query
+/// parameters (`token`, see [`credentials`](crate::credentials)) are
+/// redacted, and so are headers marked sensitive (a server marks
+/// `Authorization`, `Proxy-Authorization` and `Cookie` so).
+#[derive(Default)]
 pub struct ConnectionInfo {
     /// A fresh uuid v4 per connection.
     pub id: Uuid,
@@ -26,6 +31,20 @@ pub struct ConnectionInfo {
     pub auth: Option<Value>,
     /// Anything else the embedding layer wants handlers to see (typed map).
     pub extensions: http::Extensions,
+}
+
+impl std::fmt::Debug for ConnectionInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionInfo")
+            .field("id", &self.id)
+            .field("remote", &self.remote)
+            .field("path", &self.path)
+            .field("query", &self.query.as_deref().map(crate::credentials::redact_query))
+            .field("headers", &self.headers)
+            .field("auth", &self.auth)
+            .field("extensions", &self.extensions)
+            .finish()
+    }
 }
 
 impl ConnectionInfo {

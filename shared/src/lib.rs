@@ -9,10 +9,13 @@
 //! - [`oneshot`]: answering one message without a connection (HTTP POST);
 //! - [`transport`]: what a connection runs over (WebSocket, newline-delimited JSON);
 //! - [`discover`]: the OpenRPC document behind `rpc.discover`;
-//! - [`stream`]: the wire of topic streams (positions, `rpc.publication`, `rpc.history`).
+//! - [`stream`]: the wire of topic streams (positions, `rpc.publication`, `rpc.history`);
+//! - [`credentials`]: the wire of expiring credentials (`rpc.refresh`) and
+//!   keeping secrets out of logs.
 
 pub mod codec;
 pub mod context;
+pub mod credentials;
 pub mod discover;
 pub mod error;
 pub mod methods;
@@ -29,7 +32,7 @@ pub use error::Error;
 pub use methods::{Dispatch, Method, MethodInfo, Methods, RpcResult};
 pub use peer::{
     BatchBuilder, Cancellation, CloseReason, Heartbeat, IdGenerator, Jsonrpc1, MalformedFrames, PeerCall, PeerConfig,
-    PeerHandle, StrayMessage,
+    PeerHandle, RateLimit, StrayMessage,
 };
 pub use writer::{Overflow, Shed, Sheddable};
 

@@ -417,9 +417,17 @@ pub(crate) struct Writer {
     batch_bytes: QueuedBytes,
     needs_flush: bool,
     closing: Closing,
+    /// The code and reason of the close frame written, once it is (boxed:
+    /// every connection carries one pointer for it).
+    close_sent: Option<Box<(u16, String)>>,
 }
 
 impl Writer {
+    /// The code and reason of the close frame written, once it is.
+    pub(crate) fn close_sent(&self) -> Option<&(u16, String)> {
+        self.close_sent.as_deref()
+    }
+
     pub(crate) fn has_work(&self, queue: &OutboundQueue) -> bool {
         match self.closing {
             Closing::Open => !self.batch.is_empty() || self.needs_flush || queue.has_frames(),
@@ -455,20 +463,24 @@ impl Writer {
             }
             ready!(Pin::new(&mut *sink).poll_ready(cx))?;
             let frame = self.batch.pop_front().expect("batch is not empty");
-            let closing = matches!(frame, Outgoing::Close(..));
+            let closing = match &frame {
+                Outgoing::Close(code, reason) => Some(Box::new((u16::from(*code), reason.to_string()))),
+                _ => None,
+            };
             match frame.into_frame::<T>() {
                 Some(frame) => {
                     Pin::new(&mut *sink).start_send(frame)?;
                     self.needs_flush = true;
-                    if closing {
+                    if closing.is_some() {
                         self.closing = Closing::Sent;
                     }
                 }
-                None if closing => self.closing = Closing::Flushing,
+                None if closing.is_some() => self.closing = Closing::Flushing,
                 // A ping on a transport without pings.
                 None => {}
             }
-            if closing {
+            if closing.is_some() {
+                self.close_sent = closing;
                 self.batch.clear();
             }
         }

@@ -9,9 +9,10 @@
 // which returns the position it got, `{"epoch": E, "offset": N}`.
 // SWITCHBOARD_TOPIC_STREAMS_HUB_ARGS adds command-line arguments to the hub.
 //
-// The page is served by this test on its own port and reaches the hub
-// through a TCP proxy the test can cut and restore: the page loses its
-// connection, and cannot get it back, exactly while the test publishes.
+// The page is served by this test on its own port (an origin the hub is
+// told to allow, with --allow-origin) and reaches the hub through a TCP
+// proxy the test can cut and restore: the page loses its connection, and
+// cannot get it back, exactly while the test publishes.
 
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -179,9 +180,11 @@ describe('topic streams in a browser', () => {
   const feed = () => page.evaluate(() => window.feed);
 
   before(async () => {
-    hub = await startExample('js_test_hub', { args: ['--until-stdin-closes', ...HUB_ARGS] });
-    proxy = await cuttableProxy(hub.url);
     site = await pageServer();
+    // The page is on another origin than the hub: allowed explicitly (the
+    // hub refuses cross-origin pages by default).
+    hub = await startExample('js_test_hub', { args: ['--until-stdin-closes', '--allow-origin', site.url, ...HUB_ARGS] });
+    proxy = await cuttableProxy(hub.url);
     pageUrl = `${site.url}/?hub=${encodeURIComponent(proxy.url)}`;
     chromium = await launchChromium({ width: 800, height: 600 });
     page = chromium.page;

@@ -11,29 +11,98 @@
 //!   (a database, an HTTP call) within the builder's `auth_timeout`
 //!   (default 5 s); past it the client gets HTTP 503 with `Retry-After: 1`,
 //!   since the fault is the server's, not the client's credentials.
+//!
+//! Credentials may **expire**: an identity made with
+//! [`Identity::expires_in`] or [`Identity::expires_at`] holds the
+//! connection only until then. At expiry the server calls `rpc.refresh` on
+//! the client; its answer, a fresh credential, goes to the same
+//! authenticator as an `Authorization: Bearer` header on a copy of the
+//! connection's upgrade request ([`UpgradeRequest::refreshing`] tells the
+//! two apart). Accepted, the connection lives on until the new identity's
+//! expiry (if any); otherwise it is closed with 4401 "credentials expired"
+//! at the end of the builder's `refresh_grace` (default 10 s).
+//!
+//! Secrets stay out of text: `Authorization`, `Proxy-Authorization` and
+//! `Cookie` headers are marked sensitive (their `Debug` is `Sensitive`),
+//! and the `Debug` of an [`UpgradeRequest`] shows the `token` query
+//! parameter redacted.
 
 use std::borrow::Cow;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, StatusCode, header};
 use serde_json::Value;
+use switchboard_shared::ConnectionInfo;
+use switchboard_shared::credentials::{SECRET_QUERY_PARAMS, redact_query};
 
 /// The HTTP upgrade request of a connecting client, as the authenticator and
 /// the origin check see it. Cheap to clone (the request is shared).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct UpgradeRequest {
     request: Arc<http::Request<()>>,
     remote: Option<SocketAddr>,
+    refreshing: Option<uuid::Uuid>,
+}
+
+impl std::fmt::Debug for UpgradeRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpgradeRequest")
+            .field("method", self.request.method())
+            .field("path", &self.path())
+            .field("query", &self.query().map(redact_query))
+            .field("headers", self.request.headers())
+            .field("remote", &self.remote)
+            .field("refreshing", &self.refreshing)
+            .finish()
+    }
 }
 
 impl UpgradeRequest {
     /// Wraps a request (an HTTP integration that upgrades by itself can reuse
-    /// an authenticator this way).
-    pub fn new(request: http::Request<()>, remote: Option<SocketAddr>) -> Self {
-        UpgradeRequest { request: Arc::new(request), remote }
+    /// an authenticator this way). Its secret headers are marked sensitive.
+    pub fn new(mut request: http::Request<()>, remote: Option<SocketAddr>) -> Self {
+        mark_secrets(request.headers_mut());
+        UpgradeRequest { request: Arc::new(request), remote, refreshing: None }
+    }
+
+    /// The check of a fresh credential that connection `connection` sent
+    /// in answer to `rpc.refresh`: its upgrade request (`info`), without a
+    /// `token` query parameter, with `Authorization: Bearer <credential>`.
+    pub(crate) fn refresh(info: &ConnectionInfo, connection: uuid::Uuid, credential: &str) -> Option<Self> {
+        let query = info.query.as_deref().map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .filter(|(key, _)| !SECRET_QUERY_PARAMS.iter().any(|secret| key.eq_ignore_ascii_case(secret)))
+                .fold(url::form_urlencoded::Serializer::new(String::new()), |mut out, (key, value)| {
+                    out.append_pair(&key, &value);
+                    out
+                })
+                .finish()
+        });
+        let target = match query.as_deref() {
+            Some(query) if !query.is_empty() => format!("{}?{query}", info.path),
+            _ => info.path.clone(),
+        };
+        let mut request = http::Request::new(());
+        *request.uri_mut() = target.parse().ok()?;
+        *request.headers_mut() = info.headers.clone();
+        let mut bearer = http::HeaderValue::from_str(&format!("Bearer {credential}")).ok()?;
+        bearer.set_sensitive(true);
+        request.headers_mut().insert(header::AUTHORIZATION, bearer);
+        let mut upgrade = UpgradeRequest::new(request, info.remote);
+        upgrade.refreshing = Some(connection);
+        Some(upgrade)
+    }
+
+    /// `Some(connection id)` when this is not an upgrade but the check of a
+    /// fresh credential that connection sent in answer to `rpc.refresh`
+    /// (in the `Authorization: Bearer` header; the rest is the connection's
+    /// upgrade request without its `token` query parameter).
+    pub fn refreshing(&self) -> Option<uuid::Uuid> {
+        self.refreshing
     }
 
     /// The request path, e.g. `/rpc`.
@@ -148,6 +217,14 @@ impl Rejection {
 pub struct Identity {
     pub(crate) json: Option<Value>,
     pub(crate) extensions: http::Extensions,
+    pub(crate) expires: Option<Expiry>,
+}
+
+/// When an identity's credentials stop being valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expiry {
+    After(Duration),
+    At(SystemTime),
 }
 
 impl Identity {
@@ -172,6 +249,49 @@ impl Identity {
     pub fn with_json(mut self, data: Value) -> Self {
         self.json = Some(data);
         self
+    }
+
+    /// The credentials are valid for `ttl` from now: then the server asks
+    /// the client for a fresh one (`rpc.refresh`), and closes the connection
+    /// with 4401 "credentials expired" if none is accepted within the
+    /// builder's `refresh_grace`. Default: they never expire.
+    ///
+    /// Of the identity a fresh credential is accepted with, only the expiry
+    /// counts: the connection keeps the data it was admitted with (an
+    /// authenticator that must not accept another user's token on refresh
+    /// compares, knowing the connection from [`UpgradeRequest::refreshing`]).
+    pub fn expires_in(mut self, ttl: Duration) -> Self {
+        self.expires = Some(Expiry::After(ttl));
+        self
+    }
+
+    /// The credentials are valid until `at` (a token's `exp` claim, say);
+    /// see [`expires_in`](Self::expires_in). A time already past asks for a
+    /// fresh credential at once.
+    pub fn expires_at(mut self, at: SystemTime) -> Self {
+        self.expires = Some(Expiry::At(at));
+        self
+    }
+
+    /// When the credentials expire, on the runtime's clock; `None`: never.
+    pub(crate) fn deadline(&self) -> Option<tokio::time::Instant> {
+        let now = tokio::time::Instant::now();
+        let left = match self.expires? {
+            Expiry::After(ttl) => ttl,
+            Expiry::At(at) => at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO),
+        };
+        // Far futures (years) are clamped rather than overflowing the clock.
+        Some(now.checked_add(left).unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400)))
+    }
+}
+
+/// Marks the headers that carry credentials sensitive, so that their
+/// values never show in `Debug` output (`http` prints `Sensitive`).
+pub(crate) fn mark_secrets(headers: &mut HeaderMap) {
+    for (name, value) in headers.iter_mut() {
+        if name == header::AUTHORIZATION || name == header::PROXY_AUTHORIZATION || name == header::COOKIE {
+            value.set_sensitive(true);
+        }
     }
 }
 

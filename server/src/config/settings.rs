@@ -21,6 +21,10 @@ pub mod defaults {
 
     /// Live connections at once.
     pub const MAX_CONNECTIONS: usize = 10_000;
+    /// Live connections at once from one client address.
+    pub const MAX_CONNECTIONS_PER_IP: usize = 256;
+    /// Time a client whose credentials expired has to send a fresh one (`rpc.refresh`).
+    pub const REFRESH_GRACE: Duration = Duration::from_secs(10);
     /// Bytes of one inbound message (10 MiB).
     pub const MAX_MESSAGE_SIZE: usize = 10 << 20;
     /// Entries of one inbound batch.
@@ -63,6 +67,9 @@ pub mod defaults {
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) max_connections: usize,
+    pub(crate) max_connections_per_ip: usize,
+    pub(crate) rate_limit: Option<switchboard_shared::RateLimit>,
+    pub(crate) refresh_grace: Duration,
     pub(crate) max_message_size: usize,
     pub(crate) max_batch_len: usize,
     pub(crate) max_in_flight: usize,
@@ -92,6 +99,9 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             max_connections: defaults::MAX_CONNECTIONS,
+            max_connections_per_ip: defaults::MAX_CONNECTIONS_PER_IP,
+            rate_limit: None,
+            refresh_grace: defaults::REFRESH_GRACE,
             max_message_size: defaults::MAX_MESSAGE_SIZE,
             max_batch_len: defaults::MAX_BATCH_LEN,
             max_in_flight: defaults::MAX_IN_FLIGHT,

@@ -185,7 +185,7 @@ where
     let other = handshake::OtherRequests::Refuse;
     match handshake::upgrade(hub, ReadAhead::new(stream), Some(remote), other).await {
         Ok(Handshake::WebSocket(ws, admitted)) => {
-            connection::start(hub, ws, admitted.info, admitted.slot);
+            connection::start(hub, ws, admitted);
             pending.done();
         }
         #[cfg(feature = "http")]
@@ -219,7 +219,7 @@ where
     }
     // Small reads for idle sockets, big ones for busy sockets: see `ReadAhead`.
     match handshake::upgrade(hub, ReadAhead::new(stream), remote, handshake::OtherRequests::Refuse).await? {
-        Handshake::WebSocket(ws, admitted) => Ok(connection::start(hub, ws, admitted.info, admitted.slot)),
+        Handshake::WebSocket(ws, admitted) => Ok(connection::start(hub, ws, admitted)),
         #[cfg(feature = "http")]
         Handshake::Http { .. } => Err(ServeError::Refused {
             status: http::StatusCode::BAD_REQUEST.as_u16(),

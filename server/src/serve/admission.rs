@@ -2,8 +2,9 @@
 //! refusing before any WebSocket frame is exchanged:
 //!
 //! 1. a shutdown under way: HTTP 503;
-//! 2. the Origin allow-list: HTTP 403;
-//! 3. the connection limit: HTTP 503 (a slot is taken here);
+//! 2. the origin policy (same origin by default): HTTP 403;
+//! 3. the connection limits, in all and per client address: HTTP 503 (a
+//!    slot is taken here);
 //! 4. the authenticator: HTTP 401 / 403, or the connection's identity; an
 //!    asynchronous one that does not decide within `auth_timeout`: HTTP 503.
 //!
@@ -16,7 +17,7 @@ use std::time::Duration;
 use http::{HeaderValue, StatusCode, header};
 use switchboard_shared::ConnectionInfo;
 
-use crate::config::auth::{Auth, Identity, Rejection, UpgradeRequest};
+use crate::config::auth::{Auth, Identity, Rejection, UpgradeRequest, mark_secrets};
 use crate::serve::error::ServeError;
 use crate::state::hub::Hub;
 use crate::state::lifecycle::{NoSlot, ServerPhase, Slot};
@@ -26,6 +27,8 @@ use crate::state::lifecycle::{NoSlot, ServerPhase, Slot};
 pub(crate) struct Admitted {
     pub(crate) info: ConnectionInfo,
     pub(crate) slot: Slot,
+    /// When its credentials expire, if they do.
+    pub(crate) expires: Option<tokio::time::Instant>,
 }
 
 /// Why an upgrade request was refused.
@@ -40,6 +43,9 @@ pub(crate) enum Refusal {
     TooManyConnections {
         limit: usize,
     },
+    TooManyFromAddress {
+        limit: usize,
+    },
     Origin(String),
     Auth(Rejection),
     AuthTimeout(Duration),
@@ -49,9 +55,10 @@ impl Refusal {
     pub(crate) fn status(&self) -> StatusCode {
         match self {
             Refusal::NotUpgrade { status, .. } => *status,
-            Refusal::ShuttingDown | Refusal::TooManyConnections { .. } | Refusal::AuthTimeout(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Refusal::ShuttingDown
+            | Refusal::TooManyConnections { .. }
+            | Refusal::TooManyFromAddress { .. }
+            | Refusal::AuthTimeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::Origin(_) => StatusCode::FORBIDDEN,
             Refusal::Auth(rejection) => rejection.status(),
         }
@@ -62,6 +69,9 @@ impl Refusal {
             Refusal::NotUpgrade { reason, .. } => (*reason).to_owned(),
             Refusal::ShuttingDown => "the server is shutting down".into(),
             Refusal::TooManyConnections { limit } => format!("the server is at its limit of {limit} connections"),
+            Refusal::TooManyFromAddress { limit } => {
+                format!("this address already has the server's limit of {limit} connections open")
+            }
             Refusal::Origin(reason) => reason.clone(),
             Refusal::Auth(rejection) => rejection.reason().to_owned(),
             Refusal::AuthTimeout(timeout) => format!("authentication did not finish within {timeout:?}; try again"),
@@ -79,7 +89,7 @@ impl Refusal {
             Refusal::Auth(Rejection::Unauthorized(_)) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Refusal::TooManyConnections { .. } | Refusal::AuthTimeout(_) => {
+            Refusal::TooManyConnections { .. } | Refusal::TooManyFromAddress { .. } | Refusal::AuthTimeout(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             Refusal::NotUpgrade { status: StatusCode::UPGRADE_REQUIRED, .. } => {
@@ -94,6 +104,7 @@ impl Refusal {
         match self {
             Refusal::ShuttingDown => ServeError::ShuttingDown,
             Refusal::TooManyConnections { limit } => ServeError::TooManyConnections { limit },
+            Refusal::TooManyFromAddress { limit } => ServeError::TooManyFromAddress { limit },
             other => ServeError::Refused { status: other.status().as_u16(), reason: other.reason() },
         }
     }
@@ -104,6 +115,7 @@ impl From<NoSlot> for Refusal {
         match no_slot {
             NoSlot::ShuttingDown => Refusal::ShuttingDown,
             NoSlot::Full { limit } => Refusal::TooManyConnections { limit },
+            NoSlot::FullForAddress { limit } => Refusal::TooManyFromAddress { limit },
         }
     }
 }
@@ -124,28 +136,24 @@ pub(crate) async fn admit(
     admitted
 }
 
-async fn checks(hub: &Hub, request: http::Request<()>, remote: Option<SocketAddr>) -> Result<Admitted, Refusal> {
+async fn checks(hub: &Hub, mut request: http::Request<()>, remote: Option<SocketAddr>) -> Result<Admitted, Refusal> {
     if hub.phase() != ServerPhase::Running {
         return Err(Refusal::ShuttingDown);
     }
-    let origin = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    hub.policies().origins.check(origin).map_err(Refusal::Origin)?;
-    let slot = hub.reserve()?;
+    mark_secrets(request.headers_mut());
+    let text = |name| request.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let host = text(header::HOST).or_else(|| request.uri().authority().map(|a| a.as_str()));
+    hub.policies().origins.check(text(header::ORIGIN), host).map_err(Refusal::Origin)?;
+    let slot = hub.reserve(remote.map(|r| r.ip()))?;
     let (request, identity) = match &hub.policies().authenticator {
         None => (request, Identity::new()),
-        Some(Auth::Sync(authenticator)) => {
+        Some(_) => {
             let upgrade = UpgradeRequest::new(request, remote);
-            let identity = authenticator.authenticate(&upgrade).map_err(Refusal::Auth)?;
-            (upgrade.into_request(), identity)
-        }
-        Some(Auth::Async(authenticator)) => {
-            let upgrade = UpgradeRequest::new(request, remote);
-            let timeout = hub.settings().auth_timeout;
-            let decided = tokio::time::timeout(timeout, authenticator.authenticate(upgrade.clone())).await;
-            let identity = decided.map_err(|_elapsed| Refusal::AuthTimeout(timeout))?.map_err(Refusal::Auth)?;
+            let identity = authenticate(hub, upgrade.clone()).await?;
             (upgrade.into_request(), identity)
         }
     };
+    let expires = identity.deadline();
     let (parts, ()) = request.into_parts();
     let info = ConnectionInfo {
         id: uuid::Uuid::new_v4(),
@@ -156,7 +164,21 @@ async fn checks(hub: &Hub, request: http::Request<()>, remote: Option<SocketAddr
         auth: identity.json,
         extensions: identity.extensions,
     };
-    Ok(Admitted { info, slot })
+    Ok(Admitted { info, slot, expires })
+}
+
+/// Runs the authenticator (none accepts everyone): a synchronous one at
+/// once, an asynchronous one within `auth_timeout`.
+pub(crate) async fn authenticate(hub: &Hub, upgrade: UpgradeRequest) -> Result<Identity, Refusal> {
+    match &hub.policies().authenticator {
+        None => Ok(Identity::new()),
+        Some(Auth::Sync(authenticator)) => authenticator.authenticate(&upgrade).map_err(Refusal::Auth),
+        Some(Auth::Async(authenticator)) => {
+            let timeout = hub.settings().auth_timeout;
+            let decided = tokio::time::timeout(timeout, authenticator.authenticate(upgrade)).await;
+            decided.map_err(|_elapsed| Refusal::AuthTimeout(timeout))?.map_err(Refusal::Auth)
+        }
+    }
 }
 
 /// An upgrade request that passed every admission check. It holds one of the
@@ -190,7 +212,7 @@ pub struct Refused {
 }
 
 impl Refused {
-    /// 503 (shutting down, connection limit, authenticator timed out), 403
+    /// 503 (shutting down, connection limits, authenticator timed out), 403
     /// (origin, authenticator), 401 (authenticator), or 400 / 426 (not a
     /// valid WebSocket upgrade request).
     pub fn status(&self) -> StatusCode {

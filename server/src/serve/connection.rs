@@ -1,16 +1,18 @@
 //! Runs one admitted connection: starts the peer engine on it, registers
-//! it, runs the hooks, and cleans up when it ends.
+//! it, runs the hooks, watches its credentials' expiry (see `refresh.rs`),
+//! and cleans up when it ends.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use switchboard_shared::peer::CloseHook;
 use switchboard_shared::transport::Transport;
-use switchboard_shared::{CloseReason, ConnectionInfo, PeerHandle, peer};
+use switchboard_shared::{CloseReason, PeerHandle, peer};
 
 use crate::config::hooks;
+use crate::serve::admission::Admitted;
+use crate::serve::refresh;
 use crate::state::hub::Hub;
-use crate::state::lifecycle::Slot;
 use crate::state::registry::Registration;
 
 /// Where a connection's start-up stands, so that exactly one of [`start`]
@@ -21,8 +23,9 @@ const UNREGISTERED: u8 = 2;
 const ENDED: u8 = 3;
 
 /// Serves `transport` (an upgraded WebSocket, or lines over a raw socket)
-/// until it ends. `slot` is held for the connection's whole life.
-pub(crate) fn start<T: Transport>(hub: &Arc<Hub>, transport: T, mut info: ConnectionInfo, slot: Slot) -> PeerHandle {
+/// until it ends. The admission's slot is held for the connection's whole life.
+pub(crate) fn start<T: Transport>(hub: &Arc<Hub>, transport: T, admitted: Admitted) -> PeerHandle {
+    let Admitted { mut info, slot, expires } = admitted;
     if info.id.is_nil() {
         info.id = uuid::Uuid::new_v4();
     }
@@ -51,7 +54,7 @@ pub(crate) fn start<T: Transport>(hub: &Arc<Hub>, transport: T, mut info: Connec
     let registration = hub.registry().register(&peer);
     match registration {
         Registration::Registered => {
-            tracing::info!(
+            tracing::debug!(
                 target: "switchboard::server",
                 id = %peer.id(),
                 remote = ?peer.info().remote,
@@ -60,6 +63,9 @@ pub(crate) fn start<T: Transport>(hub: &Arc<Hub>, transport: T, mut info: Connec
             );
             if let Some(hook) = &hub.policies().on_connect {
                 hooks::run("on_connect", || hook(&peer));
+            }
+            if let Some(expires) = expires {
+                refresh::watch(hub, &peer, expires);
             }
         }
         Registration::ShuttingDown => {
@@ -93,7 +99,7 @@ fn forget(hub: &Arc<Hub>, peer: &PeerHandle, reason: &CloseReason, registration:
             max_message_size = hub.settings().max_message_size,
             "message over the size limit; closed with 1009"
         ),
-        reason => tracing::info!(target: "switchboard::server", id = %peer.id(), %reason, "connection closed"),
+        reason => tracing::debug!(target: "switchboard::server", id = %peer.id(), %reason, "connection closed"),
     }
     if registration == Registration::Registered
         && let Some(hook) = &hub.policies().on_disconnect

@@ -28,6 +28,14 @@ pub enum ServeError {
         /// The configured `max_connections`.
         limit: usize,
     },
+    /// The client's address already has `max_connections_per_ip`
+    /// connections open (the client got HTTP 503). Close some, or raise the
+    /// limit (behind a proxy every client shares the proxy's address).
+    #[error("the limit of {limit} connections from one address is reached")]
+    TooManyFromAddress {
+        /// The configured `max_connections_per_ip`.
+        limit: usize,
+    },
     /// The server is shutting down and accepts no new connections.
     #[error("the server is shutting down and accepts no new connections")]
     ShuttingDown,

@@ -13,5 +13,6 @@ pub(crate) mod handshake;
 pub(crate) mod http;
 pub(crate) mod raw;
 pub(crate) mod read_ahead;
+pub(crate) mod refresh;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;

@@ -21,6 +21,7 @@ use switchboard_shared::transport::Lines;
 use switchboard_shared::{ConnectionInfo, ErrorObject, Id, PeerHandle};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
+use crate::serve::admission::Admitted;
 use crate::serve::connection;
 use crate::serve::error::ServeError;
 use crate::state::hub::Hub;
@@ -38,14 +39,15 @@ pub(crate) async fn serve_lines<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let slot = match hub.reserve() {
+    let slot = match hub.reserve(remote.map(|addr| addr.ip())) {
         Ok(slot) => slot,
         Err(no_slot) => return Err(refuse(stream, no_slot, remote).await),
     };
     let info = ConnectionInfo { id: uuid::Uuid::new_v4(), remote, ..ConnectionInfo::default() };
     let settings = hub.settings();
     let lines = Lines::with_read_buffer(stream, settings.max_message_size, settings.read_buffer_size);
-    Ok(connection::start(hub, lines, info, slot))
+    // No credentials travel on a raw socket, so none expire.
+    Ok(connection::start(hub, lines, Admitted { info, slot, expires: None }))
 }
 
 /// Says why in one line, closes, and reports the refusal.
@@ -55,6 +57,10 @@ async fn refuse<S: AsyncWrite + Unpin>(mut stream: S, no_slot: NoSlot, remote: O
         NoSlot::Full { limit } => (
             ErrorObject::server_busy(format!("the server is at its limit of {limit} connections; try again later")),
             ServeError::TooManyConnections { limit },
+        ),
+        NoSlot::FullForAddress { limit } => (
+            ErrorObject::server_busy(format!("the limit of {limit} connections from one address is reached")),
+            ServeError::TooManyFromAddress { limit },
         ),
     };
     tracing::info!(target: "switchboard::server", remote = ?remote, reason = %refusal, "raw socket connection rejected");

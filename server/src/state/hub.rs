@@ -56,7 +56,7 @@ impl Hub {
             cluster.clone(),
         ));
         broker.attach(Fanout::new(&registry));
-        let lifecycle = Lifecycle::new(settings.max_connections);
+        let lifecycle = Lifecycle::new(settings.max_connections, settings.max_connections_per_ip);
         let node = match &cluster {
             Some(cluster) => {
                 cluster.attach(LocalNode::new(&registry, lifecycle.watch()));
@@ -77,6 +77,7 @@ impl Hub {
                 max_batch_len: settings.max_batch_len,
                 call_timeout: Some(settings.call_timeout),
                 heartbeat: settings.heartbeat,
+                rate_limit: settings.rate_limit,
                 id_generator: None,
                 jsonrpc1: settings.jsonrpc1,
                 extensions: http::Extensions::new(),
@@ -165,9 +166,10 @@ impl Hub {
         let _ = phase.wait_for(|phase| *phase == ServerPhase::Stopped).await;
     }
 
-    /// Takes a slot for a new connection, within `max_connections`.
-    pub(crate) fn reserve(&self) -> Result<Slot, NoSlot> {
-        self.lifecycle.reserve()
+    /// Takes a slot for a new connection from `ip` (when known), within
+    /// `max_connections` and `max_connections_per_ip`.
+    pub(crate) fn reserve(&self, ip: Option<std::net::IpAddr>) -> Result<Slot, NoSlot> {
+        self.lifecycle.reserve(ip)
     }
 
     /// Registers a listener: the server is not stopped before the guard is dropped.

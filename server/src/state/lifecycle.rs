@@ -1,11 +1,16 @@
 //! The server's phase (running, draining, stopped) and its connection slots.
 //!
 //! A **slot** is held by every connection from the moment its upgrade is
-//! admitted until its task has ended; `max_connections` bounds the slots.
+//! admitted until its task has ended; `max_connections` bounds the slots,
+//! and `max_connections_per_ip` the slots of one client address (IPv4 and
+//! IPv4-mapped IPv6 count as one; a connection without a known address
+//! counts only against the total).
 //! Each accept loop holds a **listener guard** until its listening socket is
 //! closed. Once a shutdown has begun no slot is handed out, and the server
 //! is stopped when the last slot and the last guard are released.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -29,11 +34,14 @@ pub enum ServerPhase {
 pub(crate) enum NoSlot {
     ShuttingDown,
     Full { limit: usize },
+    FullForAddress { limit: usize },
 }
 
 #[derive(Debug)]
 struct Counts {
     live: usize,
+    /// Live slots per client address; an address leaves the map with its last slot.
+    per_ip: HashMap<IpAddr, usize>,
     listeners: usize,
     phase: ServerPhase,
 }
@@ -50,19 +58,22 @@ pub(crate) struct Lifecycle {
     counts: Mutex<Counts>,
     phase: watch::Sender<ServerPhase>,
     max: usize,
+    max_per_ip: usize,
 }
 
 impl Lifecycle {
-    pub(crate) fn new(max_connections: usize) -> Arc<Self> {
+    pub(crate) fn new(max_connections: usize, max_per_ip: usize) -> Arc<Self> {
         Arc::new(Lifecycle {
-            counts: Mutex::new(Counts { live: 0, listeners: 0, phase: ServerPhase::Running }),
+            counts: Mutex::new(Counts { live: 0, per_ip: HashMap::new(), listeners: 0, phase: ServerPhase::Running }),
             phase: watch::Sender::new(ServerPhase::Running),
             max: max_connections,
+            max_per_ip,
         })
     }
 
-    /// Takes a slot for a new connection.
-    pub(crate) fn reserve(self: &Arc<Self>) -> Result<Slot, NoSlot> {
+    /// Takes a slot for a new connection from `ip` (when known).
+    pub(crate) fn reserve(self: &Arc<Self>, ip: Option<IpAddr>) -> Result<Slot, NoSlot> {
+        let ip = ip.map(|ip| ip.to_canonical());
         let mut counts = self.counts.lock();
         if counts.phase != ServerPhase::Running {
             return Err(NoSlot::ShuttingDown);
@@ -70,8 +81,18 @@ impl Lifecycle {
         if counts.live >= self.max {
             return Err(NoSlot::Full { limit: self.max });
         }
+        if let Some(ip) = ip {
+            let from_ip = counts.per_ip.entry(ip).or_insert(0);
+            if *from_ip >= self.max_per_ip {
+                if *from_ip == 0 {
+                    counts.per_ip.remove(&ip);
+                }
+                return Err(NoSlot::FullForAddress { limit: self.max_per_ip });
+            }
+            *from_ip += 1;
+        }
         counts.live += 1;
-        Ok(Slot { lifecycle: Arc::clone(self) })
+        Ok(Slot { lifecycle: Arc::clone(self), ip })
     }
 
     /// Starts draining. Returns `false` when a shutdown had already begun.
@@ -125,11 +146,23 @@ impl Drop for ListenerGuard {
 #[derive(Debug)]
 pub(crate) struct Slot {
     lifecycle: Arc<Lifecycle>,
+    ip: Option<IpAddr>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.lifecycle.release(|counts| counts.live -= 1);
+        let ip = self.ip;
+        self.lifecycle.release(|counts| {
+            counts.live -= 1;
+            if let Some(ip) = ip
+                && let Some(from_ip) = counts.per_ip.get_mut(&ip)
+            {
+                *from_ip -= 1;
+                if *from_ip == 0 {
+                    counts.per_ip.remove(&ip);
+                }
+            }
+        });
     }
 }
 
@@ -139,28 +172,45 @@ mod tests {
 
     #[test]
     fn slots_are_bounded_and_released() {
-        let life = Lifecycle::new(1);
-        let slot = life.reserve().unwrap();
-        assert_eq!(life.reserve().unwrap_err(), NoSlot::Full { limit: 1 });
+        let life = Lifecycle::new(1, 1);
+        let slot = life.reserve(None).unwrap();
+        assert_eq!(life.reserve(None).unwrap_err(), NoSlot::Full { limit: 1 });
         drop(slot);
-        assert!(life.reserve().is_ok());
+        assert!(life.reserve(None).is_ok());
+    }
+
+    #[test]
+    fn slots_of_one_address_are_bounded_and_released() {
+        let life = Lifecycle::new(10, 2);
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let first = life.reserve(Some(a)).unwrap();
+        let _second = life.reserve(Some(a)).unwrap();
+        assert_eq!(life.reserve(Some(a)).unwrap_err(), NoSlot::FullForAddress { limit: 2 });
+        // The same address as IPv4-mapped IPv6 is the same client.
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(life.reserve(Some(mapped)).unwrap_err(), NoSlot::FullForAddress { limit: 2 });
+        let other = life.reserve(Some(b)).unwrap();
+        drop(first);
+        let third = life.reserve(Some(a)).unwrap();
+        drop((third, _second, other));
+        assert!(life.counts.lock().per_ip.is_empty(), "released addresses leave the map");
     }
 
     #[test]
     fn draining_stops_when_the_last_slot_goes() {
-        let life = Lifecycle::new(4);
-        let slot = life.reserve().unwrap();
+        let life = Lifecycle::new(4, 4);
+        let slot = life.reserve(None).unwrap();
         assert!(life.begin_drain());
         assert!(!life.begin_drain());
         assert_eq!(life.phase(), ServerPhase::Draining);
-        assert_eq!(life.reserve().unwrap_err(), NoSlot::ShuttingDown);
+        assert_eq!(life.reserve(None).unwrap_err(), NoSlot::ShuttingDown);
         drop(slot);
         assert_eq!(life.phase(), ServerPhase::Stopped);
     }
 
     #[test]
     fn draining_waits_for_the_listener_too() {
-        let life = Lifecycle::new(4);
+        let life = Lifecycle::new(4, 4);
         let listener = life.listener();
         assert!(life.begin_drain());
         assert_eq!(life.phase(), ServerPhase::Draining);
@@ -170,7 +220,7 @@ mod tests {
 
     #[test]
     fn an_idle_server_stops_at_once() {
-        let life = Lifecycle::new(4);
+        let life = Lifecycle::new(4, 4);
         assert!(life.begin_drain());
         assert_eq!(life.phase(), ServerPhase::Stopped);
     }

@@ -65,7 +65,7 @@ async fn query_token_is_seen_by_the_authenticator() {
 
 #[tokio::test]
 async fn origin_outside_the_allow_list_gets_403() {
-    let server = start(Server::builder().allowed_origins(["https://app.example"])).await;
+    let server = start(Server::builder().allowed_origins(["https://app.example"]).unwrap()).await;
     let mut request = url(&server, "/").into_client_request().unwrap();
     request.headers_mut().insert("origin", "https://evil.example".parse().unwrap());
     assert_eq!(refused_status(try_connect(request).await), 403);
@@ -73,7 +73,7 @@ async fn origin_outside_the_allow_list_gets_403() {
 
 #[tokio::test]
 async fn origin_on_the_allow_list_is_accepted() {
-    let server = start(Server::builder().allowed_origins(["https://app.example"])).await;
+    let server = start(Server::builder().allowed_origins(["https://app.example"]).unwrap()).await;
     let mut request = url(&server, "/").into_client_request().unwrap();
     request.headers_mut().insert("origin", "https://app.example".parse().unwrap());
     let mut ws = try_connect(request).await.expect("accepted");
@@ -82,15 +82,14 @@ async fn origin_on_the_allow_list_is_accepted() {
 
 #[tokio::test]
 async fn client_without_origin_is_accepted_unless_the_policy_requires_one() {
-    let lenient = start(Server::builder().allowed_origins(["https://app.example"])).await;
+    let lenient = start(Server::builder().allowed_origins(["https://app.example"]).unwrap()).await;
     let mut ws = connect(&lenient).await;
     call(&mut ws, 1, "add", json!([1, 1])).await;
 
-    let strict =
-        start(Server::builder().origins(
-            OriginPolicy::allow(["https://app.example"]).with_missing(switchboard_server::MissingOrigin::Refuse),
-        ))
-        .await;
+    let strict = start(Server::builder().origins(
+        OriginPolicy::allow(["https://app.example"]).unwrap().with_missing(switchboard_server::MissingOrigin::Refuse),
+    ))
+    .await;
     assert_eq!(refused_status(try_connect(url(&strict, "/")).await), 403);
 }
 

@@ -160,3 +160,43 @@ async fn silent_client_is_closed_after_the_heartbeat_timeout() {
     let (code, reason) = raw_expect_close(&mut tcp, rest).await;
     assert_eq!((code, reason.as_str()), (1001, "idle timeout"));
 }
+
+/// Connects to `server` from the local address `from` (any of 127.0.0.0/8).
+async fn connect_from(
+    server: &switchboard_server::ServerHandle,
+    from: &str,
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let stream = guard("tcp connect", socket.connect(server.local_addr().unwrap())).await.unwrap();
+    guard("upgrade", client_async(url(server, "/"), MaybeTlsStream::Plain(stream))).await.map(|(ws, _)| ws)
+}
+
+#[tokio::test]
+async fn connections_over_the_per_address_limit_get_503_and_other_addresses_do_not() {
+    let (builder, mut events) = Events::install(Server::builder().max_connections_per_ip(2));
+    let server = start(builder).await;
+    let mut first = connect_from(&server, "127.0.0.1").await.expect("first");
+    let first_id = events.next_connected().await;
+    let mut second = connect_from(&server, "127.0.0.1").await.expect("second");
+    call(&mut second, 1, "add", json!([1, 2])).await;
+    match connect_from(&server, "127.0.0.1").await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 503);
+            assert_eq!(response.headers().get("retry-after").unwrap(), "1");
+            let body = String::from_utf8(response.body().clone().unwrap_or_default()).unwrap();
+            assert_eq!(body, "this address already has the server's limit of 2 connections open");
+        }
+        other => panic!("expected HTTP 503, got {:?}", other.map(|_| "an upgrade")),
+    }
+    // Another address is not held back by this one's connections.
+    let mut other = connect_from(&server, "127.0.0.2").await.expect("another address");
+    call(&mut other, 1, "add", json!([2, 2])).await;
+
+    // Once one of the first address's connections is gone, it may open another.
+    call(&mut first, 1, "add", json!([1, 1])).await;
+    first.close(None).await.unwrap();
+    assert_eq!(events.next_disconnected().await.0, first_id);
+    let mut again = connect_from(&server, "127.0.0.1").await.expect("room again");
+    call(&mut again, 2, "add", json!([3, 3])).await;
+}

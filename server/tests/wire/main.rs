@@ -6,9 +6,12 @@
 mod auth;
 mod batch;
 mod common;
+mod expiry;
 mod lifecycle;
 mod limits;
+mod origin;
 mod push;
+mod rate_limit;
 mod slow_consumers;
 mod spec;
 mod streams;

@@ -31,6 +31,11 @@ pub mod code {
     /// operation (publish, subscribe, history) was not done; `data` says
     /// why. Retry later: the server reconnects by itself.
     pub const BROKER_UNAVAILABLE: i64 = -32003;
+    /// Server error range used by Switchboard: the connection's call rate is
+    /// over its limit (a token bucket, see `PeerConfig::rate_limit`); `data`
+    /// is `{"retry_after_ms": N}`, the wait before the next call would be
+    /// admitted. Notifications over the limit are dropped instead.
+    pub const RATE_LIMITED: i64 = -32005;
     /// The request was cancelled by its caller (`$/cancelRequest`, the
     /// Language Server Protocol's code and convention).
     pub const REQUEST_CANCELLED: i64 = -32800;
@@ -51,6 +56,7 @@ pub mod code {
             SHUTTING_DOWN => "Server shutting down",
             SERVER_BUSY => "Server busy",
             BROKER_UNAVAILABLE => "Broker unavailable",
+            RATE_LIMITED => "Rate limited",
             REQUEST_CANCELLED => "Request cancelled",
             PERSISTENT_CONNECTION_REQUIRED => "Persistent connection required",
             _ => return None,
@@ -143,6 +149,14 @@ impl ErrorObject {
     /// -32003: the server's broker is unreachable; `detail` says why.
     pub fn broker_unavailable(detail: impl fmt::Display) -> Self {
         Self::standard(code::BROKER_UNAVAILABLE).with_data(detail.to_string())
+    }
+
+    /// -32005: the connection's call rate is over its limit; the next call
+    /// would be admitted after `retry_after` (rounded up to whole
+    /// milliseconds in `data`: `{"retry_after_ms": N}`).
+    pub fn rate_limited(retry_after: std::time::Duration) -> Self {
+        let ms = u64::try_from(retry_after.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+        Self::standard(code::RATE_LIMITED).with_data(serde_json::json!({ "retry_after_ms": ms }))
     }
 
     /// -32800: the caller cancelled the request.

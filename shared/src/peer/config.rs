@@ -136,6 +136,12 @@ pub struct PeerConfig {
     pub on_stray: Option<StrayHook>,
     /// JSON-RPC 1.0 besides 2.0. Default [`Jsonrpc1::Reject`].
     pub jsonrpc1: Jsonrpc1,
+    /// A token bucket over the other side's requests and notifications
+    /// ([`RateLimit`](super::RateLimit)): over it, a request is answered
+    /// -32005 "Rate limited" (`data: {"retry_after_ms": N}`), a notification
+    /// is dropped, and repeated abuse closes with 1008. Default `None` (off,
+    /// at no cost per request).
+    pub rate_limit: Option<super::RateLimit>,
     /// Typed values every connection spawned with this config shares (a
     /// server puts a handle to itself here). [`Context::extension`](crate::Context::extension)
     /// looks in the connection's own `ConnectionInfo::extensions` first, then
@@ -158,6 +164,7 @@ impl Default for PeerConfig {
             malformed_frames: MalformedFrames::Answer,
             on_stray: None,
             jsonrpc1: Jsonrpc1::Reject,
+            rate_limit: None,
             extensions: http::Extensions::new(),
         }
     }
@@ -178,6 +185,7 @@ impl std::fmt::Debug for PeerConfig {
             .field("malformed_frames", &self.malformed_frames)
             .field("on_stray", &self.on_stray.is_some())
             .field("jsonrpc1", &self.jsonrpc1)
+            .field("rate_limit", &self.rate_limit)
             .finish()
     }
 }

@@ -25,6 +25,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::dispatch::Parked;
+use super::rate::Bucket;
 use super::{CloseHook, CloseReason, MalformedFrames, PeerHandle};
 use crate::codec::{ErrorObject, Id, encode};
 use crate::methods::Methods;
@@ -35,8 +36,9 @@ use crate::writer::{Drive, Writer};
 pub(super) struct Connection {
     pub(super) handle: PeerHandle,
     pub(super) methods: Arc<Methods>,
-    /// Set once our close frame is written: later frames are not dispatched.
-    pub(super) close_sent: bool,
+    /// Set once our close frame is written (its code and reason): later
+    /// frames are not dispatched.
+    pub(super) close_sent: Option<Box<(u16, String)>>,
     /// Set when a graceful shutdown begins.
     pub(super) draining: bool,
     /// Set when the other side's input has ended (a byte stream's end): the
@@ -49,6 +51,12 @@ pub(super) struct Connection {
     /// Requests waiting for a free in-flight slot (made on first use: idle
     /// connections carry one pointer for it).
     pub(super) parked: Option<Box<Parked>>,
+    /// The rate limit's bucket, when the config has one (boxed: idle
+    /// connections without a limit carry one empty pointer).
+    pub(super) rate: Option<Box<Bucket>>,
+    /// Set when the rate limit's `close_after` was reached: the connection
+    /// closes once the frame being handled is answered.
+    pub(super) close_for_rate: bool,
     /// Runs once when the connection has ended.
     on_close: Option<CloseHook>,
     /// Set once the ending has run; a task unwound by a panic finds it unset.
@@ -65,10 +73,13 @@ const BURST_OUTPUT: usize = 64 << 10;
 
 impl Connection {
     pub(super) fn new(handle: PeerHandle, methods: Arc<Methods>, on_close: Option<CloseHook>) -> Self {
+        let rate = handle.shared.config.rate_limit.map(|limit| Box::new(Bucket::new(limit, Instant::now())));
         Connection {
+            rate,
+            close_for_rate: false,
             handle,
             methods,
-            close_sent: false,
+            close_sent: None,
             draining: false,
             input_ended: false,
             collecting: None,
@@ -111,7 +122,7 @@ impl Connection {
                         self.draining = true;
                         self.refuse_parked(ErrorObject::shutting_down());
                     }
-                    if !self.close_sent
+                    if self.close_sent.is_none()
                         && close_deadline.is_none()
                         && (self.handle.in_flight() == 0 || tokio::time::Instant::now() >= deadline)
                     {
@@ -143,7 +154,7 @@ impl Connection {
                     {
                         match drive {
                             Ok(Drive::CloseSent) => {
-                                self.close_sent = true;
+                                self.close_sent = writer.close_sent().cloned().map(Box::new);
                                 close_deadline.get_or_insert_with(|| tokio::time::Instant::now() + Duration::from_secs(2));
                             }
                             Ok(Drive::Idle) => {}
@@ -183,7 +194,9 @@ impl Connection {
                     }
                     () = poll_fn(|cx| deadline_timer.as_mut().map_or(Poll::Pending, |t| t.as_mut().poll(cx))), if deadline_timer.is_some() => {
                         if close_deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-                            break CloseReason::Local { code: 1001, reason: "close handshake timed out".into() };
+                            let (code, reason) = self.close_sent.as_deref().cloned().unwrap_or((1001, String::new()));
+                            let reason = format!("{reason} (the close handshake timed out)").trim_start().to_owned();
+                            break CloseReason::Local { code, reason };
                         }
                     }
                 }
@@ -225,10 +238,9 @@ impl Connection {
     }
 
     fn local_or_remote(&self, code: Option<u16>, reason: String) -> CloseReason {
-        if self.close_sent {
-            CloseReason::Local { code: 1001, reason: "closed".into() }
-        } else {
-            CloseReason::Remote { code, reason }
+        match self.close_sent.as_deref() {
+            Some((code, reason)) => CloseReason::Local { code: *code, reason: reason.clone() },
+            None => CloseReason::Remote { code, reason },
         }
     }
 

@@ -11,6 +11,9 @@
 //!   with -32002 "Server busy" (`data` names the limit), a notification is
 //!   dropped and counted. While **draining** (graceful shutdown) every new
 //!   or parked request is refused with -32000 "Server shutting down";
+//! - before any of this, a connection with a **rate limit** takes a token
+//!   per call (see `rate.rs`); a call without one is answered -32005 "Rate
+//!   limited" (a notification dropped) and never reaches the bounds above;
 //! - responses never enter this: the connection routes them to the pending
 //!   table as they arrive, so no bound here can hold up an answer the
 //!   running handlers are waiting for.
@@ -38,6 +41,7 @@ use serde_json::value::RawValue;
 use tracing::Instrument as _;
 
 use super::connection::Connection;
+use super::rate::{RATE_LIMIT_CLOSE_CODE, RATE_LIMIT_CLOSE_REASON, Verdict};
 use super::{CANCEL_METHOD, Cancellation, Jsonrpc1, MalformedFrames, StrayMessage};
 use crate::codec::{self, Entry, ErrorObject, Frame, Id, Invalid, InvalidKind, Version, encode};
 use crate::context::Context;
@@ -138,6 +142,16 @@ impl OwnedCall {
     }
 }
 
+/// What the rate limit makes of one call.
+enum Limited {
+    /// It may run.
+    Pass,
+    /// A refused request: send this answer instead.
+    Answer(String),
+    /// A refused notification, or anything once the connection is closing for abuse.
+    Drop,
+}
+
 /// What happens to a request that arrives now.
 enum Admit {
     Run,
@@ -147,7 +161,7 @@ enum Admit {
 
 impl Connection {
     pub(super) fn on_text(&mut self, text: &str) {
-        if self.close_sent {
+        if self.close_sent.is_some() {
             return;
         }
         if self.handle.shared.config.jsonrpc1 != Jsonrpc1::Reject {
@@ -161,6 +175,10 @@ impl Connection {
                 }
             }
             Ok(Frame::Batch(entries)) => self.on_batch(entries),
+        }
+        if self.close_for_rate {
+            self.close_for_rate = false;
+            self.handle.close(RATE_LIMIT_CLOSE_CODE, RATE_LIMIT_CLOSE_REASON);
         }
     }
 
@@ -229,6 +247,13 @@ impl Connection {
             }
             return;
         };
+        if self.rate.is_some() {
+            match self.rate_limit(id.as_ref(), Instant::now()) {
+                Limited::Pass => {}
+                Limited::Answer(answer) => return self.reply(answer),
+                Limited::Drop => return,
+            }
+        }
         match self.admit(PARK_OVERHEAD + method.len() + params.map_or(0, |p| p.get().len())) {
             Admit::Run => self.run_one(&method, params, id, version),
             Admit::Park => {
@@ -244,6 +269,9 @@ impl Connection {
         let too_long = entries.len() > self.handle.shared.config.max_batch_len;
         let count = entries.len();
         let items: Vec<Item<'_>> = entries.into_iter().filter_map(|entry| self.on_entry(entry)).collect();
+        // Every call of the batch takes a token, also of one too long to run:
+        // answering costs too.
+        let items = if self.rate.is_some() { self.rate_limit_batch(items) } else { items };
         if items.is_empty() {
             return;
         }
@@ -274,6 +302,49 @@ impl Connection {
                 self.parked_mut().push(Work::Batch(owned), size);
             }
             Admit::Refuse(error) => self.refuse_batch(items, &error),
+        }
+    }
+
+    /// Takes a rate-limit token for each call of a batch: a refused request
+    /// becomes its error answer, a refused notification leaves the batch.
+    fn rate_limit_batch<'a>(&mut self, items: Vec<Item<'a>>) -> Vec<Item<'a>> {
+        let now = Instant::now();
+        items
+            .into_iter()
+            .filter_map(|item| match item {
+                Item::Call { ref id, .. } => match self.rate_limit(id.as_ref(), now) {
+                    Limited::Pass => Some(item),
+                    Limited::Answer(answer) => Some(Item::Answer(answer)),
+                    Limited::Drop => None,
+                },
+                answer @ Item::Answer(_) => Some(answer),
+            })
+            .collect()
+    }
+
+    /// Takes a rate-limit token for one call (the bucket must be set):
+    /// counts a refusal, and starts the close when it is one too many.
+    fn rate_limit(&mut self, id: Option<&Id>, now: Instant) -> Limited {
+        let Some(bucket) = self.rate.as_mut() else { return Limited::Pass };
+        let (wait, close) = match bucket.take(now) {
+            Verdict::Admit => return Limited::Pass,
+            Verdict::Ignore => return Limited::Drop,
+            Verdict::Refuse(wait) => (wait, false),
+            Verdict::RefuseAndClose(wait) => (wait, true),
+        };
+        let shared = &self.handle.shared;
+        shared.stats.count(|s| &s.rate_limited);
+        if close {
+            tracing::warn!("rate limit exceeded again and again; closing with {RATE_LIMIT_CLOSE_CODE}");
+            // After this frame's answers (see `on_text`): the last refusal is answered too.
+            self.close_for_rate = true;
+        }
+        match id {
+            Some(id) => Limited::Answer(encode::error(id, &ErrorObject::rate_limited(wait))),
+            None => {
+                shared.stats.count(|s| &s.dropped_notifications);
+                Limited::Drop
+            }
         }
     }
 

@@ -55,6 +55,7 @@ pub(super) struct RareStats {
     pub(super) errors_without_id: AtomicU64,
     pub(super) malformed: AtomicU64,
     pub(super) shed_publications: AtomicU64,
+    pub(super) rate_limited: AtomicU64,
 }
 
 impl Stats {
@@ -423,9 +424,16 @@ impl PeerHandle {
     }
 
     /// Inbound notifications dropped so far because the parked bound was
-    /// full or the connection was shutting down.
+    /// full, the connection was shutting down, or the rate limit refused them.
     pub fn dropped_notifications(&self) -> u64 {
         self.shared.stats.read(|s| &s.dropped_notifications)
+    }
+
+    /// Inbound requests and notifications the rate limit refused so far
+    /// (requests answered -32005, notifications dropped; see
+    /// [`PeerConfig::rate_limit`]).
+    pub fn rate_limited(&self) -> u64 {
+        self.shared.stats.read(|s| &s.rate_limited)
     }
 
     /// Handlers that panicked so far (each was answered -32603, or not at all

@@ -22,7 +22,7 @@
 //! tasks hold: calls, notifications, pushes, close), `batch.rs` (building an
 //! outgoing batch), `connection.rs` (the task's loop and its end),
 //! `dispatch.rs` (running inbound requests), `inflight.rs` (the requests
-//! running now, for cancellation).
+//! running now, for cancellation), `rate.rs` (the per-connection rate limit).
 
 mod batch;
 mod config;
@@ -30,6 +30,7 @@ mod connection;
 mod dispatch;
 mod handle;
 mod inflight;
+mod rate;
 
 use std::sync::Arc;
 
@@ -44,6 +45,7 @@ pub use config::{
     Cancellation, CloseReason, Heartbeat, IdGenerator, Jsonrpc1, MalformedFrames, PeerConfig, StrayHook, StrayMessage,
 };
 pub use handle::{PeerCall, PeerHandle, decode_result};
+pub use rate::{DEFAULT_CLOSE_AFTER, RATE_LIMIT_CLOSE_CODE, RATE_LIMIT_CLOSE_REASON, RateLimit};
 
 /// The notification that cancels a request: params `{"id": <the request's id>}`
 /// (the Language Server Protocol's convention). The request is answered with

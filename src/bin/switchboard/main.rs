@@ -4,6 +4,7 @@
 //! ```text
 //! switchboard serve [--addr 127.0.0.1:9000] [--listen URL ...] [--redis redis://127.0.0.1:6379 [--cluster-ttl-ms MS]]
 //!                   [--tls-cert FILE --tls-key FILE] [--cors-origin ORIGIN ...]
+//!                   [--allow-origin ORIGIN ...] [--rate-limit N] [--rate-burst N]
 //! switchboard call URL METHOD [PARAMS_JSON]      (URL: ws://, wss://, tcp://, unix:, http:// or https://)
 //! switchboard notify URL METHOD [PARAMS_JSON]
 //! switchboard batch URL [FILE|-]
@@ -56,6 +57,13 @@ enum Command {
     /// (`curl -H 'Content-Type: application/json' -d '{"jsonrpc":"2.0","method":"add","params":[2,3],"id":1}' http://ADDR/`).
     /// Without --addr or --listen it listens on ws://127.0.0.1:9000/. It prints one line per
     /// listener, `switchboard hub listening on URL`, in the order given (--addr first).
+    ///
+    /// Guarded by default: browser pages may connect only from the hub's own origin (add others with
+    /// --allow-origin); at most 256 connections per client address (HTTP 503 beyond); each
+    /// connection may make --rate-limit calls a second on average and --rate-burst at once (calls
+    /// over it are answered -32005 "Rate limited" with `{"retry_after_ms": N}`, notifications
+    /// dropped, and 1,000 refusals in a row close the connection with 1008). Logs go to stderr
+    /// (RUST_LOG sets the level; plain text unless stderr is a terminal).
     Serve(serve::ServeArgs),
     /// Call METHOD and print its result.
     ///
@@ -259,6 +267,7 @@ async fn main() -> ExitCode {
     }
 }
 
+/// A `--rate-limit`: a finite number of calls a second, 0 or more.
 /// `--help` and `--version` print to stdout as clap renders them (exit 0);
 /// a bare `switchboard` prints the help to stderr (exit 2); any other parse
 /// error is one line on stderr with the usage it broke (exit 2).

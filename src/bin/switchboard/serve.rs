@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use switchboard::server::{Listen, Server, ServerBuilder};
+use switchboard::demo::Guards;
+use switchboard::server::{Listen, OriginPattern, Server, ServerBuilder};
+use switchboard::shared::RateLimit;
 
 use crate::commands::interrupt_signal;
 use crate::{Failure, Outcome};
@@ -35,18 +37,47 @@ pub(crate) struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// Let pages of this origin call over HTTP POST from a browser (CORS preflights answered;
-    /// repeatable), e.g. https://app.example.com.
+    /// Let pages of this origin call over HTTP POST from a browser (CORS preflights answered,
+    /// and the origin admitted as with --allow-origin; repeatable), e.g. https://app.example.com.
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     cors_origins: Vec<String>,
+    /// Let browser pages from ORIGIN connect too (repeatable): `scheme://host[:port]`, the host may
+    /// start with `*.` (any subdomain) and the port may be `*`, e.g. `https://*.example.com`.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origins: Vec<OriginPattern>,
+    /// Calls per second each connection may make on average; 0 turns the rate limit off.
+    #[arg(long, value_name = "PER_SECOND", default_value_t = switchboard::demo::RATE_LIMIT.per_second, value_parser = rate)]
+    rate_limit: f64,
+    /// Calls each connection may make at once after a pause.
+    #[arg(long, value_name = "CALLS", default_value_t = switchboard::demo::RATE_LIMIT.burst)]
+    rate_burst: u32,
+}
+
+/// `--rate-limit`: a number of calls per second, 0 or more.
+fn rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate >= 0.0 => Ok(rate),
+        _ => Err(format!("{text:?} is not a number of calls per second (0 or more; 0 turns the limit off)")),
+    }
 }
 
 pub(crate) async fn serve(args: ServeArgs) -> Result<Outcome, Failure> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    let mut builder = Server::builder();
+    switchboard::logging::init_stderr("info");
+    let rate_limit = (args.rate_limit > 0.0).then_some(RateLimit {
+        per_second: args.rate_limit,
+        burst: args.rate_burst,
+        ..switchboard::demo::RATE_LIMIT
+    });
+    // A page allowed to read HTTP answers (CORS) must also pass the origin check.
+    let mut allowed_origins = args.allow_origins;
+    for origin in &args.cors_origins {
+        let pattern = origin
+            .parse::<OriginPattern>()
+            .map_err(|e| Failure::new(Outcome::Usage, format!("--cors-origin {origin}: {e}")))?;
+        allowed_origins.push(pattern);
+    }
+    let guards = Guards { allowed_origins, rate_limit };
+    let mut builder = guards.apply(Server::builder());
     if let Some(url) = &args.redis {
         builder = with_redis(builder, url, args.cluster_ttl_ms.map(Duration::from_millis)).await?;
     }

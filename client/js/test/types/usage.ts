@@ -10,6 +10,8 @@ import {
   RpcClientError,
   RpcError,
   State,
+  CREDENTIALS_EXPIRED,
+  REFRESH,
   type BatchOutcome,
   type Client,
   type ErrorDetail,
@@ -28,6 +30,7 @@ async function main(): Promise<void> {
     heartbeatTimeout: 30_000,
     maxMessageSize: 1 << 20,
     cancelRequests: true,
+    token: async () => 'a fresh token',
     methods: {
       'browser.info': () => ({ userAgent: 'test' }),
       'browser.fail': () => {
@@ -49,6 +52,10 @@ async function main(): Promise<void> {
   });
   offError();
   const cancelled: -32800 = ErrorCode.RequestCancelled;
+  const limited: -32005 = ErrorCode.RateLimited;
+  const expired: 4401 = CREDENTIALS_EXPIRED;
+  const refresh: 'rpc.refresh' = REFRESH;
+  void [limited, expired, refresh];
   const offState: () => void = client.on('state', (detail: StateDetail) => {
     const s: State = detail.state;
     if (s === State.Offline && detail.error) console.log(detail.error.kind);

@@ -39,7 +39,7 @@ pub(crate) async fn upgrade<B>(hub: &Arc<Hub>, mut request: Request<B>, remote: 
             Ok(Ok(upgraded)) => {
                 let ws =
                     WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(hub.ws_config())).await;
-                connection::start(&hub, ws, admitted.info, admitted.slot);
+                connection::start(&hub, ws, admitted);
             }
             // The admission is dropped with its slot.
             Ok(Err(error)) => tracing::debug!(target: "switchboard::server", ?remote, %error, "HTTP upgrade failed"),
