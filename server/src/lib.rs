@@ -27,7 +27,10 @@
 //!   that upgrades by itself;
 //! - [`app_heartbeat`]: `rpc.heartbeat` notifications for browsers (opt-in);
 //! - `web` (cargo feature `web`): a hyper HTTP server for the hub plus static files;
-//! - `axum` (cargo feature `axum`): the hub as a route of an axum `Router`.
+//! - `axum` (cargo feature `axum`): the hub as a route of an axum `Router`;
+//! - [`operations`]: Prometheus metrics (cargo feature `metrics`), health
+//!   and readiness endpoints, and [`on_call`](ServerBuilder::on_call) hooks
+//!   and the `switchboard::audit` log that see every call.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -61,6 +64,7 @@ mod builtin;
 mod context;
 mod error;
 mod handle;
+pub mod operations;
 mod push;
 mod server;
 mod streams;
@@ -72,10 +76,13 @@ pub use config::auth::{AsyncAuthenticator, AuthFuture, Authenticator, Identity, 
 pub use config::origin::{MissingOrigin, OriginPolicy};
 pub use config::settings::defaults;
 pub use config::subscriptions::{Builtins, SubscriptionDecision};
+#[cfg(feature = "metrics")]
+pub use config::telemetry::Metrics;
 pub use config::topics::{ConflationKey, HistoryLimits, SlowConsumer};
 pub use context::ServerContext;
 pub use error::{CallError, DeliveryError, ListenError, NotServed};
 pub use handle::{ServerCall, ServerHandle};
+pub use operations::NotReady;
 pub use push::Answer;
 pub use serve::admission::{Admission, Refused};
 pub use serve::error::ServeError;
@@ -85,6 +92,8 @@ pub use state::broker::history::Replay;
 pub use state::broker::{Broker, BrokerError, BrokerFuture, Fanout, HistoryPage, MemoryBroker, Snapshot};
 pub use state::lifecycle::ServerPhase;
 pub use state::registry::{ConnectionSummary, Target};
+pub use state::telemetry::{BrokerOperation, MethodStats};
+pub use switchboard_shared::peer::{CallEvent, Direction, Outcome};
 pub use streams::Published;
 
 /// Re-exported: the protocol core the server is built on.

@@ -8,4 +8,5 @@ pub(crate) mod hooks;
 pub(crate) mod origin;
 pub(crate) mod settings;
 pub(crate) mod subscriptions;
+pub(crate) mod telemetry;
 pub(crate) mod topics;

@@ -47,6 +47,7 @@ where
     let peer =
         peer::spawn_with_close_hook(ws, Arc::clone(hub.methods()), info, Arc::clone(hub.peer_config()), Some(on_close));
     let registration = hub.registry().register(&peer);
+    hub.registry().telemetry().connection_opened();
     match registration {
         Registration::Registered => {
             tracing::info!(
@@ -77,6 +78,7 @@ where
 /// Forgets an ended connection: registry, log line, `on_disconnect`.
 fn forget(hub: &Arc<Hub>, peer: &PeerHandle, reason: &CloseReason, registration: Registration) {
     hub.registry().remove(peer.id());
+    hub.registry().telemetry().connection_closed(reason);
     match reason {
         CloseReason::SlowConsumer => tracing::warn!(
             target: "switchboard::server",

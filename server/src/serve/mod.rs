@@ -8,4 +8,5 @@ pub(crate) mod admission;
 pub(crate) mod connection;
 pub(crate) mod error;
 pub(crate) mod handshake;
+pub(crate) mod observe;
 pub(crate) mod read_ahead;

@@ -13,6 +13,7 @@ use crate::state::broker::{Broker, Fanout};
 use crate::state::heartbeat::AppHeartbeat;
 use crate::state::lifecycle::{Lifecycle, NoSlot, ServerPhase, Slot};
 use crate::state::registry::Registry;
+use crate::state::telemetry::Telemetry;
 
 #[derive(Debug)]
 pub(crate) struct Hub {
@@ -40,7 +41,9 @@ impl Hub {
         broker: Arc<dyn Broker>,
         methods: impl FnOnce(&Weak<Hub>) -> Methods,
     ) -> Arc<Self> {
-        let registry = Arc::new(Registry::new(settings.max_queue_bytes, settings.topic_policies.clone()));
+        let telemetry = Telemetry::new(&policies.telemetry);
+        let registry =
+            Arc::new(Registry::new(settings.max_queue_bytes, settings.topic_policies.clone(), Arc::clone(&telemetry)));
         broker.attach(Fanout::new(&registry));
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(settings.read_buffer_size)
@@ -57,11 +60,14 @@ impl Hub {
                 heartbeat: settings.heartbeat,
                 id_generator: None,
                 extensions: http::Extensions::new(),
+                observer: telemetry.observer(),
                 ..PeerConfig::default()
             };
             peer_config.extensions.insert(ServerRef(hub.clone()));
+            let methods = Arc::new(methods(hub));
+            telemetry.know_methods(&methods);
             Hub {
-                methods: Arc::new(methods(hub)),
+                methods,
                 peer_config: Arc::new(peer_config),
                 lifecycle: Lifecycle::new(settings.max_connections),
                 app_heartbeat: AppHeartbeat::new(settings.app_heartbeat),

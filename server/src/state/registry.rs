@@ -26,6 +26,7 @@ use uuid::Uuid;
 
 use crate::config::topics::TopicPolicies;
 use crate::state::broker::entry::StreamEntry;
+use crate::state::telemetry::Telemetry;
 use crate::state::topics::Topic;
 
 /// A snapshot of one live connection, as [`crate::ServerHandle::connections`] lists it.
@@ -135,11 +136,18 @@ pub(crate) struct Registry {
     /// The slow-consumer policy of each topic.
     policies: TopicPolicies,
     tickets: AtomicU64,
+    /// What the server counts and tells (metrics, call hooks, audit log).
+    telemetry: Arc<Telemetry>,
 }
 
 impl Registry {
-    pub(crate) fn new(max_buffer: usize, policies: TopicPolicies) -> Self {
-        Registry { state: RwLock::default(), max_buffer, policies, tickets: AtomicU64::new(1) }
+    pub(crate) fn new(max_buffer: usize, policies: TopicPolicies, telemetry: Arc<Telemetry>) -> Self {
+        Registry { state: RwLock::default(), max_buffer, policies, tickets: AtomicU64::new(1), telemetry }
+    }
+
+    /// What the server counts and tells.
+    pub(crate) fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
     }
 
     fn new_topic(&self, name: &Arc<str>) -> Arc<Topic> {
@@ -252,6 +260,7 @@ impl Registry {
     /// Queues a publication of the topic's stream for its subscribers here.
     pub(crate) fn deliver(&self, entry: &StreamEntry) {
         let topic = self.state.read().topics.get(entry.topic()).cloned();
+        self.telemetry.publication(topic.as_deref().map_or(0, Topic::len));
         if let Some(topic) = topic {
             topic.deliver(entry);
         }

@@ -117,6 +117,10 @@ pub struct PeerConfig {
     /// looks in the connection's own `ConnectionInfo::extensions` first, then
     /// here. Held once per config, not once per connection.
     pub extensions: http::Extensions,
+    /// Told of every call in both directions and of flow control's rare
+    /// events (metrics, audit trails; see [`observe`](super::observe)).
+    /// Default none: the engine then pays one branch per call.
+    pub observer: Option<Arc<dyn super::CallObserver>>,
 }
 
 impl Default for PeerConfig {
@@ -134,6 +138,7 @@ impl Default for PeerConfig {
             malformed_frames: MalformedFrames::Answer,
             on_stray: None,
             extensions: http::Extensions::new(),
+            observer: None,
         }
     }
 }
@@ -152,6 +157,7 @@ impl std::fmt::Debug for PeerConfig {
             .field("cancellation", &self.cancellation)
             .field("malformed_frames", &self.malformed_frames)
             .field("on_stray", &self.on_stray.is_some())
+            .field("observer", &self.observer.is_some())
             .finish()
     }
 }

@@ -20,7 +20,8 @@
 //! tasks hold: calls, notifications, pushes, close), `batch.rs` (building an
 //! outgoing batch), `connection.rs` (the task's loop and its end),
 //! `dispatch.rs` (running inbound requests), `inflight.rs` (the requests
-//! running now, for cancellation).
+//! running now, for cancellation), [`observe`] (what an observer is told of
+//! every call).
 
 mod batch;
 mod config;
@@ -28,6 +29,7 @@ mod connection;
 mod dispatch;
 mod handle;
 mod inflight;
+pub mod observe;
 
 use std::sync::Arc;
 
@@ -43,6 +45,7 @@ pub use config::{
     Cancellation, CloseReason, Heartbeat, IdGenerator, MalformedFrames, PeerConfig, StrayHook, StrayMessage,
 };
 pub use handle::{PeerCall, PeerHandle, decode_result};
+pub use observe::{CallEvent, CallObserver, Direction, FlowEvent, Outcome};
 
 /// The notification that cancels a request: params `{"id": <the request's id>}`
 /// (the Language Server Protocol's convention). The request is answered with

@@ -22,6 +22,7 @@
 pub(crate) mod entry;
 pub(crate) mod history;
 pub(crate) mod memory;
+pub(crate) mod observe;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -123,6 +124,14 @@ pub trait Broker: Send + Sync + std::fmt::Debug + 'static {
     /// Up to `limit` retained publications of `topic` after `since` (from the
     /// oldest retained without it, or when `since` is of another epoch).
     fn history(&self, topic: &str, since: Option<&StreamPosition>, limit: usize) -> BrokerFuture<HistoryPage>;
+
+    /// Whether the broker can serve now: the server's readiness probe
+    /// (`GET /readyz`) asks it, and reports the server not ready while it
+    /// fails or takes longer than a second. Default: ready (the in-memory
+    /// broker always is); a broker with a backend checks that it reaches it.
+    fn check_ready(&self) -> BrokerFuture<()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 pub use memory::MemoryBroker;

@@ -1,0 +1,239 @@
+//! Operating a server: what load balancers, Kubernetes and Prometheus ask
+//! of it over HTTP, and the same facts in Rust.
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /metrics` | 200, the server's metrics in the Prometheus text format (0.0.4); 404 when metrics are off or the cargo feature `metrics` is not built |
+//! | `GET /healthz` | 200 `ok` while the process serves HTTP at all (liveness) |
+//! | `GET /readyz` | 200 `ready` while the server accepts connections and its broker is reachable; 503 with the reason otherwise (a shutdown has begun, the broker fails or takes over a second) |
+//!
+//! Where they are served:
+//! - on the web integration's port ([`WebServer`](crate::web::WebServer),
+//!   cargo feature `web`) and through [`axum::serve`](crate::axum::serve), beside the hub;
+//! - on a port of their own with [`listen`] (cargo feature `web`), which
+//!   keeps answering until the server has stopped: a shutdown makes the
+//!   hub's own port stop accepting at once, so a readiness probe that must
+//!   see `/readyz` turn 503 while connections drain asks this port
+//!   (`switchboard serve --metrics-addr`);
+//! - anywhere else, with [`respond`] (framework-agnostic), or the
+//!   [`ServerHandle`] methods [`metrics_text`](ServerHandle::metrics_text),
+//!   [`readiness`](ServerHandle::readiness) and
+//!   [`method_stats`](ServerHandle::method_stats).
+//!
+//! The metrics (every name starts with `switchboard_`; `docs/grafana-dashboard.json`
+//! charts them, the README's "Operating the hub" says what to alert on):
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `build_info` | gauge (1) | `version` |
+//! | `start_time_seconds`, `uptime_seconds` | gauge | |
+//! | `connections` | gauge | |
+//! | `connections_opened_total` | counter | |
+//! | `connections_closed_total` | counter | `reason`: remote, local, shutdown, slow_consumer, message_too_big, idle_timeout, transport |
+//! | `handshakes_accepted_total` | counter | |
+//! | `handshakes_refused_total` | counter | `reason`: origin, auth, auth_timeout, limit, shutting_down, timeout, invalid |
+//! | `calls_total` | counter | `direction` (incoming, outgoing), `method`, `outcome` (ok, error, notification, timeout, disconnected, cancelled, failed) |
+//! | `call_errors_total` | counter | `direction`, `method`, `code` |
+//! | `call_duration_seconds` | histogram | `direction`, `method` |
+//! | `calls_in_flight` | gauge | `direction` |
+//! | `requests_parked_total` | counter | |
+//! | `requests_refused_total`, `notifications_dropped_total` | counter | `reason`: busy, shutting_down, batch_too_long |
+//! | `outbound_queue_bytes` | histogram across open connections | |
+//! | `publications_total`, `publication_deliveries_total` | counter | |
+//! | `publications_shed_total` | counter | `policy`: drop_oldest, latest_per_key |
+//! | `subscriptions_resumed_total` | counter | `recovered`: true, false |
+//! | `replayed_publications_total` | counter | |
+//! | `broker_publish_duration_seconds` | histogram | |
+//! | `broker_errors_total` | counter | `operation` |
+//! | `broker_reconnects_total` | counter | |
+//!
+//! Labels are bounded: `method` is one of the methods the server registered
+//! (built-ins included) or `other` for incoming calls, the first 64 names
+//! called for outgoing ones (then `other`); `code` takes the first 64
+//! distinct codes (then `other`).
+
+use std::fmt;
+use std::time::Duration;
+
+use http::header::{self, HeaderValue};
+use http::{Method, Response, StatusCode};
+
+use crate::handle::ServerHandle;
+use crate::state::lifecycle::ServerPhase;
+use crate::state::telemetry::MethodStats;
+
+/// How long `/readyz` waits for the broker's answer.
+const BROKER_CHECK: Duration = Duration::from_secs(1);
+
+/// Why a server is not ready for new connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NotReady {
+    /// A graceful shutdown has begun (or is over): no new connection is accepted.
+    ShuttingDown,
+    /// The broker failed its check; publications and subscriptions would fail.
+    BrokerUnavailable(String),
+    /// The broker did not answer its check within a second.
+    BrokerTimedOut,
+}
+
+impl fmt::Display for NotReady {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotReady::ShuttingDown => f.write_str("the server is shutting down"),
+            NotReady::BrokerUnavailable(why) => write!(f, "the broker is unavailable: {why}"),
+            NotReady::BrokerTimedOut => write!(f, "the broker did not answer within {BROKER_CHECK:?}"),
+        }
+    }
+}
+
+impl std::error::Error for NotReady {}
+
+impl ServerHandle {
+    /// The server's metrics in the Prometheus text format (what `GET
+    /// /metrics` answers); `None` when metrics are off.
+    pub fn metrics_text(&self) -> Option<String> {
+        self.hub().registry().telemetry().encode(self.hub().registry()).map(|(_, text)| text)
+    }
+
+    /// Every method's call count, error count and latency quantiles since
+    /// the server was built, both directions (empty when metrics are off).
+    pub fn method_stats(&self) -> Vec<MethodStats> {
+        self.hub().registry().telemetry().method_stats()
+    }
+
+    /// Whether the server is ready for new connections: running (no
+    /// shutdown begun) and its broker reachable (asked with
+    /// [`Broker::check_ready`](crate::Broker::check_ready), within a second).
+    pub async fn readiness(&self) -> Result<(), NotReady> {
+        if self.phase() != ServerPhase::Running {
+            return Err(NotReady::ShuttingDown);
+        }
+        match tokio::time::timeout(BROKER_CHECK, self.hub().broker().check_ready()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(NotReady::BrokerUnavailable(error.to_string())),
+            Err(_elapsed) => Err(NotReady::BrokerTimedOut),
+        }
+    }
+}
+
+/// The answer to `GET` (or `HEAD`) of `/metrics`, `/healthz` or `/readyz`
+/// (see the [module docs](self)); `None` for any other request, which the
+/// caller answers as it would have.
+pub async fn respond(hub: &ServerHandle, method: &Method, path: &str) -> Option<Response<String>> {
+    if method != Method::GET && method != Method::HEAD {
+        return None;
+    }
+    let (status, content_type, body) = match path {
+        "/metrics" => match hub.hub().registry().telemetry().encode(hub.hub().registry()) {
+            Some((content_type, text)) => (StatusCode::OK, content_type, text),
+            None => (StatusCode::NOT_FOUND, TEXT, "metrics are off\n".to_owned()),
+        },
+        "/healthz" => (StatusCode::OK, TEXT, "ok\n".to_owned()),
+        "/readyz" => match hub.readiness().await {
+            Ok(()) => (StatusCode::OK, TEXT, "ready\n".to_owned()),
+            Err(why) => (StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("not ready: {why}\n")),
+        },
+        _ => return None,
+    };
+    let body = if method == Method::HEAD { String::new() } else { body };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Some(response)
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+
+#[cfg(feature = "web")]
+pub use listener::listen;
+
+#[cfg(feature = "web")]
+mod listener {
+    use std::convert::Infallible;
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    use http::{Request, Response, StatusCode};
+    use hyper::body::Incoming;
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tokio::net::{TcpListener, ToSocketAddrs};
+    use tokio::sync::Semaphore;
+
+    use crate::error::ListenError;
+    use crate::handle::ServerHandle;
+
+    /// HTTP connections the operations port serves at once; more wait in the backlog.
+    const MAX_CONNECTIONS: usize = 64;
+
+    /// Serves `/metrics`, `/healthz` and `/readyz` (anything else: 404) on
+    /// `addr` (port 0 picks a free port) until the server has stopped;
+    /// returns the bound address. Unlike the hub's own listeners it keeps
+    /// answering while a shutdown drains connections (`/readyz` then says
+    /// 503), and it does not hold the shutdown up. Each request head must
+    /// arrive within the server's `handshake_timeout`; at most 64
+    /// connections are served at once.
+    ///
+    /// ```no_run
+    /// # async fn run(hub: switchboard_server::ServerHandle) -> Result<(), switchboard_server::ListenError> {
+    /// let addr = switchboard_server::operations::listen(&hub, "127.0.0.1:9100").await?;
+    /// println!("metrics on http://{addr}/metrics");
+    /// # Ok(()) }
+    /// ```
+    pub async fn listen(
+        hub: &ServerHandle,
+        addr: impl ToSocketAddrs + std::fmt::Display,
+    ) -> Result<SocketAddr, ListenError> {
+        let shown = addr.to_string();
+        let listener = TcpListener::bind(addr).await.map_err(|source| ListenError::Bind { addr: shown, source })?;
+        let bound = listener.local_addr().map_err(ListenError::LocalAddr)?;
+        tracing::info!(target: "switchboard::server", addr = %bound, "serving /metrics, /healthz and /readyz");
+        tokio::spawn(accept(hub.clone(), listener));
+        Ok(bound)
+    }
+
+    async fn accept(hub: ServerHandle, listener: TcpListener) {
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        loop {
+            let accepted = tokio::select! {
+                accepted = async {
+                    let slot = Arc::clone(&slots).acquire_owned().await.expect("never closed");
+                    (slot, listener.accept().await)
+                } => accepted,
+                () = hub.stopped() => return,
+            };
+            let (slot, stream) = match accepted {
+                (slot, Ok((stream, _remote))) => (slot, stream),
+                (_, Err(error)) => {
+                    tracing::warn!(target: "switchboard::server", %error, "accept failed on the operations port");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                let _slot = slot;
+                let service = service_fn(|request: Request<Incoming>| {
+                    let hub = hub.clone();
+                    async move {
+                        let answer = super::respond(&hub, request.method(), request.uri().path()).await;
+                        let response = answer.unwrap_or_else(|| {
+                            let mut missing = Response::new("not found\n".to_owned());
+                            *missing.status_mut() = StatusCode::NOT_FOUND;
+                            missing
+                        });
+                        Ok::<_, Infallible>(response.map(|body| http_body_util::Full::new(bytes::Bytes::from(body))))
+                    }
+                });
+                let served = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(hub.hub().settings().handshake_timeout)
+                    .serve_connection(TokioIo::new(stream), service);
+                let _ = served.await;
+            });
+        }
+    }
+}
