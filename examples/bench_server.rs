@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use switchboard::demo::contract_methods;
-use switchboard::server::{Builtins, Server, defaults};
+use switchboard::server::{Builtins, Metrics, Server, defaults};
 
 /// Serves the benchmark method contract over WebSocket.
 #[derive(Debug, Parser)]
@@ -35,6 +35,9 @@ struct Args {
     /// Seconds in-flight calls may take to finish after Ctrl-C.
     #[arg(long, default_value_t = 5)]
     shutdown_grace: u64,
+    /// Keep the server's Prometheus metrics (every call counted and timed), to measure what they cost.
+    #[arg(long)]
+    metrics: bool,
 }
 
 #[tokio::main]
@@ -48,6 +51,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .builtins(Builtins::Topics)
         .max_connections(args.max_connections)
         .history_entries(args.history)
+        .metrics(if args.metrics { Metrics::On } else { Metrics::Off })
         .build(contract_methods())
         .listen(args.addr)
         .await?;

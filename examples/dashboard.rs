@@ -16,6 +16,9 @@
 //!   the page, `dashboard.ask_browsers`, and every `--ask-every` seconds)
 //!   with `call_many`, and publishes the answers to the `browsers` topic;
 //! - the application-level heartbeat is on, so each page shows its round trip;
+//! - the page lists the hub's own figures per method (calls, errors, p50,
+//!   p99: `ServerHandle::method_stats`, from the registry that `GET /metrics`
+//!   on the same port exports, with `/healthz` and `/readyz`);
 //! - only the page's own origin may open the hub from a browser
 //!   (`--allow-origin` adds more); clients that send no `Origin` may too.
 //!
@@ -33,7 +36,7 @@ use axum::Router;
 use clap::Parser;
 use serde_json::{Value, json};
 use switchboard::demo::contract_methods;
-use switchboard::server::{Server, ServerContext, ServerHandle, Target};
+use switchboard::server::{Direction, MethodStats, Server, ServerContext, ServerHandle, Target};
 use switchboard::shared::discover::{ServiceInfo, TopicDoc};
 use switchboard::shared::{Context, ErrorObject, Method, Methods};
 use tower_http::services::{ServeDir, ServeFile};
@@ -124,7 +127,7 @@ fn service_info() -> ServiceInfo {
         .topic(TopicDoc {
             name: METRICS.into(),
             summary: Some(
-                "Every 500 ms: {seq, t, clients, calls_per_sec, calls_total, signal}; calls count batch entries."
+                "Every 500 ms: {seq, t, clients, calls_per_sec, calls_total, signal, methods}; calls count batch entries."
                     .into(),
             ),
             method: Some(METRICS.into()),
@@ -163,6 +166,7 @@ async fn publish_metrics(server: ServerHandle, calls: Arc<AtomicU64>) {
         let step = (seed % 2001) as f64 / 100.0 - 10.0;
         signal = (signal + step).clamp(0.0, 100.0);
         let metrics = json!({
+            "methods": method_rows(&server),
             "seq": seq,
             "t": unix_ms(),
             "clients": server.connection_count(),
@@ -174,6 +178,19 @@ async fn publish_metrics(server: ServerHandle, calls: Arc<AtomicU64>) {
             return;
         }
     }
+}
+
+/// The hub's own per-method figures (the same registry `GET /metrics`
+/// exports): calls, errors, p50 and p99 in ms, busiest first.
+fn method_rows(server: &ServerHandle) -> Vec<Value> {
+    let ms = |d: Option<Duration>| d.map(|d| (d.as_secs_f64() * 1e5).round() / 100.0);
+    let mut stats: Vec<_> = server.method_stats().into_iter().filter(|s| s.calls > 0).collect();
+    stats.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.method.cmp(&b.method)));
+    let row = |s: MethodStats| {
+        let method = format!("{}{}", if s.direction == Direction::Outgoing { "→ " } else { "" }, s.method);
+        json!({ "method": method, "calls": s.calls, "errors": s.errors, "p50_ms": ms(s.p50), "p99_ms": ms(s.p99) })
+    };
+    stats.into_iter().map(row).collect()
 }
 
 /// Asks every dashboard for its `browser.info` every `every`.
@@ -218,6 +235,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/rpc", switchboard::server::axum::route(server.clone()))
         .route_service("/switchboard.js", ServeFile::new(root.join("client/js/switchboard.js")))
         .route_service("/protocol.js", ServeFile::new(root.join("client/js/protocol.js")))
+        .merge(switchboard::server::operations::routes(server.clone()))
         .fallback_service(ServeDir::new(root.join("examples/dashboard")));
     // Through the hub's own accept loop: its bounds apply, and a shutdown stops it.
     let addr = switchboard::server::axum::serve(&server, listener, app)?;

@@ -93,8 +93,8 @@ pub use state::broker::{Broker, BrokerError, BrokerFuture, Fanout, HistoryPage, 
 pub use state::lifecycle::ServerPhase;
 pub use state::registry::{ConnectionSummary, Target};
 pub use state::telemetry::{BrokerOperation, MethodStats};
-pub use switchboard_shared::peer::{CallEvent, Direction, Outcome};
 pub use streams::Published;
+pub use switchboard_shared::peer::{CallEvent, Direction, Outcome};
 
 /// Re-exported: the protocol core the server is built on.
 pub use switchboard_shared as shared;

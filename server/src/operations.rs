@@ -9,7 +9,8 @@
 //!
 //! Where they are served:
 //! - on the web integration's port ([`WebServer`](crate::web::WebServer),
-//!   cargo feature `web`) and through [`axum::serve`](crate::axum::serve), beside the hub;
+//!   cargo feature `web`), beside the hub and the files;
+//! - as routes of an axum `Router` with [`routes`] (cargo feature `axum`);
 //! - on a port of their own with [`listen`] (cargo feature `web`), which
 //!   keeps answering until the server has stopped: a shutdown makes the
 //!   hub's own port stop accepting at once, so a readiness probe that must
@@ -71,7 +72,8 @@ const BROKER_CHECK: Duration = Duration::from_secs(1);
 pub enum NotReady {
     /// A graceful shutdown has begun (or is over): no new connection is accepted.
     ShuttingDown,
-    /// The broker failed its check; publications and subscriptions would fail.
+    /// The broker failed its check (the broker's error says why);
+    /// publications and subscriptions would fail.
     BrokerUnavailable(String),
     /// The broker did not answer its check within a second.
     BrokerTimedOut,
@@ -81,7 +83,7 @@ impl fmt::Display for NotReady {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NotReady::ShuttingDown => f.write_str("the server is shutting down"),
-            NotReady::BrokerUnavailable(why) => write!(f, "the broker is unavailable: {why}"),
+            NotReady::BrokerUnavailable(why) => f.write_str(why),
             NotReady::BrokerTimedOut => write!(f, "the broker did not answer within {BROKER_CHECK:?}"),
         }
     }
@@ -146,8 +148,44 @@ pub async fn respond(hub: &ServerHandle, method: &Method, path: &str) -> Option<
 
 const TEXT: &str = "text/plain; charset=utf-8";
 
+/// 404 for a request none of the operations paths answers.
+#[cfg_attr(not(feature = "web"), allow(dead_code, reason = "the listener and the routes use it"))]
+fn not_found() -> Response<String> {
+    let mut response = Response::new("not found\n".to_owned());
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(TEXT));
+    response
+}
+
 #[cfg(feature = "web")]
 pub use listener::listen;
+
+/// `/metrics`, `/healthz` and `/readyz` as routes of an axum `Router`, to
+/// [`merge`](::axum::Router::merge) into an app (cargo feature `axum`).
+///
+/// ```no_run
+/// # async fn run(hub: switchboard_server::ServerHandle) {
+/// let app = axum::Router::new()
+///     .route("/rpc", switchboard_server::axum::route(hub.clone()))
+///     .merge(switchboard_server::operations::routes(hub.clone()));
+/// # drop(app); }
+/// ```
+#[cfg(feature = "axum")]
+pub fn routes<S>(hub: ServerHandle) -> ::axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let answer = move |request: ::axum::extract::Request| {
+        let hub = hub.clone();
+        async move {
+            let answer = respond(&hub, request.method(), request.uri().path()).await;
+            answer.unwrap_or_else(not_found).map(::axum::body::Body::from)
+        }
+    };
+    ["/metrics", "/healthz", "/readyz"]
+        .into_iter()
+        .fold(::axum::Router::new(), |router, path| router.route(path, ::axum::routing::get(answer.clone())))
+}
 
 #[cfg(feature = "web")]
 mod listener {
@@ -155,7 +193,7 @@ mod listener {
     use std::net::SocketAddr;
     use std::sync::Arc;
 
-    use http::{Request, Response, StatusCode};
+    use http::Request;
     use hyper::body::Incoming;
     use hyper::server::conn::http1;
     use hyper::service::service_fn;
@@ -220,11 +258,7 @@ mod listener {
                     let hub = hub.clone();
                     async move {
                         let answer = super::respond(&hub, request.method(), request.uri().path()).await;
-                        let response = answer.unwrap_or_else(|| {
-                            let mut missing = Response::new("not found\n".to_owned());
-                            *missing.status_mut() = StatusCode::NOT_FOUND;
-                            missing
-                        });
+                        let response = answer.unwrap_or_else(super::not_found);
                         Ok::<_, Infallible>(response.map(|body| http_body_util::Full::new(bytes::Bytes::from(body))))
                     }
                 });

@@ -455,7 +455,8 @@ impl Connection {
 
     /// Runs a handler, polling it once in place. Returns it if it must wait.
     fn invoke(&mut self, method: &str, params: Option<&RawValue>, id: Option<Id>) -> Option<HandlerFuture> {
-        let audit = tracing::enabled!(target: "switchboard::call", tracing::Level::DEBUG) || observe::is_watched(&self.handle);
+        let audit =
+            tracing::enabled!(target: "switchboard::call", tracing::Level::DEBUG) || observe::is_watched(&self.handle);
         let started = audit.then(Instant::now);
         let panic_id = id.clone();
         // Made per request: one reference count, instead of a context held by

@@ -244,7 +244,11 @@ impl Waiting {
 
     /// The handler answered `answer`: `report` is told (the engine's own
     /// audit, which calls [`incoming`]).
-    pub(super) fn answered(mut self, answer: Option<&str>, report: fn(&PeerHandle, &str, Option<&Id>, Instant, Option<&str>)) {
+    pub(super) fn answered(
+        mut self,
+        answer: Option<&str>,
+        report: fn(&PeerHandle, &str, Option<&Id>, Instant, Option<&str>),
+    ) {
         self.reported = true;
         report(&self.peer, &self.method, self.id.as_ref(), self.started, answer);
     }

@@ -20,14 +20,12 @@ use switchboard::shared::tokio_tungstenite::tungstenite::Message;
 use switchboard::shared::{Context, Dispatch, Error, ErrorObject, Id, Method, Methods};
 use tokio::sync::Notify;
 
+use crate::operations::Operations;
 use crate::output::print_json;
 use crate::{Failure, Outcome, Target};
 
-pub(crate) async fn serve(addr: SocketAddr) -> Result<Outcome, Failure> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+pub(crate) async fn serve(addr: SocketAddr, operations: &Operations) -> Result<Outcome, Failure> {
+    operations.init_logs();
     let hub = switchboard::demo::serve(addr)
         .await
         .map_err(|e| Failure::new(Outcome::Unreachable, format!("cannot listen on {addr}: {e}")))?;
@@ -38,6 +36,7 @@ pub(crate) async fn serve(addr: SocketAddr) -> Result<Outcome, Failure> {
     println!("switchboard hub listening on ws://{bound}/");
     println!("try: cargo run --release -- call ws://{bound}/ add '[2, 3]'");
     println!("     cargo run --release -- listen ws://{bound}/ --topic clock");
+    operations.serve(&hub).await?;
     tokio::select! {
         () = interrupted => hub.shutdown(Duration::from_secs(5)).await,
         () = hub.stopped() => {}

@@ -2,7 +2,7 @@
 //! service from the shell.
 //!
 //! ```text
-//! switchboard serve [--addr 127.0.0.1:9000]
+//! switchboard serve [--addr 127.0.0.1:9000] [--metrics-addr ADDR] [--log-format text|json]
 //! switchboard call URL METHOD [PARAMS_JSON]
 //! switchboard notify URL METHOD [PARAMS_JSON]
 //! switchboard batch URL [FILE|-]
@@ -15,6 +15,7 @@
 //! (see [`EXIT_CODES`], which `--help` shows).
 
 mod commands;
+mod operations;
 mod output;
 
 use std::net::SocketAddr;
@@ -51,6 +52,8 @@ enum Command {
         /// Address to listen on (ws://ADDR/).
         #[arg(long, default_value = "127.0.0.1:9000")]
         addr: SocketAddr,
+        #[command(flatten)]
+        operations: operations::Operations,
     },
     /// Call METHOD and print its result.
     ///
@@ -198,7 +201,7 @@ async fn main() -> ExitCode {
         Err(e) => return usage_error(&e),
     };
     let result = match cli.command {
-        Command::Serve { addr } => commands::serve(addr).await,
+        Command::Serve { addr, operations } => commands::serve(addr, &operations).await,
         Command::Call { target, method, params } => commands::call(&target, &method, params.as_deref()).await,
         Command::Notify { target, method, params } => commands::notify(&target, &method, params.as_deref()).await,
         Command::Batch { target, file } => commands::batch(&target, file.as_deref()).await,

@@ -6,7 +6,8 @@
 //!
 //! Terms: a **bucket** counts the observations at most its upper **bound**
 //! and above the previous one; the last bucket has no bound (`+Inf`).
-//! Exported, bucket counts are cumulative, as Prometheus wants them.
+//! prometheus-client's encoder makes the counts cumulative, as Prometheus
+//! wants them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -29,7 +30,7 @@ pub(crate) struct Latency {
 /// What a histogram held at one moment.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Snapshot {
-    /// `(upper bound in seconds, cumulative count)`, the last one `+Inf`.
+    /// `(upper bound in seconds, count in this bucket)`, the last one `+Inf`.
     pub(crate) buckets: Vec<(f64, u64)>,
     pub(crate) count: u64,
     pub(crate) sum_seconds: f64,
@@ -51,17 +52,17 @@ impl Latency {
         self.count.load(Ordering::Relaxed)
     }
 
-    /// The buckets as Prometheus exports them (cumulative).
+    /// The buckets, read now.
     pub(crate) fn snapshot(&self) -> Snapshot {
-        let mut cumulative = 0;
+        let mut count = 0;
         let mut buckets = Vec::with_capacity(LATENCY_BOUNDS_US.len() + 1);
         for (at, bucket) in self.buckets.iter().enumerate() {
-            cumulative += bucket.load(Ordering::Relaxed);
-            let bound = LATENCY_BOUNDS_US.get(at).map_or(f64::INFINITY, |&us| us as f64 / 1e6);
-            buckets.push((bound, cumulative));
+            let n = bucket.load(Ordering::Relaxed);
+            count += n;
+            buckets.push((LATENCY_BOUNDS_US.get(at).map_or(f64::INFINITY, |&us| us as f64 / 1e6), n));
         }
         // The count is the buckets' total, so the two always agree in one scrape.
-        Snapshot { buckets, count: cumulative, sum_seconds: self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9 }
+        Snapshot { buckets, count, sum_seconds: self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9 }
     }
 }
 
@@ -75,7 +76,8 @@ impl Snapshot {
         }
         let rank = q.clamp(0.0, 1.0) * self.count as f64;
         let (mut lower, mut below) = (0.0, 0u64);
-        for &(upper, cumulative) in &self.buckets {
+        for &(upper, in_bucket) in &self.buckets {
+            let cumulative = below + in_bucket;
             if cumulative as f64 >= rank && cumulative > below {
                 if upper.is_infinite() {
                     return Some(Duration::from_secs_f64(lower));
@@ -101,8 +103,8 @@ mod tests {
         latency.observe(Duration::from_secs(60));
         let snapshot = latency.snapshot();
         assert_eq!(snapshot.buckets[0], (50e-6, 1));
-        assert_eq!(snapshot.buckets[1], (100e-6, 2));
-        assert_eq!(snapshot.buckets.last(), Some(&(f64::INFINITY, 3)));
+        assert_eq!(snapshot.buckets[1], (100e-6, 1));
+        assert_eq!(snapshot.buckets.last(), Some(&(f64::INFINITY, 1)));
         assert_eq!(snapshot.count, 3);
         assert!((snapshot.sum_seconds - 60.000101).abs() < 1e-9);
     }

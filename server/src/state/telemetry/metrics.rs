@@ -321,8 +321,16 @@ impl Metrics {
         metrics.start_time.set(since_epoch.as_secs_f64());
         let m = &metrics;
         let r = &mut registry;
-        r.register("build", "The Switchboard server's version", Info::new(VersionLabel { version: env!("CARGO_PKG_VERSION") }));
-        r.register("start_time_seconds", "When the server was built, in seconds since the Unix epoch", m.start_time.clone());
+        r.register(
+            "build",
+            "The Switchboard server's version",
+            Info::new(VersionLabel { version: env!("CARGO_PKG_VERSION") }),
+        );
+        r.register(
+            "start_time_seconds",
+            "When the server was built, in seconds since the Unix epoch",
+            m.start_time.clone(),
+        );
         r.register("uptime_seconds", "Seconds since the server was built", m.uptime.clone());
         r.register("connections", "Connections open now", m.connections.clone());
         r.register("connections_opened", "Connections upgraded and registered", m.connections_opened.clone());
@@ -331,7 +339,11 @@ impl Metrics {
             "Connections ended, by reason: remote, local, shutdown, slow_consumer (its outbound queue reached the bound), message_too_big, idle_timeout, transport",
             m.connections_closed.clone(),
         );
-        r.register("handshakes_accepted", "Upgrade requests that passed every admission check", m.handshakes_accepted.clone());
+        r.register(
+            "handshakes_accepted",
+            "Upgrade requests that passed every admission check",
+            m.handshakes_accepted.clone(),
+        );
         r.register(
             "handshakes_refused",
             "Upgrade requests refused before the upgrade, by reason: origin, auth, auth_timeout, limit, shutting_down, timeout, invalid",
@@ -342,31 +354,67 @@ impl Metrics {
             "Calls that ended, by direction (incoming: clients called the server), method (unknown names: other) and outcome (ok, error, notification, timeout, disconnected, cancelled, failed)",
             calls,
         );
-        r.register("call_errors", "Calls answered with an error object, by direction, method and error code", m.errors.clone());
+        r.register(
+            "call_errors",
+            "Calls answered with an error object, by direction, method and error code",
+            m.errors.clone(),
+        );
         r.register(
             "call_duration_seconds",
             "Call latency by direction and method: incoming from the handler's start to its answer being queued, outgoing from sending to the reply",
             LatencyFamily(cells),
         );
-        r.register("calls_in_flight", "Calls running now: incoming handlers waiting, outgoing calls awaiting their reply", m.in_flight.clone());
-        r.register("requests_parked", "Requests (or batches) parked because max_in_flight handlers were running", m.parked.clone());
+        r.register(
+            "calls_in_flight",
+            "Calls running now: incoming handlers waiting, outgoing calls awaiting their reply",
+            m.in_flight.clone(),
+        );
+        r.register(
+            "requests_parked",
+            "Requests (or batches) parked because max_in_flight handlers were running",
+            m.parked.clone(),
+        );
         r.register(
             "requests_refused",
             "Requests answered at once instead of run, by reason: busy (-32002), shutting_down (-32000), batch_too_long (-32600)",
             m.refused.clone(),
         );
-        r.register("notifications_dropped", "Notifications dropped instead of run, by reason (as for requests_refused)", m.dropped.clone());
-        r.register("outbound_queue_bytes", "Bytes waiting in each open connection's outbound queue, at scrape time", m.queues.clone());
-        r.register("publications", "Publications this server's fan-out received from its broker (from any server of a cluster)", m.publications.clone());
-        r.register("publication_deliveries", "Publications queued for a subscriber on this server (one per subscriber)", m.deliveries.clone());
+        r.register(
+            "notifications_dropped",
+            "Notifications dropped instead of run, by reason (as for requests_refused)",
+            m.dropped.clone(),
+        );
+        r.register(
+            "outbound_queue_bytes",
+            "Bytes waiting in each open connection's outbound queue, at scrape time",
+            m.queues.clone(),
+        );
+        r.register(
+            "publications",
+            "Publications this server's fan-out received from its broker (from any server of a cluster)",
+            m.publications.clone(),
+        );
+        r.register(
+            "publication_deliveries",
+            "Publications queued for a subscriber on this server (one per subscriber)",
+            m.deliveries.clone(),
+        );
         r.register(
             "publications_shed",
             "Publications dropped from a full outbound queue by their topic's slow-consumer policy (drop_oldest, latest_per_key)",
             m.shed.clone(),
         );
-        r.register("subscriptions_resumed", "Positioned subscriptions that gave `since`, by whether every missed publication was recovered", m.resumed.clone());
+        r.register(
+            "subscriptions_resumed",
+            "Positioned subscriptions that gave `since`, by whether every missed publication was recovered",
+            m.resumed.clone(),
+        );
         r.register("replayed_publications", "Missed publications replayed to resuming subscribers", m.replayed.clone());
-        r.register("broker_publish_duration_seconds", "How long the broker took to publish (as the broker reports it)", m.broker_publish.clone());
+        r.register(
+            "broker_publish_duration_seconds",
+            "How long the broker took to publish (as the broker reports it)",
+            m.broker_publish.clone(),
+        );
         r.register("broker_errors", "Broker operations that failed, by operation", m.broker_errors.clone());
         r.register("broker_reconnects", "Times the broker reconnected to its backend", m.broker_reconnects.clone());
         Metrics { registry, ..metrics }
@@ -542,15 +590,8 @@ fn queue_snapshot(sizes: impl Iterator<Item = usize>) -> Snapshot {
         count += 1;
         sum += size as f64;
     }
-    let mut cumulative = 0;
-    let buckets = counts
-        .iter()
-        .enumerate()
-        .map(|(at, n)| {
-            cumulative += n;
-            (QUEUE_BOUNDS.get(at).copied().unwrap_or(f64::INFINITY), cumulative)
-        })
-        .collect();
+    let buckets =
+        counts.iter().enumerate().map(|(at, &n)| (QUEUE_BOUNDS.get(at).copied().unwrap_or(f64::INFINITY), n)).collect();
     // The byte sizes go in the `_sum` that `encode_histogram` writes in seconds' place.
     Snapshot { buckets, count, sum_seconds: sum }
 }
@@ -587,8 +628,9 @@ mod tests {
     fn queue_sizes_fall_into_byte_buckets() {
         let snapshot = queue_snapshot([0, 0, 500, 5000, 100 << 20].into_iter());
         assert_eq!(snapshot.buckets[0], (0.0, 2));
-        assert_eq!(snapshot.buckets[1], (1024.0, 3));
-        assert_eq!(snapshot.buckets[3], (16384.0, 4));
-        assert_eq!(snapshot.buckets.last(), Some(&(f64::INFINITY, 5)));
+        assert_eq!(snapshot.buckets[1], (1024.0, 1));
+        assert_eq!(snapshot.buckets[3], (16384.0, 1));
+        assert_eq!(snapshot.buckets.last(), Some(&(f64::INFINITY, 1)));
+        assert_eq!(snapshot.count, 5);
     }
 }
