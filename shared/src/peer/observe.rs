@@ -14,6 +14,10 @@
 //!   control does instead of running a request: parking it, refusing it,
 //!   dropping a notification, shedding publications of a slow subscriber.
 //!
+//! What is not reported: our outgoing notifications, the calls of our
+//! outgoing batches ([`PeerHandle::batch`]), and pushes (`send_text`):
+//! none of them has a single method and outcome to report.
+//!
 //! Cost: with no observer (the default) the engine pays one branch per
 //! call. With one, it reads the clock twice per call and makes one
 //! dynamic call; a handler that has to wait is wrapped in one more future.
