@@ -11,6 +11,8 @@
 //! served (`rpc.subscribe`, `rpc.unsubscribe`, `rpc.history`), so
 //! `rpc.discover` gets -32601. `--history N` sets the publications kept per
 //! topic (0: none; `since` then only recovers a subscriber that missed nothing).
+//! `--redis URL` (cargo feature `redis`, on by default) shares topic streams
+//! through that Redis: every bench_server given the same URL acts as one hub.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -38,6 +40,11 @@ struct Args {
     /// Keep the server's Prometheus metrics (every call counted and timed), to measure what they cost.
     #[arg(long)]
     metrics: bool,
+    /// Share topic streams through the Redis at URL: every bench_server given the same URL acts
+    /// as one hub (`--history` then sets the Redis streams' length).
+    #[cfg(feature = "redis")]
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
 }
 
 #[tokio::main]
@@ -47,14 +54,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .init();
 
-    let server = Server::builder()
+    #[allow(unused_mut)] // without the `redis` feature
+    let mut builder = Server::builder()
         .builtins(Builtins::Topics)
         .max_connections(args.max_connections)
         .history_entries(args.history)
-        .metrics(if args.metrics { Metrics::On } else { Metrics::Off })
-        .build(contract_methods())
-        .listen(args.addr)
-        .await?;
+        .metrics(if args.metrics { Metrics::On } else { Metrics::Off });
+    #[cfg(feature = "redis")]
+    if let Some(url) = &args.redis {
+        let broker =
+            switchboard::server::RedisBroker::builder(url.as_str()).history_size(args.history).connect().await?;
+        builder = builder.broker(broker);
+    }
+    let server = builder.build(contract_methods()).listen(args.addr).await?;
     let addr = server.local_addr().expect("the server listens");
     println!("bench_server listening on ws://{addr}/");
 

@@ -11,6 +11,12 @@
 //! It prints `js_test_hub listening on ws://ADDR/rpc` once it accepts
 //! connections, and exits on Ctrl-C (or, with `--until-stdin-closes`, when
 //! its standard input closes, so a test runner that dies takes it along).
+//!
+//! With `--tls-dir DIR` it serves TLS with a self-signed certificate for
+//! `localhost` it makes at start (rcgen) and writes to `DIR/cert.pem` (a
+//! browser test pins it), says `wss://localhost:PORT/rpc`, and serves the
+//! files of DIR at `/` with the client at `/switchboard.js` and
+//! `/protocol.js`, so a page can be served from the hub's own origin.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -24,7 +30,7 @@ use serde_json::{Value, json};
 use std::io::Read;
 use switchboard::demo::{contract_methods, service_info};
 use switchboard::server::web::WebServer;
-use switchboard::server::{Server, ServerContext};
+use switchboard::server::{Server, ServerContext, TlsConfig};
 use switchboard::shared::{Context, ErrorObject};
 
 /// Serves the JavaScript client's test hub.
@@ -43,6 +49,9 @@ struct Args {
     /// Exit when standard input closes (a test runner that dies takes the hub along).
     #[arg(long)]
     until_stdin_closes: bool,
+    /// Serve TLS with a self-signed certificate written to DIR/cert.pem, and DIR's files at `/`.
+    #[arg(long, value_name = "DIR")]
+    tls_dir: Option<std::path::PathBuf>,
 }
 
 /// `ask`'s params: `[method, params]` or `[method, params, timeout_ms]` (default 5 s).
@@ -147,14 +156,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
 
     let heartbeat = (args.app_heartbeat_ms > 0).then(|| Duration::from_millis(args.app_heartbeat_ms));
-    let server = Server::builder()
-        .discovery(service_info())
-        .app_heartbeat(heartbeat)
-        .history_entries(args.history)
-        .build(methods());
-    let hub = server.handle();
-    let addr = WebServer::new(hub.clone()).hub_path("/rpc").listen(args.addr).await?;
-    println!("js_test_hub listening on ws://{addr}/rpc");
+    let mut builder =
+        Server::builder().discovery(service_info()).app_heartbeat(heartbeat).history_entries(args.history);
+    if let Some(dir) = &args.tls_dir {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("cert.pem"), cert.cert.pem())?;
+        let tls = TlsConfig::from_pem(cert.cert.pem().as_bytes(), cert.signing_key.serialize_pem().as_bytes())?;
+        builder = builder.tls(tls);
+    }
+    let hub = builder.build(methods()).handle();
+    let mut web = WebServer::new(hub.clone()).hub_path("/rpc");
+    if let Some(dir) = &args.tls_dir {
+        let client = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("client/js");
+        web = web
+            .file("/switchboard.js", client.join("switchboard.js"))
+            .file("/protocol.js", client.join("protocol.js"))
+            .dir("/", dir);
+    }
+    let addr = web.listen(args.addr).await?;
+    match args.tls_dir {
+        Some(_) => println!("js_test_hub listening on wss://localhost:{}/rpc", addr.port()),
+        None => println!("js_test_hub listening on ws://{addr}/rpc"),
+    }
 
     let stdin_closed = async {
         if !args.until_stdin_closes {

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 use serde_json::{Number, json};
-use switchboard_server::{DeliveryError, ListenError, Server, ServerContext, ServerHandle};
+use switchboard_server::{DeliveryError, ListenError, Server, ServerBuilder, ServerContext, ServerHandle};
 use switchboard_shared::codec::encode;
 use switchboard_shared::discover::{ServiceInfo, TopicDoc};
 use switchboard_shared::{Context, ErrorObject, Methods, Overflow};
@@ -187,7 +187,14 @@ pub fn service_info() -> ServiceInfo {
 /// Starts the demo hub on `addr`: the contract's methods, `rpc.discover`,
 /// `rpc.subscribe`, and the `clock` topic ticking every second.
 pub async fn serve(addr: SocketAddr) -> Result<ServerHandle, ListenError> {
-    let server = Server::builder().discovery(service_info()).build(contract_methods()).listen(addr).await?;
+    serve_with(Server::builder(), addr).await
+}
+
+/// [`serve`] with the settings of `builder` (a broker, a cluster, TLS,
+/// limits, auth...); the demo sets its discovery info. With a broker shared
+/// by several hubs, each hub publishes its time to the one `clock` topic.
+pub async fn serve_with(builder: ServerBuilder, addr: SocketAddr) -> Result<ServerHandle, ListenError> {
+    let server = builder.discovery(service_info()).build(contract_methods()).listen(addr).await?;
     tokio::spawn(clock(server.clone()));
     Ok(server)
 }

@@ -202,7 +202,7 @@ fn usage_errors_from_the_command_line_exit_2_with_one_line_on_stderr() {
     run(&["frobnicate"]).assert_code(2).assert_one_line_error("unrecognized subcommand");
     run(&["call", "ws://127.0.0.1:9/", "add", "--timeout", "soon"]).assert_code(2).assert_one_line_error("--timeout");
     run(&["call", "ws://127.0.0.1:9/", "add", "--timeout", "0"]).assert_code(2).assert_one_line_error("positive");
-    run(&["call", "http://127.0.0.1:9/", "add"]).assert_code(2).assert_one_line_error("ws");
+    run(&["call", "ftp://127.0.0.1:9/", "add"]).assert_code(2).assert_one_line_error("ws");
     run(&["call", "ws://127.0.0.1:9/", "add", "--header", "no-colon"]).assert_code(2).assert_one_line_error("K:V");
 }
 

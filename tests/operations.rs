@@ -1,5 +1,5 @@
 //! `switchboard serve` operated as a production hub: its operations port
-//! (`--metrics-addr`) counts the calls made to it, and `--log-format json`
+//! (`--metrics-addr`, and the hub's own port) counts the calls made to it, and `--log-format json`
 //! writes one JSON object per log line, the audit log of every call
 //! included. The hub runs as a process; every wait is bounded by a hang
 //! guard, and the process is killed when its guard is dropped.
@@ -65,6 +65,10 @@ fn serve_counts_calls_on_its_metrics_port_and_writes_json_logs_with_the_audit_tr
     assert_eq!(adds.len(), 1, "{body}");
     assert_eq!(adds[0].value, Measured::Counter(2.0), "{body}");
     assert_eq!(get(&metrics, "/readyz"), (200, "ready\n".to_owned()));
+    // The hub's own port answers them too.
+    let hub_addr = url.trim_start_matches("ws://").trim_end_matches('/');
+    assert_eq!(get(hub_addr, "/healthz"), (200, "ok\n".to_owned()));
+    assert!(get(hub_addr, "/metrics").1.contains("switchboard_calls_total{"));
 
     let interrupted = Command::new("kill").args(["-INT", &hub.child().id().to_string()]).status().unwrap();
     assert!(interrupted.success());

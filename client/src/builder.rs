@@ -41,6 +41,13 @@ pub enum ConnectError {
         /// What is wrong with the name or the value.
         reason: String,
     },
+    /// A certificate given to [`ClientBuilder::root_certificate`] is not a
+    /// PEM CA certificate.
+    #[error("invalid root certificate: {reason}")]
+    InvalidCertificate {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The client was started outside a Tokio runtime.
     #[error("a client must be built inside a Tokio runtime (call it from async code run by Tokio)")]
     NoRuntime,
@@ -164,6 +171,7 @@ pub struct ClientBuilder {
     max_queue_bytes: usize,
     heartbeat: Option<Heartbeat>,
     tls: Option<Arc<rustls::ClientConfig>>,
+    roots: Vec<Vec<u8>>,
 }
 
 impl Default for ClientBuilder {
@@ -185,6 +193,7 @@ impl Default for ClientBuilder {
             max_queue_bytes: peer.max_queue_bytes,
             heartbeat: None,
             tls: None,
+            roots: Vec::new(),
         }
     }
 }
@@ -207,6 +216,7 @@ impl std::fmt::Debug for ClientBuilder {
             .field("max_queue_bytes", &self.max_queue_bytes)
             .field("heartbeat", &self.heartbeat)
             .field("custom_tls", &self.tls.is_some())
+            .field("root_certificates", &self.roots.len())
             .finish()
     }
 }
@@ -365,6 +375,27 @@ impl ClientBuilder {
         self
     }
 
+    /// Also trusts the CA certificate(s) in `pem` for `wss://` endpoints
+    /// (a private CA, or a self-signed server certificate), besides the
+    /// webpki roots. Repeatable.
+    ///
+    /// Default: only the webpki (Mozilla) roots. A PEM that holds no
+    /// certificate makes [`build`](Self::build) and [`connect`](Self::connect)
+    /// fail with [`ConnectError::InvalidCertificate`]. Unused when
+    /// [`tls_config`](Self::tls_config) is set (that config's roots apply).
+    pub fn root_certificate(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.roots.push(pem.as_ref().to_vec());
+        self
+    }
+
+    /// The TLS config to use: the one given, else the roots given, else `None` (the default).
+    fn resolved_tls(&self) -> Result<Option<Arc<rustls::ClientConfig>>, ConnectError> {
+        if self.tls.is_some() {
+            return Ok(self.tls.clone());
+        }
+        crate::tls::with_roots(&self.roots).map_err(|reason| ConnectError::InvalidCertificate { reason })
+    }
+
     /// Opens one WebSocket the way the client opens its own (this builder's
     /// headers and token, TLS configuration, connect timeout and message size
     /// limit; the endpoints tried in order until one answers) and hands it
@@ -394,10 +425,11 @@ impl ClientBuilder {
         }
         let urls = self.endpoints.iter().map(|u| parse_url(u)).collect::<Result<Vec<Url>, _>>()?;
         let headers = header_map(&self.headers)?;
+        let tls = self.resolved_tls()?;
         let ws_config = ws_config(self.max_message_size);
         let mut failures = Vec::new();
         for url in urls {
-            match open_socket(&url, &headers, self.tls.as_ref(), ws_config, self.connect_timeout).await {
+            match open_socket(&url, &headers, tls.as_ref(), ws_config, self.connect_timeout).await {
                 Ok((ws, _response)) => return Ok(ws),
                 Err(e) => failures.push((url.to_string(), e)),
             }
@@ -418,6 +450,7 @@ impl ClientBuilder {
         }
         let urls = self.endpoints.iter().map(|u| parse_url(u)).collect::<Result<Vec<Url>, _>>()?;
         let headers = header_map(&self.headers)?;
+        let tls = self.resolved_tls()?;
 
         let routing = Arc::new(Routing::new(self.notification_buffer));
         let board = Arc::new(Board::new(urls.len()));
@@ -439,7 +472,7 @@ impl ClientBuilder {
         let ws_config = ws_config(self.max_message_size);
         let dialer = Arc::new(Dialer {
             headers,
-            tls: self.tls,
+            tls,
             ws_config,
             connect_timeout: self.connect_timeout,
             peer_config,

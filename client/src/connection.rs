@@ -191,7 +191,11 @@ fn describe(e: WsError) -> AttemptError {
             let reason = if html { None } else { one_line(response.body().as_deref()) };
             AttemptError::Refused { status: response.status(), reason }
         }
-        WsError::Io(io) => AttemptError::Io(Arc::new(io)),
+        WsError::Io(io) => match tls::rustls_error(&io) {
+            // A certificate the client does not trust, say: TLS is what failed.
+            Some(tls) => AttemptError::Tls(tls.to_string()),
+            None => AttemptError::Io(Arc::new(io)),
+        },
         WsError::Tls(tls) => AttemptError::Tls(tls.to_string()),
         WsError::Url(bad) => AttemptError::Handshake(format!("unusable URL: {bad}")),
         other => AttemptError::Handshake(other.to_string()),

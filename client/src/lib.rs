@@ -20,6 +20,7 @@
 //! | [`positioned`] | positioned topic subscriptions: offsets, resume, gaps filled from history |
 //! | [`relay`](mod@relay) | forward a method's calls to another server |
 //! | `tls` | rustls (ring, webpki roots) for `wss://` |
+//! | [`http`](mod@http) | [`HttpClient`]: one-off calls over `http://` / `https://` POST (cargo feature `http`) |
 //!
 //! ```no_run
 //! use switchboard_client::{Client, Error};
@@ -46,6 +47,8 @@
 pub mod batch;
 pub mod builder;
 pub mod call;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod positioned;
 pub mod reconnect;
 pub mod relay;
@@ -70,6 +73,8 @@ use tokio::time::Instant;
 pub use batch::{Batch, BatchResults};
 pub use builder::{AttemptError, ClientBuilder, ConnectError, RawSocket};
 pub use call::{Call, WhenOffline};
+#[cfg(feature = "http")]
+pub use http::{HttpBatch, HttpClient, HttpClientBuilder, HttpError};
 pub use positioned::{Cause, Lost, PositionedSubscription, Recovered, StreamItem, SubscribePositioned};
 pub use reconnect::{Backoff, Reconnect};
 pub use relay::{relay, relay_as};

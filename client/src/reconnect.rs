@@ -143,10 +143,10 @@ impl Schedule {
 
     /// Called when a connection ends after being up for `uptime`.
     pub(crate) fn connection_ended(&mut self, uptime: Duration) {
-        if let Reconnect::Backoff(backoff) = &self.policy {
-            if uptime >= backoff.stable_after {
-                self.retries = 0;
-            }
+        if let Reconnect::Backoff(backoff) = &self.policy
+            && uptime >= backoff.stable_after
+        {
+            self.retries = 0;
         }
     }
 }

@@ -3,13 +3,13 @@
 //!
 //! | setting | default | when hit |
 //! |---|---|---|
-//! | [`max_connections`](ServerBuilder::max_connections) | 10,000 | HTTP 503 before the upgrade |
-//! | [`max_message_size`](ServerBuilder::max_message_size) | 10 MiB | close 1009 |
+//! | [`max_connections`](ServerBuilder::max_connections) | 10,000 | HTTP 503 before the upgrade (or for a POST: each HTTP request in progress holds a slot) |
+//! | [`max_message_size`](ServerBuilder::max_message_size) | 10 MiB | close 1009 (HTTP POST: 413) |
 //! | [`max_batch_len`](ServerBuilder::max_batch_len) | 1,000 | each request of the batch is answered -32600 with its own id |
 //! | [`max_in_flight`](ServerBuilder::max_in_flight) | 256 per connection | further requests are parked (the socket is still read) |
 //! | [`max_parked_bytes`](ServerBuilder::max_parked_bytes) | 1 MiB per connection | -32002 "Server busy" at once (`data` names the limit) |
 //! | [`max_queue_bytes`](ServerBuilder::max_queue_bytes) | 4 MiB per connection | close 1008 "slow consumer" |
-//! | [`handshake_timeout`](ServerBuilder::handshake_timeout) | 10 s | the TCP connection is dropped |
+//! | [`handshake_timeout`](ServerBuilder::handshake_timeout) | 10 s | the TCP connection is dropped (it bounds the TLS handshake and each HTTP request head too) |
 //! | [`auth_timeout`](ServerBuilder::auth_timeout) | 5 s | HTTP 503 before the upgrade (asynchronous authenticators) |
 //! | [`max_pending_handshakes`](ServerBuilder::max_pending_handshakes) | 1,024 | accepting pauses (the OS backlog holds new connections) |
 //! | [`heartbeat`](ServerBuilder::heartbeat) | ping 25 s, timeout 60 s | close 1001 "idle timeout" |
@@ -23,7 +23,10 @@
 //! | [`max_history_topics`](ServerBuilder::max_history_topics) | 1,000 topics | the topic published to longest ago is forgotten |
 //! | [`max_replay`](ServerBuilder::max_replay) | 1,000 publications | a resuming subscriber gets `recovered: false` and no replay |
 //! | [`max_history_page`](ServerBuilder::max_history_page) | 1,000 publications | `rpc.history` answers the oldest that many |
+//! | [`cors`](ServerBuilder::cors) | off | a browser preflight from another origin gets HTTP 403 |
+//! | [`tls`](ServerBuilder::tls) | none (plain TCP) | a client that fails the TLS handshake is disconnected |
 //! | [`topic_policy`](ServerBuilder::topic_policy) | `Disconnect` for every topic | a subscriber whose queue is full is closed (1008), or its topic's publications are shed ([`SlowConsumer`]) |
+//! | [`cluster`](ServerBuilder::cluster) | none: the server is alone | (calls, pushes and presence reach other hubs through it) |
 //!
 //! The four history settings bound the default in-memory broker; another
 //! [`broker`](ServerBuilder::broker) keeps history by its own rules. Each
@@ -44,12 +47,14 @@ use switchboard_shared::peer::CallEvent;
 use switchboard_shared::{CloseReason, Context, Heartbeat, Methods, PeerHandle};
 
 use crate::config::auth::{AsyncAuthenticator, Auth, Authenticator, Identity, Rejection, UpgradeRequest};
+use crate::config::cors::CorsPolicy;
 use crate::config::origin::OriginPolicy;
 use crate::config::settings::{Policies, Settings};
 use crate::config::subscriptions::{Builtins, SubscriptionDecision};
 use crate::config::topics::SlowConsumer;
 use crate::server::Server;
 use crate::state::broker::{Broker, MemoryBroker};
+use crate::state::cluster::Cluster;
 use crate::state::hub::Hub;
 
 impl Server {
@@ -85,6 +90,7 @@ pub struct ServerBuilder {
     policies: Policies,
     service: Option<ServiceInfo>,
     broker: Option<Arc<dyn Broker>>,
+    cluster: Option<Arc<dyn Cluster>>,
 }
 
 impl ServerBuilder {
@@ -99,7 +105,8 @@ impl ServerBuilder {
     /// Default: 10,000. When reached, a new client's upgrade request is
     /// answered with HTTP 503 "Service Unavailable" (with `Retry-After: 1`)
     /// and no WebSocket is opened; so is an HTTP layer's
-    /// [`admit`](crate::ServerHandle::admit).
+    /// [`admit`](crate::ServerHandle::admit). A JSON-RPC POST holds a slot
+    /// while it is answered, and gets the same 503 at the limit.
     pub fn max_connections(mut self, max: usize) -> Self {
         self.settings.max_connections = max;
         self
@@ -109,7 +116,8 @@ impl ServerBuilder {
     /// WebSocket frame).
     ///
     /// Default: 10 MiB. A larger message is not read: the connection is
-    /// closed with 1009 "message too big". The minimum is 1 KiB.
+    /// closed with 1009 "message too big". Over HTTP it bounds the POST
+    /// body: a larger one gets HTTP 413 "Payload Too Large". The minimum is 1 KiB.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.settings.max_message_size = bytes.max(1024);
         self
@@ -117,8 +125,9 @@ impl ServerBuilder {
 
     /// Sets the maximum number of entries in one batch.
     ///
-    /// Default: 1,000. A longer batch is not run: it gets one -32600
-    /// "Invalid Request" answer saying so (id `null`). The minimum is 1.
+    /// Default: 1,000. A longer batch is not run: each of its requests is
+    /// answered -32600 "Invalid Request" (with its own id) saying so, over a
+    /// WebSocket and over HTTP alike. The minimum is 1.
     pub fn max_batch_len(mut self, len: usize) -> Self {
         self.settings.max_batch_len = len.max(1);
         self
@@ -167,7 +176,8 @@ impl ServerBuilder {
     /// Sets how long a client has, from the TCP accept (or from
     /// [`serve_stream`](crate::ServerHandle::serve_stream)), to complete the
     /// WebSocket upgrade, the authenticator's decision included. Over HTTP
-    /// (the `web` feature) it bounds reading each request head and the upgrade.
+    /// (the `http` and `web` features) it bounds reading each request head
+    /// and the upgrade; with [`tls`](Self::tls), the TLS handshake too.
     ///
     /// Default: 10 s. When it passes, the TCP connection is dropped without
     /// a response (a half-open or stalled client).
@@ -350,9 +360,26 @@ impl ServerBuilder {
     /// shared broker). Connections never know which broker is behind them.
     ///
     /// Default: a [`MemoryBroker`] built from the history settings above
-    /// (which another broker does not use).
+    /// (which another broker does not use). With the cargo feature `redis`,
+    /// `RedisBroker` makes every server given a broker on the same Redis
+    /// act as one (its history settings are on its own builder).
     pub fn broker(mut self, broker: impl Broker) -> Self {
         self.broker = Some(Arc::new(broker));
+        self
+    }
+
+    /// Makes the server one hub of a cluster (e.g. a `RedisCluster`,
+    /// cargo feature `redis`, one per server): calls and notifications by
+    /// connection id, pushes, broadcasts and `call_many` reach connections
+    /// on every hub, and [`presence`](crate::ServerHandle::presence) lists
+    /// a topic's members on every hub. A connection this server serves is
+    /// still reached directly, never through the cluster.
+    ///
+    /// Default: none, the server is alone (nothing crosses, nothing costs).
+    /// When the cluster's backend is unreachable, calls to other hubs' clients fail with
+    /// [`CallError::Cluster`](crate::CallError::Cluster) and local clients are served as usual.
+    pub fn cluster(mut self, cluster: impl Cluster) -> Self {
+        self.cluster = Some(Arc::new(cluster));
         self
     }
 
@@ -382,6 +409,54 @@ impl ServerBuilder {
         S: Into<String>,
     {
         self.origins(OriginPolicy::allow(origins))
+    }
+
+    /// Sets which other web sites' pages may call the hub over HTTP POST from
+    /// a browser (CORS); see [`CorsPolicy`].
+    ///
+    /// Default: [`CorsPolicy::Off`]: a browser's preflight (`OPTIONS`) from
+    /// another origin gets HTTP 403 and answers carry no CORS header, so a
+    /// page of another origin cannot send JSON calls or read the answers.
+    /// With an allow-list, a listed origin's preflight gets 204 with
+    /// `Access-Control-Allow-Origin` (and `-Methods: POST`, `-Headers:
+    /// content-type, authorization`, `-Max-Age`), and so do the answers to its
+    /// calls; any other origin's preflight gets 403. CORS only tells browsers
+    /// what a page may read: each call must still pass the origin policy
+    /// ([`origins`](Self::origins), HTTP 403) and the authenticator, as
+    /// WebSocket upgrades do, so an origin listed here must be allowed
+    /// there too. (Cargo feature `http`; WebSocket upgrades need no CORS.)
+    ///
+    /// ```
+    /// use switchboard_server::{CorsPolicy, OriginPolicy, Server};
+    /// use switchboard_shared::Methods;
+    ///
+    /// let app = "https://app.example.com";
+    /// let server = Server::builder()
+    ///     .origins(OriginPolicy::allow([app]))
+    ///     .cors(CorsPolicy::allow([app]))
+    ///     .build(Methods::new());
+    /// # drop(server);
+    /// ```
+    pub fn cors(mut self, policy: CorsPolicy) -> Self {
+        self.policies.cors = policy;
+        self
+    }
+
+    /// Serves TLS on every listener of the server, with this certificate
+    /// chain and key: `wss://` and `https://` on the same port instead of
+    /// `ws://` and `http://` (cargo feature `tls`; rustls).
+    ///
+    /// Default: none, plain TCP. With it, every accepted connection first
+    /// completes a TLS handshake, bounded by
+    /// [`handshake_timeout`](Self::handshake_timeout) (then the upgrade or
+    /// request head gets its own); a client that fails it (does not trust
+    /// the certificate, speaks plain HTTP to the port) is disconnected and
+    /// the event logged at debug level. A bad certificate or key file is
+    /// reported by [`TlsConfig::from_pem_files`](crate::TlsConfig::from_pem_files), before the server starts.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: crate::config::tls::TlsConfig) -> Self {
+        self.settings.tls = Some(config);
+        self
     }
 
     /// Sets the authenticator: it sees every upgrade request and accepts it
@@ -572,7 +647,9 @@ impl ServerBuilder {
         let history = self.settings.history;
         let broker = self.broker.unwrap_or_else(|| Arc::new(MemoryBroker::new(history)));
         // The built-ins hold the hub they are part of.
-        let hub = Hub::new_cyclic(self.settings, self.policies, broker, |hub| {
+        // A cluster named here wins over the one a shared broker brings.
+        let cluster = self.cluster.or_else(|| broker.cluster());
+        let hub = Hub::new_cyclic(self.settings, self.policies, broker, cluster, |hub| {
             if heartbeat {
                 crate::app_heartbeat::install(&mut methods, hub);
             }

@@ -11,12 +11,23 @@
 //! then `rpc.publication` notifications: see [`crate::streams`]). It is
 //! denied with an error object of code [`code::SUBSCRIPTION_DENIED`] when
 //! the hook denies it or the connection is in `max_subscriptions` topics
-//! already. `rpc.unsubscribe` takes the topic the same two plain ways and
-//! answers whether the connection was a member. `rpc.history` takes
-//! `{"topic", "since"?, "limit"?}`; the hook decides it too.
+//! already. Either form is answered once the broker brings the topic's
+//! publications to this server (at once with the in-memory broker; once
+//! Redis confirmed the channel's subscription with the Redis broker), so
+//! whatever is published after the answer reaches the subscriber; a broker
+//! that cannot be reached answers -32003 "Broker unavailable"
+//! ([`code::BROKER_UNAVAILABLE`]). `rpc.unsubscribe` takes the topic the
+//! same two plain ways and answers whether the connection was a member.
+//! `rpc.history` takes `{"topic", "since"?, "limit"?}`; the hook decides it
+//! too.
+//!
+//! Over HTTP (a one-shot request, no connection to push to) `rpc.subscribe`
+//! and `rpc.unsubscribe` answer [`code::PERSISTENT_CONNECTION_REQUIRED`]
+//! (-32004); `rpc.discover` and `rpc.history` work as over a WebSocket.
 
 use std::sync::{Arc, Weak};
 
+use futures_util::FutureExt;
 use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -28,6 +39,7 @@ use switchboard_shared::{Context, Dispatch, ErrorObject, Id, Method, Methods, co
 
 use crate::config::subscriptions::{Builtins, SubscriptionDecision};
 use crate::error::NotServed;
+use crate::state::broker::BrokerError;
 use crate::state::hub::Hub;
 use crate::state::registry::Join;
 
@@ -65,11 +77,11 @@ fn admit(hub: &Hub, topic: &str, cx: &Context) -> Result<(), ErrorObject> {
     if topic.is_empty() {
         return Err(ErrorObject::invalid_params("the topic must not be empty"));
     }
-    if let Some(filter) = &hub.policies().subscription_filter {
-        if let SubscriptionDecision::Deny(reason) = filter(cx, topic) {
-            tracing::info!(target: "switchboard::server", topic, reason, "subscription denied");
-            return Err(denied(reason));
-        }
+    if let Some(filter) = &hub.policies().subscription_filter
+        && let SubscriptionDecision::Deny(reason) = filter(cx, topic)
+    {
+        tracing::info!(target: "switchboard::server", topic, reason, "subscription denied");
+        return Err(denied(reason));
     }
     Ok(())
 }
@@ -88,13 +100,31 @@ fn subscribe_params(params: Option<&RawValue>) -> Result<SubscribeParams, ErrorO
 }
 
 fn answer(id: Option<Id>, outcome: Result<bool, ErrorObject>) -> Dispatch {
-    Dispatch::Ready(id.map(|id| match outcome {
+    Dispatch::Ready(encode_answer(id, outcome))
+}
+
+fn encode_answer(id: Option<Id>, outcome: Result<bool, ErrorObject>) -> Option<String> {
+    id.map(|id| match outcome {
         Ok(value) => encode::success(&id, &value).unwrap_or_else(|e| encode::error(&id, &ErrorObject::internal(e))),
         Err(error) => encode::error(&id, &error),
-    }))
+    })
+}
+
+/// Topic membership needs a connection to push to: a one-shot request (an
+/// HTTP POST) has none.
+fn needs_connection(cx: &Context, method: &str) -> Result<(), ErrorObject> {
+    if cx.peer().is_one_shot() {
+        return Err(ErrorObject::persistent_connection_required(format!(
+            "{method} needs a connection to push publications to; this request came over HTTP: use a WebSocket"
+        )));
+    }
+    Ok(())
 }
 
 fn subscribe(hub: &Weak<Hub>, params: Option<&RawValue>, cx: &Context, id: Option<Id>) -> Dispatch {
+    if let Err(e) = needs_connection(cx, SUBSCRIBE) {
+        return answer(id, Err(e));
+    }
     let hub = match upgrade(hub) {
         Ok(hub) => hub,
         Err(e) => return answer(id, Err(e.into())),
@@ -106,16 +136,33 @@ fn subscribe(hub: &Weak<Hub>, params: Option<&RawValue>, cx: &Context, id: Optio
     if params.is_positioned() {
         return crate::streams::subscribe(&hub, params, cx.peer(), id, join_refused);
     }
-    answer(
-        id,
-        match hub.registry().join(cx.peer(), &params.topic, Some(hub.settings().max_subscriptions)) {
-            Join::Joined | Join::AlreadyMember => Ok(true),
-            refused => Err(join_refused(refused)),
-        },
-    )
+    let joined = match hub.registry().join(cx.peer(), &params.topic, Some(hub.settings().max_subscriptions)) {
+        joined @ (Join::Joined | Join::AlreadyMember) => joined,
+        refused => return answer(id, Err(join_refused(refused))),
+    };
+    // Answered once the broker brings the topic's publications here (at once
+    // with the in-memory broker), so whatever is published after the answer
+    // reaches this subscriber.
+    let mut watching = hub.broker().watching(&params.topic);
+    let (topic, connection) = (params.topic, cx.connection_id());
+    // The broker cannot bring the topic here: the subscribe did not happen.
+    let failed = move |e: BrokerError| {
+        tracing::warn!(target: "switchboard::server", topic, error = %e, "subscribe failed");
+        if joined == Join::Joined {
+            hub.registry().leave(connection, &topic);
+        }
+        Err(ErrorObject::from(e))
+    };
+    match (&mut watching).now_or_never() {
+        Some(outcome) => answer(id, outcome.map(|()| true).or_else(failed)),
+        None => {
+            Dispatch::Pending(Box::pin(async move { encode_answer(id, watching.await.map(|()| true).or_else(failed)) }))
+        }
+    }
 }
 
 fn unsubscribe(hub: &Hub, TopicParam { topic }: TopicParam, cx: &Context) -> Result<bool, ErrorObject> {
+    needs_connection(cx, UNSUBSCRIBE)?;
     Ok(hub.registry().leave(cx.connection_id(), &topic))
 }
 

@@ -7,6 +7,7 @@ use switchboard_shared::codec::EncodeError;
 use uuid::Uuid;
 
 use crate::state::broker::BrokerError;
+use crate::state::cluster::{ClusterError, NodeId};
 
 /// Why the server could not start listening.
 #[derive(Debug, thiserror::Error)]
@@ -33,12 +34,39 @@ pub enum ListenError {
 #[non_exhaustive]
 pub enum CallError {
     /// No live connection has this id: it has closed, or the id is wrong
-    /// (`ServerHandle::connections` lists the live ones).
+    /// (`ServerHandle::connections` lists the live ones). With a cluster, no
+    /// hub serves it: the directory has no entry (the connection ended, or
+    /// its hub died and its entries expired), or its hub no longer has it.
     #[error("no live connection {0}")]
     UnknownConnection(Uuid),
+    /// The connection is on another hub of the cluster, which does not
+    /// listen any more (killed, or cut off from Redis) or lost track of the
+    /// call: the call may or may not have run. Its entries expire within the
+    /// cluster's TTL, after which the connection is unknown.
+    #[error("connection {connection} is on hub {node}, which is unreachable")]
+    NodeUnreachable {
+        /// The connection called.
+        connection: Uuid,
+        /// The hub the directory named.
+        node: NodeId,
+    },
+    /// The connection is not on this hub, and the cluster could not be
+    /// asked (Redis unreachable...): try again later.
+    #[error(transparent)]
+    Cluster(ClusterError),
     /// The call itself failed: timeout, disconnect, the client's error object...
     #[error(transparent)]
     Call(#[from] switchboard_shared::Error),
+}
+
+impl From<ClusterError> for CallError {
+    fn from(e: ClusterError) -> Self {
+        match e {
+            ClusterError::UnknownConnection(id) => CallError::UnknownConnection(id),
+            ClusterError::NodeUnreachable { connection, node } => CallError::NodeUnreachable { connection, node },
+            other => CallError::Cluster(other),
+        }
+    }
 }
 
 impl CallError {
@@ -46,7 +74,7 @@ impl CallError {
     pub fn rpc(&self) -> Option<&switchboard_shared::ErrorObject> {
         match self {
             CallError::Call(e) => e.rpc(),
-            CallError::UnknownConnection(_) => None,
+            CallError::UnknownConnection(_) | CallError::NodeUnreachable { .. } | CallError::Cluster(_) => None,
         }
     }
 }
@@ -97,9 +125,25 @@ impl From<NotServed> for switchboard_shared::ErrorObject {
 }
 
 impl From<DeliveryError> for switchboard_shared::ErrorObject {
-    /// A push that failed inside a handler answers -32603 with the reason as `data`.
+    /// A push that failed inside a handler answers -32603 with the reason as
+    /// `data`; a publish the broker could not make (unreachable) answers
+    /// -32003 "Broker unavailable" ([`code::BROKER_UNAVAILABLE`](switchboard_shared::code::BROKER_UNAVAILABLE)).
     fn from(e: DeliveryError) -> Self {
-        switchboard_shared::ErrorObject::internal(e)
+        match e {
+            DeliveryError::Broker(e) => e.into(),
+            other => switchboard_shared::ErrorObject::internal(other),
+        }
+    }
+}
+
+impl From<BrokerError> for switchboard_shared::ErrorObject {
+    /// -32003 "Broker unavailable" for an unreachable broker, -32602 for a
+    /// publication that could not be encoded; the reason as `data`.
+    fn from(e: BrokerError) -> Self {
+        match e {
+            BrokerError::Unavailable(_) => switchboard_shared::ErrorObject::broker_unavailable(e),
+            BrokerError::Encode(_) => switchboard_shared::ErrorObject::invalid_params(e),
+        }
     }
 }
 

@@ -16,12 +16,14 @@ use switchboard_shared::{Methods, PeerHandle};
 use tokio::io::{AsyncRead, AsyncWrite};
 use uuid::Uuid;
 
+use crate::call::ServerCall;
 use crate::error::{CallError, DeliveryError};
 use crate::push::{self, Answer};
 use crate::serve::accept;
 use crate::serve::admission::{self, Admission, Admitted, Refused};
 use crate::serve::connection;
 use crate::serve::error::ServeError;
+use crate::state::cluster::{ClusterError, NodeId, Presence};
 use crate::state::hub::Hub;
 use crate::state::lifecycle::ServerPhase;
 use crate::state::registry::{ConnectionSummary, Join, Target};
@@ -79,14 +81,80 @@ impl ServerHandle {
         self.hub.phase()
     }
 
-    /// The live connections.
+    /// The live connections of this hub (for the whole cluster, see
+    /// [`cluster_connections`](Self::cluster_connections)).
     pub fn connections(&self) -> Vec<ConnectionSummary> {
         self.hub.registry().summaries()
     }
 
-    /// How many connections are live.
+    /// How many connections this hub serves (not counting the other hubs of
+    /// a cluster).
     pub fn connection_count(&self) -> usize {
         self.hub.registry().len()
+    }
+
+    /// This hub's node id: the cluster's name for it (a random one when it
+    /// is alone).
+    pub fn node(&self) -> NodeId {
+        self.hub.node().clone()
+    }
+
+    /// The connections of every hub of the cluster, with their hub: this
+    /// hub's at once, and those of every other hub that answers by
+    /// `deadline` from now (a hub that does not is absent). Without a
+    /// cluster, this hub's.
+    pub async fn cluster_connections(&self, deadline: Duration) -> Result<Vec<Presence>, ClusterError> {
+        let node = self.hub.node();
+        let mut all: Vec<Presence> =
+            self.hub.registry().ids().into_iter().map(|id| Presence::new(id, node.clone())).collect();
+        if let Some(cluster) = self.hub.cluster() {
+            all.extend(cluster.connections(deadline).await?);
+        }
+        all.sort();
+        Ok(all)
+    }
+
+    /// The members of `topic` on every hub of the cluster, with their hub
+    /// (sorted). Without a cluster, this hub's members. Each hub records
+    /// its members in Redis as they join and leave; a killed hub's expire
+    /// within the cluster's TTL. Fails only when the cluster cannot be asked.
+    pub async fn presence(&self, topic: &str) -> Result<Vec<Presence>, ClusterError> {
+        match self.hub.cluster() {
+            Some(cluster) => cluster.presence(topic).await,
+            None => {
+                let node = self.hub.node();
+                let mut members: Vec<Presence> = self
+                    .hub
+                    .registry()
+                    .peers(&Target::Topic(topic.to_owned()))
+                    .iter()
+                    .map(|peer| Presence::new(peer.id(), node.clone()))
+                    .collect();
+                members.sort();
+                Ok(members)
+            }
+        }
+    }
+
+    /// Which hub serves `connection`: this one (answered at once), another
+    /// of the cluster (from its directory), or `None` when none does.
+    pub async fn locate(&self, connection: Uuid) -> Result<Option<NodeId>, ClusterError> {
+        if self.hub.registry().peer(connection).is_some() {
+            return Ok(Some(self.hub.node().clone()));
+        }
+        match self.hub.cluster() {
+            Some(cluster) => cluster.locate(connection).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The live hubs of the cluster, this one included (just this one
+    /// without a cluster).
+    pub async fn nodes(&self) -> Result<Vec<NodeId>, ClusterError> {
+        match self.hub.cluster() {
+            Some(cluster) => cluster.nodes().await,
+            None => Ok(vec![self.hub.node().clone()]),
+        }
     }
 
     /// The peer handle of a live connection (to call it with a custom
@@ -99,6 +167,13 @@ impl ServerHandle {
     /// the result. The server's `call_timeout` applies unless
     /// [`ServerCall::timeout`] says otherwise.
     ///
+    /// A client of this hub is called directly. With a cluster, a client of
+    /// another hub is called through that hub, and a definite error comes
+    /// within the timeout when there is none: [`CallError::UnknownConnection`]
+    /// (no hub serves it; at once), [`CallError::NodeUnreachable`] (its hub
+    /// is gone; at once, or within about the cluster's TTL for a call in
+    /// flight), [`CallError::Cluster`] (Redis unreachable).
+    ///
     /// ```no_run
     /// # async fn demo(server: switchboard_server::ServerHandle, id: uuid::Uuid) -> Result<(), switchboard_server::CallError> {
     /// use std::time::Duration;
@@ -106,22 +181,40 @@ impl ServerHandle {
     /// # let _ = ok; Ok(()) }
     /// ```
     pub fn call<R: DeserializeOwned>(&self, connection: Uuid, method: &str, params: impl Serialize) -> ServerCall<R> {
-        match self.hub.registry().peer(connection) {
-            Some(peer) => ServerCall { call: Ok(peer.call(method, params)) },
-            None => ServerCall { call: Err(Some(CallError::UnknownConnection(connection))) },
+        match (self.hub.registry().peer(connection), self.hub.cluster()) {
+            (Some(peer), _) => ServerCall::local(peer.call(method, params)),
+            (None, Some(cluster)) => {
+                ServerCall::remote(Arc::clone(cluster), connection, method, params, self.hub.settings().call_timeout)
+            }
+            (None, None) => ServerCall::refused(CallError::UnknownConnection(connection)),
         }
     }
 
     /// Sends a notification to one client. Never waits: a client whose
     /// outbound queue is full is cut off as a slow consumer.
+    ///
+    /// With a cluster, a connection this hub does not serve is sent the
+    /// notification through its hub, in order with this hub's other
+    /// messages, and `Ok` means sent, not delivered: an unknown connection
+    /// is then not reported (a [`call`](Self::call) reports it).
     pub fn notify(&self, connection: Uuid, method: &str, params: impl Serialize) -> Result<(), DeliveryError> {
-        let peer = self.hub.registry().peer(connection).ok_or(DeliveryError::UnknownConnection(connection))?;
+        let peer = self.hub.registry().peer(connection);
         let frame = push::encode_notification(method, &params)?;
-        peer.try_send_text(frame).map_err(|_| DeliveryError::Disconnected(connection))
+        match (peer, self.hub.cluster()) {
+            (Some(peer), _) => peer.try_send_text(frame).map_err(|_| DeliveryError::Disconnected(connection)),
+            (None, Some(cluster)) => {
+                cluster.notify(connection, &frame);
+                Ok(())
+            }
+            (None, None) => Err(DeliveryError::UnknownConnection(connection)),
+        }
     }
 
-    /// Sends a notification to every live connection; returns how many took
-    /// it. It is encoded once and its bytes are shared.
+    /// Sends a notification to every live connection; returns how many of
+    /// this hub's took it. It is encoded once and its bytes are shared.
+    ///
+    /// With a cluster, every other hub gets it once and delivers it to its
+    /// own connections (see [`push`](Self::push)); they are not counted.
     pub fn broadcast(&self, method: &str, params: impl Serialize) -> Result<usize, DeliveryError> {
         self.push(&Target::All, method, params)
     }
@@ -148,10 +241,15 @@ impl ServerHandle {
     }
 
     /// Sends a notification to the connections `target` designates; returns
-    /// how many took it. For [`Target::Topic`] that is every member of the
+    /// how many of this hub's took it. For [`Target::Topic`] that is every member of the
     /// topic, plain or positioned, with the plain notification: it is not
     /// part of the topic's stream (no offset, no history; see
     /// [`publish`](Self::publish)).
+    ///
+    /// With a cluster, the other hubs get the frame once each (one message
+    /// on the broadcast channel, without waiting) and deliver it to the
+    /// targets they serve; for [`Target::Connections`] only the ids this
+    /// hub does not serve are sent on. Their deliveries are not counted.
     pub fn push(&self, target: &Target, method: &str, params: impl Serialize) -> Result<usize, DeliveryError> {
         let frame = push::encode_notification(method, &params)?;
         Ok(push::push(&self.hub, target, &frame))
@@ -162,6 +260,13 @@ impl ServerHandle {
     /// has answered or at `deadline` from now, whichever is first; a
     /// connection that has not answered by then has `Error::Timeout`.
     /// Fails only when the params cannot be encoded.
+    ///
+    /// With a cluster, every hub calls the targets it serves: each first
+    /// says which connections it calls, then sends their answers as they
+    /// come. A connection a hub named but did not answer for by the
+    /// deadline has `Error::Timeout`; the connections of a hub that did not
+    /// even say (dead, cut off, Redis unreachable) are absent from the
+    /// result, so a dead or slow hub never holds the call past its deadline.
     pub async fn call_many<R: DeserializeOwned>(
         &self,
         target: Target,
@@ -188,7 +293,8 @@ impl ServerHandle {
         self.hub.registry().leave(connection, topic)
     }
 
-    /// How many connections are members of `topic`.
+    /// How many connections of this hub are members of `topic` (for the
+    /// whole cluster, see [`presence`](Self::presence)).
     pub fn subscribers(&self, topic: &str) -> usize {
         self.hub.registry().subscribers(topic)
     }
@@ -304,42 +410,5 @@ impl ServerHandle {
     /// the connection is unknown.
     pub fn heartbeat_rtt(&self, connection: Uuid) -> Option<Duration> {
         self.hub.app_heartbeat().rtt(connection)
-    }
-}
-
-/// One call from the server to a client, returned by [`ServerHandle::call`]:
-/// set its timeout, then await it. It is a [`Future`](std::future::Future),
-/// so it composes with `join_all` and `select!`; dropping it after the first
-/// poll cancels the call (`$/cancelRequest`).
-#[must_use = "a call is sent only when it is awaited"]
-#[derive(Debug)]
-pub struct ServerCall<R> {
-    /// The call, or why there is none (taken when reported).
-    call: Result<switchboard_shared::PeerCall<R>, Option<CallError>>,
-}
-
-impl<R> ServerCall<R> {
-    /// Fails with a timeout if no reply came within `limit` (instead of the
-    /// server's `call_timeout`).
-    pub fn timeout(mut self, limit: Duration) -> Self {
-        self.call = self.call.map(|call| call.timeout(limit));
-        self
-    }
-
-    /// Waits for the reply however long it takes (until the connection ends).
-    pub fn no_timeout(mut self) -> Self {
-        self.call = self.call.map(switchboard_shared::PeerCall::no_timeout);
-        self
-    }
-}
-
-impl<R: DeserializeOwned> std::future::Future for ServerCall<R> {
-    type Output = Result<R, CallError>;
-
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
-        match &mut self.get_mut().call {
-            Ok(call) => std::pin::Pin::new(call).poll(cx).map_err(CallError::from),
-            Err(refused) => std::task::Poll::Ready(Err(refused.take().expect("ServerCall polled after completion"))),
-        }
     }
 }

@@ -16,7 +16,13 @@
 //!   by default): every publication gets an offset within the topic's epoch
 //!   and is kept in history, so a positioned subscriber can resume after
 //!   the last offset it saw ([`ServerHandle::publish`], and the README's
-//!   "Topic streams" for the wire);
+//!   "Topic streams" for the wire); with the cargo feature `redis`,
+//!   `RedisBroker` shares topic streams between several hub processes
+//!   through Redis, so they act as one;
+//! - a **cluster** (optional, [`ServerBuilder::cluster`]; `RedisCluster`
+//!   with the cargo feature `redis`): several hubs act as one for calls,
+//!   notifications, pushes and `call_many` by connection id or topic, and
+//!   for presence ([`ServerHandle::presence`]);
 //! - the built-in methods `rpc.discover`, `rpc.subscribe`, `rpc.unsubscribe` and `rpc.history` ([`Builtins`]);
 //! - [`ServerContext`]: the server as handlers see it, with the
 //!   connection's typed [`identity`](ServerContext::identity);
@@ -26,6 +32,11 @@
 //!   [`serve_websocket`](ServerHandle::serve_websocket) for an HTTP layer
 //!   that upgrades by itself;
 //! - [`app_heartbeat`]: `rpc.heartbeat` notifications for browsers (opt-in);
+//! - JSON-RPC over HTTP POST on the hub's own port (cargo feature `http`):
+//!   one request or a batch per POST, the same methods, limits, origin
+//!   policy and authenticator; CORS with [`ServerBuilder::cors`];
+//! - TLS in the process (cargo feature `tls`): [`ServerBuilder::tls`] with
+//!   a [`TlsConfig`] serves `wss://` and `https://` on the same port;
 //! - `web` (cargo feature `web`): a hyper HTTP server for the hub plus static files;
 //! - `axum` (cargo feature `axum`): the hub as a route of an axum `Router`;
 //! - [`operations`]: Prometheus metrics (cargo feature `metrics`), health
@@ -61,6 +72,7 @@ pub mod app_heartbeat;
 pub mod axum;
 mod builder;
 mod builtin;
+mod call;
 mod context;
 mod error;
 mod handle;
@@ -72,16 +84,20 @@ mod streams;
 pub mod web;
 
 pub use builder::ServerBuilder;
+pub use call::ServerCall;
 pub use config::auth::{AsyncAuthenticator, AuthFuture, Authenticator, Identity, Rejection, UpgradeRequest};
+pub use config::cors::CorsPolicy;
 pub use config::origin::{MissingOrigin, OriginPolicy};
 pub use config::settings::defaults;
 pub use config::subscriptions::{Builtins, SubscriptionDecision};
 #[cfg(feature = "metrics")]
 pub use config::telemetry::Metrics;
+#[cfg(feature = "tls")]
+pub use config::tls::{TlsConfig, TlsError};
 pub use config::topics::{ConflationKey, HistoryLimits, SlowConsumer};
 pub use context::ServerContext;
 pub use error::{CallError, DeliveryError, ListenError, NotServed};
-pub use handle::{ServerCall, ServerHandle};
+pub use handle::ServerHandle;
 pub use operations::NotReady;
 pub use push::Answer;
 pub use serve::admission::{Admission, Refused};
@@ -89,7 +105,14 @@ pub use serve::error::ServeError;
 pub use server::Server;
 pub use state::broker::entry::StreamEntry;
 pub use state::broker::history::Replay;
+#[cfg(feature = "redis")]
+pub use state::broker::{Addressed, RedisBroker, RedisBrokerBuilder, RedisConnectError};
 pub use state::broker::{Broker, BrokerError, BrokerFuture, Fanout, HistoryPage, MemoryBroker, Snapshot};
+#[cfg(feature = "redis")]
+pub use state::cluster::redis::{RedisCluster, RedisClusterBuilder};
+pub use state::cluster::{
+    CallOutcome, Cluster, ClusterError, ClusterFuture, LocalNode, NodeId, Presence, RemoteAnswer,
+};
 pub use state::lifecycle::ServerPhase;
 pub use state::registry::{ConnectionSummary, Target};
 pub use state::telemetry::{BrokerOperation, MethodStats};

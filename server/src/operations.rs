@@ -8,14 +8,19 @@
 //! | `GET /readyz` | 200 `ready` while the server accepts connections and its broker is reachable; 503 with the reason otherwise (a shutdown has begun, the broker fails or takes over a second) |
 //!
 //! Where they are served:
-//! - on the web integration's port ([`WebServer`](crate::web::WebServer),
-//!   cargo feature `web`), beside the hub and the files;
-//! - as routes of an axum `Router` with [`routes`] (cargo feature `axum`);
-//! - on a port of their own with [`listen`] (cargo feature `web`), which
+//! - on the hub's own port (cargo feature `http`): [`Server::listen`](crate::Server::listen)
+//!   answers them beside the WebSocket upgrade and HTTP POST, on every path,
+//!   and so does `switchboard serve`; so do the web integration's port
+//!   ([`WebServer`](crate::web::WebServer), cargo feature `web`) and the
+//!   hub path of the axum integration. A hub reachable from the internet
+//!   shows its metrics to anyone who asks: filter `/metrics` at the proxy,
+//!   or serve them on a port of their own;
+//! - on a port of their own with [`listen`] (cargo feature `http`), which
 //!   keeps answering until the server has stopped: a shutdown makes the
 //!   hub's own port stop accepting at once, so a readiness probe that must
 //!   see `/readyz` turn 503 while connections drain asks this port
 //!   (`switchboard serve --metrics-addr`);
+//! - as routes of an axum `Router` with [`routes`] (cargo feature `axum`);
 //! - anywhere else, with [`respond`] (framework-agnostic), or the
 //!   [`ServerHandle`] methods [`metrics_text`](ServerHandle::metrics_text),
 //!   [`readiness`](ServerHandle::readiness) and
@@ -53,43 +58,11 @@
 //! called for outgoing ones (then `other`); `code` takes the first 64
 //! distinct codes (then `other`).
 
-use std::fmt;
-use std::time::Duration;
-
-use http::header::{self, HeaderValue};
-use http::{Method, Response, StatusCode};
+use http::{Method, Response};
 
 use crate::handle::ServerHandle;
-use crate::state::lifecycle::ServerPhase;
 use crate::state::telemetry::MethodStats;
-
-/// How long `/readyz` waits for the broker's answer.
-const BROKER_CHECK: Duration = Duration::from_secs(1);
-
-/// Why a server is not ready for new connections.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum NotReady {
-    /// A graceful shutdown has begun (or is over): no new connection is accepted.
-    ShuttingDown,
-    /// The broker failed its check (the broker's error says why);
-    /// publications and subscriptions would fail.
-    BrokerUnavailable(String),
-    /// The broker did not answer its check within a second.
-    BrokerTimedOut,
-}
-
-impl fmt::Display for NotReady {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NotReady::ShuttingDown => f.write_str("the server is shutting down"),
-            NotReady::BrokerUnavailable(why) => f.write_str(why),
-            NotReady::BrokerTimedOut => write!(f, "the broker did not answer within {BROKER_CHECK:?}"),
-        }
-    }
-}
-
-impl std::error::Error for NotReady {}
+pub use crate::state::telemetry::ready::NotReady;
 
 impl ServerHandle {
     /// The server's metrics in the Prometheus text format (what `GET
@@ -108,14 +81,7 @@ impl ServerHandle {
     /// shutdown begun) and its broker reachable (asked with
     /// [`Broker::check_ready`](crate::Broker::check_ready), within a second).
     pub async fn readiness(&self) -> Result<(), NotReady> {
-        if self.phase() != ServerPhase::Running {
-            return Err(NotReady::ShuttingDown);
-        }
-        match tokio::time::timeout(BROKER_CHECK, self.hub().broker().check_ready()).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(NotReady::BrokerUnavailable(error.to_string())),
-            Err(_elapsed) => Err(NotReady::BrokerTimedOut),
-        }
+        crate::state::telemetry::ready::readiness(self.hub()).await
     }
 }
 
@@ -123,41 +89,10 @@ impl ServerHandle {
 /// (see the [module docs](self)); `None` for any other request, which the
 /// caller answers as it would have.
 pub async fn respond(hub: &ServerHandle, method: &Method, path: &str) -> Option<Response<String>> {
-    if method != Method::GET && method != Method::HEAD {
-        return None;
-    }
-    let (status, content_type, body) = match path {
-        "/metrics" => match hub.hub().registry().telemetry().encode(hub.hub().registry()) {
-            Some((content_type, text)) => (StatusCode::OK, content_type, text),
-            None => (StatusCode::NOT_FOUND, TEXT, "metrics are off\n".to_owned()),
-        },
-        "/healthz" => (StatusCode::OK, TEXT, "ok\n".to_owned()),
-        "/readyz" => match hub.readiness().await {
-            Ok(()) => (StatusCode::OK, TEXT, "ready\n".to_owned()),
-            Err(why) => (StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("not ready: {why}\n")),
-        },
-        _ => return None,
-    };
-    let body = if method == Method::HEAD { String::new() } else { body };
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Some(response)
+    crate::serve::observe::respond(hub.hub(), method, path).await
 }
 
-const TEXT: &str = "text/plain; charset=utf-8";
-
-/// 404 for a request none of the operations paths answers.
-#[cfg_attr(not(feature = "web"), allow(dead_code, reason = "the listener and the routes use it"))]
-fn not_found() -> Response<String> {
-    let mut response = Response::new("not found\n".to_owned());
-    *response.status_mut() = StatusCode::NOT_FOUND;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(TEXT));
-    response
-}
-
-#[cfg(feature = "web")]
+#[cfg(feature = "http")]
 pub use listener::listen;
 
 /// `/metrics`, `/healthz` and `/readyz` as routes of an axum `Router`, to
@@ -179,7 +114,7 @@ where
         let hub = hub.clone();
         async move {
             let answer = respond(&hub, request.method(), request.uri().path()).await;
-            answer.unwrap_or_else(not_found).map(::axum::body::Body::from)
+            answer.unwrap_or_else(crate::serve::observe::not_found).map(::axum::body::Body::from)
         }
     };
     ["/metrics", "/healthz", "/readyz"]
@@ -187,7 +122,7 @@ where
         .fold(::axum::Router::new(), |router, path| router.route(path, ::axum::routing::get(answer.clone())))
 }
 
-#[cfg(feature = "web")]
+#[cfg(feature = "http")]
 mod listener {
     use std::convert::Infallible;
     use std::net::SocketAddr;
@@ -258,7 +193,7 @@ mod listener {
                     let hub = hub.clone();
                     async move {
                         let answer = super::respond(&hub, request.method(), request.uri().path()).await;
-                        let response = answer.unwrap_or_else(super::not_found);
+                        let response = answer.unwrap_or_else(crate::serve::observe::not_found);
                         Ok::<_, Infallible>(response.map(|body| http_body_util::Full::new(bytes::Bytes::from(body))))
                     }
                 });

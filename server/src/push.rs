@@ -4,6 +4,11 @@
 //!
 //! A push never waits: a recipient whose outbound queue is full is cut off
 //! as a slow consumer (close 1008) and the others are served as usual.
+//!
+//! With a cluster, this hub's connections are served first, as without
+//! one; what the target designates beyond them goes to the other hubs
+//! through the cluster (a push without waiting, a `call_many` gathered by
+//! the same deadline).
 
 use std::time::Duration;
 
@@ -34,8 +39,9 @@ pub(crate) fn encode_notification(method: &str, params: &impl Serialize) -> Resu
     Ok(Utf8Bytes::from(encode::notification(method, params)?))
 }
 
-/// Queues `frame` for every connection `target` designates; returns how
-/// many took it. The bytes are shared, not copied.
+/// Queues `frame` for every connection `target` designates (on other
+/// hubs too, with a cluster); returns how many of this hub's took it. The
+/// bytes are shared, not copied.
 pub(crate) fn push(hub: &Hub, target: &Target, frame: &Utf8Bytes) -> usize {
     let mut delivered = 0;
     hub.registry().for_each(target, |peer| {
@@ -43,7 +49,24 @@ pub(crate) fn push(hub: &Hub, target: &Target, frame: &Utf8Bytes) -> usize {
             delivered += 1;
         }
     });
+    if let Some(cluster) = hub.cluster()
+        && let Some(remote) = beyond(hub, target)
+    {
+        cluster.push(&remote, frame);
+    }
     delivered
+}
+
+/// What `target` designates beyond this hub's connections, if anything
+/// may be: the same target, or the ids this hub does not serve.
+fn beyond(hub: &Hub, target: &Target) -> Option<Target> {
+    match target {
+        Target::Connections(ids) => {
+            let remote: Vec<Uuid> = ids.iter().copied().filter(|id| hub.registry().peer(*id).is_none()).collect();
+            (!remote.is_empty()).then_some(Target::Connections(remote))
+        }
+        other => Some(other.clone()),
+    }
 }
 
 /// Calls `method` on every connection `target` designates, at once, and
@@ -60,6 +83,10 @@ pub(crate) async fn call_many<R: DeserializeOwned>(
     // Refuse params every call would refuse (a scalar), before calling anyone.
     encode::notification(method, &params)?;
     let peers = hub.registry().peers(target);
+    let remote = match (hub.cluster(), beyond(hub, target)) {
+        (Some(cluster), Some(remote)) => Some(cluster.call_many(&remote, method, params.clone(), deadline)),
+        _ => None,
+    };
     let calls = peers.into_iter().map(|peer| {
         let params = &params;
         async move {
@@ -70,5 +97,17 @@ pub(crate) async fn call_many<R: DeserializeOwned>(
             Answer { connection: peer.id(), result }
         }
     });
-    Ok(futures_util::future::join_all(calls).await)
+    let Some(remote) = remote else { return Ok(futures_util::future::join_all(calls).await) };
+    let (mut answers, remote) = futures_util::future::join(futures_util::future::join_all(calls), remote).await;
+    match remote {
+        Ok(remote) => answers.extend(remote.into_iter().map(|answer| Answer {
+            connection: answer.connection,
+            result: answer.result.and_then(|raw| decode_result(&raw)),
+        })),
+        // The other hubs' connections are absent, as for hubs that do not answer.
+        Err(e) => {
+            tracing::warn!(target: "switchboard::cluster", error = %e, "call_many reached only this hub's connections")
+        }
+    }
+    Ok(answers)
 }

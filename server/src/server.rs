@@ -59,14 +59,9 @@ impl Server {
         let handle = self.handle();
         handle.start_background();
         let hub = Arc::clone(&self.hub);
-        accept::listen(&self.hub, listener, "WebSocket", move |stream, remote, mut pending| {
+        accept::listen(&self.hub, listener, "WebSocket", move |stream, remote, pending| {
             let hub = Arc::clone(&hub);
-            async move {
-                // The outcome is logged where it is decided. `serve_stream`
-                // returns once the handshake is over.
-                let _ = accept::serve_stream(&hub, stream, Some(remote)).await;
-                pending.done();
-            }
+            async move { accept::serve_accepted(&hub, stream, remote, pending).await }
         })
         .map_err(ListenError::LocalAddr)?;
         Ok(handle)

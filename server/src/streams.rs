@@ -29,8 +29,10 @@ use crate::state::topics::Start;
 
 /// A publication handed to the broker. Awaiting it gives its position in
 /// the topic's stream; dropping it does not undo anything: the publication
-/// is made, in order, when `publish` returns. With the default in-memory
-/// broker the position is known at once.
+/// is made (or, with a broker such as Redis, queued to be made), in order,
+/// when `publish` returns. With the default in-memory broker the position
+/// is known at once; a broker that cannot reach its backend fails it with
+/// [`DeliveryError::Broker`] in bounded time.
 ///
 /// ```
 /// # async fn demo(server: switchboard_server::ServerHandle) -> Result<(), switchboard_server::DeliveryError> {
@@ -63,14 +65,16 @@ impl Future for Published {
     }
 }
 
-fn broker_failed(e: &BrokerError) -> ErrorObject {
-    ErrorObject::internal(format_args!("{e}"))
+/// -32003 "Broker unavailable" when the broker cannot be reached.
+fn broker_failed(e: BrokerError) -> ErrorObject {
+    ErrorObject::from(e)
 }
 
-/// Starts a positioned subscription: registers it buffering, asks the broker
-/// for its snapshot, then takes it live (result, replay, buffered) and
-/// answers nothing through the engine. `denied` turns a refused join into
-/// the error to answer.
+/// Starts a positioned subscription: registers it buffering, waits until the
+/// broker brings the topic's publications here, asks it for its snapshot,
+/// then takes it live (result, replay, buffered) and answers nothing
+/// through the engine. `denied` turns a refused join into the error to
+/// answer; a broker that cannot be reached answers -32003.
 pub(crate) fn subscribe(
     hub: &Arc<Hub>,
     params: SubscribeParams,
@@ -84,17 +88,23 @@ pub(crate) fn subscribe(
         Ok(pending) => pending,
         Err(join) => return Dispatch::Ready(id.map(|id| encode::error(&id, &denied(join)))),
     };
-    // Registered first: what is published from now on is delivered to it
-    // (buffered), so the snapshot cannot miss anything.
-    let snapshot = hub.broker().snapshot(&topic, since.as_ref(), hub.settings().max_replay);
+    // Registered first: what is published once the broker watches the topic
+    // is delivered to it (buffered), so the snapshot, taken after, cannot
+    // miss anything.
+    let watching = hub.broker().watching(&topic);
     let (hub, peer) = (Arc::clone(hub), peer.clone());
     Dispatch::Pending(Box::pin(async move {
-        let snapshot = match snapshot.await {
+        let max_replay = hub.settings().max_replay;
+        let snapshot = match watching.await {
+            Ok(()) => hub.broker().snapshot(&topic, since.as_ref(), max_replay).await,
+            Err(e) => Err(e),
+        };
+        let snapshot = match snapshot {
             Ok(snapshot) => snapshot,
             Err(e) => {
                 tracing::warn!(target: "switchboard::server", topic, error = %e, "positioned subscribe failed");
                 hub.registry().abandon(peer.id(), &topic, &pending);
-                return id.map(|id| encode::error(&id, &broker_failed(&e)));
+                return id.map(|id| encode::error(&id, &broker_failed(e)));
             }
         };
         let (recovered, replay) = match snapshot.replay {
@@ -128,8 +138,7 @@ pub(crate) async fn history(hub: Arc<Hub>, params: HistoryParams) -> Result<Box<
     }
     let max = hub.settings().max_history_page;
     let limit = params.limit.unwrap_or(max).min(max);
-    let page =
-        hub.broker().history(&params.topic, params.since.as_ref(), limit).await.map_err(|e| broker_failed(&e))?;
+    let page = hub.broker().history(&params.topic, params.since.as_ref(), limit).await.map_err(broker_failed)?;
     let mut text =
         String::with_capacity(64 + page.entries.iter().map(|e| e.publication_json().len() + 1).sum::<usize>());
     text.push_str(r#"{"epoch":"#);

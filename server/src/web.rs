@@ -1,9 +1,11 @@
 //! HTTP integration (cargo feature `web`): the hub shares a port with a web
-//! app. One hyper 1 HTTP/1.1 server answers WebSocket upgrades on the hub's
-//! path with the hub (same admission checks as [`Server::listen`](crate::Server::listen):
-//! shutdown, origin, connection limit, authenticator) and serves static
-//! files on the other paths, through the server's one accept loop (so
-//! `max_pending_handshakes` and `handshake_timeout` bound it too).
+//! app. One hyper 1 HTTP/1.1 server answers on the hub's path as
+//! [`Server::listen`](crate::Server::listen) does (WebSocket upgrades and
+//! JSON-RPC POSTs, same admission checks: shutdown, origin, connection
+//! limit, authenticator; CORS preflights) and serves static files on the
+//! other paths, through the server's one accept loop (so
+//! `max_pending_handshakes` and `handshake_timeout` bound it too, and the
+//! server's TLS identity, if any, makes it `https://`).
 //!
 //! ```no_run
 //! use switchboard_server::Server;
@@ -32,31 +34,24 @@ use std::convert::Infallible;
 use std::error::Error as StdError;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::pin::pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
-use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::{Service, service_fn};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use parking_lot::Mutex;
-use switchboard_shared::tokio_tungstenite::WebSocketStream;
-use switchboard_shared::tokio_tungstenite::tungstenite::protocol::Role;
-use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::net::{TcpListener, ToSocketAddrs};
 use tower_http::services::{ServeDir, ServeFile};
 
 use crate::error::ListenError;
 use crate::handle::ServerHandle;
-use crate::serve::accept::{self, PendingHandshake};
-use crate::serve::handshake;
+use crate::serve::accept;
+use crate::serve::http as hub_http;
 
 /// The body of every response this module makes.
-pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// Where requests under one path go.
 #[derive(Debug, Clone)]
@@ -142,13 +137,18 @@ impl WebServer {
     /// Answers one request: the hub's upgrade, a static file, or 404. For
     /// embedding in another hyper service (hyper's upgrade extension must be
     /// in the request, as it is in the requests hyper hands to services).
-    pub async fn respond<B>(&self, request: Request<B>, remote: Option<SocketAddr>) -> Response<Body> {
+    pub async fn respond<B>(&self, request: Request<B>, remote: Option<SocketAddr>) -> Response<Body>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn StdError + Send + Sync>>,
+    {
         let path = request.uri().path().to_owned();
         if path == self.hub_path {
             return hub_response(&self.hub, request, remote).await;
         }
         if let Some(answer) = crate::operations::respond(&self.hub, request.method(), &path).await {
-            return answer.map(full);
+            return answer.map(hub_http::full);
         }
         if path.split('/').any(is_hidden) {
             return text(StatusCode::NOT_FOUND, "not found\n");
@@ -192,10 +192,10 @@ impl WebServer {
 /// Text gets `; charset=utf-8` (the files served here are UTF-8).
 fn with_charset(mut response: Response<Body>) -> Response<Body> {
     let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    if let Some(text) = content_type.filter(|t| t.starts_with("text/") && !t.contains("charset")) {
-        if let Ok(value) = HeaderValue::from_str(&format!("{text}; charset=utf-8")) {
-            response.headers_mut().insert(header::CONTENT_TYPE, value);
-        }
+    if let Some(text) = content_type.filter(|t| t.starts_with("text/") && !t.contains("charset"))
+        && let Ok(value) = HeaderValue::from_str(&format!("{text}; charset=utf-8"))
+    {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
     }
     response
 }
@@ -209,9 +209,10 @@ fn with_leading_slash(path: String) -> String {
     if path.starts_with('/') { path } else { format!("/{path}") }
 }
 
-/// Serves HTTP/1.1 on `listener` through the server's one accept loop, with
-/// the service `make` builds for each connection (given the client's
-/// address), until the hub shuts down.
+/// Serves HTTP/1.1 on `listener` through the server's one accept loop (TLS
+/// first when the server has a TLS identity), with the service `make`
+/// builds for each connection (given the client's address), until the hub
+/// shuts down.
 pub(crate) fn listen_http<M, S, B>(
     hub: &ServerHandle,
     listener: TcpListener,
@@ -227,116 +228,42 @@ where
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
     hub.start_background();
-    let server = hub.clone();
+    let server = Arc::clone(hub.hub());
     accept::listen(hub.hub(), listener, "HTTP", move |stream, remote, pending| {
-        serve_http(server.clone(), stream, remote, pending, make(remote))
+        let _ = stream.set_nodelay(true);
+        let (hub, service) = (Arc::clone(&server), make(remote));
+        async move {
+            #[cfg(feature = "tls")]
+            if let Some(tls) = &hub.settings().tls {
+                if let Ok(stream) = crate::serve::tls::accept(&hub, tls, stream, Some(remote)).await {
+                    hub_http::serve_connection(hub, stream, Some(remote), pending, service).await;
+                }
+                return;
+            }
+            hub_http::serve_connection(hub, stream, Some(remote), pending, service).await;
+        }
     })
     .map_err(ListenError::LocalAddr)
 }
 
-/// Serves one HTTP/1.1 connection (keep-alive, upgrades). It counts against
-/// `max_pending_handshakes` until its first request head has arrived (or it
-/// has ended, or timed out waiting for one); a shutdown lets the request in
-/// progress finish, then closes it.
-async fn serve_http<S, B>(
-    hub: ServerHandle,
-    stream: TcpStream,
-    remote: SocketAddr,
-    pending: PendingHandshake,
-    service: S,
-) where
-    S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn StdError + Send + Sync>>,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn StdError + Send + Sync>>,
-{
-    let _ = stream.set_nodelay(true);
-    let pending = Mutex::new(pending);
-    let service = service_fn(move |request| {
-        pending.lock().done();
-        service.call(request)
-    });
-    let connection = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(hub.hub().settings().handshake_timeout)
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades();
-    let mut connection = pin!(connection);
-    let outcome = tokio::select! {
-        outcome = connection.as_mut() => outcome,
-        () = hub.hub().stopped_running() => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        }
-    };
-    if let Err(error) = outcome {
-        tracing::debug!(target: "switchboard::server", %remote, %error, "HTTP connection ended with an error");
-    }
-}
-
-/// The hub's answer on its path: the upgrade for a WebSocket upgrade
-/// request, else 426 "Upgrade Required".
+/// The hub's answer on its path: the WebSocket upgrade, JSON-RPC over
+/// POST, a CORS preflight, 426 for a plain GET, 405 for other methods
+/// (see the `http` table in the README).
 pub(crate) async fn hub_response<B>(
     hub: &ServerHandle,
     request: Request<B>,
     remote: Option<SocketAddr>,
-) -> Response<Body> {
-    if handshake::is_websocket_upgrade(&request) {
-        return upgrade(hub, request, remote).await;
-    }
-    let mut response = text(StatusCode::UPGRADE_REQUIRED, "this is the Switchboard hub: connect with a WebSocket\n");
-    response.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    response
+) -> Response<Body>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    hub_http::respond(hub.hub(), request, remote).await
 }
 
-/// Upgrades `request` to a hub connection and returns the response to send:
-/// `101 Switching Protocols`, or the refusal (400 for a malformed upgrade,
-/// 426 for a WebSocket version other than 13, else the admission's 401, 403
-/// or 503). The socket is served once hyper hands it over, which must
-/// happen within the hub's handshake timeout. Needs a Tokio runtime.
-async fn upgrade<B>(hub: &ServerHandle, mut request: Request<B>, remote: Option<SocketAddr>) -> Response<Body> {
-    let admitted = match handshake::accept_key(&request) {
-        Ok(key) => {
-            // The future borrows nothing: the request's body need not be `Sync`.
-            let admitting = hub.admit(&request, remote);
-            admitting.await.map(|admission| (key, admission)).map_err(|r| r.response())
-        }
-        Err(refusal) => Err(refusal.response()),
-    };
-    let (key, admission) = match admitted {
-        Ok(admitted) => admitted,
-        Err(refused) => return refused.map(full),
-    };
-    let on_upgrade = hyper::upgrade::on(&mut request);
-    let hub = hub.clone();
-    let timeout = hub.hub().settings().handshake_timeout;
-    tokio::spawn(async move {
-        match tokio::time::timeout(timeout, on_upgrade).await {
-            Ok(Ok(upgraded)) => {
-                let config = hub.websocket_config();
-                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                hub.serve_websocket(ws, admission);
-            }
-            // The admission is dropped with its slot.
-            Ok(Err(error)) => tracing::debug!(target: "switchboard::server", ?remote, %error, "HTTP upgrade failed"),
-            Err(_) => tracing::debug!(target: "switchboard::server", ?remote, ?timeout, "HTTP upgrade timed out"),
-        }
-    });
-    handshake::switching_protocols(&key).map(|()| full(String::new()))
-}
-
-fn full(body: String) -> Body {
-    Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed_unsync()
-}
-
-/// A plain-text response.
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut response = Response::new(full(body.to_owned()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    response
+    hub_http::text(status, body)
 }
 
 #[cfg(test)]

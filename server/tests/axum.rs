@@ -21,7 +21,7 @@ use tower_http::services::ServeDir;
 mod support;
 
 use support::guard;
-use support::http::{call, connect, http, refused_status};
+use support::http::{call, connect, http, post, refused_status};
 
 /// A site directory `site/` with a secret file next to it (outside it),
 /// removed when dropped.
@@ -95,6 +95,14 @@ async fn the_hub_mounted_in_a_router_serves_calls_next_to_static_files() {
     assert_eq!(facts["path"], "/ws");
     assert!(facts["remote"].as_str().is_some_and(|r| r.starts_with("127.0.0.1:")), "{facts}");
     assert_eq!(refused_status(connect(format!("ws://{addr}/ws")).await), 401);
+    // JSON-RPC over POST on the same route, with the same authenticator.
+    let body = r#"{"jsonrpc":"2.0","method":"whoami","id":1}"#;
+    let (status, answer) = post(addr, "/ws?token=good", body).await;
+    assert_eq!(status, 200, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["result"]["auth"], json!({"user": "ada"}));
+    assert_eq!(answer["result"]["path"], "/ws");
+    assert_eq!(post(addr, "/ws", body).await.0, 401);
     let (status, head, _) = http(addr, "GET", "/ws").await;
     assert_eq!(status, 426, "a plain GET of the hub's route");
     assert!(head.contains("upgrade: websocket"), "{head}");

@@ -361,6 +361,13 @@ async fn health_is_ok_and_readiness_turns_503_while_connections_drain() {
     let (status, _, body) = http(hub.operations, "GET", "/readyz").await;
     assert_eq!((status, body.as_str()), (200, "ready\n"));
     assert_eq!(http(hub.operations, "GET", "/elsewhere").await.0, 404);
+    // The hub's own port answers them too, beside the WebSocket upgrade.
+    let hub_port = hub.server.local_addr().expect("listening");
+    let (status, _, body) = http(hub_port, "GET", "/readyz").await;
+    assert_eq!((status, body.as_str()), (200, "ready\n"));
+    let (status, head, body) = http(hub_port, "GET", "/metrics").await;
+    assert!(status == 200 && head.contains("version=0.0.4"), "{head}");
+    assert!(body.lines().any(|line| line == "switchboard_connections 0"), "{body}");
 
     // A call in flight keeps the server draining once a shutdown begins.
     let mut ws = hub.connect().await;

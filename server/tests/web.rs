@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 mod support;
 
 use support::guard;
-use support::http::{call, connect, http, refused_status};
+use support::http::{call, connect, http, post, refused_status};
 
 /// A directory of static files, removed when dropped.
 struct Site(PathBuf);
@@ -106,6 +106,23 @@ async fn the_hub_path_upgrades_to_the_hub() {
     assert_eq!(hub.local_addr(), Some(addr));
     // Only the hub's path upgrades.
     assert_eq!(refused_status(connect(format!("ws://{addr}/other")).await), 404);
+}
+
+#[tokio::test]
+async fn the_hub_path_answers_json_rpc_posts_and_the_files_stay_files() {
+    let site = Site::new();
+    let (hub, addr) = serve(Server::builder(), &site).await;
+    let (status, answer) = post(addr, "/rpc", r#"{"jsonrpc":"2.0","method":"add","params":[2,3],"id":1}"#).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&answer).unwrap(),
+        json!({"jsonrpc": "2.0", "result": 5, "id": 1})
+    );
+    assert_eq!(post(addr, "/rpc", r#"{"jsonrpc":"2.0","method":"add","params":[2,3]}"#).await.0, 204);
+    assert_eq!(hub.connection_count(), 0, "an HTTP request is not a connection");
+    let (status, _, body) = http(addr, "GET", "/").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("<title>hub</title>"));
 }
 
 #[tokio::test]

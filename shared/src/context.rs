@@ -47,7 +47,10 @@ pub struct Context {
 }
 
 impl Context {
-    pub(crate) fn new(peer: PeerHandle) -> Self {
+    /// A context for calls arriving on `peer`. The peer engine makes its
+    /// own; a transport that runs handlers itself (HTTP POST, with a
+    /// [`PeerHandle::one_shot`]) makes one per request.
+    pub fn new(peer: PeerHandle) -> Self {
         Context { peer, call: None }
     }
 

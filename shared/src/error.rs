@@ -36,6 +36,12 @@ pub enum Error {
     /// The connection failed (connect, handshake, TLS or I/O error).
     #[error("transport error: {0}")]
     Transport(String),
+    /// The handler runs for a request that came over a one-shot transport (an
+    /// HTTP POST): there is no connection to call the caller back, notify it
+    /// or push to it. A handler that passes it on with `?` answers
+    /// [`code::PERSISTENT_CONNECTION_REQUIRED`](crate::code::PERSISTENT_CONNECTION_REQUIRED).
+    #[error("the request came over a one-shot transport (HTTP): there is no connection to call back or push on")]
+    OneShot,
 }
 
 impl From<EncodeError> for Error {
@@ -56,7 +62,8 @@ impl Error {
 
 impl From<Error> for ErrorObject {
     /// Lets a handler pass on the failure of a call it made with `?`: the
-    /// other side's error object as it is (code, message, data kept), any
+    /// other side's error object as it is (code, message, data kept),
+    /// [`Error::OneShot`] as -32004 "Persistent connection required", any
     /// other failure as -32603 with the failure in `data`.
     ///
     /// ```
@@ -64,10 +71,12 @@ impl From<Error> for ErrorObject {
     /// let remote = ErrorObject::new(7, "no such user");
     /// assert_eq!(ErrorObject::from(Error::Rpc(remote.clone())), remote);
     /// assert_eq!(ErrorObject::from(Error::Disconnected).code, -32603);
+    /// assert_eq!(ErrorObject::from(Error::OneShot).code, switchboard_shared::code::PERSISTENT_CONNECTION_REQUIRED);
     /// ```
     fn from(error: Error) -> Self {
         match error {
             Error::Rpc(object) => object,
+            Error::OneShot => ErrorObject::persistent_connection_required(Error::OneShot),
             other => ErrorObject::internal(other),
         }
     }

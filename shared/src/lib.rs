@@ -6,6 +6,7 @@
 //! - `pending`: our outstanding calls and their timeouts (internal);
 //! - `writer`: the bounded outbound queue and the coalescing writer (internal);
 //! - [`peer`]: the connection task that ties them together;
+//! - [`oneshot`]: answering one message without a connection (HTTP POST);
 //! - [`discover`]: the OpenRPC document behind `rpc.discover`;
 //! - [`stream`]: the wire of topic streams (positions, `rpc.publication`, `rpc.history`).
 
@@ -14,6 +15,7 @@ pub mod context;
 pub mod discover;
 pub mod error;
 pub mod methods;
+pub mod oneshot;
 pub mod peer;
 pub(crate) mod pending;
 pub mod stream;

@@ -90,10 +90,10 @@ pub fn decode_params<P: DeserializeOwned + 'static>(params: Option<&RawValue>) -
     match serde_json::from_str(text) {
         Ok(p) => Ok(p),
         Err(e) => {
-            if matches!(text.trim(), "[]" | "{}") {
-                if let Ok(p) = serde_json::from_str("null") {
-                    return Ok(p);
-                }
+            if matches!(text.trim(), "[]" | "{}")
+                && let Ok(p) = serde_json::from_str("null")
+            {
+                return Ok(p);
             }
             Err(ErrorObject::invalid_params(e))
         }

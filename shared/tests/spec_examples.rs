@@ -32,10 +32,10 @@ fn without_data(mut v: Value) -> Value {
     match &mut v {
         Value::Array(items) => items.iter_mut().for_each(|i| *i = without_data(i.take())),
         Value::Object(map) => {
-            if let Some(Value::Object(err)) = map.get_mut("error") {
-                if let Some(data) = err.remove("data") {
-                    assert!(data.is_string(), "data explains the error in words: {data}");
-                }
+            if let Some(Value::Object(err)) = map.get_mut("error")
+                && let Some(data) = err.remove("data")
+            {
+                assert!(data.is_string(), "data explains the error in words: {data}");
             }
         }
         _ => {}

@@ -101,4 +101,5 @@ impl Drop for Proc {
         let _ = self.child.wait();
     }
 }
+pub mod certs;
 pub mod redis;

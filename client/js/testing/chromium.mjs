@@ -17,9 +17,10 @@ export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 /**
  * Starts Chromium and connects to it. Resolves with `{browser, page, pageErrors, stop}`:
  * `pageErrors` collects the page's uncaught errors and console errors,
- * `stop()` closes the browser and removes the profile.
+ * `stop()` closes the browser and removes the profile. `args` are added to
+ * the command line (e.g. `--ignore-certificate-errors-spki-list=HASH`).
  */
-export async function launchChromium({ width = 1280, height = 940 } = {}) {
+export async function launchChromium({ width = 1280, height = 940, args = [] } = {}) {
   await fs.access(CHROMIUM).catch(() => {
     throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM)`);
   });
@@ -38,6 +39,7 @@ export async function launchChromium({ width = 1280, height = 940 } = {}) {
       '--remote-debugging-address=127.0.0.1',
       '--remote-debugging-port=0',
       `--window-size=${width},${height}`,
+      ...args,
       'about:blank',
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },

@@ -106,10 +106,10 @@ impl Conn {
                 }
                 single => respond(single),
             };
-            if let Some(out) = out {
-                if self.ws.send(Message::text(out.to_string())).await.is_err() {
-                    return;
-                }
+            if let Some(out) = out
+                && self.ws.send(Message::text(out.to_string())).await.is_err()
+            {
+                return;
             }
         }
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use switchboard_shared::Heartbeat;
 
 use crate::config::auth::Auth;
+use crate::config::cors::CorsPolicy;
 use crate::config::hooks::{ConnectHook, DisconnectHook};
 use crate::config::origin::OriginPolicy;
 use crate::config::subscriptions::{Builtins, SubscriptionFilter};
@@ -79,6 +80,9 @@ pub(crate) struct Settings {
     pub(crate) max_replay: usize,
     pub(crate) max_history_page: usize,
     pub(crate) topic_policies: TopicPolicies,
+    /// Every listener serves TLS with it (`wss://`, `https://`) when set.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::config::tls::TlsConfig>,
 }
 
 impl Default for Settings {
@@ -103,6 +107,8 @@ impl Default for Settings {
             max_replay: defaults::MAX_REPLAY,
             max_history_page: defaults::MAX_HISTORY_PAGE,
             topic_policies: TopicPolicies::default(),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -111,6 +117,7 @@ impl Default for Settings {
 #[derive(Default)]
 pub(crate) struct Policies {
     pub(crate) origins: OriginPolicy,
+    pub(crate) cors: CorsPolicy,
     pub(crate) authenticator: Option<Auth>,
     pub(crate) subscription_filter: Option<SubscriptionFilter>,
     pub(crate) on_connect: Option<ConnectHook>,
@@ -122,6 +129,7 @@ impl std::fmt::Debug for Policies {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Policies")
             .field("origins", &self.origins)
+            .field("cors", &self.cors)
             .field("authenticator", &self.authenticator)
             .field("subscription_filter", &self.subscription_filter.is_some())
             .field("on_connect", &self.on_connect.is_some())

@@ -17,7 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::serve::connection;
 use crate::serve::error::ServeError;
-use crate::serve::handshake;
+use crate::serve::handshake::{self, Handshake};
 use crate::state::hub::Hub;
 
 /// Pause after an accept error such as "too many open files", so the loop
@@ -106,10 +106,56 @@ where
     tracing::info!(target: "switchboard::server", "stopped accepting connections");
 }
 
-/// Serves an accepted stream: the handshake (request head, admission,
-/// upgrade) within the handshake timeout, then the connection on its own
-/// task. Returns once the handshake is over. A `TcpStream` gets
-/// `TCP_NODELAY`; every stream reads through an adaptive [`ReadAhead`].
+/// Serves a connection the accept loop of [`Server::listen`](crate::Server::listen)
+/// took: the TLS handshake first when the server has a TLS identity, then
+/// the request head: a WebSocket upgrade becomes a hub connection, any
+/// other request (cargo feature `http`) goes to the HTTP server on a task of
+/// its own. Returns once the handshake is over; the outcome is logged where
+/// it is decided.
+pub(crate) async fn serve_accepted(hub: &Arc<Hub>, stream: TcpStream, remote: SocketAddr, pending: PendingHandshake) {
+    // Answers are small and latency matters more than packet count; the
+    // writer already coalesces bursts into one write.
+    let _ = stream.set_nodelay(true);
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &hub.settings().tls {
+        if let Ok(stream) = crate::serve::tls::accept(hub, tls, stream, Some(remote)).await {
+            serve_listened(hub, stream, remote, pending).await;
+        }
+        return;
+    }
+    serve_listened(hub, stream, remote, pending).await;
+}
+
+/// The handshake on a listener's (decrypted) stream; see [`serve_accepted`].
+async fn serve_listened<S>(hub: &Arc<Hub>, stream: S, remote: SocketAddr, mut pending: PendingHandshake)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    #[cfg(feature = "http")]
+    let other = handshake::OtherRequests::ServeHttp;
+    #[cfg(not(feature = "http"))]
+    let other = handshake::OtherRequests::Refuse;
+    match handshake::upgrade(hub, ReadAhead::new(stream), Some(remote), other).await {
+        Ok(Handshake::WebSocket(ws, admitted)) => {
+            connection::start(hub, ws, admitted.info, admitted.slot);
+            pending.done();
+        }
+        #[cfg(feature = "http")]
+        Ok(Handshake::Http { stream, read }) => {
+            // Its first request head is in: the HTTP server marks it done.
+            let hub = Arc::clone(hub);
+            tokio::spawn(crate::serve::http::serve_handed_over(hub, stream, read, Some(remote), pending));
+        }
+        Err(_) => pending.done(),
+    }
+}
+
+/// Serves a stream handed to [`ServerHandle::serve_stream`](crate::ServerHandle::serve_stream):
+/// the handshake (request head, admission, upgrade) within the handshake
+/// timeout, then the connection on its own task. Returns once the handshake
+/// is over. Only WebSocket upgrades are served (anything else gets 400). A
+/// `TcpStream` gets `TCP_NODELAY`; every stream reads through an adaptive
+/// [`ReadAhead`].
 pub(crate) async fn serve_stream<S>(
     hub: &Arc<Hub>,
     mut stream: S,
@@ -124,6 +170,12 @@ where
         let _ = tcp.set_nodelay(true);
     }
     // Small reads for idle sockets, big ones for busy sockets: see `ReadAhead`.
-    let (ws, admitted) = handshake::upgrade(hub, ReadAhead::new(stream), remote).await?;
-    Ok(connection::start(hub, ws, admitted.info, admitted.slot))
+    match handshake::upgrade(hub, ReadAhead::new(stream), remote, handshake::OtherRequests::Refuse).await? {
+        Handshake::WebSocket(ws, admitted) => Ok(connection::start(hub, ws, admitted.info, admitted.slot)),
+        #[cfg(feature = "http")]
+        Handshake::Http { .. } => Err(ServeError::Refused {
+            status: http::StatusCode::BAD_REQUEST.as_u16(),
+            reason: "not a WebSocket upgrade request".into(),
+        }),
+    }
 }

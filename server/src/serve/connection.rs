@@ -95,9 +95,9 @@ fn forget(hub: &Arc<Hub>, peer: &PeerHandle, reason: &CloseReason, registration:
         ),
         reason => tracing::info!(target: "switchboard::server", id = %peer.id(), %reason, "connection closed"),
     }
-    if registration == Registration::Registered {
-        if let Some(hook) = &hub.policies().on_disconnect {
-            hooks::run("on_disconnect", || hook(peer, reason));
-        }
+    if registration == Registration::Registered
+        && let Some(hook) = &hub.policies().on_disconnect
+    {
+        hooks::run("on_disconnect", || hook(peer, reason));
     }
 }

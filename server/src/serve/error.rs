@@ -34,4 +34,8 @@ pub enum ServeError {
     /// The socket failed or closed during the handshake.
     #[error("the WebSocket handshake failed: {0}")]
     Handshake(#[source] io::Error),
+    /// The TLS handshake failed (the client does not trust the certificate,
+    /// speaks plain HTTP to a TLS port, or offers no common protocol version).
+    #[error("the TLS handshake failed: {0}")]
+    Tls(#[source] io::Error),
 }

@@ -1,7 +1,9 @@
 //! The WebSocket handshake: the checks that make an HTTP request a valid
 //! upgrade, shared by every way in, and the server's own handshake on an
 //! accepted stream (read the request head, admit, answer, upgrade), all
-//! within the handshake timeout.
+//! within the handshake timeout. A request that is not an upgrade (a
+//! JSON-RPC POST, a CORS preflight) is handed to the HTTP server instead,
+//! when the listener serves HTTP too.
 
 use std::net::SocketAddr;
 
@@ -70,23 +72,63 @@ pub(crate) fn switching_protocols(accept_key: &str) -> http::Response<()> {
     response
 }
 
+/// What the server's own handshake does with a request that is not a
+/// WebSocket upgrade (`GET` with `Connection: upgrade`, `Upgrade: websocket`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OtherRequests {
+    /// Refuse it (400): the stream is for a WebSocket only.
+    Refuse,
+    /// Hand the connection to the HTTP server (cargo feature `http`).
+    #[cfg(feature = "http")]
+    ServeHttp,
+}
+
+/// How a stream's handshake ended.
+#[allow(clippy::large_enum_variant, reason = "returned once per handshake, never stored")]
+pub(crate) enum Handshake<S> {
+    /// Upgraded and admitted: serve it as a hub connection.
+    WebSocket(WebSocketStream<S>, Admitted),
+    /// An HTTP request that is not an upgrade (`OtherRequests::ServeHttp`):
+    /// `read` holds every byte read from `stream` so far, its head first.
+    #[cfg(feature = "http")]
+    Http { stream: S, read: Vec<u8> },
+}
+
+/// What the timed part of the handshake decided.
+#[allow(clippy::large_enum_variant, reason = "returned once per handshake, never stored")]
+enum Step {
+    Upgraded {
+        rest: Vec<u8>,
+        admitted: Admitted,
+    },
+    #[cfg(feature = "http")]
+    Http(Vec<u8>),
+}
+
 /// Performs the server side of the upgrade on `stream`: reads the request
 /// head, runs the admission checks (the authenticator may await), answers,
-/// and upgrades; all within the handshake timeout.
+/// and upgrades; all within the handshake timeout. A request that is not an
+/// upgrade is refused or handed over, as `other` says.
 pub(crate) async fn upgrade<S>(
     hub: &Hub,
     mut stream: S,
     remote: Option<SocketAddr>,
-) -> Result<(WebSocketStream<S>, Admitted), ServeError>
+    other: OtherRequests,
+) -> Result<Handshake<S>, ServeError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let timeout = hub.settings().handshake_timeout;
     let handshake = async {
-        let (request, rest) = match read_head(&mut stream).await? {
+        let (request, mut read, end) = match read_head(&mut stream).await? {
             Ok(head) => head,
             Err(refusal) => return Err(refuse(&mut stream, refusal).await),
         };
+        #[cfg(feature = "http")]
+        if other == OtherRequests::ServeHttp && !is_websocket_upgrade(&request) {
+            return Ok(Step::Http(read));
+        }
+        let _ = other;
         let key = match accept_key(&request) {
             Ok(key) => key,
             Err(refusal) => return Err(refuse(&mut stream, refusal).await),
@@ -96,13 +138,15 @@ where
             Err(refusal) => return Err(refuse(&mut stream, refusal).await),
         };
         write_response(&mut stream, &switching_protocols(&key), "").await.map_err(ServeError::Handshake)?;
-        Ok((rest, admitted))
+        Ok(Step::Upgraded { rest: read.split_off(end), admitted })
     };
     match tokio::time::timeout(timeout, handshake).await {
-        Ok(Ok((rest, admitted))) => {
+        Ok(Ok(Step::Upgraded { rest, admitted })) => {
             let ws = WebSocketStream::from_partially_read(stream, rest, Role::Server, Some(hub.ws_config())).await;
-            Ok((ws, admitted))
+            Ok(Handshake::WebSocket(ws, admitted))
         }
+        #[cfg(feature = "http")]
+        Ok(Ok(Step::Http(read))) => Ok(Handshake::Http { stream, read }),
         Ok(Err(error)) => {
             if let ServeError::Handshake(e) = &error {
                 tracing::debug!(target: "switchboard::server", remote = ?remote, error = %e, "handshake failed");
@@ -128,11 +172,11 @@ async fn refuse<S: AsyncWrite + Unpin>(stream: &mut S, refusal: Refusal) -> Serv
     refusal.into_error()
 }
 
-/// Reads one HTTP/1.1 request head; returns it and the bytes read past it,
-/// or the refusal for a head that is not a valid request.
+/// Reads one HTTP/1.1 request head; returns it, every byte read, and where
+/// the head ends in them; or the refusal for a head that is not a valid request.
 async fn read_head<S: AsyncRead + Unpin>(
     stream: &mut S,
-) -> Result<Result<(http::Request<()>, Vec<u8>), Refusal>, ServeError> {
+) -> Result<Result<(http::Request<()>, Vec<u8>, usize), Refusal>, ServeError> {
     let bad = |reason| Refusal::NotUpgrade { status: StatusCode::BAD_REQUEST, reason };
     let mut buf = Vec::with_capacity(1024);
     loop {
@@ -177,7 +221,7 @@ async fn read_head<S: AsyncRead + Unpin>(
         if parsed.version != Some(1) {
             return Ok(Err(bad("an HTTP/1.1 request is required")));
         }
-        return Ok(Ok((request, buf.split_off(end))));
+        return Ok(Ok((request, buf, end)));
     }
 }
 

@@ -1,5 +1,5 @@
 //! The hub: the state every part of a server shares (methods, settings,
-//! policies, the registry, the broker, the lifecycle, the heartbeat's state). One per
+//! policies, the registry, the broker, the cluster, the lifecycle, the heartbeat's state). One per
 //! server, behind an `Arc`; its fields are reached through its methods.
 
 use std::net::SocketAddr;
@@ -10,6 +10,7 @@ use switchboard_shared::{Methods, Overflow, PeerConfig, PeerHandle};
 
 use crate::config::settings::{Policies, Settings};
 use crate::state::broker::{Broker, Fanout};
+use crate::state::cluster::{Cluster, LocalNode, NodeId};
 use crate::state::heartbeat::AppHeartbeat;
 use crate::state::lifecycle::{Lifecycle, NoSlot, ServerPhase, Slot};
 use crate::state::registry::Registry;
@@ -26,6 +27,10 @@ pub(crate) struct Hub {
     registry: Arc<Registry>,
     /// Orders publications and keeps history; delivers into `registry`.
     broker: Arc<dyn Broker>,
+    /// The other hubs, for addressed traffic and presence; `None`: alone.
+    cluster: Option<Arc<dyn Cluster>>,
+    /// This hub's node id: the cluster's, or a fresh one when alone.
+    node: NodeId,
     lifecycle: Arc<Lifecycle>,
     local_addr: OnceLock<SocketAddr>,
     app_heartbeat: AppHeartbeat,
@@ -39,12 +44,26 @@ impl Hub {
         settings: Settings,
         policies: Policies,
         broker: Arc<dyn Broker>,
+        cluster: Option<Arc<dyn Cluster>>,
         methods: impl FnOnce(&Weak<Hub>) -> Methods,
     ) -> Arc<Self> {
         let telemetry = Telemetry::new(&policies.telemetry);
-        let registry =
-            Arc::new(Registry::new(settings.max_queue_bytes, settings.topic_policies.clone(), Arc::clone(&telemetry)));
+        let registry = Arc::new(Registry::new(
+            settings.max_queue_bytes,
+            settings.topic_policies.clone(),
+            Arc::clone(&broker),
+            cluster.clone(),
+            Arc::clone(&telemetry),
+        ));
         broker.attach(Fanout::new(&registry));
+        let lifecycle = Lifecycle::new(settings.max_connections);
+        let node = match &cluster {
+            Some(cluster) => {
+                cluster.attach(LocalNode::new(&registry, lifecycle.watch()));
+                cluster.node()
+            }
+            None => NodeId::random(),
+        };
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(settings.read_buffer_size)
             .max_message_size(Some(settings.max_message_size))
@@ -69,13 +88,15 @@ impl Hub {
             Hub {
                 methods,
                 peer_config: Arc::new(peer_config),
-                lifecycle: Lifecycle::new(settings.max_connections),
+                lifecycle,
                 app_heartbeat: AppHeartbeat::new(settings.app_heartbeat),
                 settings,
                 policies,
                 ws_config,
                 registry,
                 broker,
+                cluster,
+                node,
                 local_addr: OnceLock::new(),
             }
         })
@@ -112,6 +133,16 @@ impl Hub {
     /// Where publications are ordered and kept.
     pub(crate) fn broker(&self) -> &Arc<dyn Broker> {
         &self.broker
+    }
+
+    /// The other hubs; `None` when this one is alone.
+    pub(crate) fn cluster(&self) -> Option<&Arc<dyn Cluster>> {
+        self.cluster.as_ref()
+    }
+
+    /// This hub's node id.
+    pub(crate) fn node(&self) -> &NodeId {
+        &self.node
     }
 
     pub(crate) fn app_heartbeat(&self) -> &AppHeartbeat {

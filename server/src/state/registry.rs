@@ -12,6 +12,14 @@
 //!
 //! A member is removed only once its connection has ended; a join for an
 //! ended connection is refused, so nothing outlives its connection.
+//!
+//! The registry tells the broker when a topic gains its first local
+//! subscriber and loses its last ([`Broker::watch`] / [`Broker::unwatch`]),
+//! under its lock, so the broker sees them in the order they happened.
+//!
+//! With a cluster, the registry tells it of every member added and removed
+//! and of every join and leave, under its lock, so in the order they happen
+//! (the cluster's directory and presence follow the registry).
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -25,7 +33,9 @@ use switchboard_shared::PeerHandle;
 use uuid::Uuid;
 
 use crate::config::topics::TopicPolicies;
+use crate::state::broker::Broker;
 use crate::state::broker::entry::StreamEntry;
+use crate::state::cluster::Cluster;
 use crate::state::telemetry::Telemetry;
 use crate::state::topics::Topic;
 
@@ -106,23 +116,28 @@ pub(crate) struct Pending {
 }
 
 impl State {
-    /// Removes `id` from `topic`'s subscribers, and the topic once empty.
-    fn drop_subscriber(&mut self, topic: &str, id: Uuid) {
+    /// Removes `id` from `topic`'s subscribers, and the topic once empty;
+    /// `true` when it was removed.
+    fn drop_subscriber(&mut self, topic: &str, id: Uuid) -> bool {
         if self.topics.get(topic).is_some_and(|t| t.remove(id)) {
             self.topics.remove(topic);
+            return true;
         }
+        false
     }
 
-    /// The member for `peer`, added if missing; `None` once the connection has ended.
-    fn member(&mut self, peer: &PeerHandle) -> Option<&mut Member> {
+    /// The member for `peer`, added if missing (and reported to the
+    /// cluster); `None` once the connection has ended.
+    fn member(&mut self, peer: &PeerHandle, cluster: Option<&Arc<dyn Cluster>>) -> Option<&mut Member> {
         if peer.is_closed() {
             // Its removal may have run already: adding it back would leak it.
             return None;
         }
-        Some(self.members.entry(peer.id()).or_insert_with(|| Member {
-            peer: peer.clone(),
-            topics: HashSet::new(),
-            connected_at: SystemTime::now(),
+        Some(self.members.entry(peer.id()).or_insert_with(|| {
+            if let Some(cluster) = cluster {
+                cluster.connected(peer.id());
+            }
+            Member { peer: peer.clone(), topics: HashSet::new(), connected_at: SystemTime::now() }
         }))
     }
 }
@@ -131,18 +146,37 @@ impl State {
 #[derive(Debug)]
 pub(crate) struct Registry {
     state: RwLock<State>,
+    /// Told of every connection and membership, under the lock (so in
+    /// order); `None` for a server alone.
+    cluster: Option<Arc<dyn Cluster>>,
     /// Bytes a subscriber may have buffered while its subscription starts.
     max_buffer: usize,
     /// The slow-consumer policy of each topic.
     policies: TopicPolicies,
     tickets: AtomicU64,
+    /// Told when a topic gains its first subscriber here and loses its last.
+    broker: Arc<dyn Broker>,
     /// What the server counts and tells (metrics, call hooks, audit log).
     telemetry: Arc<Telemetry>,
 }
 
 impl Registry {
-    pub(crate) fn new(max_buffer: usize, policies: TopicPolicies, telemetry: Arc<Telemetry>) -> Self {
-        Registry { state: RwLock::default(), max_buffer, policies, tickets: AtomicU64::new(1), telemetry }
+    pub(crate) fn new(
+        max_buffer: usize,
+        policies: TopicPolicies,
+        broker: Arc<dyn Broker>,
+        cluster: Option<Arc<dyn Cluster>>,
+        telemetry: Arc<Telemetry>,
+    ) -> Self {
+        Registry {
+            state: RwLock::default(),
+            cluster,
+            max_buffer,
+            policies,
+            tickets: AtomicU64::new(1),
+            broker,
+            telemetry,
+        }
     }
 
     /// What the server counts and tells.
@@ -150,8 +184,18 @@ impl Registry {
         &self.telemetry
     }
 
+    /// A topic's local fan-out, for its first subscriber: the broker starts
+    /// bringing its publications here.
     fn new_topic(&self, name: &Arc<str>) -> Arc<Topic> {
+        self.broker.watch(name);
         Arc::new(Topic::new(Arc::clone(name), self.policies.of(name), self.max_buffer))
+    }
+
+    /// Removes `id` from `topic` (and the topic once empty, telling the broker).
+    fn drop_subscriber(&self, state: &mut State, topic: &str, id: Uuid) {
+        if state.drop_subscriber(topic, id) {
+            self.broker.unwatch(topic);
+        }
     }
 
     /// Adds a freshly upgraded connection, unless a shutdown has begun.
@@ -160,7 +204,7 @@ impl Registry {
         if state.closed {
             return Registration::ShuttingDown;
         }
-        state.member(peer);
+        state.member(peer, self.cluster.as_ref());
         Registration::Registered
     }
 
@@ -169,7 +213,10 @@ impl Registry {
         let mut state = self.state.write();
         let Some(member) = state.members.remove(&id) else { return };
         for topic in member.topics {
-            state.drop_subscriber(&topic, id);
+            self.drop_subscriber(&mut state, &topic, id);
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.disconnected(id);
         }
     }
 
@@ -184,18 +231,21 @@ impl Registry {
     /// topics (`None`: no cap). A member in either form stays as it is.
     pub(crate) fn join(&self, peer: &PeerHandle, topic: &str, limit: Option<usize>) -> Join {
         let mut state = self.state.write();
-        let Some(member) = state.member(peer) else { return Join::Ended };
+        let Some(member) = state.member(peer, self.cluster.as_ref()) else { return Join::Ended };
         if member.topics.contains(topic) {
             return Join::AlreadyMember;
         }
-        if let Some(limit) = limit {
-            if member.topics.len() >= limit {
-                return Join::LimitReached { limit };
-            }
+        if let Some(limit) = limit
+            && member.topics.len() >= limit
+        {
+            return Join::LimitReached { limit };
         }
         let topic: Arc<str> = Arc::from(topic);
         member.topics.insert(Arc::clone(&topic));
         state.topics.entry(Arc::clone(&topic)).or_insert_with(|| self.new_topic(&topic)).add_plain(peer);
+        if let Some(cluster) = &self.cluster {
+            cluster.joined(peer.id(), &topic);
+        }
         Join::Joined
     }
 
@@ -209,14 +259,17 @@ impl Registry {
         limit: Option<usize>,
     ) -> Result<Pending, Join> {
         let mut state = self.state.write();
-        let Some(member) = state.member(peer) else { return Err(Join::Ended) };
+        let Some(member) = state.member(peer, self.cluster.as_ref()) else { return Err(Join::Ended) };
         if !member.topics.contains(topic) {
-            if let Some(limit) = limit {
-                if member.topics.len() >= limit {
-                    return Err(Join::LimitReached { limit });
-                }
+            if let Some(limit) = limit
+                && member.topics.len() >= limit
+            {
+                return Err(Join::LimitReached { limit });
             }
             member.topics.insert(Arc::from(topic));
+            if let Some(cluster) = &self.cluster {
+                cluster.joined(peer.id(), topic);
+            }
         }
         let topic = match state.topics.get(topic) {
             Some(existing) => Arc::clone(existing),
@@ -239,10 +292,12 @@ impl Registry {
         let emptied = pending.topic.abandon(id, pending.ticket);
         if emptied && state.topics.get(name).is_some_and(|t| Arc::ptr_eq(t, &pending.topic)) {
             state.topics.remove(name);
+            self.broker.unwatch(name);
         }
         if !pending.topic.contains(id) {
-            if let Some(member) = state.members.get_mut(&id) {
-                member.topics.remove(name);
+            let left = state.members.get_mut(&id).is_some_and(|member| member.topics.remove(name));
+            if let (true, Some(cluster)) = (left, &self.cluster) {
+                cluster.left(id, name);
             }
         }
     }
@@ -252,7 +307,10 @@ impl Registry {
         let mut state = self.state.write();
         let was_member = state.members.get_mut(&id).is_some_and(|m| m.topics.remove(topic));
         if was_member {
-            state.drop_subscriber(topic, id);
+            self.drop_subscriber(&mut state, topic, id);
+            if let Some(cluster) = &self.cluster {
+                cluster.left(id, topic);
+            }
         }
         was_member
     }
@@ -295,6 +353,11 @@ impl Registry {
         peers
     }
 
+    /// The ids of the live connections.
+    pub(crate) fn ids(&self) -> Vec<Uuid> {
+        self.state.read().members.keys().copied().collect()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.state.read().members.len()
     }
@@ -324,5 +387,15 @@ impl Registry {
                 }
             })
             .collect()
+    }
+}
+
+impl Drop for Registry {
+    /// The server is gone: its topics are no longer watched (a broker shared
+    /// with other servers keeps bringing them theirs).
+    fn drop(&mut self) {
+        for topic in self.state.get_mut().topics.keys() {
+            self.broker.unwatch(topic);
+        }
     }
 }

@@ -28,6 +28,22 @@ pub(crate) async fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, St
     (status, head.to_ascii_lowercase(), body.to_owned())
 }
 
+/// One JSON POST with `Connection: close`; the status code and the body.
+pub(crate) async fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
+    let mut stream = guard("connect", TcpStream::connect(addr)).await.expect("connect");
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    guard("the response", stream.read_to_end(&mut response)).await.unwrap();
+    let text = String::from_utf8(response).expect("a UTF-8 response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status code");
+    (status, body.to_owned())
+}
+
 /// Opens a WebSocket with a request the caller built (URL, headers).
 pub(crate) async fn connect(request: impl IntoClientRequest + Unpin) -> Result<Ws, WsError> {
     guard("connect", async { connect_async(request).await.map(|(ws, _)| ws) }).await

@@ -1,9 +1,15 @@
 //! The basics every server test binary shares: the plain client socket type
 //! and the hang guard.
 
+#[cfg(feature = "tls")]
+#[allow(dead_code, reason = "each test binary uses its own share of the helpers")]
+pub(crate) mod certs;
 #[cfg(feature = "web")]
 #[allow(dead_code, reason = "each test binary uses its own share of the helpers")]
 pub(crate) mod http;
+#[cfg(feature = "http")]
+#[allow(dead_code, reason = "each test binary uses its own share of the helpers")]
+pub(crate) mod post;
 
 use std::future::Future;
 use std::time::Duration;
@@ -12,6 +18,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// A plain client socket.
+#[allow(dead_code, reason = "each test binary uses its own share of the helpers")]
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// The hang guard: generous, so a busy machine never trips it.

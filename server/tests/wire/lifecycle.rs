@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use switchboard_server::{Server, ServerPhase};
+use switchboard_server::{ServeError, Server, ServerPhase};
 use switchboard_shared::{CloseReason, Context, ErrorObject};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -79,13 +79,34 @@ async fn serve_stream_serves_a_stream_the_caller_accepted() {
 #[tokio::test]
 async fn serve_stream_refuses_what_is_not_an_upgrade_with_400() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = start(Server::builder()).await;
-    let mut tcp = guard("connect", tokio::net::TcpStream::connect(server.local_addr().unwrap())).await.unwrap();
-    tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let server = Server::builder().build(methods()).handle();
+    let (mut client, hub_side) = tokio::io::duplex(4096);
+    let serving = tokio::spawn(async move { server.serve_stream(hub_side, None).await });
+    client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
     let mut response = String::new();
-    guard("the refusal", tcp.read_to_string(&mut response)).await.unwrap();
+    guard("the refusal", client.read_to_string(&mut response)).await.unwrap();
     assert!(response.starts_with("HTTP/1.1 400 "), "{response}");
     assert!(response.ends_with("not a WebSocket upgrade request"), "{response}");
+    let outcome = guard("serve_stream", serving).await.unwrap();
+    assert!(matches!(outcome, Err(ServeError::Refused { status: 400, .. })), "{outcome:?}");
+}
+
+#[tokio::test]
+async fn the_listener_answers_a_plain_get_426_with_http_and_400_without() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = start(Server::builder()).await;
+    let mut tcp = guard("connect", tokio::net::TcpStream::connect(server.local_addr().unwrap())).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut response = String::new();
+    guard("the refusal", tcp.read_to_string(&mut response)).await.unwrap();
+    if cfg!(feature = "http") {
+        // The HTTP server answers it: JSON-RPC POSTs are welcome on this port.
+        assert!(response.starts_with("HTTP/1.1 426 "), "{response}");
+        assert!(response.to_ascii_lowercase().contains("upgrade: websocket"), "{response}");
+    } else {
+        assert!(response.starts_with("HTTP/1.1 400 "), "{response}");
+        assert!(response.ends_with("not a WebSocket upgrade request"), "{response}");
+    }
 }
 
 #[tokio::test]

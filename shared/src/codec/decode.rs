@@ -233,10 +233,10 @@ impl<'a> RawEntry<'a> {
         let Some(method) = self.method.and_then(raw_str) else {
             return invalid(id, "\"method\" must be a string");
         };
-        if let Some(params) = self.params {
-            if !matches!(params.get().as_bytes().first(), Some(b'[' | b'{')) {
-                return invalid(id, "\"params\" must be an array or an object");
-            }
+        if let Some(params) = self.params
+            && !matches!(params.get().as_bytes().first(), Some(b'[' | b'{'))
+        {
+            return invalid(id, "\"params\" must be an array or an object");
         }
         if self.result.is_some() || self.error.is_some() {
             return invalid(id, "a call must not carry \"result\" or \"error\"");

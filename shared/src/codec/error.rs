@@ -26,9 +26,19 @@ pub mod code {
     /// as many requests running and parked as its limits allow; `data` names
     /// the limit. Retry after some of your calls have been answered.
     pub const SERVER_BUSY: i64 = -32002;
+    /// Server error range used by Switchboard: the server's broker (Redis,
+    /// for several hubs acting as one) cannot be reached, so the topic
+    /// operation (publish, subscribe, history) was not done; `data` says
+    /// why. Retry later: the server reconnects by itself.
+    pub const BROKER_UNAVAILABLE: i64 = -32003;
     /// The request was cancelled by its caller (`$/cancelRequest`, the
     /// Language Server Protocol's code and convention).
     pub const REQUEST_CANCELLED: i64 = -32800;
+    /// Server error range used by Switchboard: the request came over a
+    /// one-shot transport (an HTTP POST), but answering it needs a persistent
+    /// connection: a subscription, or a handler that calls its caller back
+    /// or pushes to it. `data` says what needed it. Use a WebSocket.
+    pub const PERSISTENT_CONNECTION_REQUIRED: i64 = -32004;
 
     /// The standard message for a reserved code, if it has one.
     pub fn message(code: i64) -> Option<&'static str> {
@@ -40,7 +50,9 @@ pub mod code {
             INTERNAL_ERROR => "Internal error",
             SHUTTING_DOWN => "Server shutting down",
             SERVER_BUSY => "Server busy",
+            BROKER_UNAVAILABLE => "Broker unavailable",
             REQUEST_CANCELLED => "Request cancelled",
+            PERSISTENT_CONNECTION_REQUIRED => "Persistent connection required",
             _ => return None,
         })
     }
@@ -128,9 +140,20 @@ impl ErrorObject {
         Self::standard(code::SERVER_BUSY).with_data(detail.to_string())
     }
 
+    /// -32003: the server's broker is unreachable; `detail` says why.
+    pub fn broker_unavailable(detail: impl fmt::Display) -> Self {
+        Self::standard(code::BROKER_UNAVAILABLE).with_data(detail.to_string())
+    }
+
     /// -32800: the caller cancelled the request.
     pub fn request_cancelled() -> Self {
         Self::standard(code::REQUEST_CANCELLED)
+    }
+
+    /// -32004: answering needs a persistent connection, and the request came
+    /// over a one-shot transport (HTTP POST); `detail` says what needed it.
+    pub fn persistent_connection_required(detail: impl fmt::Display) -> Self {
+        Self::standard(code::PERSISTENT_CONNECTION_REQUIRED).with_data(detail.to_string())
     }
 }
 

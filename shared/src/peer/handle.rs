@@ -94,6 +94,8 @@ pub(super) struct Shared {
     /// Set with `drain_deadline`, read on every request without a lock.
     pub(super) draining: AtomicBool,
     pub(super) stats: Stats,
+    /// No connection behind it ([`PeerHandle::one_shot`]): sends fail with `Error::OneShot`.
+    one_shot: bool,
 }
 
 /// A cheap, cloneable handle to one connection: call or notify the other
@@ -125,8 +127,49 @@ impl PeerHandle {
             drain_deadline: Mutex::new(None),
             draining: AtomicBool::new(false),
             stats: Stats::default(),
+            one_shot: false,
         });
         PeerHandle { shared }
+    }
+
+    /// A handle with no connection behind it, for a request that came over a
+    /// one-shot transport (an HTTP POST), so that its handler gets a
+    /// [`Context`](crate::Context) like any other: the caller's facts, the
+    /// methods' state, the config's extensions. Calls, notifications and
+    /// pushes on it fail at once with [`Error::OneShot`]; it counts as
+    /// closed; the cancellation token of its requests never fires (a request
+    /// whose HTTP client leaves has its handler dropped instead).
+    pub fn one_shot(info: ConnectionInfo, config: Arc<PeerConfig>, methods: Arc<Methods>) -> Self {
+        let shared = Arc::new(Shared {
+            info: Arc::new(info),
+            queue: OutboundQueue::new(0),
+            pending: Arc::new(Pending::new()),
+            inflight: InFlight::default(),
+            next_id: AtomicU64::new(1),
+            config,
+            methods,
+            in_flight: AtomicUsize::new(0),
+            closed: Mutex::new(Some(CloseReason::Local { code: 1000, reason: "one-shot request".into() })),
+            closed_notify: Notify::new(),
+            drain_deadline: Mutex::new(None),
+            draining: AtomicBool::new(false),
+            stats: Stats::default(),
+            one_shot: true,
+        });
+        shared.queue.close();
+        PeerHandle { shared }
+    }
+
+    /// Whether this handle has no connection behind it ([`PeerHandle::one_shot`]):
+    /// the request came over HTTP, and the caller cannot be called back,
+    /// notified or subscribed.
+    pub fn is_one_shot(&self) -> bool {
+        self.shared.one_shot
+    }
+
+    /// `Err(OneShot)` for a handle without a connection, before anything is queued.
+    fn sendable(&self) -> Result<(), Error> {
+        if self.shared.one_shot { Err(Error::OneShot) } else { Ok(()) }
     }
 
     /// The connection's facts (id, remote, headers...).
@@ -207,6 +250,7 @@ impl PeerHandle {
     }
 
     async fn send_and_wait(&self, id: Id, frame: String, timeout: Option<Duration>) -> Result<Box<RawValue>, Error> {
+        self.sendable()?;
         let deadline = timeout.map(|limit| Instant::now() + limit);
         let guard = self.shared.pending.insert(id)?;
         let cancel = CancelOnDrop::arm(self, guard.id());
@@ -233,6 +277,7 @@ impl PeerHandle {
         if let Some(e) = batch.error {
             return Err(e);
         }
+        self.sendable()?;
         if batch.frames.is_empty() {
             return Ok(Vec::new());
         }
@@ -258,6 +303,7 @@ impl PeerHandle {
     /// a producer that would rather wait for a slow reader than cut it off
     /// (a bulk transfer it was asked for) passes [`Overflow::Wait`].
     pub async fn send_text_with(&self, frame: Utf8Bytes, overflow: Overflow) -> Result<(), Error> {
+        self.sendable()?;
         let queued = match overflow {
             Overflow::Disconnect => self.shared.queue.push(Outgoing::Text(frame), Overflow::Disconnect),
             Overflow::Wait => self.shared.queue.push_wait(Outgoing::Text(frame)).await,
@@ -269,6 +315,7 @@ impl PeerHandle {
     /// handled by the overflow policy (`Wait` returns `Full` as `Disconnected`
     /// without closing).
     pub fn try_send_text(&self, frame: Utf8Bytes) -> Result<(), Error> {
+        self.sendable()?;
         self.shared.queue.push(Outgoing::Text(frame), self.shared.config.overflow).map_err(|_| Error::Disconnected)
     }
 
@@ -279,6 +326,7 @@ impl PeerHandle {
     /// connection. `Disconnected` when the connection is closing, or was just
     /// closed as a slow consumer because shedding could not make room.
     pub fn try_send_publication(&self, frame: Utf8Bytes, tag: &Arc<Sheddable>) -> Result<(), Error> {
+        self.sendable()?;
         match self.shared.queue.push_publication(frame, tag) {
             Ok(0) => Ok(()),
             Ok(shed) => {

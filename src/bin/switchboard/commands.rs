@@ -1,7 +1,6 @@
 //! One function per subcommand.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,34 +19,14 @@ use switchboard::shared::tokio_tungstenite::tungstenite::Message;
 use switchboard::shared::{Context, Dispatch, Error, ErrorObject, Id, Method, Methods};
 use tokio::sync::Notify;
 
-use crate::operations::Operations;
 use crate::output::print_json;
+use crate::transport_http as http;
 use crate::{Failure, Outcome, Target};
-
-pub(crate) async fn serve(addr: SocketAddr, operations: &Operations) -> Result<Outcome, Failure> {
-    operations.init_logs();
-    let hub = switchboard::demo::serve(addr)
-        .await
-        .map_err(|e| Failure::new(Outcome::Unreachable, format!("cannot listen on {addr}: {e}")))?;
-    // Ready for Ctrl-C before saying so: whoever reads the line may interrupt at once.
-    let interrupted =
-        interrupt_signal().map_err(|e| Failure::new(Outcome::Unreachable, format!("cannot watch for Ctrl-C: {e}")))?;
-    let bound = hub.local_addr().map_or_else(|| addr.to_string(), |a| a.to_string());
-    println!("switchboard hub listening on ws://{bound}/");
-    println!("try: cargo run --release -- call ws://{bound}/ add '[2, 3]'");
-    println!("     cargo run --release -- listen ws://{bound}/ --topic clock");
-    operations.serve(&hub).await?;
-    tokio::select! {
-        () = interrupted => hub.shutdown(Duration::from_secs(5)).await,
-        () = hub.stopped() => {}
-    }
-    Ok(Outcome::Success)
-}
 
 /// Resolves on Ctrl-C (and on SIGTERM on Unix). The handlers are installed
 /// by this call, not when the future is first awaited, so a signal that
 /// arrives right after is not missed.
-fn interrupt_signal() -> std::io::Result<impl Future<Output = ()>> {
+pub(crate) fn interrupt_signal() -> std::io::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -81,15 +60,33 @@ fn builder(target: &Target) -> Result<ClientBuilder, Failure> {
             .ok_or_else(|| Failure::new(Outcome::Usage, format!("--header takes K:V, got {header:?}")))?;
         builder = builder.header(name.trim(), value.trim());
     }
+    if let Some(pem) = cacert(target)? {
+        builder = builder.root_certificate(pem);
+    }
     Ok(builder)
+}
+
+/// The --cacert file's contents, if given.
+pub(crate) fn cacert(target: &Target) -> Result<Option<Vec<u8>>, Failure> {
+    let Some(path) = &target.cacert else { return Ok(None) };
+    std::fs::read(path)
+        .map(Some)
+        .map_err(|e| Failure::new(Outcome::Usage, format!("cannot read --cacert {}: {e}", path.display())))
+}
+
+/// Whether the target is an HTTP endpoint (one POST per command), not a WebSocket.
+fn is_http(target: &Target) -> bool {
+    let scheme = target.url.split_once("://").map(|(scheme, _)| scheme.to_ascii_lowercase());
+    matches!(scheme.as_deref(), Some("http" | "https"))
 }
 
 /// Exit 2 for a bad setting, 3 for anything else.
 fn connect_failure(e: ConnectError) -> Failure {
     match e {
-        ConnectError::InvalidUrl { .. } | ConnectError::InvalidHeader { .. } | ConnectError::NoEndpoint => {
-            Failure::new(Outcome::Usage, e.to_string())
-        }
+        ConnectError::InvalidUrl { .. }
+        | ConnectError::InvalidHeader { .. }
+        | ConnectError::InvalidCertificate { .. }
+        | ConnectError::NoEndpoint => Failure::new(Outcome::Usage, e.to_string()),
         // "could not connect to URL: why", the URL and the reason once each.
         _ => Failure::new(Outcome::Unreachable, e.to_string()),
     }
@@ -127,12 +124,15 @@ fn call_failure(error: Error, target: &Target) -> Failure {
 
 /// `timeout: no reply within 300ms (--timeout 0.3)`: the client gave up
 /// waiting; the server sent nothing.
-fn timed_out(after: Duration, target: &Target) -> String {
+pub(crate) fn timed_out(after: Duration, target: &Target) -> String {
     format!("timeout: no reply within {after:?} (--timeout {})", target.timeout)
 }
 
 pub(crate) async fn call(target: &Target, method: &str, params: Option<&str>) -> Result<Outcome, Failure> {
     let params = parse_params(params)?;
+    if is_http(target) {
+        return http::call(target, method, params).await;
+    }
     let client = connect(target, Methods::new(), Reconnect::Never).await?;
     let result = client.call_raw(method, params).await;
     client.close().await;
@@ -143,6 +143,9 @@ pub(crate) async fn call(target: &Target, method: &str, params: Option<&str>) ->
 
 pub(crate) async fn notify(target: &Target, method: &str, params: Option<&str>) -> Result<Outcome, Failure> {
     let params = parse_params(params)?;
+    if is_http(target) {
+        return http::notify(target, method, params).await;
+    }
     let client = connect(target, Methods::new(), Reconnect::Never).await?;
     let sent = client.notify(method, params).await;
     // Closing writes everything queued before the close frame.
@@ -183,6 +186,12 @@ pub(crate) async fn batch(target: &Target, file: Option<&Path>) -> Result<Outcom
             ids.push(id.clone());
         }
         requests.push(request);
+    }
+    if is_http(target) {
+        return Err(Failure::new(
+            Outcome::Usage,
+            "batch needs a ws:// or wss:// URL (over HTTP, POST the array with curl)",
+        ));
     }
     let timeout = target.timeout()?;
     // A raw socket, not the client's engine: the server's answer is printed
@@ -325,10 +334,14 @@ fn present<'de, D: serde::Deserializer<'de>>(field: D) -> Result<Option<Box<RawV
 }
 
 pub(crate) async fn describe(target: &Target, method: Option<&str>) -> Result<Outcome, Failure> {
-    let client = connect(target, Methods::new(), Reconnect::Never).await?;
-    let doc = client.discover().await;
-    client.close().await;
-    let doc = doc.map_err(|e| call_failure(e, target))?;
+    let doc = if is_http(target) {
+        http::discover(target).await?
+    } else {
+        let client = connect(target, Methods::new(), Reconnect::Never).await?;
+        let doc = client.discover().await;
+        client.close().await;
+        doc.map_err(|e| call_failure(e, target))?
+    };
     let text = match method {
         None => describe_service(&doc),
         Some(name) => {

@@ -2,8 +2,10 @@
 //! service from the shell.
 //!
 //! ```text
-//! switchboard serve [--addr 127.0.0.1:9000] [--metrics-addr ADDR] [--log-format text|json]
-//! switchboard call URL METHOD [PARAMS_JSON]
+//! switchboard serve [--addr 127.0.0.1:9000] [--redis redis://127.0.0.1:6379 [--cluster-ttl-ms MS]]
+//!                   [--tls-cert FILE --tls-key FILE] [--cors-origin ORIGIN ...]
+//!                   [--metrics-addr ADDR] [--log-format text|json]
+//! switchboard call URL METHOD [PARAMS_JSON]      (URL: ws://, wss://, http:// or https://)
 //! switchboard notify URL METHOD [PARAMS_JSON]
 //! switchboard batch URL [FILE|-]
 //! switchboard describe URL [METHOD]
@@ -17,8 +19,9 @@
 mod commands;
 mod operations;
 mod output;
+mod serve;
+mod transport_http;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -48,14 +51,13 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a demo hub: the benchmark contract's methods, a `clock` topic, and discovery.
-    Serve {
-        /// Address to listen on (ws://ADDR/).
-        #[arg(long, default_value = "127.0.0.1:9000")]
-        addr: SocketAddr,
-        #[command(flatten)]
-        operations: operations::Operations,
-    },
+    ///
+    /// The same port answers WebSocket upgrades and JSON-RPC over HTTP POST
+    /// (`curl -H 'Content-Type: application/json' -d '{"jsonrpc":"2.0","method":"add","params":[2,3],"id":1}' http://ADDR/`).
+    Serve(serve::ServeArgs),
     /// Call METHOD and print its result.
+    ///
+    /// URL may be ws:// or wss:// (a WebSocket), or http:// or https:// (one HTTP POST).
     ///
     /// The result is printed on stdout as JSON (exit 0). An error answer prints the server's error
     /// object on stdout (exit 1). No reply within --timeout is a client-side timeout: nothing on
@@ -148,7 +150,8 @@ enum Command {
 /// Where to connect and how.
 #[derive(Debug, Args)]
 struct Target {
-    /// The service's WebSocket URL, e.g. ws://127.0.0.1:9000/.
+    /// The service's URL: ws://127.0.0.1:9000/ (WebSocket), or http://127.0.0.1:9000/ for
+    /// `call` and `notify` over HTTP POST.
     url: String,
     /// Bearer token sent as `Authorization: Bearer TOKEN`.
     #[arg(long, global = true)]
@@ -159,6 +162,9 @@ struct Target {
     /// Seconds to wait for the connection and for each reply.
     #[arg(long, default_value_t = 10.0, global = true)]
     timeout: f64,
+    /// Also trust this PEM CA certificate for wss:// and https:// (a private CA, a self-signed hub).
+    #[arg(long, value_name = "FILE", global = true)]
+    cacert: Option<PathBuf>,
 }
 
 /// How the command ended; the process exit code.
@@ -201,7 +207,7 @@ async fn main() -> ExitCode {
         Err(e) => return usage_error(&e),
     };
     let result = match cli.command {
-        Command::Serve { addr, operations } => commands::serve(addr, &operations).await,
+        Command::Serve(args) => serve::serve(args).await,
         Command::Call { target, method, params } => commands::call(&target, &method, params.as_deref()).await,
         Command::Notify { target, method, params } => commands::notify(&target, &method, params.as_deref()).await,
         Command::Batch { target, file } => commands::batch(&target, file.as_deref()).await,

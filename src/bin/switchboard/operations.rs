@@ -20,10 +20,10 @@ pub(crate) enum LogFormat {
 /// `switchboard serve`'s options for operating the hub.
 #[derive(Debug, Args)]
 pub(crate) struct Operations {
-    /// Serve `GET /metrics` (Prometheus), `/healthz` and `/readyz` on this address (port 0 picks
-    /// one; its URL is printed after the hub's). It keeps answering while the hub drains, so
-    /// `/readyz` turns 503 there as soon as a shutdown begins.
-    #[cfg(feature = "web")]
+    /// Also serve `GET /metrics` (Prometheus), `/healthz` and `/readyz` on this address (the hub's
+    /// own port answers them too; port 0 picks one, its URL is printed after the hub's). It keeps
+    /// answering while the hub drains, so `/readyz` turns 503 there as soon as a shutdown begins.
+    #[cfg(feature = "http")]
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<SocketAddr>,
     /// Log format on stderr. RUST_LOG filters as usual (default `info`); the audit log of every
@@ -47,14 +47,14 @@ impl Operations {
 
     /// Starts the operations port, if asked for, and prints its URL.
     pub(crate) async fn serve(&self, hub: &ServerHandle) -> Result<(), Failure> {
-        #[cfg(feature = "web")]
+        #[cfg(feature = "http")]
         if let Some(addr) = self.metrics_addr {
             let bound = switchboard::server::operations::listen(hub, addr)
                 .await
                 .map_err(|e| Failure::new(Outcome::Unreachable, format!("cannot serve metrics on {addr}: {e}")))?;
             println!("metrics on http://{bound}/metrics (health: /healthz, readiness: /readyz)");
         }
-        #[cfg(not(feature = "web"))]
+        #[cfg(not(feature = "http"))]
         let _ = hub;
         Ok(())
     }

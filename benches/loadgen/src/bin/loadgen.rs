@@ -11,6 +11,7 @@ use std::{
     cell::RefCell,
     net::SocketAddr,
     rc::Rc,
+    sync::OnceLock,
     time::{Duration, Instant},
 };
 
@@ -182,6 +183,13 @@ struct FanoutArgs {
     /// Give up on a round after this many seconds.
     #[arg(long, default_value_t = 60.0)]
     timeout: f64,
+    /// Another hub of the same cluster (repeatable): subscribers are spread
+    /// round-robin over --url and these hubs; the publisher uses --url.
+    #[arg(long = "hub")]
+    hubs: Vec<String>,
+    /// Publications per second (0: as fast as the in-flight window allows).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
 }
 
 fn main() {
@@ -220,6 +228,14 @@ fn round(x: f64, digits: i32) -> f64 {
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s.max(0.0))
+}
+
+/// Nanoseconds since this process first asked: the clock publications are
+/// stamped with, so a subscriber in the same process measures
+/// publish-to-delivery latency without comparing two machines' clocks.
+fn now_ns() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
 /// Opens `c` connections, at most `parallel` handshakes at a time.
@@ -765,19 +781,46 @@ async fn roundtrip(tx: &mut Tx, rx: &mut Rx, request: &str) -> Result<String, St
 
 /// Publishes `n` publications to `topic` through the contract's `publish`,
 /// `k` in flight; returns when every one is answered (with its result).
-async fn publish_n(tx: &mut Tx, rx: &mut Rx, topic: &str, n: u64, k: usize, pad: &str) -> Result<(), String> {
-    let prefix = format!(r#"{{"jsonrpc":"2.0","method":"publish","params":["{topic}","tick",{{"pad":"{pad}"}}],"id":"#);
+/// Publishes `n` publications of `{"t": NANOS, "pad": PAD}` to `topic`
+/// (`t` is [`now_ns`] when the frame is written), at most `k` unanswered, at
+/// most `rate` per second when `rate > 0`.
+async fn publish_n(
+    tx: &mut Tx,
+    rx: &mut Rx,
+    topic: &str,
+    n: u64,
+    k: usize,
+    pad: &str,
+    rate: f64,
+) -> Result<(), String> {
+    let prefix = format!(r#"{{"jsonrpc":"2.0","method":"publish","params":["{topic}","tick",{{"t":"#);
+    let middle = format!(r#","pad":"{pad}"}}],"id":"#);
     let (mut sent, mut answered) = (0u64, 0u64);
     let k = k.max(1) as u64;
+    let start = Instant::now();
+    let due = |i: u64| if rate > 0.0 { start + secs(i as f64 / rate) } else { start };
+    let mut frame = String::with_capacity(prefix.len() + middle.len() + 48);
     let mut digits = itoa::Buffer::new();
     while answered < n {
-        // Refill in groups: one flush per half window.
+        // Refill in groups (one flush per half window), only what is due.
         if sent - answered <= k / 2 && sent < n {
-            while sent - answered < k && sent < n {
+            let now = Instant::now();
+            while sent - answered < k && sent < n && due(sent) <= now {
                 sent += 1;
-                tx.push3(prefix.as_bytes(), digits.format(sent).as_bytes(), b"}").await?;
+                frame.clear();
+                frame.push_str(&prefix);
+                frame.push_str(digits.format(now_ns()));
+                frame.push_str(&middle);
+                frame.push_str(digits.format(sent));
+                frame.push('}');
+                tx.push3(frame.as_bytes(), b"", b"").await?;
             }
             tx.flush().await?;
+        }
+        if sent == answered {
+            // Nothing in flight: the next publication is not due yet.
+            sleep_until(due(sent).into()).await;
+            continue;
         }
         let text = rx.next_text().await?.ok_or("the server closed the publisher")?;
         match scan::scan_object(text) {
@@ -793,6 +836,19 @@ struct ConnFanout {
     received: u64,
     last: Option<Instant>,
     error: Option<String>,
+    /// Publish-to-delivery latency, nanoseconds.
+    latency: Histogram<u64>,
+}
+
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 120_000_000_000, 3).expect("histogram bounds")
+}
+
+/// The publish time stamped in a publication's params (`{"t":NANOS,...`).
+fn stamp_of(text: &[u8]) -> Option<u64> {
+    let at = memchr::memmem::find(text, br#"{"t":"#)? + br#"{"t":"#.len();
+    let end = text[at..].iter().position(|c| !c.is_ascii_digit())? + at;
+    scan::parse_u64(&text[at..end])
 }
 
 const PUBLICATION_PREFIX: &[u8] = br#"{"jsonrpc":"2.0","method":"rpc.publication","params":{"#;
@@ -807,7 +863,7 @@ fn offset_of(text: &[u8]) -> Option<u64> {
 /// Counts `n` publications on one subscriber; positioned ones must have
 /// consecutive offsets.
 async fn fanout_conn(tx: Tx, mut rx: Rx, n: u64, positioned: bool, deadline: Instant) -> (Tx, Rx, ConnFanout) {
-    let mut r = ConnFanout { received: 0, last: None, error: None };
+    let mut r = ConnFanout { received: 0, last: None, error: None, latency: latency_histogram() };
     let mut expected_offset = None;
     let timeout = sleep_until(deadline.into());
     tokio::pin!(timeout);
@@ -843,6 +899,9 @@ async fn fanout_conn(tx: Tx, mut rx: Rx, n: u64, positioned: bool, deadline: Ins
             r.error = Some(format!("unexpected message: {}", String::from_utf8_lossy(&text[..text.len().min(200)])));
             break;
         }
+        if let Some(t) = stamp_of(text) {
+            r.latency.saturating_record(now_ns().saturating_sub(t).max(1));
+        }
         r.received += 1;
     }
     if r.received == n {
@@ -857,6 +916,7 @@ struct KindResult {
     publishes_per_sec: f64,
     rounds: Vec<f64>,
     delivered: u64,
+    latency: Histogram<u64>,
 }
 
 async fn fanout_rounds(
@@ -872,6 +932,7 @@ async fn fanout_rounds(
     let mut rates = Vec::new();
     let mut publish_rates = Vec::new();
     let mut delivered = 0;
+    let mut latency = latency_histogram();
     for round in 0..a.rounds.max(1) {
         let topic = format!("fanout.{}.{round}", if positioned { "positioned" } else { "plain" });
         let subscribe = if positioned {
@@ -904,7 +965,7 @@ async fn fanout_rounds(
             .map(|(tx, rx)| tokio::task::spawn_local(fanout_conn(tx, rx, a.n, positioned, deadline)))
             .collect();
         let (tx, rx) = publisher;
-        let published = publish_n(tx, rx, &topic, a.n, a.k, &pad).await;
+        let published = publish_n(tx, rx, &topic, a.n, a.k, &pad, a.rate).await;
         let published_at = Instant::now();
         if let Err(e) = published {
             *errors += 1;
@@ -916,6 +977,7 @@ async fn fanout_rounds(
             match h.await {
                 Ok((tx, rx, r)) => {
                     received += r.received;
+                    latency.add(&r.latency).expect("same histogram bounds");
                     if let Some(t) = r.last {
                         last = last.max(t);
                     }
@@ -952,16 +1014,37 @@ async fn fanout_rounds(
         publishes_per_sec: round(median(&mut publish_rates), 1),
         rounds: per_round,
         delivered,
+        latency,
     }
 }
 
 async fn run_fanout(a: FanoutArgs) -> (serde_json::Value, bool) {
     let addr = addr_or_exit("fanout", &a.common.url);
     eprintln!(
-        "loadgen fanout: {} C={} n={} k={} bytes={} kind={:?} engine={:?}",
-        a.common.url, a.c, a.n, a.k, a.bytes, a.kind, a.common.engine
+        "loadgen fanout: {} (+{} hubs) C={} n={} k={} bytes={} rate={} kind={:?} engine={:?}",
+        a.common.url,
+        a.hubs.len(),
+        a.c,
+        a.n,
+        a.k,
+        a.bytes,
+        a.rate,
+        a.kind,
+        a.common.engine
     );
-    let (mut subs, mut errors, mut first_error) = open_counted(&a.common, addr, a.c.max(1)).await;
+    // Subscribers round-robin over every hub: hub i gets c/h, the first c%h one more.
+    let mut urls = vec![a.common.url.clone()];
+    urls.extend(a.hubs.iter().cloned());
+    let (mut subs, mut errors, mut first_error) = (Vec::new(), 0, None);
+    let c = a.c.max(1);
+    for (i, url) in urls.iter().enumerate() {
+        let share = c / urls.len() + usize::from(i < c % urls.len());
+        let common = Common { url: url.clone(), ..a.common.clone() };
+        let (opened, failed, first) = open_counted(&common, addr_or_exit("fanout", url), share).await;
+        subs.extend(opened);
+        errors += failed;
+        first_error = first_error.or(first);
+    }
     let mut publisher = match wire::open(a.common.engine, addr, &a.common.url, a.common.read_buffer).await {
         Ok(pair) => pair,
         Err(e) => usage_exit("fanout", &format!("cannot open the publisher: {e}")),
@@ -974,7 +1057,7 @@ async fn run_fanout(a: FanoutArgs) -> (serde_json::Value, bool) {
         let pad = "x".repeat(a.bytes);
         for t in 0..a.retain_topics {
             let (tx, rx) = &mut publisher;
-            if let Err(e) = publish_n(tx, rx, &format!("retain.{t}"), a.retain_each, a.k, &pad).await {
+            if let Err(e) = publish_n(tx, rx, &format!("retain.{t}"), a.retain_each, a.k, &pad, 0.0).await {
                 errors += 1;
                 first_error.get_or_insert(e);
                 break;
@@ -984,7 +1067,7 @@ async fn run_fanout(a: FanoutArgs) -> (serde_json::Value, bool) {
         let count = a.retain_topics as u64 * a.retain_each;
         // The frame as the in-memory broker keeps it (the positioned notification).
         let frame = format!(
-            r#"{{"jsonrpc":"2.0","method":"rpc.publication","params":{{"topic":"retain.{}","epoch":"0123456789ab","offset":{},"method":"tick","params":{{"pad":"{pad}"}}}}}}"#,
+            r#"{{"jsonrpc":"2.0","method":"rpc.publication","params":{{"topic":"retain.{}","epoch":"0123456789ab","offset":{},"method":"tick","params":{{"t":12345678901,"pad":"{pad}"}}}}}}"#,
             a.retain_topics / 2,
             a.retain_each / 2
         );
@@ -1018,12 +1101,14 @@ async fn run_fanout(a: FanoutArgs) -> (serde_json::Value, bool) {
         let r = fanout_rounds(&a, kind, &mut subs, &mut publisher, &mut errors, &mut first_error).await;
         delivered += r.delivered;
         let name = format!("{kind:?}").to_lowercase();
+        let us = |q: f64| round(r.latency.value_at_quantile(q) as f64 / 1000.0, 1);
         results.insert(
             name,
             json!({
                 "deliveries_per_sec": r.deliveries_per_sec,
                 "publishes_per_sec": r.publishes_per_sec,
                 "deliveries_per_sec_rounds": r.rounds,
+                "latency_us": {"p50": us(0.5), "p99": us(0.99), "p999": us(0.999), "max": us(1.0)},
             }),
         );
     }
@@ -1036,6 +1121,8 @@ async fn run_fanout(a: FanoutArgs) -> (serde_json::Value, bool) {
     let result = json!({
         "mode": "fanout",
         "url": a.common.url,
+        "hubs": a.hubs,
+        "rate": a.rate,
         "engine": format!("{:?}", a.common.engine).to_lowercase(),
         "c": a.c,
         "n": a.n,

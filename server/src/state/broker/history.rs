@@ -139,7 +139,7 @@ impl Stream {
 }
 
 /// A new epoch: 12 random hex digits, unique enough per topic.
-fn new_epoch() -> Arc<str> {
+pub(crate) fn new_epoch() -> Arc<str> {
     let id = uuid::Uuid::new_v4().simple().to_string();
     Arc::from(&id[..12])
 }

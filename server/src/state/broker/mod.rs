@@ -13,9 +13,16 @@
 //!   stands and, for a subscriber that gives `since`, the publications it
 //!   missed (all of them or none).
 //!
+//! - a topic is **watched** while this server has local subscribers of it
+//!   (plain or positioned): the registry tells the broker when a topic gains
+//!   its first one ([`Broker::watch`]) and loses its last
+//!   ([`Broker::unwatch`]), so a broker shared by several servers needs to
+//!   bring a server only the topics it has subscribers of.
+//!
 //! Connections never know which broker is behind them. The in-process
 //! [`MemoryBroker`] is the default; a broker shared by several server
-//! processes plugs in with [`ServerBuilder::broker`](crate::ServerBuilder::broker).
+//! processes plugs in with [`ServerBuilder::broker`](crate::ServerBuilder::broker)
+//! (the Redis broker, cargo feature `redis`, is one).
 //! It lives in the `state` layer because the hub holds it beside the registry
 //! it delivers into.
 
@@ -23,6 +30,8 @@ pub(crate) mod entry;
 pub(crate) mod history;
 pub(crate) mod memory;
 pub(crate) mod observe;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -34,6 +43,7 @@ use switchboard_shared::stream::StreamPosition;
 
 use crate::state::broker::entry::StreamEntry;
 use crate::state::broker::history::Replay;
+use crate::state::cluster::Cluster;
 use crate::state::registry::Registry;
 
 /// What a broker's operations return: a future that owns what it needs, so a
@@ -49,6 +59,7 @@ pub enum BrokerError {
     #[error("the publication could not be encoded: {0}")]
     Encode(#[from] EncodeError),
     /// The broker's backend could not be reached or failed; try again later.
+    /// Over JSON-RPC: -32003 "Broker unavailable", the reason as `data`.
     #[error("the broker is unavailable: {0}")]
     Unavailable(String),
 }
@@ -106,7 +117,15 @@ impl HistoryPage {
 ///   comes after the snapshot's offset: a delivery may lag behind the
 ///   snapshot);
 /// - `snapshot` and `history` report the epoch the topic's next publications
-///   carry, also for a topic never published to (starting its stream).
+///   carry, also for a topic never published to (starting its stream);
+/// - a server calls [`watch`](Self::watch) when a topic gains its first local
+///   subscriber and [`unwatch`](Self::unwatch) when it loses its last (in
+///   that order, never twice in a row for one topic and server), and awaits
+///   [`watching`](Self::watching) before it answers a subscribe or asks for
+///   a snapshot: once `watching` resolves, every publication made from then
+///   on reaches the server's fan-out. A broker that hands every
+///   publication to every server anyway (the in-memory one) keeps the
+///   default no-ops.
 pub trait Broker: Send + Sync + std::fmt::Debug + 'static {
     /// Connects a server's fan-out: from now on every publication is handed
     /// to it. Called once per server built with this broker.
@@ -125,6 +144,36 @@ pub trait Broker: Send + Sync + std::fmt::Debug + 'static {
     /// oldest retained without it, or when `since` is of another epoch).
     fn history(&self, topic: &str, since: Option<&StreamPosition>, limit: usize) -> BrokerFuture<HistoryPage>;
 
+    /// `topic` has its first subscriber on a server attached to this broker:
+    /// from now on bring its publications to that server. Never waits (it is
+    /// called under the registry's lock). Default: nothing.
+    fn watch(&self, topic: &str) {
+        let _ = topic;
+    }
+
+    /// `topic` has lost its last subscriber on a server attached to this
+    /// broker. Never waits. Default: nothing.
+    fn unwatch(&self, topic: &str) {
+        let _ = topic;
+    }
+
+    /// Resolves once the publications of `topic` (watched) reach this
+    /// broker's fan-outs: every publication made after it resolved is
+    /// delivered. Fails, within the broker's own bound, when the broker
+    /// cannot say so ([`BrokerError::Unavailable`]). Default: at once.
+    fn watching(&self, topic: &str) -> BrokerFuture<()> {
+        let _ = topic;
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// The cluster a server built with this broker joins when its builder
+    /// names none ([`ServerBuilder::cluster`](crate::ServerBuilder::cluster)):
+    /// a broker shared by several processes may bring the addressed traffic
+    /// along. Default: none.
+    fn cluster(&self) -> Option<Arc<dyn Cluster>> {
+        None
+    }
+
     /// Whether the broker can serve now: the server's readiness probe
     /// (`GET /readyz`) asks it, and reports the server not ready while it
     /// fails or takes longer than a second. Default: ready (the in-memory
@@ -135,6 +184,8 @@ pub trait Broker: Send + Sync + std::fmt::Debug + 'static {
 }
 
 pub use memory::MemoryBroker;
+#[cfg(feature = "redis")]
+pub use redis::{Addressed, RedisBroker, RedisBrokerBuilder, RedisConnectError};
 
 /// A server's side of its broker: where the broker hands every publication
 /// (of any topic, from any server) to be queued for this server's

@@ -19,6 +19,7 @@ pub(crate) mod histogram;
 // Without the feature, a type with no values: `metrics` is always `None`.
 #[cfg_attr(not(feature = "metrics"), path = "metrics_off.rs")]
 pub(crate) mod metrics;
+pub(crate) mod ready;
 
 use std::sync::Arc;
 use std::time::Duration;
