@@ -9,11 +9,12 @@ mod support;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use prometheus_parse::{Scrape, Value as Measured};
 use serde_json::Value;
 use support::Proc;
+use switchboard::server::NotReady;
 
 /// Hang guard: far longer than anything here should take on a busy machine.
 const GUARD: Duration = Duration::from_secs(60);
@@ -90,4 +91,58 @@ fn serve_counts_calls_on_its_metrics_port_and_writes_json_logs_with_the_audit_tr
         assert!(line["fields"]["connection"].as_str().is_some_and(|id| id.len() == 36), "{line}");
         assert!(line["fields"]["duration_us"].is_u64(), "{line}");
     }
+}
+
+/// The sum of the samples of `metric` (0 when it has none yet).
+fn total(text: &str, metric: &str) -> f64 {
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("the Prometheus text format");
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == metric)
+        .map(|s| match s.value {
+            Measured::Counter(v) | Measured::Gauge(v) | Measured::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn readiness_follows_redis_and_the_redis_broker_reports_publishes_failures_and_reconnects() {
+    use switchboard::server::{RedisBroker, Server};
+    use switchboard::shared::Methods;
+
+    let mut redis = support::redis::RedisServer::start();
+    let broker =
+        RedisBroker::builder(redis.url()).timeout(Duration::from_millis(500)).connect().await.expect("Redis is up");
+    let server = Server::builder().broker(broker).build(Methods::new()).listen("127.0.0.1:0").await.unwrap();
+    // A subscriber: the broker keeps a subscription connection to Redis for its topic.
+    let client = switchboard::client::Client::connect(&format!("ws://{}/", server.local_addr().unwrap()))
+        .await
+        .expect("connect");
+    let _subscription = client.subscribe("t").await.expect("subscribe");
+    for n in 0..3 {
+        server.publish("t", "tick", [n]).expect("publish").await.expect("published through Redis");
+    }
+    assert_eq!(server.readiness().await, Ok(()));
+
+    redis.kill();
+    let down = server.readiness().await.expect_err("Redis is gone");
+    assert!(matches!(down, NotReady::BrokerUnavailable(_) | NotReady::BrokerTimedOut), "{down}");
+    server.publish("t", "tick", [9]).expect("publish").await.expect_err("Redis is gone");
+
+    redis.restart();
+    let deadline = Instant::now() + GUARD;
+    loop {
+        let text = server.metrics_text().expect("metrics are on");
+        if server.readiness().await.is_ok() && total(&text, "switchboard_broker_reconnects_total") >= 1.0 {
+            assert_eq!(total(&text, "switchboard_broker_publish_duration_seconds_count"), 3.0, "{text}");
+            let failures = total(&text, "switchboard_broker_errors_total");
+            assert!(failures >= 1.0, "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ready again, or no reconnect counted:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    client.close().await;
 }
