@@ -38,6 +38,7 @@ impl Fanout {
 /// `future`, a broker operation of `operation`'s kind, reported to every
 /// server in `fanouts` when it ends: its failure as an error of that
 /// operation, and for a publish also how long it took (from this call).
+#[cfg(feature = "redis")]
 pub(crate) fn reported<T: Send + 'static>(
     fanouts: &parking_lot::RwLock<Vec<Fanout>>,
     operation: BrokerOperation,
