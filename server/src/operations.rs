@@ -100,7 +100,7 @@ pub use listener::listen;
 ///
 /// ```no_run
 /// # async fn run(hub: switchboard_server::ServerHandle) {
-/// let app = axum::Router::new()
+/// let app: axum::Router = axum::Router::new()
 ///     .route("/rpc", switchboard_server::axum::route(hub.clone()))
 ///     .merge(switchboard_server::operations::routes(hub.clone()));
 /// # drop(app); }
