@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use switchboard::demo::{Contract, ContractHub};
-use switchboard::server::{Builtins, Server, defaults};
+use switchboard::server::{Builtins, Metrics, Server, defaults};
 
 /// Serves the benchmark method contract over WebSocket.
 #[derive(Debug, Parser)]
@@ -39,6 +39,9 @@ struct Args {
     /// Seconds in-flight calls may take to finish after Ctrl-C.
     #[arg(long, default_value_t = 5)]
     shutdown_grace: u64,
+    /// Keep the server's Prometheus metrics (every call counted and timed), to measure what they cost.
+    #[arg(long)]
+    metrics: bool,
     /// Share topic streams through the Redis at URL: every bench_server given the same URL acts
     /// as one hub (`--history` then sets the Redis streams' length).
     #[cfg(feature = "redis")]
@@ -59,7 +62,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .max_connections(args.max_connections)
         // The load generator opens every connection from one address.
         .max_connections_per_ip(args.max_connections)
-        .history_entries(args.history);
+        .history_entries(args.history)
+        .metrics(if args.metrics { Metrics::On } else { Metrics::Off });
     #[cfg(feature = "redis")]
     if let Some(url) = &args.redis {
         let broker =

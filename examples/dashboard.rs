@@ -16,6 +16,9 @@
 //!   the page, `dashboard.ask_browsers`, and every `--ask-every` seconds)
 //!   with `call_many`, and publishes the answers to the `browsers` topic;
 //! - the application-level heartbeat is on, so each page shows its round trip;
+//! - the page lists the hub's own figures per method (calls, errors, p50,
+//!   p99: `ServerHandle::method_stats`, from the registry that `GET /metrics`
+//!   on the same port exports, with `/healthz` and `/readyz`);
 //! - only the page's own origin may open the hub from a browser (the
 //!   server's same-origin default; `--allow-origin` adds more); clients
 //!   that send no `Origin` may too.
@@ -48,7 +51,9 @@ use clap::Parser;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use switchboard::demo::contract_methods;
-use switchboard::server::{MissingOrigin, OriginPolicy, Server, ServerContext, ServerHandle, Target};
+use switchboard::server::{
+    Direction, MethodStats, MissingOrigin, OriginPolicy, Server, ServerContext, ServerHandle, Target,
+};
 use switchboard::shared::discover::ServiceInfo;
 use switchboard::shared::{Context, Method, Methods, RpcResult};
 use switchboard::topic::Topic;
@@ -95,6 +100,24 @@ pub struct Metrics {
     pub calls_total: u64,
     /// A bounded random walk between 0 and 100.
     pub signal: f64,
+    /// The hub's own figures per method, busiest first.
+    pub methods: Vec<MethodRow>,
+}
+
+/// One method's figures in a `metrics` publication (outgoing calls, to the
+/// browsers, marked with an arrow).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct MethodRow {
+    /// The method's name.
+    pub method: String,
+    /// Calls ended.
+    pub calls: u64,
+    /// Calls ended with an error.
+    pub errors: u64,
+    /// Median duration in milliseconds, once there are calls.
+    pub p50_ms: Option<f64>,
+    /// 99th percentile duration in milliseconds, once there are calls.
+    pub p99_ms: Option<f64>,
 }
 
 /// What a dashboard page answers to `browser.info`.
@@ -248,6 +271,7 @@ async fn publish_metrics(server: ServerHandle, calls: Arc<AtomicU64>) {
         let step = (seed % 2001) as f64 / 100.0 - 10.0;
         signal = (signal + step).clamp(0.0, 100.0);
         let metrics = Metrics {
+            methods: method_rows(&server),
             seq,
             t: unix_ms(),
             clients: server.connection_count(),
@@ -259,6 +283,22 @@ async fn publish_metrics(server: ServerHandle, calls: Arc<AtomicU64>) {
             return;
         }
     }
+}
+
+/// The hub's own per-method figures (the same registry `GET /metrics`
+/// exports): calls, errors, p50 and p99 in ms, busiest first.
+fn method_rows(server: &ServerHandle) -> Vec<MethodRow> {
+    let ms = |d: Option<Duration>| d.map(|d| (d.as_secs_f64() * 1e5).round() / 100.0);
+    let mut stats: Vec<_> = server.method_stats().into_iter().filter(|s| s.calls > 0).collect();
+    stats.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.method.cmp(&b.method)));
+    let row = |s: MethodStats| MethodRow {
+        method: format!("{}{}", if s.direction == Direction::Outgoing { "→ " } else { "" }, s.method),
+        calls: s.calls,
+        errors: s.errors,
+        p50_ms: ms(s.p50),
+        p99_ms: ms(s.p99),
+    };
+    stats.into_iter().map(row).collect()
 }
 
 /// Asks every dashboard for its `browser.info` every `every`.
@@ -298,6 +338,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/rpc", switchboard::server::axum::route(server.clone()))
         .route_service("/switchboard.js", ServeFile::new(root.join("client/js/switchboard.js")))
         .route_service("/protocol.js", ServeFile::new(root.join("client/js/protocol.js")))
+        .merge(switchboard::server::operations::routes(server.clone()))
         .fallback_service(ServeDir::new(root.join("examples/dashboard")));
     // Through the hub's own accept loop: its bounds apply, and a shutdown stops it.
     let addr = switchboard::server::axum::serve(&server, listener, app)?;

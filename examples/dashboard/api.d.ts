@@ -37,6 +37,8 @@ export interface Metrics {
   calls_total: number;
   /** Connected clients. */
   clients: number;
+  /** The hub's own figures per method, busiest first. */
+  methods: { calls: number; errors: number; method: string; p50_ms?: number | null; p99_ms?: number | null }[];
   /** 0 for the first, then one more each time. */
   seq: number;
   /** A bounded random walk between 0 and 100. */

@@ -91,6 +91,26 @@ function onMetrics(m) {
     if (series.length > HISTORY) series.shift();
   }
   draw();
+  if (m.methods) renderMethods(m.methods);
+}
+
+// The hub's per-method figures: calls, errors and latency quantiles.
+function renderMethods(rows) {
+  if (rows.length === 0) return;
+  const ms = (v) => (v == null ? '–' : `${v} ms`);
+  const body = $('method-stats').tBodies[0];
+  body.replaceChildren();
+  for (const r of rows) {
+    const row = document.createElement('tr');
+    row.dataset.method = r.method;
+    if (r.errors > 0) row.classList.add('failed');
+    for (const text of [r.method, String(r.calls), String(r.errors), ms(r.p50_ms), ms(r.p99_ms)]) {
+      const td = document.createElement('td');
+      td.textContent = text;
+      row.append(td);
+    }
+    body.append(row);
+  }
 }
 
 // ---- server -> browser calls ---------------------------------------------

@@ -58,6 +58,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_shared::discover::ServiceInfo;
+use switchboard_shared::peer::CallEvent;
 use switchboard_shared::{CloseReason, Context, Heartbeat, Jsonrpc1, Methods, PeerHandle, RateLimit};
 
 use crate::config::auth::{AsyncAuthenticator, Auth, Authenticator, Identity, Rejection, UpgradeRequest};
@@ -731,6 +732,50 @@ impl ServerBuilder {
         F: Fn(&PeerHandle, &CloseReason) + Send + Sync + 'static,
     {
         self.policies.on_disconnect = Some(Arc::new(hook));
+        self
+    }
+
+    /// Chooses whether the server keeps Prometheus metrics (served as
+    /// `GET /metrics`, see [`operations`](crate::operations)).
+    ///
+    /// Default: [`Metrics::On`](crate::Metrics::On). Each server keeps its
+    /// own registry. With [`Metrics::Off`](crate::Metrics::Off) nothing is
+    /// counted and `GET /metrics` answers 404.
+    #[cfg(feature = "metrics")]
+    pub fn metrics(mut self, metrics: crate::config::telemetry::Metrics) -> Self {
+        self.policies.telemetry.metrics = metrics;
+        self
+    }
+
+    /// Adds a hook that sees every call once it has ended, in both
+    /// directions: the connection (its id, and the authenticator's
+    /// identity through [`ServerContext::identity`](crate::ServerContext::identity)
+    /// on `event.peer`), the method, the outcome and the duration. Hooks run
+    /// in the order added, on the connection's task or the handler's: keep
+    /// them short, and spawn anything slow. A hook that panics is logged
+    /// and the call is unaffected.
+    ///
+    /// Default: none. With no hook, no metrics and no subscriber for the
+    /// audit log (target `switchboard::audit`), calls are not timed at all.
+    ///
+    /// ```
+    /// use switchboard_server::{CallEvent, Server};
+    /// use switchboard_shared::Methods;
+    ///
+    /// let server = Server::builder()
+    ///     .on_call(|event: &CallEvent| {
+    ///         if event.duration.as_secs() >= 1 {
+    ///             eprintln!("slow call: {} on {} took {:?}", event.method, event.peer.id(), event.duration);
+    ///         }
+    ///     })
+    ///     .build(Methods::new());
+    /// # drop(server);
+    /// ```
+    pub fn on_call<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&CallEvent<'_>) + Send + Sync + 'static,
+    {
+        self.policies.telemetry.call_hooks.push(Arc::new(hook));
         self
     }
 

@@ -42,7 +42,10 @@
 //! - TLS in the process (cargo feature `tls`): [`ServerBuilder::tls`] with
 //!   a [`TlsConfig`] serves `wss://` and `https://` on the same port;
 //! - `web` (cargo feature `web`): a hyper HTTP server for the hub plus static files;
-//! - `axum` (cargo feature `axum`): the hub as a route of an axum `Router`.
+//! - `axum` (cargo feature `axum`): the hub as a route of an axum `Router`;
+//! - [`operations`]: Prometheus metrics (cargo feature `metrics`), health
+//!   and readiness endpoints, and [`on_call`](ServerBuilder::on_call) hooks
+//!   and the `switchboard::audit` log that see every call.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -78,6 +81,7 @@ mod context;
 mod error;
 mod handle;
 mod listen;
+pub mod operations;
 mod push;
 mod server;
 mod streams;
@@ -92,12 +96,15 @@ pub use config::listen::{InvalidListen, Listen, Listening, RawSockets};
 pub use config::origin::{InvalidOrigin, MissingOrigin, OriginPattern, OriginPolicy};
 pub use config::settings::defaults;
 pub use config::subscriptions::{Builtins, SubscriptionDecision};
+#[cfg(feature = "metrics")]
+pub use config::telemetry::Metrics;
 #[cfg(feature = "tls")]
 pub use config::tls::{TlsConfig, TlsError};
 pub use config::topics::{ConflationKey, HistoryLimits, SlowConsumer};
 pub use context::ServerContext;
 pub use error::{CallError, DeliveryError, ListenError, NotServed};
 pub use handle::ServerHandle;
+pub use operations::NotReady;
 pub use push::Answer;
 pub use serve::admission::{Admission, Refused};
 pub use serve::error::ServeError;
@@ -114,7 +121,9 @@ pub use state::cluster::{
 };
 pub use state::lifecycle::ServerPhase;
 pub use state::registry::{ConnectionSummary, Target};
+pub use state::telemetry::{BrokerOperation, MethodStats};
 pub use streams::Published;
+pub use switchboard_shared::peer::{CallEvent, Direction, Outcome};
 
 /// Re-exported: the protocol core the server is built on.
 pub use switchboard_shared as shared;

@@ -111,6 +111,9 @@ pub(crate) fn subscribe(
             Replay::Complete(entries) => (since.is_some(), entries),
             Replay::Lost => (false, Vec::new()),
         };
+        if since.is_some() {
+            hub.registry().telemetry().resumed(recovered, replay.len());
+        }
         let position = snapshot.position;
         let result = match id {
             None => None,

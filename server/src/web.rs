@@ -147,6 +147,9 @@ impl WebServer {
         if path == self.hub_path {
             return hub_response(&self.hub, request, remote).await;
         }
+        if let Some(answer) = crate::operations::respond(&self.hub, request.method(), &path).await {
+            return answer.map(hub_http::full);
+        }
         if path.split('/').any(is_hidden) {
             return text(StatusCode::NOT_FOUND, "not found\n");
         }

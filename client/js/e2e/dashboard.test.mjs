@@ -93,6 +93,22 @@ test('the page answers the server`s call to browser.info', async () => {
   }
 });
 
+test('the page lists the hub`s own per-method figures, which /metrics on the same port exports', async () => {
+  // The form's calls earlier: `add` was called, and `no_such_method` counts as `other`.
+  await page.waitForSelector('#method-stats tr[data-method="add"]');
+  const cells = await page.$$eval('#method-stats tr[data-method="add"] td', (tds) => tds.map((td) => td.textContent));
+  assert.ok(Number(cells[1]) >= 1, `add: ${cells}`);
+  assert.match(cells[4], /^[\d.]+ ms$/, `p99 of add: ${cells}`);
+  await page.waitForSelector('#method-stats tr[data-method="other"].failed');
+
+  const metrics = await fetch(new URL('/metrics', dashboard.url));
+  assert.equal(metrics.status, 200);
+  const text = await metrics.text();
+  const line = text.split('\n').find((l) => l.startsWith('switchboard_calls_total{direction="incoming",method="add",outcome="ok"}'));
+  assert.ok(line && Number(line.split(' ').pop()) >= 1, line);
+  assert.equal((await fetch(new URL('/readyz', dashboard.url))).status, 200);
+});
+
 test('a screenshot of the working dashboard', async () => {
   // Some traffic for the chart: bursts of calls, a few pushes apart.
   const rounds = Number(process.env.DASHBOARD_SCREENSHOT_ROUNDS ?? 2);

@@ -10,6 +10,7 @@ pub(crate) mod listen;
 pub(crate) mod origin;
 pub(crate) mod settings;
 pub(crate) mod subscriptions;
+pub(crate) mod telemetry;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
 pub(crate) mod topics;

@@ -137,6 +137,7 @@ pub(crate) struct Policies {
     pub(crate) subscription_filter: Option<SubscriptionFilter>,
     pub(crate) on_connect: Option<ConnectHook>,
     pub(crate) on_disconnect: Option<DisconnectHook>,
+    pub(crate) telemetry: crate::config::telemetry::Telemetry,
 }
 
 impl std::fmt::Debug for Policies {
@@ -148,6 +149,7 @@ impl std::fmt::Debug for Policies {
             .field("subscription_filter", &self.subscription_filter.is_some())
             .field("on_connect", &self.on_connect.is_some())
             .field("on_disconnect", &self.on_disconnect.is_some())
+            .field("telemetry", &self.telemetry)
             .finish()
     }
 }

@@ -130,6 +130,7 @@ pub(crate) async fn admit(
 ) -> Result<Admitted, Refusal> {
     let path = request.uri().path().to_owned();
     let admitted = checks(hub, request, remote).await;
+    crate::serve::observe::admission(hub, &admitted);
     if let Err(refusal) = &admitted {
         log_refusal(refusal, &path, remote);
     }

@@ -52,6 +52,7 @@ pub(crate) fn start<T: Transport>(hub: &Arc<Hub>, transport: T, admitted: Admitt
         Some(on_close),
     );
     let registration = hub.registry().register(&peer);
+    hub.registry().telemetry().connection_opened();
     match registration {
         Registration::Registered => {
             tracing::debug!(
@@ -85,6 +86,7 @@ pub(crate) fn start<T: Transport>(hub: &Arc<Hub>, transport: T, admitted: Admitt
 /// Forgets an ended connection: registry, log line, `on_disconnect`.
 fn forget(hub: &Arc<Hub>, peer: &PeerHandle, reason: &CloseReason, registration: Registration) {
     hub.registry().remove(peer.id());
+    hub.registry().telemetry().connection_closed(reason);
     match reason {
         CloseReason::SlowConsumer => tracing::warn!(
             target: "switchboard::server",

@@ -154,6 +154,7 @@ where
             Err(error)
         }
         Err(_elapsed) => {
+            crate::serve::observe::handshake_timed_out(hub);
             tracing::debug!(target: "switchboard::server", remote = ?remote, ?timeout, "handshake timed out");
             Err(ServeError::HandshakeTimeout(timeout))
         }

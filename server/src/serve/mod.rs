@@ -11,6 +11,7 @@ pub(crate) mod error;
 pub(crate) mod handshake;
 #[cfg(feature = "http")]
 pub(crate) mod http;
+pub(crate) mod observe;
 pub(crate) mod raw;
 pub(crate) mod read_ahead;
 pub(crate) mod refresh;

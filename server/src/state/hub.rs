@@ -15,6 +15,7 @@ use crate::state::cluster::{Cluster, LocalNode, NodeId};
 use crate::state::heartbeat::AppHeartbeat;
 use crate::state::lifecycle::{Lifecycle, NoSlot, ServerPhase, Slot};
 use crate::state::registry::Registry;
+use crate::state::telemetry::Telemetry;
 
 #[derive(Debug)]
 pub(crate) struct Hub {
@@ -49,11 +50,13 @@ impl Hub {
         cluster: Option<Arc<dyn Cluster>>,
         methods: impl FnOnce(&Weak<Hub>) -> Methods,
     ) -> Arc<Self> {
+        let telemetry = Telemetry::new(&policies.telemetry);
         let registry = Arc::new(Registry::new(
             settings.max_queue_bytes,
             settings.topic_policies.clone(),
             Arc::clone(&broker),
             cluster.clone(),
+            Arc::clone(&telemetry),
         ));
         broker.attach(Fanout::new(&registry));
         let lifecycle = Lifecycle::new(settings.max_connections, settings.max_connections_per_ip);
@@ -81,11 +84,14 @@ impl Hub {
                 id_generator: None,
                 jsonrpc1: settings.jsonrpc1,
                 extensions: http::Extensions::new(),
+                observer: telemetry.observer(),
                 ..PeerConfig::default()
             };
             peer_config.extensions.insert(ServerRef(hub.clone()));
+            let methods = Arc::new(methods(hub));
+            telemetry.know_methods(&methods);
             Hub {
-                methods: Arc::new(methods(hub)),
+                methods,
                 peer_config: Arc::new(peer_config),
                 lifecycle,
                 app_heartbeat: AppHeartbeat::new(settings.app_heartbeat),

@@ -11,4 +11,5 @@ pub(crate) mod heartbeat;
 pub(crate) mod hub;
 pub(crate) mod lifecycle;
 pub(crate) mod registry;
+pub(crate) mod telemetry;
 pub(crate) mod topics;

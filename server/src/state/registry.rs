@@ -36,6 +36,7 @@ use crate::config::topics::TopicPolicies;
 use crate::state::broker::Broker;
 use crate::state::broker::entry::StreamEntry;
 use crate::state::cluster::Cluster;
+use crate::state::telemetry::Telemetry;
 use crate::state::topics::Topic;
 
 /// A snapshot of one live connection, as [`crate::ServerHandle::connections`] lists it.
@@ -155,6 +156,8 @@ pub(crate) struct Registry {
     tickets: AtomicU64,
     /// Told when a topic gains its first subscriber here and loses its last.
     broker: Arc<dyn Broker>,
+    /// What the server counts and tells (metrics, call hooks, audit log).
+    telemetry: Arc<Telemetry>,
 }
 
 impl Registry {
@@ -163,8 +166,22 @@ impl Registry {
         policies: TopicPolicies,
         broker: Arc<dyn Broker>,
         cluster: Option<Arc<dyn Cluster>>,
+        telemetry: Arc<Telemetry>,
     ) -> Self {
-        Registry { state: RwLock::default(), cluster, max_buffer, policies, tickets: AtomicU64::new(1), broker }
+        Registry {
+            state: RwLock::default(),
+            cluster,
+            max_buffer,
+            policies,
+            tickets: AtomicU64::new(1),
+            broker,
+            telemetry,
+        }
+    }
+
+    /// What the server counts and tells.
+    pub(crate) fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
     }
 
     /// A topic's local fan-out, for its first subscriber: the broker starts
@@ -301,6 +318,7 @@ impl Registry {
     /// Queues a publication of the topic's stream for its subscribers here.
     pub(crate) fn deliver(&self, entry: &StreamEntry) {
         let topic = self.state.read().topics.get(entry.topic()).cloned();
+        self.telemetry.publication(topic.as_deref().map_or(0, Topic::len));
         if let Some(topic) = topic {
             topic.deliver(entry);
         }

@@ -147,6 +147,10 @@ pub struct PeerConfig {
     /// looks in the connection's own `ConnectionInfo::extensions` first, then
     /// here. Held once per config, not once per connection.
     pub extensions: http::Extensions,
+    /// Told of every call in both directions and of flow control's rare
+    /// events (metrics, audit trails; see [`observe`](super::observe)).
+    /// Default none: the engine then pays one branch per call.
+    pub observer: Option<Arc<dyn super::CallObserver>>,
 }
 
 impl Default for PeerConfig {
@@ -166,6 +170,7 @@ impl Default for PeerConfig {
             jsonrpc1: Jsonrpc1::Reject,
             rate_limit: None,
             extensions: http::Extensions::new(),
+            observer: None,
         }
     }
 }
@@ -186,6 +191,7 @@ impl std::fmt::Debug for PeerConfig {
             .field("on_stray", &self.on_stray.is_some())
             .field("jsonrpc1", &self.jsonrpc1)
             .field("rate_limit", &self.rate_limit)
+            .field("observer", &self.observer.is_some())
             .finish()
     }
 }

@@ -41,6 +41,7 @@ use serde_json::value::RawValue;
 use tracing::Instrument as _;
 
 use super::connection::Connection;
+use super::observe;
 use super::rate::{RATE_LIMIT_CLOSE_CODE, RATE_LIMIT_CLOSE_REASON, Verdict};
 use super::{CANCEL_METHOD, Cancellation, Jsonrpc1, MalformedFrames, StrayMessage};
 use crate::codec::{self, Entry, ErrorObject, Frame, Id, Invalid, InvalidKind, Version, encode};
@@ -257,6 +258,7 @@ impl Connection {
         match self.admit(PARK_OVERHEAD + method.len() + params.map_or(0, |p| p.get().len())) {
             Admit::Run => self.run_one(&method, params, id, version),
             Admit::Park => {
+                observe::flow(&self.handle, observe::FlowEvent::Parked);
                 let call = OwnedCall::new(&method, params, id, version);
                 let size = call.size();
                 self.parked_mut().push(Work::One(call), size);
@@ -290,6 +292,7 @@ impl Connection {
         match self.admit(size) {
             Admit::Run => self.run_batch(items),
             Admit::Park => {
+                observe::flow(&self.handle, observe::FlowEvent::Parked);
                 let owned = items
                     .into_iter()
                     .map(|item| match item {
@@ -370,6 +373,7 @@ impl Connection {
 
     /// Answers a request that will not run; drops (and counts) a notification.
     fn refuse(&mut self, id: Option<Id>, error: &ErrorObject, version: Version) {
+        observe::refused(&self.handle, id.as_ref(), error.code);
         let stats = &self.handle.shared.stats;
         match id {
             Some(id) => {
@@ -558,17 +562,17 @@ impl Connection {
         id: Option<Id>,
         version: Version,
     ) -> Option<HandlerFuture> {
-        let audit = tracing::enabled!(target: "switchboard::call", tracing::Level::DEBUG);
+        let audit =
+            tracing::enabled!(target: "switchboard::call", tracing::Level::DEBUG) || observe::is_watched(&self.handle);
         let started = audit.then(Instant::now);
         let panic_id = id.clone();
-        let audit_id = if audit { id.clone() } else { None };
         // Made per request: one reference count, instead of a context held by
         // every idle connection.
         let cx = Context::new(self.handle.clone());
         let mut future = match self.methods.dispatch(method, params, &cx, id) {
             Dispatch::Ready(out) => {
                 if let Some(started) = started {
-                    audit_call(method, audit_id.as_ref(), started, out.as_deref());
+                    audit_call(&self.handle, method, panic_id.as_ref(), started, out.as_deref());
                 }
                 if let Some(out) = out {
                     self.reply_as(version, out);
@@ -589,7 +593,7 @@ impl Connection {
         match polled {
             Ok(Poll::Ready(out)) => {
                 if let Some(started) = started {
-                    audit_call(method, audit_id.as_ref(), started, out.as_deref());
+                    audit_call(&self.handle, method, panic_id.as_ref(), started, out.as_deref());
                 }
                 if let Some(out) = out {
                     self.reply_as(version, out);
@@ -598,16 +602,21 @@ impl Connection {
             }
             Ok(Poll::Pending) => match started {
                 Some(started) => {
-                    let method = method.to_owned();
+                    // Reported when it answers, or as cancelled or panicked if it never does.
+                    let waiting = observe::Waiting::new(&self.handle, method, panic_id, started);
                     Some(Box::pin(async move {
                         let out = future.await;
-                        audit_call(&method, audit_id.as_ref(), started, out.as_deref());
+                        waiting.answered(out.as_deref(), audit_call);
                         out
                     }))
                 }
                 None => Some(future),
             },
             Err(_) => {
+                if let Some(started) = started {
+                    let answer = panicked(panic_id.clone());
+                    audit_call(&self.handle, method, panic_id.as_ref(), started, answer.as_deref());
+                }
                 tracing::error!(method, "handler panicked");
                 shared.stats.count(|s| &s.handler_panics);
                 if let Some(out) = panicked(panic_id) {
@@ -704,7 +713,11 @@ impl Drop for Slot {
     }
 }
 
-fn audit_call(method: &str, id: Option<&Id>, started: Instant, out: Option<&str>) {
+fn audit_call(peer: &super::PeerHandle, method: &str, id: Option<&Id>, started: Instant, out: Option<&str>) {
+    observe::incoming(peer, method, id, started, out);
+    if !tracing::enabled!(target: "switchboard::call", tracing::Level::DEBUG) {
+        return;
+    }
     let outcome = match out {
         None => "notification",
         Some(frame) if frame.starts_with(r#"{"jsonrpc":"2.0","error""#) => "error",

@@ -262,6 +262,13 @@ impl PeerHandle {
     }
 
     async fn call_encoded(&self, id: Id, frame: String, timeout: Option<Duration>) -> Result<Box<RawValue>, Error> {
+        match super::observe::Outgoing::start(self, &id, &frame) {
+            None => self.send_and_wait(id, frame, timeout).await,
+            Some(watch) => watch.finish(self.send_and_wait(id, frame, timeout).await),
+        }
+    }
+
+    async fn send_and_wait(&self, id: Id, frame: String, timeout: Option<Duration>) -> Result<Box<RawValue>, Error> {
         self.sendable()?;
         let deadline = timeout.map(|limit| Instant::now() + limit);
         let guard = self.shared.pending.insert(id)?;
@@ -345,6 +352,7 @@ impl PeerHandle {
         match self.shared.queue.push_publication(frame, tag) {
             Ok(0) => Ok(()),
             Ok(shed) => {
+                super::observe::flow(self, super::observe::FlowEvent::Shed { tag, count: shed });
                 self.shared.stats.add(|s| &s.shed_publications, shed as u64);
                 Ok(())
             }

@@ -22,7 +22,8 @@
 //! tasks hold: calls, notifications, pushes, close), `batch.rs` (building an
 //! outgoing batch), `connection.rs` (the task's loop and its end),
 //! `dispatch.rs` (running inbound requests), `inflight.rs` (the requests
-//! running now, for cancellation), `rate.rs` (the per-connection rate limit).
+//! running now, for cancellation), `rate.rs` (the per-connection rate
+//! limit), [`observe`] (what an observer is told of every call).
 
 mod batch;
 mod config;
@@ -30,6 +31,7 @@ mod connection;
 mod dispatch;
 mod handle;
 mod inflight;
+pub mod observe;
 mod rate;
 
 use std::sync::Arc;
@@ -45,6 +47,7 @@ pub use config::{
     Cancellation, CloseReason, Heartbeat, IdGenerator, Jsonrpc1, MalformedFrames, PeerConfig, StrayHook, StrayMessage,
 };
 pub use handle::{PeerCall, PeerHandle, decode_result};
+pub use observe::{CallEvent, CallObserver, Direction, FlowEvent, Outcome};
 pub use rate::{DEFAULT_CLOSE_AFTER, RATE_LIMIT_CLOSE_CODE, RATE_LIMIT_CLOSE_REASON, RateLimit};
 
 /// The notification that cancels a request: params `{"id": <the request's id>}`

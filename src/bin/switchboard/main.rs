@@ -5,6 +5,7 @@
 //! switchboard serve [--addr 127.0.0.1:9000] [--listen URL ...] [--redis redis://127.0.0.1:6379 [--cluster-ttl-ms MS]]
 //!                   [--tls-cert FILE --tls-key FILE] [--cors-origin ORIGIN ...]
 //!                   [--allow-origin ORIGIN ...] [--rate-limit N] [--rate-burst N]
+//!                   [--metrics-addr ADDR] [--log-format text|json]
 //! switchboard call URL METHOD [PARAMS_JSON]      (URL: ws://, wss://, tcp://, unix:, http:// or https://)
 //! switchboard notify URL METHOD [PARAMS_JSON]
 //! switchboard batch URL [FILE|-]
@@ -19,6 +20,7 @@
 
 mod codegen;
 mod commands;
+mod operations;
 mod output;
 mod serve;
 mod transport_http;

@@ -51,6 +51,8 @@ pub(crate) struct ServeArgs {
     /// Calls each connection may make at once after a pause.
     #[arg(long, value_name = "CALLS", default_value_t = switchboard::demo::RATE_LIMIT.burst)]
     rate_burst: u32,
+    #[command(flatten)]
+    operations: crate::operations::Operations,
 }
 
 /// `--rate-limit`: a number of calls per second, 0 or more.
@@ -62,7 +64,7 @@ fn rate(text: &str) -> Result<f64, String> {
 }
 
 pub(crate) async fn serve(args: ServeArgs) -> Result<Outcome, Failure> {
-    switchboard::logging::init_stderr("info");
+    args.operations.init_logs();
     let rate_limit = (args.rate_limit > 0.0).then_some(RateLimit {
         per_second: args.rate_limit,
         burst: args.rate_burst,
@@ -127,6 +129,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<Outcome, Failure> {
         let body = r#"{"jsonrpc":"2.0","method":"add","params":[2,3],"id":1}"#;
         println!("     curl -H 'Content-Type: application/json' -d '{body}' {http}://{bound}/");
     }
+    args.operations.serve(&hub).await?;
     tokio::select! {
         () = interrupted => hub.shutdown(Duration::from_secs(5)).await,
         () = hub.stopped() => {}

@@ -8,6 +8,7 @@
 //! | request | answer |
 //! |---|---|
 //! | `GET` with `Upgrade: websocket` | the WebSocket upgrade (admission first) |
+//! | `GET /metrics`, `/healthz`, `/readyz` | the operators' answers ([`operations`](crate::operations)) |
 //! | other `GET` | 426 Upgrade Required |
 //! | `POST`, `Content-Type: application/json` | the JSON-RPC answer (200), or 204 when there is none ([`post`]) |
 //! | `POST`, another content type | 415 Unsupported Media Type |
@@ -64,6 +65,9 @@ where
     match *request.method() {
         Method::GET if handshake::is_websocket_upgrade(&request) => upgrade::upgrade(hub, request, remote).await,
         Method::GET => {
+            if let Some(answer) = crate::serve::observe::respond(hub, request.method(), request.uri().path()).await {
+                return answer.map(full);
+            }
             let mut response = text(
                 StatusCode::UPGRADE_REQUIRED,
                 "this is the Switchboard hub: connect with a WebSocket, or POST JSON-RPC\n",

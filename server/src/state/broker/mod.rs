@@ -29,6 +29,7 @@
 pub(crate) mod entry;
 pub(crate) mod history;
 pub(crate) mod memory;
+pub(crate) mod observe;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 
@@ -171,6 +172,14 @@ pub trait Broker: Send + Sync + std::fmt::Debug + 'static {
     /// along. Default: none.
     fn cluster(&self) -> Option<Arc<dyn Cluster>> {
         None
+    }
+
+    /// Whether the broker can serve now: the server's readiness probe
+    /// (`GET /readyz`) asks it, and reports the server not ready while it
+    /// fails or takes longer than a second. Default: ready (the in-memory
+    /// broker always is); a broker with a backend checks that it reaches it.
+    fn check_ready(&self) -> BrokerFuture<()> {
+        Box::pin(std::future::ready(Ok(())))
     }
 }
 

@@ -88,6 +88,7 @@ use switchboard_shared::stream::StreamPosition;
 use crate::config::settings::defaults;
 use crate::state::broker::entry::StreamEntry;
 use crate::state::broker::history::Replay;
+use crate::state::broker::observe;
 use crate::state::broker::redis::keys::Keys;
 use crate::state::broker::redis::publish::Publisher;
 use crate::state::broker::redis::read::{Mode, read};
@@ -95,6 +96,7 @@ use crate::state::broker::redis::subscriber::Subscriber;
 use crate::state::broker::{Broker, BrokerError, BrokerFuture, Fanout, HistoryPage, Snapshot};
 use crate::state::cluster::Cluster;
 use crate::state::cluster::redis::RedisCluster;
+use crate::state::telemetry::BrokerOperation;
 
 /// Why [`RedisBrokerBuilder::connect`] failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -460,31 +462,49 @@ impl Broker for RedisBroker {
     }
 
     fn publish(&self, topic: &str, method: &str, params: &RawValue) -> BrokerFuture<StreamPosition> {
-        self.publisher.publish(&self.shared, topic, method, params)
+        let published = self.publisher.publish(&self.shared, topic, method, params);
+        observe::reported(&self.shared.fanouts, BrokerOperation::Publish, published)
+    }
+
+    fn check_ready(&self) -> BrokerFuture<()> {
+        let shared = Arc::clone(&self.shared);
+        Box::pin(async move {
+            let mut commands = shared.commands.clone();
+            shared.bounded("PING", redis::cmd("PING").query_async::<()>(&mut commands)).await
+        })
     }
 
     fn snapshot(&self, topic: &str, since: Option<&StreamPosition>, max_replay: usize) -> BrokerFuture<Snapshot> {
         let (shared, topic, since) = (Arc::clone(&self.shared), Arc::<str>::from(topic), since.cloned());
-        Box::pin(async move {
-            let Some(since) = since else {
-                let read = read(&shared, &topic, Mode::Page, None, 0).await?;
-                return Ok(Snapshot::new(read.position, Replay::Complete(Vec::new())));
-            };
-            let read = read(&shared, &topic, Mode::Replay, Some(&since), max_replay).await?;
-            let replay = match read.entries {
-                Some(entries) => Replay::Complete(entries),
-                None => Replay::Lost,
-            };
-            Ok(Snapshot::new(read.position, replay))
-        })
+        let fanouts = &self.shared.fanouts;
+        observe::reported(
+            fanouts,
+            BrokerOperation::Snapshot,
+            Box::pin(async move {
+                let Some(since) = since else {
+                    let read = read(&shared, &topic, Mode::Page, None, 0).await?;
+                    return Ok(Snapshot::new(read.position, Replay::Complete(Vec::new())));
+                };
+                let read = read(&shared, &topic, Mode::Replay, Some(&since), max_replay).await?;
+                let replay = match read.entries {
+                    Some(entries) => Replay::Complete(entries),
+                    None => Replay::Lost,
+                };
+                Ok(Snapshot::new(read.position, replay))
+            }),
+        )
     }
 
     fn history(&self, topic: &str, since: Option<&StreamPosition>, limit: usize) -> BrokerFuture<HistoryPage> {
         let (shared, topic, since) = (Arc::clone(&self.shared), Arc::<str>::from(topic), since.cloned());
-        Box::pin(async move {
-            let read = read(&shared, &topic, Mode::Page, since.as_ref(), limit).await?;
-            Ok(HistoryPage::new(read.position, read.entries.unwrap_or_default()))
-        })
+        observe::reported(
+            &self.shared.fanouts,
+            BrokerOperation::History,
+            Box::pin(async move {
+                let read = read(&shared, &topic, Mode::Page, since.as_ref(), limit).await?;
+                Ok(HistoryPage::new(read.position, read.entries.unwrap_or_default()))
+            }),
+        )
     }
 
     fn watch(&self, topic: &str) {

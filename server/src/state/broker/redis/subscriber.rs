@@ -42,7 +42,8 @@ use switchboard_shared::stream::StreamPosition;
 
 use crate::state::broker::redis::read::{Mode, Read, read};
 use crate::state::broker::redis::{Shared, codec, unavailable};
-use crate::state::broker::{BrokerError, BrokerFuture};
+use crate::state::broker::{BrokerError, BrokerFuture, Fanout};
+use crate::state::telemetry::BrokerOperation;
 
 /// How often an idle subscription connection is checked with a PING (a
 /// half-open connection is found within this plus the timeout).
@@ -173,6 +174,7 @@ impl Task {
                     match ended {
                         Ended::BrokerGone => return,
                         Ended::Lost(e) => {
+                            self.shared.fanouts.read().iter().for_each(Fanout::observe_reconnect);
                             tracing::warn!(target: "switchboard::server", error = %e, "Redis subscription connection lost; reconnecting");
                             backoff = MIN_BACKOFF;
                             // At once: a killed connection usually comes back at the first try.
@@ -183,6 +185,7 @@ impl Task {
                 }
                 Err(e) => e,
             };
+            self.shared.fanouts.read().iter().for_each(|f| f.observe_error(BrokerOperation::Deliver));
             if self.last_error.is_none() {
                 tracing::warn!(target: "switchboard::server", error = %failed, "Redis unreachable for subscriptions; retrying with backoff");
             }
