@@ -104,10 +104,10 @@ describe('a page on another port than the hub', () => {
   });
 
   after(async () => {
-    await chromium?.stop();
-    await site?.close();
-    await strict?.stop();
-    await allowing?.stop();
+    // Every one is stopped even when another fails to (a stuck hub would keep the run alive).
+    const stopped = await Promise.allSettled([chromium?.stop(), site?.close(), strict?.stop(), allowing?.stop()]);
+    const failed = stopped.find((outcome) => outcome.status === 'rejected');
+    if (failed) throw failed.reason;
   });
 
   /** Opens the page against `hub` and waits until it has connected and called, or given up. */

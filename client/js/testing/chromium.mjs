@@ -54,7 +54,9 @@ export async function launchChromium({ width = 1280, height = 940, args = [] } =
       await exited;
       clearTimeout(killer);
     }
-    await fs.rm(userDataDir, { recursive: true, force: true });
+    // Chromium's helper processes may still be writing into the profile
+    // for a moment after the browser exits: retry on ENOTEMPTY and friends.
+    await fs.rm(userDataDir, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
   };
   try {
     const endpoint = await withTimeout(
