@@ -21,9 +21,42 @@ pub enum EncodeError {
 
 const HEAD: &[u8] = br#"{"jsonrpc":"2.0""#;
 
-fn finish(buf: Vec<u8>) -> String {
-    // serde_json and our own writers emit UTF-8 only.
-    String::from_utf8(buf).expect("JSON writers emit UTF-8")
+/// A scratch buffer grown past this is given back after use, so one big
+/// frame does not pin its memory to the thread for good.
+const SCRATCH_KEEP: usize = 64 << 10;
+
+std::thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `write` on a per-thread scratch buffer and returns what it wrote as
+/// an exactly sized `String`.
+///
+/// Why: a frame grown in its own `Vec` pays a reallocation or two and ends
+/// with spare capacity, and a `Bytes` made from a `Vec` with spare capacity
+/// allocates a second block to track it. Written into warm scratch memory
+/// and copied out once, a frame costs one allocation of its exact size.
+fn encode<E>(write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<String, E> {
+    let finish = |buf: &[u8]| {
+        // serde_json and our own writers emit UTF-8 only (checked all the
+        // same: the workspace forbids unsafe code).
+        String::from_utf8(buf.to_vec()).expect("JSON writers emit UTF-8")
+    };
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            let written = write(&mut buf).map(|()| finish(&buf));
+            if buf.capacity() > SCRATCH_KEEP {
+                *buf = Vec::new();
+            }
+            written
+        }
+        // A `Serialize` impl that encodes a frame itself: a buffer of its own.
+        Err(_) => {
+            let mut buf = Vec::with_capacity(128);
+            write(&mut buf).map(|()| finish(&buf))
+        }
+    })
 }
 
 /// Writes `,"params":..` unless the params serialize to `null` (absent).
@@ -58,24 +91,26 @@ fn write_method(buf: &mut Vec<u8>, method: &str) -> Result<(), EncodeError> {
 /// );
 /// ```
 pub fn request(id: &Id, method: &str, params: &(impl Serialize + ?Sized)) -> Result<String, EncodeError> {
-    let mut buf = Vec::with_capacity(64);
-    buf.extend_from_slice(HEAD);
-    write_method(&mut buf, method)?;
-    write_params(&mut buf, params)?;
-    buf.extend_from_slice(br#","id":"#);
-    id.write_json(&mut buf);
-    buf.push(b'}');
-    Ok(finish(buf))
+    encode(|buf| {
+        buf.extend_from_slice(HEAD);
+        write_method(buf, method)?;
+        write_params(buf, params)?;
+        buf.extend_from_slice(br#","id":"#);
+        id.write_json(buf);
+        buf.push(b'}');
+        Ok(())
+    })
 }
 
 /// A notification frame (no id).
 pub fn notification(method: &str, params: &(impl Serialize + ?Sized)) -> Result<String, EncodeError> {
-    let mut buf = Vec::with_capacity(64);
-    buf.extend_from_slice(HEAD);
-    write_method(&mut buf, method)?;
-    write_params(&mut buf, params)?;
-    buf.push(b'}');
-    Ok(finish(buf))
+    encode(|buf| {
+        buf.extend_from_slice(HEAD);
+        write_method(buf, method)?;
+        write_params(buf, params)?;
+        buf.push(b'}');
+        Ok(())
+    })
 }
 
 /// A success response frame.
@@ -86,14 +121,16 @@ pub fn success(id: &Id, result: &(impl Serialize + ?Sized)) -> Result<String, En
 /// A success response frame, its buffer pre-sized for a result of about
 /// `result_len` bytes (the frame never regrows for a result that fits).
 pub fn success_sized(id: &Id, result: &(impl Serialize + ?Sized), result_len: usize) -> Result<String, EncodeError> {
-    let mut buf = Vec::with_capacity(64 + result_len);
-    buf.extend_from_slice(HEAD);
-    buf.extend_from_slice(br#","result":"#);
-    serde_json::to_writer(&mut buf, result)?;
-    buf.extend_from_slice(br#","id":"#);
-    id.write_json(&mut buf);
-    buf.push(b'}');
-    Ok(finish(buf))
+    encode(|buf| {
+        buf.reserve(64 + result_len);
+        buf.extend_from_slice(HEAD);
+        buf.extend_from_slice(br#","result":"#);
+        serde_json::to_writer(&mut *buf, result)?;
+        buf.extend_from_slice(br#","id":"#);
+        id.write_json(buf);
+        buf.push(b'}');
+        Ok(())
+    })
 }
 
 /// An error response frame.
@@ -106,15 +143,18 @@ pub fn success_sized(id: &Id, result: &(impl Serialize + ?Sized), result_len: us
 /// );
 /// ```
 pub fn error(id: &Id, error: &ErrorObject) -> String {
-    let mut buf = Vec::with_capacity(96);
-    buf.extend_from_slice(HEAD);
-    buf.extend_from_slice(br#","error":"#);
-    // An ErrorObject holds only strings, integers and a serde_json::Value: it always serializes.
-    serde_json::to_writer(&mut buf, error).expect("an error object always serializes");
-    buf.extend_from_slice(br#","id":"#);
-    id.write_json(&mut buf);
-    buf.push(b'}');
-    finish(buf)
+    let written: Result<String, std::convert::Infallible> = encode(|buf| {
+        buf.extend_from_slice(HEAD);
+        buf.extend_from_slice(br#","error":"#);
+        // An ErrorObject holds only strings, integers and a serde_json::Value: it always serializes.
+        serde_json::to_writer(&mut *buf, error).expect("an error object always serializes");
+        buf.extend_from_slice(br#","id":"#);
+        id.write_json(buf);
+        buf.push(b'}');
+        Ok(())
+    });
+    let Ok(frame) = written;
+    frame
 }
 
 /// Joins already-encoded entries into one batch frame (`[a,b,..]`).
@@ -155,6 +195,35 @@ mod tests {
     fn scalar_params_are_refused_with_advice() {
         let err = request(&Id::Num(1), "m", &5).unwrap_err();
         assert!(matches!(err, EncodeError::ScalarParams(ref s) if s == "5"), "{err}");
+    }
+
+    #[test]
+    fn frames_are_allocated_to_their_exact_size() {
+        // Spare capacity would make the frame's `Bytes` allocate a second block.
+        let frames = [
+            notification("tick", &[1, 2, 3]).unwrap(),
+            request(&Id::Num(7), "add", &(1, 2)).unwrap(),
+            success(&Id::Str("a".into()), &"x".repeat(100_000)).unwrap(),
+            error(&Id::Null, &ErrorObject::parse_error("bad")),
+        ];
+        for frame in frames {
+            assert_eq!(frame.capacity(), frame.len(), "{frame:.60}");
+        }
+    }
+
+    #[test]
+    fn params_that_encode_a_frame_while_serializing_get_a_buffer_of_their_own() {
+        struct Nested;
+        impl Serialize for Nested {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let inner = notification("inner", &[1]).map_err(serde::ser::Error::custom)?;
+                [inner].serialize(serializer)
+            }
+        }
+        assert_eq!(
+            notification("outer", &Nested).unwrap(),
+            r#"{"jsonrpc":"2.0","method":"outer","params":["{\"jsonrpc\":\"2.0\",\"method\":\"inner\",\"params\":[1]}"]}"#
+        );
     }
 
     #[test]
