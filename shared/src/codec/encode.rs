@@ -37,6 +37,21 @@ std::thread_local! {
 /// allocates a second block to track it. Written into warm scratch memory
 /// and copied out once, a frame costs one allocation of its exact size.
 fn encode<E>(write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<String, E> {
+    encode_sized(0, write)
+}
+
+/// Frames known to be at least this big are written straight into their
+/// own buffer: the copy out of the scratch buffer would cost more than the
+/// spare capacity it saves.
+const DIRECT_FROM: usize = 2 << 10;
+
+/// [`encode`] for a frame of about `size_hint` bytes.
+fn encode_sized<E>(size_hint: usize, write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<String, E> {
+    if size_hint >= DIRECT_FROM {
+        let mut buf = Vec::with_capacity(size_hint);
+        write(&mut buf)?;
+        return Ok(String::from_utf8(buf).expect("JSON writers emit UTF-8"));
+    }
     let finish = |buf: &[u8]| {
         // serde_json and our own writers emit UTF-8 only (checked all the
         // same: the workspace forbids unsafe code).
@@ -121,8 +136,7 @@ pub fn success(id: &Id, result: &(impl Serialize + ?Sized)) -> Result<String, En
 /// A success response frame, its buffer pre-sized for a result of about
 /// `result_len` bytes (the frame never regrows for a result that fits).
 pub fn success_sized(id: &Id, result: &(impl Serialize + ?Sized), result_len: usize) -> Result<String, EncodeError> {
-    encode(|buf| {
-        buf.reserve(64 + result_len);
+    encode_sized(64 + result_len, |buf| {
         buf.extend_from_slice(HEAD);
         buf.extend_from_slice(br#","result":"#);
         serde_json::to_writer(&mut *buf, result)?;
