@@ -15,6 +15,10 @@
 //! subscriber that missed nothing).
 //! `--redis URL` (cargo feature `redis`, on by default) shares topic streams
 //! through that Redis: every bench_server given the same URL acts as one hub.
+//! `--tls-cert FILE --tls-key FILE` (cargo feature `tls`, on by default)
+//! serves `wss://` and `https://` instead of `ws://` and `http://` (for a
+//! throwaway pair: `loadgen gen-cert --out DIR`). JSON-RPC by HTTP POST is
+//! answered on the same port either way (cargo feature `http`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -23,11 +27,11 @@ use clap::Parser;
 use switchboard::demo::{Contract, ContractHub};
 use switchboard::server::{Builtins, Metrics, Server, defaults};
 
-/// Serves the benchmark method contract over WebSocket.
+/// Serves the benchmark method contract over WebSocket (and HTTP POST).
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Address to listen on (ws://ADDR/).
+    /// Address to listen on (ws://ADDR/, or wss://ADDR/ with --tls-cert).
     #[arg(long, default_value = "127.0.0.1:9000")]
     addr: SocketAddr,
     /// Connections served at once; more get HTTP 503.
@@ -47,6 +51,14 @@ struct Args {
     #[cfg(feature = "redis")]
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
+    /// Serve TLS (wss:// and https://) with this PEM certificate chain (leaf first); needs --tls-key.
+    #[cfg(feature = "tls")]
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[cfg(feature = "tls")]
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -70,9 +82,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             switchboard::server::RedisBroker::builder(url.as_str()).history_size(args.history).connect().await?;
         builder = builder.broker(broker);
     }
+    #[allow(unused_mut)] // without the `tls` feature
+    let mut scheme = "ws";
+    #[cfg(feature = "tls")]
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        builder = builder.tls(switchboard::server::TlsConfig::from_pem_files(cert, key)?);
+        scheme = "wss";
+    }
     let server = builder.build(ContractHub.into_methods()).listen(args.addr).await?;
     let addr = server.local_addr().expect("the server listens");
-    println!("bench_server listening on ws://{addr}/");
+    println!("bench_server listening on {scheme}://{addr}/");
 
     tokio::select! {
         signal = tokio::signal::ctrl_c() => {

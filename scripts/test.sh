@@ -37,8 +37,9 @@ if [ ! -x "$CHROMIUM" ]; then
 fi
 export CHROMIUM
 
-# playwright-core (drives the installed Chromium; it downloads no browser) and
-# typescript (checks switchboard.d.ts): devDependencies only, pinned by the lock.
+# playwright-core (drives the installed Chromium; it downloads no browser),
+# typescript (checks switchboard.d.ts) and jayson (an old JSON-RPC 1.0 client
+# against our hub): devDependencies only, pinned by the lock.
 if [ ! -f client/js/node_modules/.package-lock.json ] ||
     [ client/js/package-lock.json -nt client/js/node_modules/.package-lock.json ]; then
     (cd client/js && npm ci --no-audit --no-fund)
@@ -51,7 +52,8 @@ if [ "$(node -e 'process.stdout.write(typeof WebSocket)')" != "function" ]; then
 fi
 
 # Built here so that compile time never counts against a test's hang guards.
-cargo build --example js_test_hub --example dashboard
+# (client/js/test/jayson.test.mjs runs `switchboard serve --jsonrpc1`.)
+cargo build --example js_test_hub --example dashboard --bin switchboard
 
 (cd client/js && npx --no-install tsc -p test/types)
 

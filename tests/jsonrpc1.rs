@@ -1,7 +1,7 @@
 //! JSON-RPC 1.0, opt-in, byte for byte: the 1.0 specification's examples
-//! against a server with `Jsonrpc1::Accept` (over raw TCP lines and over a
-//! WebSocket), 2.0 on the same connection still answered in 2.0, 1.0 refused
-//! when not enabled; and Switchboard's client speaking 1.0 to a server that
+//! against a server with `Jsonrpc1::Accept` (over raw TCP lines, over a
+//! WebSocket and over HTTP POST), 2.0 on the same connection still answered
+//! in 2.0, 1.0 refused when not enabled; and Switchboard's client speaking 1.0 to a server that
 //! knows only 1.0 (a small one written here, over TCP lines).
 
 use std::time::Duration;
@@ -142,6 +142,48 @@ async fn json_rpc_1_0_is_served_over_a_websocket_too() {
     ws.send(Message::text(r#"{"method":"echo","params":["over ws"],"id":9}"#)).await.unwrap();
     let Some(Ok(Message::Text(answer))) = within("the answer", ws.next()).await else { panic!("a text frame") };
     assert_eq!(answer.as_str(), r#"{"result":"over ws","error":null,"id":9}"#);
+}
+
+/// One HTTP/1.1 POST of `body` to the server's WebSocket port: the status and the body.
+#[cfg(feature = "http")]
+async fn post(server: &ServerHandle, body: &str) -> (u16, String) {
+    use tokio::io::AsyncReadExt;
+    let addr = server.local_addr().expect("the ws listener");
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    within("the response", stream.read_to_string(&mut response)).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
+    (status, body.to_owned())
+}
+
+#[cfg(feature = "http")]
+#[tokio::test]
+async fn json_rpc_1_0_is_served_over_http_post_too() {
+    let (server, mut posted) = server(Jsonrpc1::Accept).await;
+    let answer = post(&server, r#"{"method": "echo", "params": ["over http"], "id": 1}"#).await;
+    assert_eq!(answer, (200, r#"{"result":"over http","error":null,"id":1}"#.to_owned()));
+    let answer = post(&server, r#"{"method": "nope", "params": [], "id": 2}"#).await;
+    assert_eq!(
+        answer,
+        (
+            200,
+            r#"{"result":null,"error":{"code":-32601,"message":"Method not found","data":"no method named \"nope\""},"id":2}"#
+                .to_owned()
+        )
+    );
+    assert_eq!(
+        post(&server, r#"{"method": "postMessage", "params": ["by post"], "id": null}"#).await,
+        (204, String::new())
+    );
+    assert_eq!(within("the notification", posted.recv()).await.unwrap(), "by post");
+    let answer = post(&server, r#"{"jsonrpc":"2.0","method":"echo","params":["two"],"id":3}"#).await;
+    assert_eq!(answer, (200, r#"{"jsonrpc":"2.0","result":"two","id":3}"#.to_owned()));
 }
 
 #[tokio::test]

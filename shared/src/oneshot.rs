@@ -11,13 +11,15 @@
 //!   the same frame: one response, an array of responses for a batch (in the
 //!   batch's order), or nothing when every entry was a notification.
 //!
-//! The rules are the engine's: a frame that is not JSON gets -32700 (id
-//! `null`), an empty batch -32600; an invalid entry gets its own -32600; a
-//! batch longer than `max_batch_len` runs nothing and each of its requests is
-//! answered -32600 with its own id; a handler that panics is answered -32603
-//! with the request's id. Responses in the body (there is no call of ours
-//! they could answer) are ignored. The entries of a batch run concurrently.
-//! The engine's per-connection flow control (in flight, parked, busy) does
+//! The rules are the engine's: JSON-RPC 1.0 is read, and answered in 1.0,
+//! only when the peer's configuration accepts it (`PeerConfig::jsonrpc1`); a
+//! frame that is not JSON gets -32700 (id `null`), an empty batch -32600; an
+//! invalid entry gets its own -32600; a batch longer than `max_batch_len`
+//! runs nothing and each of its requests is answered -32600 with its own id;
+//! a handler that panics is answered -32603 with the request's id. Responses
+//! in the body (there is no call of ours they could answer) are ignored. The
+//! entries of a batch run concurrently. The engine's per-connection flow
+//! control (in flight, parked, busy) does
 //! not apply: each request is bounded by its transport (one body, one batch).
 
 use std::future::Future;
@@ -27,9 +29,10 @@ use std::time::Instant;
 
 use futures_util::FutureExt;
 
-use crate::codec::{self, Entry, ErrorObject, Frame, Id, Invalid, InvalidKind, Message, encode};
+use crate::codec::{self, Entry, ErrorObject, Frame, Id, Invalid, InvalidKind, Message, Version, encode};
 use crate::context::Context;
 use crate::methods::{Dispatch, panicked};
+use crate::peer::Jsonrpc1;
 
 /// An answer still being computed by a handler that has to wait.
 type Waiting = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
@@ -55,16 +58,28 @@ type Waiting = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
 /// # }
 /// ```
 pub async fn answer(text: &str, cx: &Context, max_batch_len: usize) -> Option<String> {
-    let frame = match codec::decode_frame(text) {
-        Ok(frame) => frame,
+    // As on a connection: 1.0 is read (and answered in 1.0) only when the
+    // peer's configuration accepts it.
+    let decoded = match cx.peer().config().jsonrpc1 {
+        Jsonrpc1::Reject => codec::decode_frame(text).map(|frame| (frame, Version::V2)),
+        _ => codec::decode_frame_compat(text),
+    };
+    let (frame, version) = match decoded {
+        Ok(decoded) => decoded,
         Err(error) => return Some(encode::error(&Id::Null, &error)),
     };
     match frame {
-        Frame::Single(entry) => match run(entry, cx) {
-            Outcome::Nothing => None,
-            Outcome::Ready(answer) => answer,
-            Outcome::Waiting(future) => future.await,
-        },
+        Frame::Single(entry) => {
+            let answer = match run(entry, cx) {
+                Outcome::Nothing => None,
+                Outcome::Ready(answer) => answer,
+                Outcome::Waiting(future) => future.await,
+            };
+            match version {
+                Version::V1 => answer.map(|answer| codec::v1::answer(&answer)),
+                _ => answer,
+            }
+        }
         Frame::Batch(entries) if entries.len() > max_batch_len => {
             let error = ErrorObject::invalid_request(format!(
                 "batch of {} entries exceeds the limit of {max_batch_len}",
@@ -189,6 +204,25 @@ mod tests {
         });
         let peer = PeerHandle::one_shot(ConnectionInfo::new(), Arc::new(PeerConfig::default()), Arc::new(methods));
         Context::new(peer)
+    }
+
+    #[tokio::test]
+    async fn json_rpc_1_0_is_answered_in_1_0_only_when_the_config_accepts_it() {
+        let one = r#"{"method":"add","params":[1,2],"id":7}"#;
+        let refused = answer(one, &context(), 10).await.unwrap();
+        assert!(refused.starts_with(r#"{"jsonrpc":"2.0","error":{"code":-32600"#), "{refused}");
+
+        let mut methods = Methods::new();
+        methods.register_sync("add", |(a, b): (i64, i64), _cx: Context| Ok::<_, ErrorObject>(a + b));
+        let config = PeerConfig { jsonrpc1: Jsonrpc1::Accept, ..PeerConfig::default() };
+        let peer = PeerHandle::one_shot(ConnectionInfo::new(), Arc::new(config), Arc::new(methods));
+        let cx = Context::new(peer);
+        assert_eq!(answer(one, &cx, 10).await.as_deref(), Some(r#"{"result":3,"error":null,"id":7}"#));
+        let wrong = answer(r#"{"method":"add","params":["x"],"id":8}"#, &cx, 10).await.unwrap();
+        assert!(wrong.starts_with(r#"{"result":null,"error":{"code":-32602"#), "{wrong}");
+        assert_eq!(answer(r#"{"method":"add","params":[1,2],"id":null}"#, &cx, 10).await, None, "a 1.0 notification");
+        let two = r#"{"jsonrpc":"2.0","method":"add","params":[1,2],"id":9}"#;
+        assert_eq!(answer(two, &cx, 10).await.as_deref(), Some(r#"{"jsonrpc":"2.0","result":3,"id":9}"#));
     }
 
     #[tokio::test]

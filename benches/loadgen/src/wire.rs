@@ -1,11 +1,13 @@
-//! The client side of a benchmark connection, in two engines.
+//! The client side of a benchmark connection, in two WebSocket engines and
+//! one HTTP engine.
 //!
-//! Both engines open the connection the same way: a TCP connect with
-//! `TCP_NODELAY`, then the WebSocket handshake done by tokio-tungstenite.
+//! Both WebSocket engines open the connection the same way: a TCP connect
+//! with `TCP_NODELAY`, for `wss://` the TLS handshake (tokio-rustls, trusting
+//! the `--ca` given), then the WebSocket handshake done by tokio-tungstenite.
 //!
 //! - `Engine::Tungstenite` keeps the tokio-tungstenite stream, split into a
-//!   sink and a stream, and sends one `Message` per request.
-//! - `Engine::Lean` (the default) takes the TCP stream back after the
+//!   sink and a stream, and sends one `Message` per request (`ws://` only).
+//! - `Engine::Lean` (the default) takes the stream back after the
 //!   handshake and frames the traffic itself: requests are written straight
 //!   into one output buffer (header, mask key, masked payload: no per-call
 //!   allocation, one `write` per batch) and replies are parsed in place in a
@@ -13,10 +15,12 @@
 //!   (a fresh mask per frame, UTF-8 checked text) and nothing more, so the
 //!   generator stays cheaper than the server it measures.
 //!
+//! `http://` and `https://` targets get the lean HTTP/1.1 client of
+//! [`crate::http`] instead, behind the same [`Tx`] / [`Rx`]: a message is
+//! a POST's body one way, a 200's body the other.
+//!
 //! The lean reader does not answer pings (benchmark runs are seconds long and
 //! the servers measured do not ping), and treats a close frame as the end.
-
-use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{
@@ -24,16 +28,18 @@ use futures_util::{
     stream::{SplitSink, SplitStream},
 };
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{
-        TcpStream,
-        tcp::{OwnedReadHalf, OwnedWriteHalf},
-    },
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
 };
 use tokio_tungstenite::{
     WebSocketStream, client_async_with_config,
     tungstenite::{Message, Utf8Bytes, protocol::WebSocketConfig},
 };
+
+use crate::http::{HttpRx, HttpTx};
+use crate::stream::{Reader, Stream, Writer};
+use crate::target::Target;
+use crate::tls::Tls;
 
 /// Largest frame or message the lean reader accepts.
 const MAX_MESSAGE: usize = 64 << 20;
@@ -53,6 +59,8 @@ pub enum Tx {
     Lean(LeanTx),
     /// tokio-tungstenite engine.
     Tung(TungTx),
+    /// HTTP POST.
+    Http(HttpTx),
 }
 
 /// The receiving half of a benchmark connection.
@@ -61,45 +69,75 @@ pub enum Rx {
     Lean(LeanRx),
     /// tokio-tungstenite engine.
     Tung(TungRx),
+    /// HTTP POST.
+    Http(HttpRx),
 }
 
-/// Connects to `addr`, performs the WebSocket handshake for `url`, and
-/// returns the two halves. `read_buffer` sizes the receive buffer.
-pub async fn open(engine: Engine, addr: SocketAddr, url: &str, read_buffer: usize) -> Result<(Tx, Rx), String> {
+/// Connects to `target` (TLS with `tls` for `wss://` and `https://`), for a
+/// WebSocket performs the handshake for `url`, and returns the two halves.
+/// `read_buffer` sizes the receive buffer.
+pub async fn open(
+    engine: Engine,
+    target: &Target,
+    url: &str,
+    read_buffer: usize,
+    tls: Option<&Tls>,
+) -> Result<(Tx, Rx), String> {
+    let addr = target.addr;
     let tcp = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
     tcp.set_nodelay(true).map_err(|e| format!("nodelay: {e}"))?;
+    let stream = match (target.scheme.is_tls(), tls) {
+        (false, _) => Stream::Tcp(tcp),
+        (true, Some(tls)) => Stream::Tls(Box::new(tls.connect(&target.host, tcp).await?)),
+        (true, None) => return Err(format!("{url}: TLS needs --ca FILE (the CA to trust)")),
+    };
+    if target.scheme.is_http() {
+        let (rd, wr) = stream.split();
+        let host = match addr.port() {
+            80 | 443 => target.host.clone(),
+            port if target.host.contains(':') => format!("[{}]:{port}", target.host),
+            port => format!("{}:{port}", target.host),
+        };
+        return Ok((Tx::Http(HttpTx::new(wr, &host, &target.path)), Rx::Http(HttpRx::new(rd, read_buffer))));
+    }
     let config = WebSocketConfig::default().read_buffer_size(read_buffer.max(4096));
-    let (ws, _response) =
-        client_async_with_config(url, tcp, Some(config)).await.map_err(|e| format!("handshake {url}: {e}"))?;
-    Ok(match engine {
-        Engine::Tungstenite => {
+    let stream = match (engine, stream) {
+        (Engine::Tungstenite, Stream::Tcp(tcp)) => {
+            let (ws, _response) =
+                client_async_with_config(url, tcp, Some(config)).await.map_err(|e| format!("handshake {url}: {e}"))?;
             let (sink, stream) = ws.split();
-            (
+            return Ok((
                 Tx::Tung(TungTx { sink, buf: BytesMut::with_capacity(4096) }),
                 Rx::Tung(TungRx { stream, last: Bytes::new() }),
-            )
+            ));
         }
-        Engine::Lean => {
-            // The server speaks only when spoken to, so nothing past the
-            // handshake response has been read: the raw stream is clean.
-            let (rd, wr) = ws.into_inner().into_split();
-            let seed = mask_seed(addr);
-            (
-                Tx::Lean(LeanTx { wr, out: Vec::with_capacity(4096), rng: seed }),
-                Rx::Lean(LeanRx {
-                    rd,
-                    buf: vec![0; read_buffer.max(256)],
-                    start: 0,
-                    end: 0,
-                    frag: Vec::new(),
-                    in_frag: false,
-                }),
-            )
+        (Engine::Tungstenite, Stream::Tls(_)) => {
+            return Err(format!("{url}: --engine tungstenite speaks ws:// only; wss:// runs on the lean engine"));
         }
-    })
+        (Engine::Lean, Stream::Tcp(tcp)) => Stream::Tcp(handshake(url, tcp, config).await?),
+        (Engine::Lean, Stream::Tls(tls)) => Stream::Tls(handshake(url, tls, config).await?),
+    };
+    let (rd, wr) = stream.split();
+    let seed = mask_seed(addr);
+    Ok((
+        Tx::Lean(LeanTx { wr, out: Vec::with_capacity(4096), rng: seed }),
+        Rx::Lean(LeanRx { rd, buf: vec![0; read_buffer.max(256)], start: 0, end: 0, frag: Vec::new(), in_frag: false }),
+    ))
 }
 
-fn mask_seed(addr: SocketAddr) -> u64 {
+/// The WebSocket handshake on `stream`; the stream back for the lean engine.
+async fn handshake<S>(url: &str, stream: S, config: WebSocketConfig) -> Result<S, String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (ws, _response) =
+        client_async_with_config(url, stream, Some(config)).await.map_err(|e| format!("handshake {url}: {e}"))?;
+    // The server speaks only when spoken to, so nothing past the handshake
+    // response has been read: the raw stream is clean.
+    Ok(ws.into_inner())
+}
+
+fn mask_seed(addr: std::net::SocketAddr) -> u64 {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -121,6 +159,10 @@ impl Tx {
                 Ok(())
             }
             Tx::Tung(tx) => tx.push3(a, b, c).await,
+            Tx::Http(tx) => {
+                tx.push3(a, b, c);
+                Ok(())
+            }
         }
     }
 
@@ -129,17 +171,20 @@ impl Tx {
         match self {
             Tx::Lean(tx) => tx.flush().await,
             Tx::Tung(tx) => tx.sink.flush().await.map_err(|e| format!("send: {e}")),
+            Tx::Http(tx) => tx.flush().await,
         }
     }
 }
 
 impl Rx {
     /// The next text message's payload; `None` once the peer closed.
-    /// Binary frames are an error; pings and pongs are skipped.
+    /// Binary frames are an error; pings and pongs are skipped. Over HTTP,
+    /// the next response's body (a status other than 200 is an error).
     pub async fn next_text(&mut self) -> Result<Option<&[u8]>, String> {
         match self {
             Rx::Lean(rx) => rx.next_text().await,
             Rx::Tung(rx) => rx.next_text().await,
+            Rx::Http(rx) => rx.next_body().await,
         }
     }
 }
@@ -188,7 +233,7 @@ impl TungRx {
 
 /// Lean sending half: frames go straight into one buffer.
 pub struct LeanTx {
-    wr: OwnedWriteHalf,
+    wr: Writer,
     out: Vec<u8>,
     rng: u64,
 }
@@ -254,7 +299,7 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
 
 /// Lean receiving half: frames are parsed in place.
 pub struct LeanRx {
-    rd: OwnedReadHalf,
+    rd: Reader,
     buf: Vec<u8>,
     start: usize,
     end: usize,

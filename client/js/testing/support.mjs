@@ -1,6 +1,7 @@
-// Test support: build a Rust example, run it on a free loopback port, wait
-// for events; a scripted WebSocket server for the misbehaving-server cases.
-// Every wait is on an event; the timeouts are only hang guards.
+// Test support: build a Rust example (or the `switchboard` command), run it
+// on a free loopback port, wait for events; a scripted WebSocket server for
+// the misbehaving-server cases. Every wait is on an event; the timeouts are
+// only hang guards.
 
 import { spawn, execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -23,21 +24,24 @@ export const HANG_GUARD = 30_000;
 const built = new Map();
 
 /**
- * Builds `cargo build --example NAME` (a no-op when up to date) and returns
- * the executable's path, wherever the target directory is.
+ * Builds a cargo target (`['--example', NAME]` or `['--bin', NAME]`; a no-op
+ * when up to date) and returns the executable's path, wherever the target
+ * directory is.
  */
-export function buildExample(name) {
-  if (!built.has(name)) {
+function buildTarget(selector) {
+  const [, name] = selector;
+  const key = selector.join(' ');
+  if (!built.has(key)) {
     built.set(
-      name,
+      key,
       new Promise((resolve, reject) => {
         execFile(
           'cargo',
-          ['build', '--quiet', '--example', name, '--message-format=json-render-diagnostics'],
+          ['build', '--quiet', ...selector, '--message-format=json-render-diagnostics'],
           { cwd: repoRoot, maxBuffer: 64 << 20 },
           (error, stdout, stderr) => {
             if (error) {
-              reject(new Error(`cargo build --example ${name} failed:\n${stderr}`));
+              reject(new Error(`cargo build ${key} failed:\n${stderr}`));
               return;
             }
             for (const line of stdout.split('\n')) {
@@ -48,13 +52,63 @@ export function buildExample(name) {
                 return;
               }
             }
-            reject(new Error(`cargo built no executable for example ${name}`));
+            reject(new Error(`cargo built no executable for ${key}`));
           },
         );
       }),
     );
   }
-  return built.get(name);
+  return built.get(key);
+}
+
+/**
+ * Builds `cargo build --example NAME` (a no-op when up to date) and returns
+ * the executable's path, wherever the target directory is.
+ */
+export function buildExample(name) {
+  return buildTarget(['--example', name]);
+}
+
+/**
+ * Runs `switchboard serve --addr 127.0.0.1:0 ARGS...` (the demo hub) and
+ * resolves once it has printed every `switchboard hub listening on URL`
+ * line: `{urls, child, stop()}`, `urls` in the order of its listeners
+ * (`--addr` first, then each `--listen`).
+ */
+export async function startServe(args = []) {
+  const exe = await buildTarget(['--bin', 'switchboard']);
+  const env = { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' };
+  const child = spawn(exe, ['serve', '--addr', '127.0.0.1:0', ...args], { stdio: ['pipe', 'pipe', 'inherit'], env });
+  const exited = once(child, 'exit');
+  const urls = await withTimeout(
+    new Promise((resolve, reject) => {
+      let buffered = '';
+      child.stdout.setEncoding('utf8');
+      child.stdout.on('data', (chunk) => {
+        buffered += chunk;
+        // Its listening lines come first, then the "try:" hints.
+        if (/^try: /m.test(buffered)) {
+          resolve([...buffered.matchAll(/^switchboard hub listening on (\S+)$/gm)].map((m) => m[1]));
+        }
+      });
+      child.once('exit', (code, signal) => reject(new Error(`switchboard serve exited early (${code ?? signal})`)));
+      child.once('error', reject);
+    }),
+    HANG_GUARD,
+    'switchboard serve did not start',
+  );
+  return {
+    urls,
+    child,
+    /** Ends it gracefully (Ctrl-C) and waits for it to exit. */
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGINT');
+      const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(killer);
+    },
+  };
 }
 
 /**

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use switchboard::demo::Guards;
 use switchboard::server::{Listen, OriginPattern, Server, ServerBuilder};
-use switchboard::shared::RateLimit;
+use switchboard::shared::{Jsonrpc1, RateLimit};
 
 use crate::commands::interrupt_signal;
 use crate::{Failure, Outcome};
@@ -37,6 +37,11 @@ pub(crate) struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Also answer JSON-RPC 1.0 on every interface: a request without a `jsonrpc` member is
+    /// read by 1.0's rules (a null id is a notification) and answered with both `result` and
+    /// `error`; 2.0 requests are still answered in 2.0. Off by default (1.0 is refused with -32600).
+    #[arg(long)]
+    jsonrpc1: bool,
     /// Let pages of this origin call over HTTP POST from a browser (CORS preflights answered,
     /// and the origin admitted as with --allow-origin; repeatable), e.g. https://app.example.com.
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
@@ -85,6 +90,9 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<Outcome, Failure> {
     }
     if !args.cors_origins.is_empty() {
         builder = builder.cors(switchboard::server::CorsPolicy::allow(args.cors_origins.iter().cloned()));
+    }
+    if args.jsonrpc1 {
+        builder = builder.jsonrpc1(Jsonrpc1::Accept);
     }
     let (ws, http) = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {

@@ -1,6 +1,8 @@
 //! Switchboard's load generator: `calls`, `flood`, `fanout` and `idle` modes against
 //! any server that implements the benchmark method contract
-//! (shared/CONTRACT.md). Each run ends with exactly one line on stdout:
+//! (shared/CONTRACT.md) over `ws://` or `wss://`, and `http-calls` by HTTP POST
+//! (`http://`, `https://`). `gen-cert` writes a throwaway CA and server
+//! certificate for the TLS runs. Each run ends with exactly one line on stdout:
 //! `RESULT {json}`. Progress and diagnostics go to stderr.
 //!
 //! It runs on one thread (pin it with `taskset -c 1`), one task per
@@ -9,7 +11,7 @@
 
 use std::{
     cell::RefCell,
-    net::SocketAddr,
+    path::PathBuf,
     rc::Rc,
     sync::OnceLock,
     time::{Duration, Instant},
@@ -22,7 +24,8 @@ use serde_json::json;
 use switchboard_loadgen::{
     scan::{self, Fields},
     sys::{self, CpuMeter, MachineMeter},
-    target,
+    target::{self, Target},
+    tls::{self, Tls},
     wire::{self, Engine, Rx, Tx},
 };
 use tokio::{sync::Notify, task::LocalSet, time::sleep_until};
@@ -31,7 +34,7 @@ use tokio::{sync::Notify, task::LocalSet, time::sleep_until};
 const DEFAULT_READ_BUFFER: usize = 64 * 1024;
 
 #[derive(Parser, Debug)]
-#[command(name = "loadgen", about = "WebSocket JSON-RPC load generator for Switchboard's benchmarks")]
+#[command(name = "loadgen", about = "WebSocket and HTTP JSON-RPC load generator for Switchboard's benchmarks")]
 struct Cli {
     #[command(subcommand)]
     mode: Mode,
@@ -41,6 +44,9 @@ struct Cli {
 enum Mode {
     /// C connections each keep K `echo` calls in flight for S seconds.
     Calls(CallsArgs),
+    /// `calls` by HTTP POST (`--url http://...` or `https://...`): C
+    /// keep-alive HTTP/1.1 connections, each with up to K POSTs pipelined.
+    HttpCalls(CallsArgs),
     /// Each connection calls `flood [N, B]` and counts the pushed ticks.
     Flood(FloodArgs),
     /// Open C connections, prove each with one call, measure the server's RSS.
@@ -49,13 +55,27 @@ enum Mode {
     /// publishes N publications with the contract's `publish`, K in flight;
     /// counts the deliveries.
     Fanout(FanoutArgs),
+    /// Writes a throwaway CA (`ca.pem`, for `--ca`) and a server certificate
+    /// and key for 127.0.0.1, ::1 and localhost (`cert.pem`, `key.pem`).
+    GenCert(GenCertArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct GenCertArgs {
+    /// Directory to write the three files to (created if missing).
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Args, Debug, Clone)]
 struct Common {
-    /// Server URL (loopback only).
+    /// Server URL (loopback only): ws:// or wss:// (http:// or https:// for http-calls).
     #[arg(long, default_value = "ws://127.0.0.1:9000/")]
     url: String,
+    /// For wss:// and https://: the PEM file of the CA to trust (e.g. `gen-cert`'s
+    /// ca.pem). Required for TLS: the server's certificate is always verified.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
     /// Client engine after the handshake.
     #[arg(long, value_enum, default_value_t = Engine::Lean)]
     engine: Engine,
@@ -198,10 +218,12 @@ fn main() {
     let local = LocalSet::new();
     let (result, ok) = local.block_on(&rt, async move {
         match cli.mode {
-            Mode::Calls(a) => run_calls(a).await,
+            Mode::Calls(a) => run_calls(a, "calls").await,
+            Mode::HttpCalls(a) => run_calls(a, "http-calls").await,
             Mode::Flood(a) => run_flood(a).await,
             Mode::Idle(a) => run_idle(a).await,
             Mode::Fanout(a) => run_fanout(a).await,
+            Mode::GenCert(a) => gen_cert(&a),
         }
     });
     println!("RESULT {result}");
@@ -217,8 +239,48 @@ fn usage_exit(mode: &str, why: &str) -> ! {
     std::process::exit(2);
 }
 
-fn addr_or_exit(mode: &str, url: &str) -> SocketAddr {
-    target::loopback_addr(url).unwrap_or_else(|e| usage_exit(mode, &e))
+/// Where a mode's connections go: the URL, the resolved target, and the TLS
+/// client for a `wss://` or `https://` one.
+struct Dest {
+    url: String,
+    target: Target,
+    tls: Option<Tls>,
+}
+
+/// `url` checked for `mode` (`http-calls` takes http:// and https://, every
+/// other mode ws:// and wss://), with its TLS client from `--ca`.
+fn dest_or_exit(mode: &str, common: &Common, url: &str) -> Dest {
+    let target = target::parse(url).unwrap_or_else(|e| usage_exit(mode, &e));
+    if target.scheme.is_http() != (mode == "http-calls") {
+        let wanted = if mode == "http-calls" { "http:// or https://" } else { "ws:// or wss://" };
+        usage_exit(mode, &format!("{url}: {mode} takes {wanted} URLs"));
+    }
+    let tls = match (target.scheme.is_tls(), &common.ca) {
+        (false, _) => None,
+        (true, Some(ca)) => Some(Tls::trusting(ca).unwrap_or_else(|e| usage_exit(mode, &e))),
+        (true, None) => usage_exit(mode, &format!("{url}: TLS needs --ca FILE, the CA to trust (see gen-cert)")),
+    };
+    Dest { url: url.to_owned(), target, tls }
+}
+
+/// One connection to `dest`.
+async fn open(common: &Common, dest: &Dest) -> Result<(Tx, Rx), String> {
+    wire::open(common.engine, &dest.target, &dest.url, common.read_buffer, dest.tls.as_ref()).await
+}
+
+fn gen_cert(a: &GenCertArgs) -> (serde_json::Value, bool) {
+    match tls::generate(&a.out) {
+        Ok(files) => {
+            eprintln!(
+                "loadgen gen-cert: wrote {}, {} and {}",
+                files.ca.display(),
+                files.cert.display(),
+                files.key.display()
+            );
+            (json!({"mode": "gen-cert", "ca": files.ca, "cert": files.cert, "key": files.key, "ok": true}), true)
+        }
+        Err(e) => (json!({"mode": "gen-cert", "error": e, "ok": false}), false),
+    }
 }
 
 fn round(x: f64, digits: i32) -> f64 {
@@ -240,11 +302,11 @@ fn now_ns() -> u64 {
 
 /// Opens `c` connections, at most `parallel` handshakes at a time.
 /// Opens `c` connections (64 at a time): the open ones, how many failed, and the first failure.
-async fn open_counted(common: &Common, addr: SocketAddr, c: usize) -> (Vec<(Tx, Rx)>, u64, Option<String>) {
+async fn open_counted(common: &Common, dest: &Dest, c: usize) -> (Vec<(Tx, Rx)>, u64, Option<String>) {
     let mut conns = Vec::with_capacity(c);
     let mut errors = 0u64;
     let mut first_error = None;
-    for r in open_all(common, addr, c, 64).await {
+    for r in open_all(common, dest, c, 64).await {
         match r {
             Ok(pair) => conns.push(pair),
             Err(e) => {
@@ -256,12 +318,8 @@ async fn open_counted(common: &Common, addr: SocketAddr, c: usize) -> (Vec<(Tx, 
     (conns, errors, first_error)
 }
 
-async fn open_all(common: &Common, addr: SocketAddr, c: usize, parallel: usize) -> Vec<Result<(Tx, Rx), String>> {
-    futures_util::stream::iter(0..c)
-        .map(|_| wire::open(common.engine, addr, &common.url, common.read_buffer))
-        .buffer_unordered(parallel.max(1))
-        .collect()
-        .await
+async fn open_all(common: &Common, dest: &Dest, c: usize, parallel: usize) -> Vec<Result<(Tx, Rx), String>> {
+    futures_util::stream::iter(0..c).map(|_| open(common, dest)).buffer_unordered(parallel.max(1)).collect().await
 }
 
 // ---------------------------------------------------------------- calls
@@ -461,8 +519,8 @@ async fn calls_conn(mut tx: Tx, mut rx: Rx, k: usize, batch: usize, params: Rc<[
     ConnCalls { done: s.done, errors: s.errors, unanswered, hist: s.hist, first_error: s.first_error }
 }
 
-async fn run_calls(a: CallsArgs) -> (serde_json::Value, bool) {
-    let addr = addr_or_exit("calls", &a.common.url);
+async fn run_calls(a: CallsArgs, mode: &str) -> (serde_json::Value, bool) {
+    let dest = dest_or_exit(mode, &a.common, &a.common.url);
     let k = a.k.max(1);
     let c = a.c.max(1);
     let batch = a.batch.unwrap_or_else(|| k.min((c * k / 8).max(1)));
@@ -474,10 +532,10 @@ async fn run_calls(a: CallsArgs) -> (serde_json::Value, bool) {
         p.into()
     };
     eprintln!(
-        "loadgen calls: {} C={c} K={k} bytes={} warmup={}s seconds={}s batch={batch} engine={:?}",
+        "loadgen {mode}: {} C={c} K={k} bytes={} warmup={}s seconds={}s batch={batch} engine={:?}",
         a.common.url, a.bytes, a.warmup, a.seconds, a.common.engine
     );
-    let (conns, mut errors, mut first_error) = open_counted(&a.common, addr, c).await;
+    let (conns, mut errors, mut first_error) = open_counted(&a.common, &dest, c).await;
     let start = Instant::now();
     let warm_end = start + secs(a.warmup);
     let end = warm_end + secs(a.seconds);
@@ -524,10 +582,10 @@ async fn run_calls(a: CallsArgs) -> (serde_json::Value, bool) {
     let us = |q: f64| round(hist.value_at_quantile(q) as f64 / 1000.0, 1);
     let ok = errors == 0 && unanswered == 0 && done > 0 && opened == c;
     if let Some(e) = &first_error {
-        eprintln!("loadgen calls: first error: {e}");
+        eprintln!("loadgen {mode}: first error: {e}");
     }
     let result = json!({
-        "mode": "calls",
+        "mode": mode,
         "url": a.common.url,
         "engine": format!("{:?}", a.common.engine).to_lowercase(),
         "c": c,
@@ -679,14 +737,14 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 async fn run_flood(a: FloodArgs) -> (serde_json::Value, bool) {
-    let addr = addr_or_exit("flood", &a.common.url);
+    let dest = dest_or_exit("flood", &a.common, &a.common.url);
     let c = a.c.max(1);
     let rounds = a.rounds.max(1);
     eprintln!(
         "loadgen flood: {} C={c} n={} bytes={} rounds={rounds} engine={:?}",
         a.common.url, a.n, a.bytes, a.common.engine
     );
-    let (mut conns, mut errors, mut first_error) = open_counted(&a.common, addr, c).await;
+    let (mut conns, mut errors, mut first_error) = open_counted(&a.common, &dest, c).await;
     let opened = conns.len();
     let server = a.common.pid.and_then(|p| CpuMeter::start(Some(p)));
     let client = CpuMeter::start(None);
@@ -1019,7 +1077,7 @@ async fn fanout_rounds(
 }
 
 async fn run_fanout(a: FanoutArgs) -> (serde_json::Value, bool) {
-    let addr = addr_or_exit("fanout", &a.common.url);
+    let dest = dest_or_exit("fanout", &a.common, &a.common.url);
     eprintln!(
         "loadgen fanout: {} (+{} hubs) C={} n={} k={} bytes={} rate={} kind={:?} engine={:?}",
         a.common.url,
@@ -1040,12 +1098,12 @@ async fn run_fanout(a: FanoutArgs) -> (serde_json::Value, bool) {
     for (i, url) in urls.iter().enumerate() {
         let share = c / urls.len() + usize::from(i < c % urls.len());
         let common = Common { url: url.clone(), ..a.common.clone() };
-        let (opened, failed, first) = open_counted(&common, addr_or_exit("fanout", url), share).await;
+        let (opened, failed, first) = open_counted(&common, &dest_or_exit("fanout", &common, url), share).await;
         subs.extend(opened);
         errors += failed;
         first_error = first_error.or(first);
     }
-    let mut publisher = match wire::open(a.common.engine, addr, &a.common.url, a.common.read_buffer).await {
+    let mut publisher = match open(&a.common, &dest).await {
         Ok(pair) => pair,
         Err(e) => usage_exit("fanout", &format!("cannot open the publisher: {e}")),
     };
@@ -1146,8 +1204,8 @@ async fn run_fanout(a: FanoutArgs) -> (serde_json::Value, bool) {
 // ---------------------------------------------------------------- idle
 
 /// Opens one connection and proves it with one `echo` call.
-async fn idle_conn(common: &Common, addr: SocketAddr) -> Result<(Tx, Rx), String> {
-    let (mut tx, mut rx) = wire::open(common.engine, addr, &common.url, common.read_buffer).await?;
+async fn idle_conn(common: &Common, dest: &Dest) -> Result<(Tx, Rx), String> {
+    let (mut tx, mut rx) = open(common, dest).await?;
     tx.push3(br#"{"jsonrpc":"2.0","method":"echo","params":["idle"],"id":1}"#, b"", b"").await?;
     tx.flush().await?;
     let text = rx.next_text().await?.ok_or("closed before answering")?;
@@ -1160,7 +1218,7 @@ async fn idle_conn(common: &Common, addr: SocketAddr) -> Result<(Tx, Rx), String
 }
 
 async fn run_idle(mut a: IdleArgs) -> (serde_json::Value, bool) {
-    let addr = addr_or_exit("idle", &a.common.url);
+    let dest = dest_or_exit("idle", &a.common, &a.common.url);
     // Idle connections need little buffer on our side; keep the client small.
     if a.common.read_buffer == DEFAULT_READ_BUFFER {
         a.common.read_buffer = 4096;
@@ -1186,7 +1244,7 @@ async fn run_idle(mut a: IdleArgs) -> (serde_json::Value, bool) {
     let started = Instant::now();
     let common = a.common.clone();
     let opening = futures_util::stream::iter(0..a.c)
-        .map(|_| idle_conn(&common, addr))
+        .map(|_| idle_conn(&common, &dest))
         .buffer_unordered(a.parallel.max(1))
         .collect::<Vec<_>>();
     let results = match tokio::time::timeout(secs(a.timeout), opening).await {
