@@ -166,12 +166,26 @@ pub(crate) async fn serve_accepted(hub: &Arc<Hub>, stream: TcpStream, remote: So
     let _ = stream.set_nodelay(true);
     #[cfg(feature = "tls")]
     if let Some(tls) = &hub.settings().tls {
-        if let Ok(stream) = crate::serve::tls::accept(hub, tls, stream, Some(remote)).await {
-            serve_listened(hub, stream, remote, pending).await;
-        }
+        // Boxed: a TLS session is large (about 7 KiB), and inline it would
+        // size every plain connection's handshake task for it too.
+        Box::pin(serve_tls(hub, tls, stream, remote, pending)).await;
         return;
     }
     serve_listened(hub, stream, remote, pending).await;
+}
+
+/// The TLS handshake, then [`serve_listened`] on the decrypted stream.
+#[cfg(feature = "tls")]
+async fn serve_tls(
+    hub: &Arc<Hub>,
+    tls: &crate::config::tls::TlsConfig,
+    stream: TcpStream,
+    remote: SocketAddr,
+    pending: PendingHandshake,
+) {
+    if let Ok(stream) = crate::serve::tls::accept(hub, tls, stream, Some(remote)).await {
+        serve_listened(hub, stream, remote, pending).await;
+    }
 }
 
 /// The handshake on a listener's (decrypted) stream; see [`serve_accepted`].
