@@ -246,7 +246,12 @@ where
 /// being opened (see "Where an idle connection's memory goes" in BENCHMARKS.md).
 #[cfg(test)]
 mod sizes {
+    use switchboard_shared::Methods;
+
     use super::*;
+    use crate::config::settings::{Policies, Settings};
+    use crate::config::topics::HistoryLimits;
+    use crate::state::broker::memory::MemoryBroker;
 
     /// The handshake task's future: today about 3 KiB. Freed handshake
     /// tasks leave holes between the long-lived allocations of the
@@ -257,8 +262,8 @@ mod sizes {
 
     #[tokio::test]
     async fn the_handshake_task_stays_small() {
-        let server = crate::Server::builder().build(switchboard_shared::Methods::new());
-        let hub = Arc::clone(server.handle().hub());
+        let broker = Arc::new(MemoryBroker::new(HistoryLimits::default()));
+        let hub = Hub::new_cyclic(Settings::default(), Policies::default(), broker, None, |_| Methods::new());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
         let (stream, remote) = listener.accept().await.unwrap();

@@ -190,7 +190,7 @@ fn kept_headers(headers: http::HeaderMap) -> http::HeaderMap {
     let mut current = None;
     for (name, value) in headers {
         if let Some(name) = name {
-            drop(current.take());
+            current = None;
             if HANDSHAKE_HEADERS.contains(&name) {
                 continue;
             }

@@ -105,6 +105,7 @@ struct Member {
 /// of a hub that only answers calls) carries one empty pointer, not an empty
 /// set (48 bytes in every slot of the members table).
 #[derive(Debug, Default)]
+#[allow(clippy::box_collection, reason = "the box is the point: one pointer in every slot of the members table")]
 struct Memberships(Option<Box<HashSet<Arc<str>>>>);
 
 impl Memberships {
