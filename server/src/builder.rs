@@ -18,7 +18,7 @@
 //! | [`max_pending_handshakes`](ServerBuilder::max_pending_handshakes) | 1,024 | accepting pauses (the OS backlog holds new connections) |
 //! | [`heartbeat`](ServerBuilder::heartbeat) | ping 25 s, timeout 60 s | close 1001 "idle timeout" |
 //! | [`app_heartbeat`](ServerBuilder::app_heartbeat) | off | (`rpc.heartbeat` notifications for browsers) |
-//! | [`read_buffer_size`](ServerBuilder::read_buffer_size) | 2 KiB per connection | (a buffer, not a limit) |
+//! | [`read_buffer_size`](ServerBuilder::read_buffer_size) | 1 KiB per connection | (a buffer, not a limit) |
 //! | [`call_timeout`](ServerBuilder::call_timeout) | 10 s | the call fails with `Timeout` |
 //! | [`max_subscriptions`](ServerBuilder::max_subscriptions) | 1,000 topics per connection | `rpc.subscribe` is denied |
 //! | [`history_entries`](ServerBuilder::history_entries) | 1,000 publications per topic | the oldest is forgotten |
@@ -318,11 +318,14 @@ impl ServerBuilder {
     /// Sets the size in bytes of each connection's read buffer, allocated for
     /// the connection's whole life.
     ///
-    /// Default: 2 KiB, so ten thousand idle connections cost 20 MiB of read
-    /// buffers (a whole idle connection costs about 6 KiB, see BENCHMARKS.md).
-    /// It also caps how much one read system call takes in: raise it (4-16
-    /// KiB) for a few connections with heavy inbound traffic. Larger messages
-    /// are still read whole (up to `max_message_size`). The minimum is 512 bytes.
+    /// Default: 1 KiB, so ten thousand idle connections cost 10 MiB of read
+    /// buffers (a whole idle connection costs under 4 KiB, see BENCHMARKS.md).
+    /// Larger messages are still read whole (up to `max_message_size`), and
+    /// a busy connection takes in up to 64 KiB per system call whatever this
+    /// size (the server reads ahead beneath the buffer); each message is then
+    /// copied into the buffer in pieces of this size, so a few connections
+    /// that mostly receive large messages may gain from raising it (4-16 KiB).
+    /// The minimum is 512 bytes.
     pub fn read_buffer_size(mut self, bytes: usize) -> Self {
         self.settings.read_buffer_size = bytes.max(512);
         self

@@ -26,6 +26,9 @@ pub struct ConnectionInfo {
     /// The query string of the upgrade request, without `?`.
     pub query: Option<String>,
     /// The upgrade request's headers (on the server) or the response's (on the client).
+    /// A server keeps all but those of the WebSocket handshake itself
+    /// (`Connection`, `Upgrade`, `Sec-WebSocket-Key`, `-Version` and
+    /// `-Extensions`), which say nothing about the client once it is upgraded.
     pub headers: http::HeaderMap,
     /// What the authenticator accepted the connection with.
     pub auth: Option<Value>,

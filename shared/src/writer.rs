@@ -391,7 +391,11 @@ impl OutboundQueue {
 
     fn take_into(&self, batch: &mut VecDeque<Outgoing>) -> QueuedBytes {
         let mut state = self.state.lock();
-        std::mem::swap(&mut state.frames, batch);
+        // Nothing queued: the (empty) buffers stay where they are, so an
+        // idle writer holds both and can let them go.
+        if !state.frames.is_empty() {
+            std::mem::swap(&mut state.frames, batch);
+        }
         std::mem::take(&mut state.waiting)
     }
 
@@ -426,6 +430,10 @@ enum Closing {
     /// Closed: nothing more is written.
     Sent,
 }
+
+/// Room for frames that an idle writer gives back rather than keeps: what
+/// a queue's first frame allocates (a `VecDeque` starts with four slots).
+const SMALL_BATCH: usize = 4;
 
 /// The connection task's half of the outbound side: owns the frames taken
 /// from the queue until the sink has accepted them.
@@ -468,6 +476,14 @@ impl Writer {
                 }
                 self.batch_bytes = queue.take_into(&mut self.batch);
                 if self.batch.is_empty() {
+                    // All written. The room of a queue that has held a few
+                    // frames at a time (four slots, ~190 bytes) is given
+                    // back, so an idle connection keeps none; a busier one
+                    // keeps its grown room rather than growing it anew for
+                    // every burst.
+                    if self.batch.capacity() <= SMALL_BATCH {
+                        self.batch = VecDeque::new();
+                    }
                     if self.needs_flush {
                         ready!(Pin::new(&mut *sink).poll_flush(cx))?;
                         self.needs_flush = false;
@@ -638,6 +654,28 @@ mod tests {
         assert_eq!(q.queued_bytes(), 20);
         assert_eq!(q.push_publication(frame("a3aaaaaaaa"), &a), Ok(1));
         assert_eq!(queued(&q), ["a3aaaaaaaa"]);
+    }
+
+    #[tokio::test]
+    async fn an_idle_writer_gives_back_the_room_of_a_few_frames_and_keeps_a_busy_ones() {
+        use crate::transport::{Lines, Transport};
+        type T = Lines<tokio::io::DuplexStream>;
+        let (ours, _theirs) = tokio::io::duplex(1 << 20);
+        let (mut sink, _stream) = Lines::new(ours, 1 << 20).split();
+        let (q, mut writer) = (OutboundQueue::new(1 << 20), Writer::default());
+        let room = |writer: &Writer, q: &OutboundQueue| writer.batch.capacity() + q.state.lock().frames.capacity();
+
+        q.push(text(8), Overflow::Disconnect).unwrap();
+        let drive = std::future::poll_fn(|cx| writer.poll_drive::<T>(cx, &mut sink, &q)).await.unwrap();
+        assert_eq!(drive, Drive::Idle);
+        assert_eq!(room(&writer, &q), 0, "an idle connection keeps no room for frames");
+
+        for _ in 0..20 {
+            q.push(text(8), Overflow::Disconnect).unwrap();
+        }
+        let drive = std::future::poll_fn(|cx| writer.poll_drive::<T>(cx, &mut sink, &q)).await.unwrap();
+        assert_eq!(drive, Drive::Idle);
+        assert!(room(&writer, &q) >= 20, "a busy connection keeps the room its bursts grew");
     }
 
     #[tokio::test]

@@ -43,8 +43,8 @@ pub mod defaults {
     pub const MAX_PENDING_HANDSHAKES: usize = 1_024;
     /// Ping every 25 s; close after 60 s without hearing anything.
     pub const HEARTBEAT: Heartbeat = Heartbeat { interval: Duration::from_secs(25), timeout: Duration::from_secs(60) };
-    /// Bytes of each connection's read buffer (2 KiB).
-    pub const READ_BUFFER_SIZE: usize = 2 << 10;
+    /// Bytes of each connection's read buffer (1 KiB).
+    pub const READ_BUFFER_SIZE: usize = 1 << 10;
     /// Timeout of calls from the server to a client.
     pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
     /// Topics one connection may join with `rpc.subscribe`.

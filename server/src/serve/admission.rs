@@ -161,11 +161,51 @@ async fn checks(hub: &Hub, mut request: http::Request<()>, remote: Option<Socket
         remote,
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().map(str::to_owned),
-        headers: parts.headers,
+        headers: kept_headers(parts.headers),
         auth: identity.json,
         extensions: identity.extensions,
     };
     Ok(Admitted { info, slot, expires })
+}
+
+/// The headers of the handshake itself: once upgraded they say nothing
+/// about the client, and the connection keeps its headers for its whole life.
+const HANDSHAKE_HEADERS: [header::HeaderName; 5] = [
+    header::CONNECTION,
+    header::UPGRADE,
+    header::SEC_WEBSOCKET_KEY,
+    header::SEC_WEBSOCKET_VERSION,
+    header::SEC_WEBSOCKET_EXTENSIONS,
+];
+
+/// What a connection keeps of its upgrade request's headers: all but the
+/// handshake's own, in a map of the size they need (a map grown one header
+/// at a time has room for at least six, about 600 bytes).
+fn kept_headers(headers: http::HeaderMap) -> http::HeaderMap {
+    use http::header::Entry;
+    let names = headers.keys().filter(|name| !HANDSHAKE_HEADERS.contains(name)).count();
+    let mut kept = http::HeaderMap::with_capacity(names);
+    // `into_iter` names a header at its first value only, the others follow
+    // it; names are moved, not cloned (a clone of a custom name allocates).
+    let mut current = None;
+    for (name, value) in headers {
+        if let Some(name) = name {
+            current = None;
+            if HANDSHAKE_HEADERS.contains(&name) {
+                continue;
+            }
+            current = Some(match kept.entry(name) {
+                Entry::Occupied(mut entry) => {
+                    entry.append(value);
+                    entry
+                }
+                Entry::Vacant(entry) => entry.insert_entry(value),
+            });
+        } else if let Some(entry) = &mut current {
+            entry.append(value);
+        }
+    }
+    kept
 }
 
 /// Runs the authenticator (none accepts everyone): a synchronous one at
@@ -255,5 +295,53 @@ fn log_refusal(refusal: &Refusal, path: &str, remote: Option<SocketAddr>) {
         _ => {
             tracing::warn!(target: "switchboard::server", remote = ?remote, path, status, reason, "connection rejected")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(headers: &[(&str, &str)]) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        for (name, value) in headers {
+            map.append(header::HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn a_connection_keeps_every_header_but_the_handshakes_own() {
+        let kept = kept_headers(map(&[
+            ("host", "hub.example.com"),
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-extensions", "permessage-deflate"),
+            ("sec-websocket-protocol", "jsonrpc"),
+            ("cookie", "a=1"),
+            ("x-tenant", "blue"),
+            ("cookie", "b=2"),
+        ]));
+        let pairs: Vec<(String, &str)> =
+            kept.iter().map(|(name, value)| (name.to_string(), value.to_str().unwrap())).collect();
+        let expected = [
+            ("host", "hub.example.com"),
+            ("sec-websocket-protocol", "jsonrpc"),
+            ("cookie", "a=1"),
+            ("cookie", "b=2"),
+            ("x-tenant", "blue"),
+        ];
+        assert_eq!(pairs, expected.map(|(name, value)| (name.to_owned(), value)));
+    }
+
+    #[test]
+    fn the_kept_headers_take_the_room_they_need() {
+        let kept = kept_headers(map(&[("host", "hub"), ("upgrade", "websocket"), ("connection", "upgrade")]));
+        assert_eq!(kept.len(), 1);
+        // One header: room for one, not the six a map grown one header at a time has.
+        assert_eq!(kept.capacity(), 1);
+        assert_eq!(kept_headers(map(&[("upgrade", "websocket")])).capacity(), 0);
     }
 }

@@ -22,6 +22,8 @@ use crate::state::hub::Hub;
 const MAX_HEAD: usize = 16 << 10;
 /// The most headers one request head may have.
 const MAX_HEADERS: usize = 64;
+/// Bytes asked of the stream per read of the request head.
+const HEAD_READ: usize = 1024;
 
 /// Whether `request` asks for a WebSocket upgrade (`GET`, `Connection:
 /// upgrade`, `Upgrade: websocket`).
@@ -178,14 +180,15 @@ async fn read_head<S: AsyncRead + Unpin>(
     stream: &mut S,
 ) -> Result<Result<(http::Request<()>, Vec<u8>, usize), Refusal>, ServeError> {
     let bad = |reason| Refusal::NotUpgrade { status: StatusCode::BAD_REQUEST, reason };
-    let mut buf = Vec::with_capacity(1024);
+    let mut buf = Vec::with_capacity(HEAD_READ);
     loop {
-        let mut chunk = [0u8; 1024];
-        let n = stream.read(&mut chunk).await.map_err(ServeError::Handshake)?;
+        // Straight into the buffer: a chunk on the stack would be kept in the
+        // handshake task's state, which every connection pays for.
+        buf.reserve(HEAD_READ);
+        let n = stream.read_buf(&mut buf).await.map_err(ServeError::Handshake)?;
         if n == 0 {
             return Err(ServeError::Handshake(std::io::ErrorKind::UnexpectedEof.into()));
         }
-        buf.extend_from_slice(&chunk[..n]);
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut parsed = httparse::Request::new(&mut headers);
         let end = match parsed.parse(&buf) {

@@ -329,3 +329,51 @@ impl Drop for Connection {
 fn transport_reason(e: impl std::fmt::Display) -> CloseReason {
     CloseReason::Transport(e.to_string())
 }
+
+/// Guards on what every open connection carries for its whole life, so that
+/// growth shows up here rather than as idle memory in a benchmark (see
+/// "Where an idle connection's memory goes" in BENCHMARKS.md). The bounds
+/// hold in debug and release builds.
+#[cfg(test)]
+mod sizes {
+    use super::*;
+    use crate::context::ConnectionInfo;
+    use crate::peer::PeerConfig;
+    use crate::peer::handle::Shared;
+
+    /// The connection task's future: today 512 bytes. Tokio's task holds it
+    /// with a header and a trailer, rounded up to 128 bytes: 640 today, 768
+    /// once the future passes 544 bytes.
+    const TASK_FUTURE_MAX: usize = 544;
+    /// What a connection's handles share: today 344 bytes.
+    const SHARED_MAX: usize = 352;
+    /// A connection's facts from the handshake: today 232 bytes.
+    const INFO_MAX: usize = 232;
+
+    #[tokio::test]
+    async fn the_connection_task_stays_small() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let connect = tokio_tungstenite::connect_async(format!("ws://{}/", listener.local_addr().unwrap()));
+        let accept = async {
+            let (tcp, _) = listener.accept().await.unwrap();
+            tokio_tungstenite::accept_async(tcp).await.unwrap()
+        };
+        let (client, server) = tokio::join!(connect, accept);
+        let handle = PeerHandle::new(ConnectionInfo::new(), Arc::new(PeerConfig::default()), Arc::default());
+        let (sink, stream) = Transport::split(server);
+        let task = Connection::new(handle.clone(), Arc::default(), None).run::<WebSocketStream>(sink, stream);
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= TASK_FUTURE_MAX, "the connection task's future is {size} bytes (bound {TASK_FUTURE_MAX})");
+        drop((task, client));
+    }
+
+    #[test]
+    fn what_a_connections_handles_share_stays_small() {
+        let size = std::mem::size_of::<Shared>();
+        assert!(size <= SHARED_MAX, "peer state is {size} bytes (bound {SHARED_MAX})");
+        let size = std::mem::size_of::<ConnectionInfo>();
+        assert!(size <= INFO_MAX, "ConnectionInfo is {size} bytes (bound {INFO_MAX})");
+    }
+
+    type WebSocketStream = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+}
