@@ -404,6 +404,24 @@ async fn after_redis_restarts_delivery_resumes_in_a_new_epoch_never_with_a_gap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscribe_just_after_redis_comes_back_is_served_without_waiting_out_the_backoff() {
+    let mut redis = RedisServer::start();
+    let hubs = hubs(&redis, 1).await;
+    let mut wire = Wire::connect(&url(&hubs[0])).await;
+    redis.kill();
+    let during = wire.call("rpc.subscribe", json!(["t"])).await;
+    assert_eq!(during["error"]["code"], -32003, "refused during the outage: {during}");
+    // Not a synchronisation: long enough for the reconnect backoff to grow
+    // (50 ms doubling to 2 s), so that the next attempt is far off.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    redis.restart();
+    // Redis is up: the subscribe brings the next attempt forward instead of
+    // answering with the outage's error.
+    let after = wire.call("rpc.subscribe", json!(["t"])).await;
+    assert_eq!(after["result"], true, "{after}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_down_publish_subscribe_and_history_fail_with_a_definite_error_and_recover_after() {
     let mut redis = RedisServer::start();
     let timeout = Duration::from_millis(500);

@@ -204,15 +204,27 @@ impl Task {
 
     /// Waits `delay` before the next connection attempt, answering
     /// commands meanwhile; `false` when every `Subscriber` is gone.
+    ///
+    /// A subscribe waiting for the connection brings the next attempt
+    /// forward to `MIN_BACKOFF` after the last one: a subscribe just after
+    /// Redis came back must not fail with the outage's error, and attempts
+    /// stay at most one per `MIN_BACKOFF` however many subscribes arrive.
     async fn wait(&mut self, delay: Duration) -> bool {
-        let until = tokio::time::sleep(delay);
+        let failed_at = tokio::time::Instant::now();
+        let until = tokio::time::sleep(if self.awaited() { delay.min(MIN_BACKOFF) } else { delay });
         tokio::pin!(until);
         loop {
             tokio::select! {
                 () = &mut until => return true,
                 command = self.commands.recv() => match command {
                     None => return false,
-                    Some(command) => self.apply(command),
+                    Some(command) => {
+                        self.apply(command);
+                        let soon = failed_at + MIN_BACKOFF;
+                        if self.awaited() && until.deadline() > soon {
+                            until.as_mut().reset(soon);
+                        }
+                    }
                 },
             }
         }
@@ -241,15 +253,17 @@ impl Task {
                 Some(watched) if watched.subscribed || watched.refs == 0 => {
                     let _ = waiter.send(Ok(()));
                 }
-                Some(watched) => match &self.last_error {
-                    // Between connection attempts: Redis is unreachable now.
-                    Some(why) => {
-                        let _ = waiter.send(Err(unavailable(format_args!("Redis is unreachable: {why}"))));
-                    }
-                    None => watched.waiters.push(waiter),
-                },
+                // Answered once subscribed, or with the error of the next
+                // failed attempt (between attempts, `wait` brings the next
+                // one forward: Redis may well be back).
+                Some(watched) => watched.waiters.push(waiter),
             },
         }
+    }
+
+    /// Whether a subscriber waits for a connection to be made.
+    fn awaited(&self) -> bool {
+        self.watched.values().any(|watched| !watched.waiters.is_empty())
     }
 
     /// Delivers the watched topics' publications from a fresh connection
