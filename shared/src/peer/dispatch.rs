@@ -564,7 +564,7 @@ impl Connection {
     ) -> Option<HandlerFuture> {
         let audit =
             tracing::enabled!(target: "switchboard::call", tracing::Level::DEBUG) || observe::is_watched(&self.handle);
-        let started = audit.then(Instant::now);
+        let started = audit.then(observe::Started::now);
         let panic_id = id.clone();
         // Made per request: one reference count, instead of a context held by
         // every idle connection.

@@ -21,17 +21,51 @@
 //! Cost: with no observer (the default) the engine pays one branch per
 //! call. With one, it reads the clock twice per call and makes one
 //! dynamic call; a handler that has to wait is wrapped in one more future.
-//! The observer runs on the connection's task (or the handler's): keep it
-//! short and never block.
+//! The clock is the CPU's time-stamp counter where it is reliable (quanta:
+//! a few nanoseconds a reading, against a few tens for the OS clock),
+//! calibrated against the OS clock once per process (see
+//! [`calibrate_clock`]), else the OS's monotonic clock. The observer runs
+//! on the connection's task (or the handler's): keep it short and never
+//! block.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use crate::codec::Id;
 use crate::error::Error;
 use crate::writer::{Shed, Sheddable};
 
 use super::PeerHandle;
+
+/// The clock that times observed calls.
+fn clock() -> &'static quanta::Clock {
+    static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
+    CLOCK.get_or_init(quanta::Clock::new)
+}
+
+/// Calibrates the clock that times observed calls (see the [module
+/// docs](self)): once per process, usually in under a millisecond, 200 ms
+/// at most. Otherwise the first observed call waits for it; a server calls
+/// this when it is built with an observer. Later calls return at once.
+pub fn calibrate_clock() {
+    let _ = clock();
+}
+
+/// When an observed call started, on the observers' clock.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Started(u64);
+
+impl Started {
+    pub(super) fn now() -> Self {
+        Started(clock().raw())
+    }
+
+    /// The time since.
+    pub(super) fn elapsed(self) -> Duration {
+        let clock = clock();
+        clock.delta(self.0, clock.raw())
+    }
+}
 
 /// Which side made the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -226,7 +260,7 @@ pub(super) struct Incoming<'a> {
     /// Its index in the connection's methods (see [`CallEvent::method_index`]).
     pub(super) index: Option<usize>,
     pub(super) id: Option<&'a Id>,
-    pub(super) started: Instant,
+    pub(super) started: Started,
 }
 
 /// Reports an incoming call answered with `answer` (see [`Outcome`]).
@@ -266,7 +300,7 @@ pub(super) struct Waiting {
     method: Box<str>,
     index: Option<usize>,
     id: Option<Id>,
-    started: Instant,
+    started: Started,
     reported: bool,
 }
 
@@ -319,7 +353,7 @@ pub(super) struct Outgoing {
     peer: PeerHandle,
     method: Box<str>,
     id: Id,
-    started: Instant,
+    started: Started,
     reported: bool,
 }
 
@@ -331,7 +365,7 @@ impl Outgoing {
             peer: peer.clone(),
             method: method_of_request(frame).unwrap_or_default().into(),
             id: id.clone(),
-            started: Instant::now(),
+            started: Started::now(),
             reported: false,
         })
     }
