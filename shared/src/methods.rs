@@ -450,3 +450,34 @@ impl std::fmt::Debug for Methods {
         f.debug_struct("Methods").field("names", &names).field("router", &self.router.is_some()).finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(methods: &Methods) -> Vec<&str> {
+        methods.iter().map(|(name, _)| name).collect()
+    }
+
+    #[test]
+    fn methods_keep_their_registration_order_which_is_their_index() {
+        let mut methods = Methods::new();
+        for name in ["c", "a", "b"] {
+            methods.register_sync(name, |(): (), _cx: Context| Ok::<_, ErrorObject>(()));
+        }
+        assert_eq!(names(&methods), ["c", "a", "b"]);
+        assert_eq!(methods.index_of("a"), Some(1));
+        assert_eq!(methods.index_of("z"), None);
+        // Registered again: same place. Removed: the later ones move down.
+        methods.register_sync("c", |(): (), _cx: Context| Ok::<_, ErrorObject>(1));
+        assert_eq!(methods.index_of("c"), Some(0));
+        methods.remove("a");
+        assert_eq!(names(&methods), ["c", "b"]);
+        assert_eq!(methods.index_of("b"), Some(1));
+        let mut more = Methods::new();
+        more.register_sync("d", |(): (), _cx: Context| Ok::<_, ErrorObject>(()));
+        methods.merge(more);
+        assert!(methods.alias("e", "b"));
+        assert_eq!(names(&methods), ["c", "b", "d", "e"]);
+    }
+}
