@@ -264,6 +264,7 @@ pub(super) struct Incoming<'a> {
 }
 
 /// Reports an incoming call answered with `answer` (see [`Outcome`]).
+#[inline]
 pub(super) fn incoming(peer: &PeerHandle, call: Incoming<'_>, answer: Option<&str>) {
     if let Some(observer) = observer(peer) {
         let event = CallEvent {
