@@ -11,6 +11,14 @@
 //! at the `Ok`; a closure's error type must be named somewhere (here with
 //! the turbofish), because a closure's return type is inferred.
 //!
+//! A method's **index** is its position in the registry, in the order of
+//! registration (a name registered again keeps its place; removing a
+//! method moves the later ones down by one). The engine tells a
+//! [`CallObserver`](crate::peer::CallObserver) the index of each method it
+//! ran ([`CallEvent::method_index`](crate::peer::CallEvent::method_index)),
+//! so an observer can keep per-method state in a `Vec` laid out by
+//! [`Methods::iter`] instead of looking the name up again on every call.
+//!
 //! ```
 //! use switchboard_shared::{Context, ErrorObject, Methods, RpcResult};
 //!
@@ -25,12 +33,12 @@
 //! ```
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use indexmap::IndexMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
@@ -269,7 +277,7 @@ type Router = dyn Fn(&str) -> Option<Method> + Send + Sync;
 /// with the application state its handlers share.
 #[derive(Clone, Default)]
 pub struct Methods {
-    table: HashMap<Box<str>, Method>,
+    table: IndexMap<Box<str>, Method>,
     router: Option<Arc<Router>>,
     state: http::Extensions,
 }
@@ -390,29 +398,48 @@ impl Methods {
         self.table.contains_key(name)
     }
 
-    /// Removes a method.
+    /// Removes a method; the methods registered after it move down one
+    /// [index](crate::methods).
     pub fn remove(&mut self, name: &str) -> Option<Method> {
-        self.table.remove(name)
+        self.table.shift_remove(name)
     }
 
-    /// The registered names and methods, in no particular order.
+    /// The registered names and methods in registration order: the `n`th
+    /// is the method at [index](crate::methods) `n`.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Method)> {
         self.table.iter().map(|(k, v)| (k.as_ref(), v))
+    }
+
+    /// The [index](crate::methods) of the method registered as `name` (the router is not asked).
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.table.get_index_of(name)
     }
 
     /// Runs the method `name`: registered, else routed, else -32601 (calls) or
     /// nothing (notifications to unknown methods are ignored, as the spec says).
     pub fn dispatch(&self, name: &str, params: Option<&RawValue>, cx: &Context, id: Option<Id>) -> Dispatch {
-        if let Some(method) = self.table.get(name) {
-            return method.invoke(params, cx, id);
+        self.dispatch_indexed(name, params, cx, id).1
+    }
+
+    /// [`dispatch`](Self::dispatch), and the [index](crate::methods) of the method
+    /// that ran (`None`: routed, or not found).
+    pub(crate) fn dispatch_indexed(
+        &self,
+        name: &str,
+        params: Option<&RawValue>,
+        cx: &Context,
+        id: Option<Id>,
+    ) -> (Option<usize>, Dispatch) {
+        if let Some((index, _, method)) = self.table.get_full(name) {
+            return (Some(index), method.invoke(params, cx, id));
         }
         if let Some(method) = self.router.as_ref().and_then(|route| route(name)) {
-            return method.invoke(params, cx, id);
+            return (None, method.invoke(params, cx, id));
         }
         if id.is_none() {
             tracing::debug!(method = name, "notification for an unknown method ignored");
         }
-        Dispatch::Ready(id.map(|id| encode::error(&id, &ErrorObject::method_not_found(name))))
+        (None, Dispatch::Ready(id.map(|id| encode::error(&id, &ErrorObject::method_not_found(name)))))
     }
 }
 
@@ -421,5 +448,36 @@ impl std::fmt::Debug for Methods {
         let mut names: Vec<_> = self.table.keys().collect();
         names.sort();
         f.debug_struct("Methods").field("names", &names).field("router", &self.router.is_some()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(methods: &Methods) -> Vec<&str> {
+        methods.iter().map(|(name, _)| name).collect()
+    }
+
+    #[test]
+    fn methods_keep_their_registration_order_which_is_their_index() {
+        let mut methods = Methods::new();
+        for name in ["c", "a", "b"] {
+            methods.register_sync(name, |(): (), _cx: Context| Ok::<_, ErrorObject>(()));
+        }
+        assert_eq!(names(&methods), ["c", "a", "b"]);
+        assert_eq!(methods.index_of("a"), Some(1));
+        assert_eq!(methods.index_of("z"), None);
+        // Registered again: same place. Removed: the later ones move down.
+        methods.register_sync("c", |(): (), _cx: Context| Ok::<_, ErrorObject>(1));
+        assert_eq!(methods.index_of("c"), Some(0));
+        methods.remove("a");
+        assert_eq!(names(&methods), ["c", "b"]);
+        assert_eq!(methods.index_of("b"), Some(1));
+        let mut more = Methods::new();
+        more.register_sync("d", |(): (), _cx: Context| Ok::<_, ErrorObject>(()));
+        methods.merge(more);
+        assert!(methods.alias("e", "b"));
+        assert_eq!(names(&methods), ["c", "b", "d", "e"]);
     }
 }

@@ -190,3 +190,49 @@ async fn flow_control_reports_what_it_parks_refuses_and_drops() {
         assert_eq!(server.next().await, seen(Direction::Incoming, "wait", Outcome::Ok));
     }
 }
+
+/// Sends the method and method index of every incoming call it is told of.
+struct Indexes(mpsc::UnboundedSender<(String, Option<usize>)>);
+
+impl CallObserver for Indexes {
+    fn call(&self, event: &CallEvent<'_>) {
+        if event.direction == Direction::Incoming {
+            let _ = self.0.send((event.method.to_owned(), event.method_index));
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_incoming_call_carries_its_method_index_so_an_observer_needs_no_name_lookup() {
+    let gate = Arc::new(Semaphore::new(0));
+    let mut served = methods(Arc::clone(&gate));
+    served.router(|name| {
+        (name == "routed").then(|| switchboard_shared::Method::sync(|(): (), _cx: Context| Ok::<_, ErrorObject>(1)))
+    });
+    // The index is the position in registration order, which `iter` follows.
+    let names: Vec<String> = served.iter().map(|(name, _)| name.to_owned()).collect();
+    assert_eq!(names, ["add", "fail", "wait", "forever", "boom", "note"]);
+    let (tx, mut seen) = mpsc::unbounded_channel();
+    let config = PeerConfig { observer: Some(Arc::new(Indexes(tx))), ..PeerConfig::default() };
+    let (_a, b) = peer_pair(served.clone(), config, Methods::new(), PeerConfig::default()).await;
+    let mut next = async || guard(seen.recv()).await.expect("the observer lives");
+
+    assert_eq!(b.call::<i64>("add", (2, 3)).await.unwrap(), 5);
+    assert_eq!(next().await, ("add".to_owned(), served.index_of("add")));
+    assert_eq!(served.index_of("add"), Some(0));
+
+    // Answered later, and answered by a panic: the same index.
+    gate.add_permits(1);
+    assert_eq!(b.call::<String>("wait", ()).await.unwrap(), "waited");
+    assert_eq!(next().await, ("wait".to_owned(), Some(2)));
+    b.call::<()>("boom", ()).await.unwrap_err();
+    assert_eq!(next().await, ("boom".to_owned(), Some(4)));
+    b.notify("note", [1]).await.unwrap();
+    assert_eq!(next().await, ("note".to_owned(), Some(5)));
+
+    // Not in the table: no index.
+    assert_eq!(b.call::<i64>("routed", ()).await.unwrap(), 1);
+    assert_eq!(next().await, ("routed".to_owned(), None));
+    b.call::<Value>("nope", ()).await.unwrap_err();
+    assert_eq!(next().await, ("nope".to_owned(), None));
+}

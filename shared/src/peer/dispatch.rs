@@ -564,15 +564,17 @@ impl Connection {
     ) -> Option<HandlerFuture> {
         let audit =
             tracing::enabled!(target: "switchboard::call", tracing::Level::DEBUG) || observe::is_watched(&self.handle);
-        let started = audit.then(Instant::now);
+        let started = audit.then(observe::Started::now);
         let panic_id = id.clone();
         // Made per request: one reference count, instead of a context held by
         // every idle connection.
         let cx = Context::new(self.handle.clone());
-        let mut future = match self.methods.dispatch(method, params, &cx, id) {
+        let (index, dispatch) = self.methods.dispatch_indexed(method, params, &cx, id);
+        let call = |started| observe::Incoming { method, index, id: panic_id.as_ref(), started };
+        let mut future = match dispatch {
             Dispatch::Ready(out) => {
                 if let Some(started) = started {
-                    audit_call(&self.handle, method, panic_id.as_ref(), started, out.as_deref());
+                    audit_call(&self.handle, call(started), out.as_deref());
                 }
                 if let Some(out) = out {
                     self.reply_as(version, out);
@@ -593,7 +595,7 @@ impl Connection {
         match polled {
             Ok(Poll::Ready(out)) => {
                 if let Some(started) = started {
-                    audit_call(&self.handle, method, panic_id.as_ref(), started, out.as_deref());
+                    audit_call(&self.handle, call(started), out.as_deref());
                 }
                 if let Some(out) = out {
                     self.reply_as(version, out);
@@ -603,7 +605,7 @@ impl Connection {
             Ok(Poll::Pending) => match started {
                 Some(started) => {
                     // Reported when it answers, or as cancelled or panicked if it never does.
-                    let waiting = observe::Waiting::new(&self.handle, method, panic_id, started);
+                    let waiting = observe::Waiting::new(&self.handle, call(started));
                     Some(Box::pin(async move {
                         let out = future.await;
                         waiting.answered(out.as_deref(), audit_call);
@@ -615,7 +617,7 @@ impl Connection {
             Err(_) => {
                 if let Some(started) = started {
                     let answer = panicked(panic_id.clone());
-                    audit_call(&self.handle, method, panic_id.as_ref(), started, answer.as_deref());
+                    audit_call(&self.handle, call(started), answer.as_deref());
                 }
                 tracing::error!(method, "handler panicked");
                 shared.stats.count(|s| &s.handler_panics);
@@ -713,11 +715,12 @@ impl Drop for Slot {
     }
 }
 
-fn audit_call(peer: &super::PeerHandle, method: &str, id: Option<&Id>, started: Instant, out: Option<&str>) {
-    observe::incoming(peer, method, id, started, out);
+fn audit_call(peer: &super::PeerHandle, call: observe::Incoming<'_>, out: Option<&str>) {
+    observe::incoming(peer, call, out);
     if !tracing::enabled!(target: "switchboard::call", tracing::Level::DEBUG) {
         return;
     }
+    let observe::Incoming { method, id, started, .. } = call;
     let outcome = match out {
         None => "notification",
         Some(frame) if frame.starts_with(r#"{"jsonrpc":"2.0","error""#) => "error",

@@ -21,17 +21,51 @@
 //! Cost: with no observer (the default) the engine pays one branch per
 //! call. With one, it reads the clock twice per call and makes one
 //! dynamic call; a handler that has to wait is wrapped in one more future.
-//! The observer runs on the connection's task (or the handler's): keep it
-//! short and never block.
+//! The clock is the CPU's time-stamp counter where it is reliable (quanta:
+//! a few nanoseconds a reading, against a few tens for the OS clock),
+//! calibrated against the OS clock once per process (see
+//! [`calibrate_clock`]), else the OS's monotonic clock. The observer runs
+//! on the connection's task (or the handler's): keep it short and never
+//! block.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use crate::codec::Id;
 use crate::error::Error;
 use crate::writer::{Shed, Sheddable};
 
 use super::PeerHandle;
+
+/// The clock that times observed calls.
+fn clock() -> &'static quanta::Clock {
+    static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
+    CLOCK.get_or_init(quanta::Clock::new)
+}
+
+/// Calibrates the clock that times observed calls (see the [module
+/// docs](self)): once per process, usually in under a millisecond, 200 ms
+/// at most. Otherwise the first observed call waits for it; a server calls
+/// this when it is built with an observer. Later calls return at once.
+pub fn calibrate_clock() {
+    let _ = clock();
+}
+
+/// When an observed call started, on the observers' clock.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Started(u64);
+
+impl Started {
+    pub(super) fn now() -> Self {
+        Started(clock().raw())
+    }
+
+    /// The time since.
+    pub(super) fn elapsed(self) -> Duration {
+        let clock = clock();
+        clock.delta(self.0, clock.raw())
+    }
+}
 
 /// Which side made the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -116,10 +150,15 @@ impl Outcome {
     /// (`None`: a notification, or a request that answered itself).
     fn of_answer(id: Option<&Id>, answer: Option<&str>) -> Outcome {
         const ERROR_HEAD: &str = r#"{"jsonrpc":"2.0","error":{"code":"#;
+        // The first letter of the member after the version: `e`rror or `r`esult.
+        const MEMBER_AT: usize = r#"{"jsonrpc":"2.0",""#.len();
         match answer {
             None if id.is_none() => Outcome::Notification,
             None => Outcome::Ok,
-            // The engine encodes every answer itself (`codec::encode`), code first.
+            // The engine encodes every answer itself (`codec::encode`): the
+            // version, then the result or the error, code first. One byte
+            // tells most answers (results) apart.
+            Some(frame) if frame.as_bytes().get(MEMBER_AT) != Some(&b'e') => Outcome::Ok,
             Some(frame) => match frame.strip_prefix(ERROR_HEAD) {
                 None => Outcome::Ok,
                 Some(rest) => {
@@ -142,6 +181,13 @@ pub struct CallEvent<'a> {
     pub direction: Direction,
     /// The method called, as the caller named it.
     pub method: &'a str,
+    /// For an incoming call of a registered method, its index in the
+    /// connection's [`Methods`](crate::Methods) (see the
+    /// [`methods`](crate::methods) module docs): an observer can keep per-method state in a
+    /// `Vec` laid out by [`Methods::iter`](crate::Methods::iter) instead of
+    /// looking `method` up. `None` for a routed or unknown method and for
+    /// outgoing calls.
+    pub method_index: Option<usize>,
     /// The request's id (`None` for a notification).
     pub id: Option<&'a Id>,
     /// How it ended.
@@ -207,12 +253,29 @@ pub(super) fn is_watched(peer: &PeerHandle) -> bool {
     observer(peer).is_some()
 }
 
+/// An incoming call: what the engine knows of it when it has run.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Incoming<'a> {
+    pub(super) method: &'a str,
+    /// Its index in the connection's methods (see [`CallEvent::method_index`]).
+    pub(super) index: Option<usize>,
+    pub(super) id: Option<&'a Id>,
+    pub(super) started: Started,
+}
+
 /// Reports an incoming call answered with `answer` (see [`Outcome`]).
-pub(super) fn incoming(peer: &PeerHandle, method: &str, id: Option<&Id>, started: Instant, answer: Option<&str>) {
+#[inline]
+pub(super) fn incoming(peer: &PeerHandle, call: Incoming<'_>, answer: Option<&str>) {
     if let Some(observer) = observer(peer) {
-        let outcome = Outcome::of_answer(id, answer);
-        let event =
-            CallEvent { peer, direction: Direction::Incoming, method, id, outcome, duration: started.elapsed() };
+        let event = CallEvent {
+            peer,
+            direction: Direction::Incoming,
+            method: call.method,
+            method_index: call.index,
+            id: call.id,
+            outcome: Outcome::of_answer(call.id, answer),
+            duration: call.started.elapsed(),
+        };
         observer.call(&event);
     }
 }
@@ -236,25 +299,30 @@ pub(super) fn refused(peer: &PeerHandle, id: Option<&Id>, code: i64) {
 pub(super) struct Waiting {
     peer: PeerHandle,
     method: Box<str>,
+    index: Option<usize>,
     id: Option<Id>,
-    started: Instant,
+    started: Started,
     reported: bool,
 }
 
 impl Waiting {
-    pub(super) fn new(peer: &PeerHandle, method: &str, id: Option<Id>, started: Instant) -> Self {
-        Waiting { peer: peer.clone(), method: method.into(), id, started, reported: false }
+    pub(super) fn new(peer: &PeerHandle, call: Incoming<'_>) -> Self {
+        Waiting {
+            peer: peer.clone(),
+            method: call.method.into(),
+            index: call.index,
+            id: call.id.cloned(),
+            started: call.started,
+            reported: false,
+        }
     }
 
     /// The handler answered `answer`: `report` is told (the engine's own
     /// audit, which calls [`incoming`]).
-    pub(super) fn answered(
-        mut self,
-        answer: Option<&str>,
-        report: fn(&PeerHandle, &str, Option<&Id>, Instant, Option<&str>),
-    ) {
+    pub(super) fn answered(mut self, answer: Option<&str>, report: fn(&PeerHandle, Incoming<'_>, Option<&str>)) {
         self.reported = true;
-        report(&self.peer, &self.method, self.id.as_ref(), self.started, answer);
+        let call = Incoming { method: &self.method, index: self.index, id: self.id.as_ref(), started: self.started };
+        report(&self.peer, call, answer);
     }
 }
 
@@ -271,6 +339,7 @@ impl Drop for Waiting {
             peer: &self.peer,
             direction: Direction::Incoming,
             method: &self.method,
+            method_index: self.index,
             id: self.id.as_ref(),
             outcome,
             duration: self.started.elapsed(),
@@ -285,7 +354,7 @@ pub(super) struct Outgoing {
     peer: PeerHandle,
     method: Box<str>,
     id: Id,
-    started: Instant,
+    started: Started,
     reported: bool,
 }
 
@@ -297,7 +366,7 @@ impl Outgoing {
             peer: peer.clone(),
             method: method_of_request(frame).unwrap_or_default().into(),
             id: id.clone(),
-            started: Instant::now(),
+            started: Started::now(),
             reported: false,
         })
     }
@@ -315,6 +384,7 @@ impl Outgoing {
                 peer: &self.peer,
                 direction: Direction::Outgoing,
                 method: &self.method,
+                method_index: None,
                 id: Some(&self.id),
                 outcome,
                 duration: self.started.elapsed(),

@@ -8,17 +8,20 @@
 //! - a **cell** holds what one method of one direction counts on every
 //!   call: its `ok` and `notification` counters, resolved once, and its
 //!   latency histogram (lock-free, see `histogram.rs`). Incoming cells are
-//!   made for the registered methods when the server is built; every other
+//!   made for the registered methods when the server is built, laid out by
+//!   the methods' index (see `switchboard_shared::methods`); every other
 //!   incoming name shares the `other` cell. Outgoing cells are made for the
 //!   first [`MAX_OUTGOING_METHODS`] names called, then `other`;
 //! - **live** values (open connections, calls in flight, the queue of each
 //!   connection) are read from the registry of connections at scrape time,
 //!   so they cost the hot path nothing.
 //!
-//! A call with a cell already made costs: a hash-map lookup of its method
-//! (FxHash; no lock for incoming calls, a read lock for outgoing ones), the
-//! histogram's two atomic additions, and one counter's (a family lookup
-//! under a read lock only for errors and the rarer outcomes).
+//! A call with a cell already made costs: finding its cell (for an
+//! incoming call, a `Vec` read at the index the engine reports, no name
+//! hashed; for an outgoing one, a hash-map lookup of its method, FxHash,
+//! under a read lock), the histogram's two atomic additions, and one
+//! counter's (a family lookup under a read lock only for errors and the
+//! rarer outcomes).
 
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
@@ -147,10 +150,12 @@ impl Cell {
 #[derive(Debug)]
 struct Cells {
     calls: Family<CallLabels, Counter>,
-    // Looked up on every call: a fast hash. The keys are the server's own
-    // names and at most MAX_OUTGOING_METHODS others: nothing to flood.
-    incoming: OnceLock<FxHashMap<Box<str>, Arc<Cell>>>,
+    // By method index: read on every incoming call without hashing its name.
+    // A method named `other` has the `other` cell.
+    incoming: OnceLock<Vec<Arc<Cell>>>,
     other_incoming: Arc<Cell>,
+    // Looked up on every outgoing call: a fast hash. The keys are at most
+    // MAX_OUTGOING_METHODS names: nothing to flood.
     outgoing: RwLock<FxHashMap<Box<str>, Arc<Cell>>>,
     other_outgoing: Arc<Cell>,
 }
@@ -162,10 +167,11 @@ impl Cells {
         Cells { calls, incoming: OnceLock::new(), other_incoming, outgoing: RwLock::default(), other_outgoing }
     }
 
-    /// The cell of an incoming call: its method's, or `other` for a method
-    /// the server does not have.
-    fn incoming(&self, method: &str) -> &Cell {
-        self.incoming.get().and_then(|cells| cells.get(method)).unwrap_or(&self.other_incoming)
+    /// The cell of an incoming call of the method at `index` (see
+    /// `CallEvent::method_index`), or `other` for a method the server does
+    /// not have.
+    fn incoming(&self, index: Option<usize>) -> &Cell {
+        index.and_then(|at| self.incoming.get()?.get(at)).unwrap_or(&self.other_incoming)
     }
 
     /// The cell of an outgoing call, made for a new name while there is room.
@@ -187,7 +193,14 @@ impl Cells {
 
     /// Every cell, incoming first, each direction sorted by method, `other` last.
     fn all(&self) -> Vec<Arc<Cell>> {
-        let mut incoming: Vec<_> = self.incoming.get().into_iter().flat_map(|cells| cells.values().cloned()).collect();
+        let mut incoming: Vec<_> = self
+            .incoming
+            .get()
+            .into_iter()
+            .flatten()
+            .filter(|cell| !Arc::ptr_eq(cell, &self.other_incoming))
+            .cloned()
+            .collect();
         incoming.sort_by(|a, b| a.method.cmp(&b.method));
         let mut outgoing: Vec<_> = self.outgoing.read().values().cloned().collect();
         outgoing.sort_by(|a, b| a.method.cmp(&b.method));
@@ -423,11 +436,14 @@ impl Metrics {
         Metrics { registry, ..metrics }
     }
 
-    /// Makes the cells of the methods the server has (once, at build).
+    /// Makes the cells of the methods the server has (once, at build),
+    /// `names` in the order of their index.
     pub(crate) fn know_methods<'a>(&self, names: impl Iterator<Item = &'a str>) {
         let cells = names
-            .filter(|name| *name != OTHER)
-            .map(|name| (Box::from(name), Cell::new(&self.cells.calls, Direction::Incoming, Arc::from(name))))
+            .map(|name| match name {
+                OTHER => Arc::clone(&self.cells.other_incoming),
+                name => Cell::new(&self.cells.calls, Direction::Incoming, Arc::from(name)),
+            })
             .collect();
         let _ = self.cells.incoming.set(cells);
     }
@@ -435,7 +451,18 @@ impl Metrics {
     pub(crate) fn call(&self, event: &CallEvent<'_>) {
         let outgoing;
         let cell = match event.direction {
-            Direction::Incoming => self.cells.incoming(event.method),
+            Direction::Incoming => {
+                let cell = self.cells.incoming(event.method_index);
+                // The index is into the methods this server was built with.
+                debug_assert!(
+                    event.method_index.is_none() || *cell.method == *event.method,
+                    "method index {:?} of {:?} is {:?} here",
+                    event.method_index,
+                    event.method,
+                    cell.method
+                );
+                cell
+            }
             _ => {
                 outgoing = self.cells.outgoing(event.method);
                 &outgoing
@@ -565,10 +592,11 @@ impl Metrics {
             .collect()
     }
 
-    /// How many calls of `method` the server has seen (for tests and stats).
+    /// The cell of the incoming calls of `method` (for tests).
     #[cfg(test)]
-    fn incoming_count(&self, method: &str) -> u64 {
-        self.cells.incoming(method).latency.count()
+    fn incoming_named(&self, method: &str) -> Arc<Cell> {
+        let mut cells = self.cells.incoming.get().into_iter().flatten();
+        cells.find(|cell| *cell.method == *method).cloned().unwrap_or_else(|| Arc::clone(&self.cells.other_incoming))
     }
 }
 
@@ -604,12 +632,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn registered_methods_are_labels_and_every_other_name_is_other() {
+    fn registered_methods_are_labels_at_their_index_and_every_other_call_is_other() {
         let metrics = Metrics::build();
-        metrics.know_methods(["add", "echo"].into_iter());
-        assert_eq!(metrics.cells.incoming("add").method.as_ref(), "add");
-        assert_eq!(metrics.cells.incoming("nope").method.as_ref(), OTHER);
-        assert_eq!(metrics.incoming_count("add"), 0);
+        metrics.know_methods(["add", "other", "echo"].into_iter());
+        assert_eq!(metrics.cells.incoming(Some(0)).method.as_ref(), "add");
+        assert_eq!(metrics.cells.incoming(Some(2)).method.as_ref(), "echo");
+        assert_eq!(metrics.cells.incoming(None).method.as_ref(), OTHER);
+        assert_eq!(metrics.incoming_named("add").latency.count(), 0);
+        // A method named `other` shares the cell of every unknown name, listed once.
+        assert!(std::ptr::eq(metrics.cells.incoming(Some(1)), metrics.cells.incoming(None)));
+        let incoming: Vec<_> = metrics
+            .cells
+            .all()
+            .iter()
+            .filter(|c| c.direction == Direction::Incoming)
+            .map(|c| c.method.to_string())
+            .collect();
+        assert_eq!(incoming, ["add", "echo", OTHER]);
     }
 
     #[test]

@@ -174,7 +174,11 @@ impl Telemetry {
     /// The observer for the engine, when anything listens (see the module docs).
     pub(crate) fn observer(self: &Arc<Self>) -> Option<Arc<dyn CallObserver>> {
         let listens = self.has_metrics() || !self.hooks.is_empty() || self.audit_at_build;
-        listens.then(|| Arc::clone(self) as Arc<dyn CallObserver>)
+        listens.then(|| {
+            // Now, rather than on the first call.
+            switchboard_shared::peer::observe::calibrate_clock();
+            Arc::clone(self) as Arc<dyn CallObserver>
+        })
     }
 
     /// Labels the methods the server has (once, when it is built).
