@@ -277,7 +277,10 @@ type Router = dyn Fn(&str) -> Option<Method> + Send + Sync;
 /// with the application state its handlers share.
 #[derive(Clone, Default)]
 pub struct Methods {
-    table: IndexMap<Box<str>, Method>,
+    // FxHash: every incoming call looks its method up here, and SipHash
+    // cost about 150 instructions of it. Flooding is no risk: the table
+    // only holds the names the application registered, whatever a peer sends.
+    table: IndexMap<Box<str>, Method, rustc_hash::FxBuildHasher>,
     router: Option<Arc<Router>>,
     state: http::Extensions,
 }
