@@ -35,6 +35,8 @@ mkdir -p "$OUT_DIR"
 : >"$RESULTS"
 
 log() { printf '[cluster.sh] %s\n' "$*" >&2; }
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
 
 command -v redis-server >/dev/null || { log "needs redis-server (scripts/test.sh installs it)"; exit 1; }
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
@@ -42,27 +44,7 @@ if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
     cargo build --release --example bench_server
 fi
 
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    PIDS=()
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { # port pid
-    local i
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$2" 2>/dev/null || return 1
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
 LAST_PID=""
 start() { # port command... (pinned to SERVER_CPU)
     local port="$1"

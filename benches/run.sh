@@ -49,6 +49,8 @@ mkdir -p "$OUT_DIR"
 : >"$RESULTS"
 
 log() { printf '[run.sh] %s\n' "$*" >&2; }
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
 
 # ------------------------------------------------------------------ build
 HAVE_BENCH=0
@@ -67,30 +69,7 @@ else
 fi
 
 # ------------------------------------------------------------------ servers
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do
-        kill "$p" 2>/dev/null || true
-    done
-    for p in "${PIDS[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
-    PIDS=()
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
-wait_port() { # addr pid -> 0 when listening
-    local host="${1%:*}" port="${1##*:}" pid="$2" i
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 1
-        if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
 
 # addr_of SERVER -> where that server listens.
 addr_of() {
@@ -152,31 +131,6 @@ start_server() {
     SERVER_PID="$pid"
 }
 
-# The machine is shared: before each run, wait (up to QUIET_WAIT seconds)
-# until less than QUIET_BUSY percent of all CPUs is busy. Every result also
-# carries other_cpu, the cores used by anything but the server and the
-# generator during the run; the table shows it as "noise".
-QUIET_WAIT="${QUIET_WAIT:-30}"
-QUIET_BUSY="${QUIET_BUSY:-15}"
-machine_busy_pct() { # over 0.5 s
-    local a b c d e f g h t1 i1 t2 i2
-    read -r _ a b c d e f g h _ </proc/stat
-    t1=$((a + b + c + d + e + f + g + h)) i1=$((d + e))
-    sleep 0.5
-    read -r _ a b c d e f g h _ </proc/stat
-    t2=$((a + b + c + d + e + f + g + h)) i2=$((d + e))
-    echo $((100 * ((t2 - t1) - (i2 - i1)) / (t2 - t1 > 0 ? t2 - t1 : 1)))
-}
-wait_quiet() {
-    local waited=0 busy
-    while ((waited < QUIET_WAIT * 2)); do
-        busy="$(machine_busy_pct)"
-        ((busy < QUIET_BUSY)) && return 0
-        ((waited == 0)) && log "machine busy (${busy}% of all CPUs): waiting up to ${QUIET_WAIT}s for quiet"
-        waited=$((waited + 1))
-    done
-    log "still busy (${busy}%): measuring anyway, see the noise column"
-}
 
 # run_loadgen SCENARIO SERVER PID ARGS... : one run, its RESULT line appended.
 run_loadgen() {
