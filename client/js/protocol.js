@@ -23,13 +23,35 @@ export const ErrorKind = Object.freeze({
   Transport: 'Transport',
 });
 
-/** The JSON-RPC 2.0 error codes of the spec. */
+/** The JSON-RPC 2.0 error codes of the spec, and Switchboard's own (-32000 to -32005, -32800). */
 export const ErrorCode = Object.freeze({
   ParseError: -32700,
   InvalidRequest: -32600,
   MethodNotFound: -32601,
   InvalidParams: -32602,
   InternalError: -32603,
+  /** Switchboard's: the server is shutting down and takes no new requests; reconnect (to another hub). */
+  ShuttingDown: -32000,
+  /** Switchboard's: the server refused a subscription (`rpc.subscribe`) to this topic. */
+  SubscriptionDenied: -32001,
+  /**
+   * Switchboard's: the connection already has as many requests running and
+   * parked as the server's limits allow (`data` names the limit); retry once
+   * some of your calls are answered.
+   */
+  ServerBusy: -32002,
+  /**
+   * Switchboard's: the server's broker (Redis, for several hubs acting as
+   * one) is unreachable, so a publish, subscribe or history call was not
+   * done (`data` says why); retry later, the server reconnects by itself.
+   */
+  BrokerUnavailable: -32003,
+  /**
+   * Switchboard's: the call came over HTTP POST but needs a persistent
+   * connection (a subscription, or a handler that calls its caller back);
+   * use a WebSocket.
+   */
+  PersistentConnectionRequired: -32004,
   /**
    * Switchboard's: the connection called faster than the server's rate
    * limit allows; `data` is `{retry_after_ms}`, the wait before a call is

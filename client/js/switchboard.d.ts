@@ -13,13 +13,23 @@ export declare const ErrorKind: Readonly<{
 }>;
 export type ErrorKind = (typeof ErrorKind)[keyof typeof ErrorKind];
 
-/** The JSON-RPC 2.0 error codes of the spec. */
+/** The JSON-RPC 2.0 error codes of the spec, and Switchboard's own (-32000 to -32005, -32800). */
 export declare const ErrorCode: Readonly<{
   ParseError: -32700;
   InvalidRequest: -32600;
   MethodNotFound: -32601;
   InvalidParams: -32602;
   InternalError: -32603;
+  /** Switchboard's: the server is shutting down and takes no new requests; reconnect. */
+  ShuttingDown: -32000;
+  /** Switchboard's: the server refused a subscription to this topic. */
+  SubscriptionDenied: -32001;
+  /** Switchboard's: too many requests running and parked on this connection; `data` names the limit. */
+  ServerBusy: -32002;
+  /** Switchboard's: the server's broker (Redis) is unreachable; retry later. */
+  BrokerUnavailable: -32003;
+  /** Switchboard's: the call came over HTTP POST but needs a persistent connection; use a WebSocket. */
+  PersistentConnectionRequired: -32004;
   /** Switchboard's: calls over the server's rate limit; `data` is `{retry_after_ms}`. */
   RateLimited: -32005;
   /** LSP's code for a cancelled request: the client answers a call the server cancels with it. */
