@@ -8,8 +8,7 @@
 //! - **overflow** is a push that would take queued bytes past the bound. With
 //!   [`Overflow::Disconnect`] (the server's choice) the connection is marked
 //!   overflowed and closed with 1008 "slow consumer"; with [`Overflow::Wait`]
-//!   (the client's) the pusher waits for room, and is held earlier, once
-//!   64 KiB are queued (see `WAIT_MARK`);
+//!   (the client's) the pusher waits for room;
 //! - **replies** (our answers to the other side's calls) are counted against
 //!   a bound of their own, the same size: a peer whose queue is full of its
 //!   own calls can still answer, so answering never costs the answerer its
@@ -51,9 +50,7 @@ pub enum Overflow {
     Disconnect,
     /// Make the pusher wait until the writer has made room (a client that
     /// sends faster than its socket drains, a handler sending a bulk
-    /// transfer). A waiting pusher is held once 64 KiB are queued, well
-    /// before the bound: the socket drains just as fast, and fewer frames
-    /// in flight stay warm in cache.
+    /// transfer).
     Wait,
 }
 
@@ -186,15 +183,6 @@ fn tagged<'a>(frame: &'a Outgoing, topic: &str) -> Option<&'a Sheddable> {
     }
 }
 
-/// Where a pusher that waits for room ([`Overflow::Wait`]) is held: once
-/// this many bytes are queued (or the bound, when it is smaller). A producer
-/// that runs ahead to the full bound (4 MiB by default) leaves tens of
-/// thousands of small frames in flight, cold in cache by the time they are
-/// written and freed in bursts that defeat the allocator's per-thread cache;
-/// held at 64 KiB, a flood of small notifications runs about 10% faster per
-/// CPU second. The bound itself is unchanged for every other push.
-const WAIT_MARK: usize = 64 << 10;
-
 /// The bounded outbound queue of one connection.
 #[derive(Debug)]
 pub(crate) struct OutboundQueue {
@@ -254,9 +242,8 @@ impl OutboundQueue {
 
     /// Queues `frame`, waiting for room when the queue is full.
     pub(crate) async fn push_wait(&self, frame: Outgoing) -> Result<(), PushError> {
-        let limit = self.max_bytes.min(WAIT_MARK);
         // The common case has room: no waiter is registered for it.
-        let frame = match self.try_push_within(frame, limit) {
+        let frame = match self.try_push(frame) {
             Ok(()) => return Ok(()),
             Err((PushError::Closed, _)) => return Err(PushError::Closed),
             Err((PushError::Full, frame)) => frame,
@@ -265,25 +252,21 @@ impl OutboundQueue {
             let room = self.space.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            match self.try_push_within(frame.clone(), limit) {
-                Err((PushError::Full, _)) => room.await,
-                done => return done.map_err(|(error, _)| error),
+            match self.push(frame.clone(), Overflow::Wait) {
+                Err(PushError::Full) => room.await,
+                done => return done,
             }
         }
     }
 
     /// Queues `frame` if there is room, else hands it back (no overflow policy applied).
     fn try_push(&self, frame: Outgoing) -> Result<(), (PushError, Outgoing)> {
-        self.try_push_within(frame, self.max_bytes)
-    }
-
-    fn try_push_within(&self, frame: Outgoing, max_bytes: usize) -> Result<(), (PushError, Outgoing)> {
         let mut state = self.state.lock();
         if state.closed {
             return Err((PushError::Closed, frame));
         }
         let len = frame.len();
-        let full = |queued: usize, more: usize| more > 0 && queued > 0 && queued + more > max_bytes;
+        let full = |queued: usize, more: usize| more > 0 && queued > 0 && queued + more > self.max_bytes;
         if full(state.bytes.own, len.own) || full(state.bytes.replies, len.replies) {
             return Err((PushError::Full, frame));
         }
@@ -687,24 +670,5 @@ mod tests {
         tokio::task::yield_now().await;
         q.close();
         assert_eq!(waiter.await.unwrap(), Err(PushError::Closed));
-    }
-
-    #[tokio::test]
-    async fn a_waiting_pusher_is_held_at_the_wait_mark_while_others_may_fill_the_bound() {
-        let q = OutboundQueue::new(4 << 20);
-        let frame = WAIT_MARK / 4;
-        for _ in 0..4 {
-            q.push_wait(text(frame)).await.unwrap();
-        }
-        let mut waiter = Box::pin(q.push_wait(text(frame)));
-        // Held, far below the bound, until the writer has made room.
-        assert_eq!(futures_util::FutureExt::now_or_never(waiter.as_mut()), None);
-        // A push that does not wait still has the whole bound.
-        assert_eq!(q.push(text(frame), Overflow::Disconnect), Ok(()));
-        let mut batch = VecDeque::new();
-        let taken = q.take_into(&mut batch);
-        q.release(taken);
-        assert_eq!(waiter.await, Ok(()));
-        assert_eq!(q.queued_bytes(), frame);
     }
 }
