@@ -9,15 +9,16 @@
 //! secret contains `SECRET`, which must appear nowhere. The same scenario
 //! without the filter's cap shows that the capture would catch a leak.
 
-use std::sync::{Arc, Mutex};
+mod support;
+
 use std::time::Duration;
 
+use support::logs::Buffer;
 use switchboard::client::{Client, Reconnect};
 use switchboard::server::{Identity, Rejection, Server, UpgradeRequest};
 use switchboard::shared::{Context, ErrorObject, Methods};
 use tokio::sync::mpsc;
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::MakeWriter;
 
 const GUARD: Duration = Duration::from_secs(30);
 
@@ -27,27 +28,6 @@ const PROVIDED_TOKEN: &str = "prov-SECRET-4b8d";
 const REFRESHED_TOKEN: &str = "ref-SECRET-3d1b";
 const WRONG_HEADER_TOKEN: &str = "bad-SECRET-5e2f";
 const WRONG_QUERY_TOKEN: &str = "bad-SECRET-6a0c";
-
-/// Everything written, kept for the test to read.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 async fn within<F: Future>(what: &str, future: F) -> F::Output {
     tokio::time::timeout(GUARD, future).await.unwrap_or_else(|_| panic!("hung for {GUARD:?}: {what}"))
@@ -134,7 +114,7 @@ fn run_captured(filter: EnvFilter) -> (String, Vec<String>) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(scenario())
     });
-    let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let logs = buffer.text();
     (logs, texts)
 }
 

@@ -1,37 +1,17 @@
 //! Settings that weaken a default say so in the log when the server is built.
 
-use std::sync::{Arc, Mutex};
+mod support;
 
+use support::logs::Buffer;
 use switchboard::server::{OriginPolicy, Server};
 use switchboard::shared::Methods;
-use tracing_subscriber::fmt::MakeWriter;
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 /// What building a server with `policy` logs.
 fn logged_when_built(policy: OriginPolicy) -> String {
     let buffer = Buffer::default();
     let subscriber = tracing_subscriber::fmt().with_writer(buffer.clone()).with_ansi(false).finish();
     tracing::subscriber::with_default(subscriber, || drop(Server::builder().origins(policy).build(Methods::new())));
-    String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+    buffer.text()
 }
 
 #[test]

@@ -102,4 +102,5 @@ impl Drop for Proc {
     }
 }
 pub mod certs;
+pub mod logs;
 pub mod redis;
