@@ -22,7 +22,6 @@ use switchboard_server::{
     DeliveryError, Listen, ListenError, MissingOrigin, OriginPattern, OriginPolicy, Server, ServerBuilder,
     ServerContext, ServerHandle,
 };
-use switchboard_shared::codec::encode;
 use switchboard_shared::discover::ServiceInfo;
 use switchboard_shared::stream::StreamPosition;
 use switchboard_shared::{Context, ErrorObject, Methods, Overflow, RateLimit, RpcResult};
@@ -211,9 +210,11 @@ impl Contract for ContractHub {
         }
         let pad = serde_json::value::to_raw_value(&"x".repeat(bytes)).map_err(ErrorObject::internal)?;
         for seq in 0..n {
-            let frame = encode::notification("tick", &Flood { seq, pad: &pad }).map_err(ErrorObject::internal)?;
             // Wait for room rather than cut off the client that asked for the flood.
-            cx.peer().send_text_with(frame.into(), Overflow::Wait).await.map_err(ErrorObject::internal)?;
+            cx.peer()
+                .notify_with("tick", &Flood { seq, pad: &pad }, Overflow::Wait)
+                .await
+                .map_err(ErrorObject::internal)?;
         }
         Ok(n)
     }

@@ -22,6 +22,14 @@
 //!   applies to the frames still queued, not to those the writer has
 //!   already taken for the socket (a socket that does not drain holds them),
 //!   so a connection holds at most about twice the bound;
+//! - the **arena** is where frames the engine encodes itself (a
+//!   notification through [`PeerHandle::notify`](crate::PeerHandle::notify))
+//!   are copied to, one after the other in a shared buffer, instead of each
+//!   getting an allocation of its own: a frame is a reference-counted slice
+//!   of it, and a chunk is freed (or reused) once the writer has written
+//!   every frame cut from it. Only this connection's frames are cut from its
+//!   arena, so a chunk outlives its frames by at most one queue's worth; the
+//!   arena is given back whenever the queue runs empty;
 //! - a **drive** of the writer moves every queued frame into the sink and then
 //!   flushes once, so a burst of responses costs one write system call, not
 //!   one per frame. It only takes a frame from the queue when the sink is
@@ -33,6 +41,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
+use bytes::{Bytes, BytesMut};
 use futures_util::Sink;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -83,6 +92,9 @@ pub struct Sheddable {
 #[derive(Debug, Clone)]
 pub(crate) enum Outgoing {
     Text(Utf8Bytes),
+    /// Text the engine encoded itself (JSON from serde_json: UTF-8), cut
+    /// from the arena.
+    Encoded(Bytes),
     /// A publication the queue may shed when full.
     Publication(Utf8Bytes, Arc<Sheddable>),
     /// An answer to the other side's call: counted against the reply bound.
@@ -96,6 +108,7 @@ impl Outgoing {
     fn len(&self) -> QueuedBytes {
         match self {
             Outgoing::Text(t) | Outgoing::Publication(t, _) => QueuedBytes { own: t.len(), replies: 0 },
+            Outgoing::Encoded(t) => QueuedBytes { own: t.len(), replies: 0 },
             Outgoing::Reply(t) => QueuedBytes { own: 0, replies: t.len() },
             Outgoing::Ping | Outgoing::Close(..) => QueuedBytes::default(),
         }
@@ -107,6 +120,7 @@ impl Outgoing {
     fn into_frame<T: Transport>(self) -> Option<T::Frame> {
         match self {
             Outgoing::Text(t) | Outgoing::Reply(t) | Outgoing::Publication(t, _) => Some(T::text(t)),
+            Outgoing::Encoded(t) => Some(T::encoded(t)),
             Outgoing::Ping => T::ping(),
             Outgoing::Close(code, reason) => T::close(code, reason),
         }
@@ -152,9 +166,43 @@ struct State {
     waiting: QueuedBytes,
     closed: bool,
     overflowed: bool,
+    /// Where encoded frames are cut from (empty until the first one).
+    arena: BytesMut,
+    /// The next arena chunk's size: it doubles while the queue stays busy
+    /// (a u32 packs with the flags above).
+    chunk: u32,
 }
 
+/// The first arena chunk of a busy spell; each refill doubles it, up to
+/// [`ARENA_CHUNK_MAX`].
+const ARENA_CHUNK_MIN: usize = 1 << 10;
+const ARENA_CHUNK_MAX: usize = 64 << 10;
+/// Frames at least this big get an allocation of their own, not a slice of a chunk.
+const ARENA_FRAME_MAX: usize = 2 << 10;
+
 impl State {
+    /// `text` copied into the arena, as a frame of its own.
+    fn cut(&mut self, text: &[u8]) -> Bytes {
+        if self.arena.capacity() < text.len() {
+            // Reuses the chunk when every frame cut from it is gone.
+            let chunk = (self.chunk as usize).clamp(ARENA_CHUNK_MIN, ARENA_CHUNK_MAX);
+            self.arena.reserve(text.len().max(chunk));
+            self.chunk = (2 * chunk) as u32;
+        }
+        self.arena.extend_from_slice(text);
+        self.arena.split().freeze()
+    }
+
+    /// Queues `frame`, counted as `len`; true when the queue was empty (the
+    /// writer must be woken: a non-empty queue has woken it already).
+    fn enqueue(&mut self, frame: Outgoing, len: QueuedBytes) -> bool {
+        let was_empty = self.frames.is_empty();
+        self.bytes += len;
+        self.waiting += len;
+        self.frames.push_back(frame);
+        was_empty
+    }
+
     /// Removes the frames `drop` picks; returns how many.
     fn drop_frames(&mut self, mut drop: impl FnMut(usize, &Outgoing) -> bool) -> usize {
         let mut at = 0;
@@ -270,11 +318,39 @@ impl OutboundQueue {
         if full(state.bytes.own, len.own) || full(state.bytes.replies, len.replies) {
             return Err((PushError::Full, frame));
         }
-        state.bytes += len;
-        state.waiting += len;
-        state.frames.push_back(frame);
+        let wake = state.enqueue(frame, len);
         drop(state);
-        self.wake.notify_one();
+        if wake {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Queues a copy of `text` (JSON the engine encoded) cut from the arena,
+    /// if there is room; else returns it as a frame of its own, for the
+    /// caller's overflow policy.
+    pub(crate) fn try_push_encoded(&self, text: &[u8]) -> Result<(), (PushError, Outgoing)> {
+        if text.len() >= ARENA_FRAME_MAX {
+            return self.try_push(Outgoing::Encoded(Bytes::copy_from_slice(text)));
+        }
+        let mut state = self.state.lock();
+        let refused = if state.closed {
+            Some(PushError::Closed)
+        } else if state.bytes.own > 0 && state.bytes.own + text.len() > self.max_bytes {
+            Some(PushError::Full)
+        } else {
+            None
+        };
+        if let Some(error) = refused {
+            drop(state);
+            return Err((error, Outgoing::Encoded(Bytes::copy_from_slice(text))));
+        }
+        let frame = state.cut(text);
+        let wake = state.enqueue(Outgoing::Encoded(frame), QueuedBytes { own: text.len(), replies: 0 });
+        drop(state);
+        if wake {
+            self.wake.notify_one();
+        }
         Ok(())
     }
 
@@ -322,12 +398,11 @@ impl OutboundQueue {
                 }
             }
         }
-        let bytes = QueuedBytes { own: len, replies: 0 };
-        state.bytes += bytes;
-        state.waiting += bytes;
-        state.frames.push_back(Outgoing::Publication(frame, Arc::clone(tag)));
+        let wake = state.enqueue(Outgoing::Publication(frame, Arc::clone(tag)), QueuedBytes { own: len, replies: 0 });
         drop(state);
-        self.wake.notify_one();
+        if wake {
+            self.wake.notify_one();
+        }
         Ok(shed)
     }
 
@@ -351,6 +426,7 @@ impl OutboundQueue {
         let mut state = self.state.lock();
         state.closed = true;
         state.frames.clear();
+        state.arena = BytesMut::new();
         state.bytes = QueuedBytes::default();
         state.waiting = QueuedBytes::default();
         drop(state);
@@ -375,8 +451,12 @@ impl OutboundQueue {
     fn take_into(&self, batch: &mut VecDeque<Outgoing>) -> QueuedBytes {
         let mut state = self.state.lock();
         // Nothing queued: the (empty) buffers stay where they are, so an
-        // idle writer holds both and can let them go.
-        if !state.frames.is_empty() {
+        // idle writer holds both and can let them go; the arena goes now (its
+        // chunk is freed with the last frame cut from it).
+        if state.frames.is_empty() {
+            state.arena = BytesMut::new();
+            state.chunk = 0;
+        } else {
             std::mem::swap(&mut state.frames, batch);
         }
         std::mem::take(&mut state.waiting)
@@ -449,7 +529,7 @@ impl Writer {
     pub(crate) fn poll_drive<T: Transport>(
         &mut self,
         cx: &mut Context<'_>,
-        sink: &mut T::Sink,
+        sink: &mut T::Io,
         queue: &OutboundQueue,
     ) -> Poll<Result<Drive, T::Error>> {
         loop {
@@ -578,6 +658,7 @@ mod tests {
             .iter()
             .map(|f| match f {
                 Outgoing::Text(t) | Outgoing::Reply(t) | Outgoing::Publication(t, _) => t.to_string(),
+                Outgoing::Encoded(t) => String::from_utf8_lossy(t).into_owned(),
                 other => format!("{other:?}"),
             })
             .collect()
@@ -644,7 +725,7 @@ mod tests {
         use crate::transport::{Lines, Transport};
         type T = Lines<tokio::io::DuplexStream>;
         let (ours, _theirs) = tokio::io::duplex(1 << 20);
-        let (mut sink, _stream) = Lines::new(ours, 1 << 20).split();
+        let mut sink = Lines::new(ours, 1 << 20).into_io();
         let (q, mut writer) = (OutboundQueue::new(1 << 20), Writer::default());
         let room = |writer: &Writer, q: &OutboundQueue| writer.batch.capacity() + q.state.lock().frames.capacity();
 
@@ -659,6 +740,71 @@ mod tests {
         let drive = std::future::poll_fn(|cx| writer.poll_drive::<T>(cx, &mut sink, &q)).await.unwrap();
         assert_eq!(drive, Drive::Idle);
         assert!(room(&writer, &q) >= 20, "a busy connection keeps the room its bursts grew");
+    }
+
+    fn encoded(q: &OutboundQueue, text: &str) -> Result<(), PushError> {
+        q.try_push_encoded(text.as_bytes()).map_err(|(error, _)| error)
+    }
+
+    #[test]
+    fn encoded_frames_are_cut_from_one_arena_chunk_in_order() {
+        let q = OutboundQueue::new(1 << 20);
+        for i in 0..100 {
+            encoded(&q, &format!("{{\"n\":{i}}}")).unwrap();
+        }
+        let frames = q.state.lock().frames.iter().cloned().collect::<Vec<_>>();
+        let texts: Vec<_> = frames
+            .iter()
+            .map(|f| match f {
+                Outgoing::Encoded(t) => t.clone(),
+                other => panic!("not cut from the arena: {other:?}"),
+            })
+            .collect();
+        assert_eq!(texts.iter().map(|t| String::from_utf8_lossy(t).into_owned()).collect::<Vec<_>>(), {
+            (0..100).map(|i| format!("{{\"n\":{i}}}")).collect::<Vec<_>>()
+        });
+        // Consecutive frames of a chunk are adjacent in memory: no allocation each.
+        let adjacent = texts.windows(2).filter(|w| w[0].as_ptr().wrapping_add(w[0].len()) == w[1].as_ptr()).count();
+        assert!(adjacent >= 90, "only {adjacent} of 99 frames follow the one before");
+        assert_eq!(q.queued_bytes(), texts.iter().map(|t| t.len()).sum::<usize>());
+    }
+
+    #[test]
+    fn a_big_encoded_frame_gets_a_buffer_of_its_own_and_a_full_queue_hands_the_frame_back() {
+        let q = OutboundQueue::new(ARENA_FRAME_MAX);
+        let big = "x".repeat(ARENA_FRAME_MAX);
+        encoded(&q, &big).unwrap();
+        assert_eq!(q.state.lock().arena.capacity(), 0, "the big frame did not go through the arena");
+        match q.try_push_encoded(b"{}") {
+            Err((PushError::Full, Outgoing::Encoded(frame))) => assert_eq!(&frame[..], b"{}"),
+            other => panic!("expected the frame back as Full, got {other:?}"),
+        }
+        assert!(!q.is_overflowed(), "handing back applies no overflow policy");
+        q.close();
+        assert!(matches!(q.try_push_encoded(b"{}"), Err((PushError::Closed, _))));
+    }
+
+    #[tokio::test]
+    async fn the_arena_is_given_back_when_the_queue_runs_empty() {
+        use crate::transport::{Lines, Transport};
+        type T = Lines<tokio::io::DuplexStream>;
+        let (ours, theirs) = tokio::io::duplex(1 << 20);
+        let mut io = Lines::new(ours, 1 << 20).into_io();
+        let (q, mut writer) = (OutboundQueue::new(1 << 20), Writer::default());
+        for i in 0..50 {
+            encoded(&q, &format!("[{i}]")).unwrap();
+        }
+        assert!(q.state.lock().arena.capacity() > 0);
+        let drive = std::future::poll_fn(|cx| writer.poll_drive::<T>(cx, &mut io, &q)).await.unwrap();
+        assert_eq!(drive, Drive::Idle);
+        let drive = std::future::poll_fn(|cx| writer.poll_drive::<T>(cx, &mut io, &q)).await.unwrap();
+        assert_eq!(drive, Drive::Idle);
+        assert_eq!(q.state.lock().arena.capacity(), 0, "an idle queue keeps no arena");
+        drop(io);
+        let mut read = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut { theirs }, &mut read).await.unwrap();
+        let expected: String = (0..50).map(|i| format!("[{i}]\n")).collect();
+        assert_eq!(read, expected);
     }
 
     #[tokio::test]

@@ -247,9 +247,9 @@ where
     (peer::spawn(near, Arc::new(methods), ConnectionInfo::new(), config), far)
 }
 
-/// Frames that fill the pipe (the first), the sink's one-frame slot (the
-/// second) and leave the third counted in the peer's queue, over its bound.
-const FILL: usize = 3;
+/// Frames that fill the pipe and the WebSocket's write buffer (the first)
+/// and leave the second counted in the peer's queue, over its bound.
+const FILL: usize = 2;
 
 async fn fill(peer: &PeerHandle) {
     let frame = format!(r#"{{"jsonrpc":"2.0","method":"big","params":["{}"]}}"#, "x".repeat(300));

@@ -52,15 +52,18 @@ fn encode_sized<E>(size_hint: usize, write: impl FnOnce(&mut Vec<u8>) -> Result<
         write(&mut buf)?;
         return Ok(String::from_utf8(buf).expect("JSON writers emit UTF-8"));
     }
-    let finish = |buf: &[u8]| {
-        // serde_json and our own writers emit UTF-8 only (checked all the
-        // same: the workspace forbids unsafe code).
-        String::from_utf8(buf.to_vec()).expect("JSON writers emit UTF-8")
-    };
+    // serde_json and our own writers emit UTF-8 only (checked all the same:
+    // the workspace forbids unsafe code).
+    in_scratch(write, |buf| String::from_utf8(buf.to_vec()).expect("JSON writers emit UTF-8"))
+}
+
+/// Runs `write` on the per-thread scratch buffer, then `then` on what it
+/// wrote (while still borrowed: nothing is copied unless `then` copies).
+fn in_scratch<E, R>(write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>, then: impl FnOnce(&[u8]) -> R) -> Result<R, E> {
     SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
         Ok(mut buf) => {
             buf.clear();
-            let written = write(&mut buf).map(|()| finish(&buf));
+            let written = write(&mut buf).map(|()| then(&buf));
             if buf.capacity() > SCRATCH_KEEP {
                 *buf = Vec::new();
             }
@@ -69,9 +72,21 @@ fn encode_sized<E>(size_hint: usize, write: impl FnOnce(&mut Vec<u8>) -> Result<
         // A `Serialize` impl that encodes a frame itself: a buffer of its own.
         Err(_) => {
             let mut buf = Vec::with_capacity(128);
-            write(&mut buf).map(|()| finish(&buf))
+            write(&mut buf).map(|()| then(&buf))
         }
     })
+}
+
+/// A notification frame, lent to `then` instead of returned: the engine
+/// copies it straight into a connection's outbound buffer, so a notification
+/// costs no allocation of its own. The text is JSON written by serde_json
+/// and by this module: UTF-8.
+pub(crate) fn notification_in<R>(
+    method: &str,
+    params: &(impl Serialize + ?Sized),
+    then: impl FnOnce(&[u8]) -> R,
+) -> Result<R, EncodeError> {
+    in_scratch(|buf| write_notification(buf, method, params), then)
 }
 
 /// Writes `,"params":..` unless the params serialize to `null` (absent).
@@ -127,13 +142,15 @@ pub fn request(id: &Id, method: &str, params: &(impl Serialize + ?Sized)) -> Res
 
 /// A notification frame (no id).
 pub fn notification(method: &str, params: &(impl Serialize + ?Sized)) -> Result<String, EncodeError> {
-    encode(|buf| {
-        buf.extend_from_slice(HEAD);
-        write_method(buf, method)?;
-        write_params(buf, params)?;
-        buf.push(b'}');
-        Ok(())
-    })
+    encode(|buf| write_notification(buf, method, params))
+}
+
+fn write_notification(buf: &mut Vec<u8>, method: &str, params: &(impl Serialize + ?Sized)) -> Result<(), EncodeError> {
+    buf.extend_from_slice(HEAD);
+    write_method(buf, method)?;
+    write_params(buf, params)?;
+    buf.push(b'}');
+    Ok(())
 }
 
 /// A success response frame.

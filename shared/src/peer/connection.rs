@@ -93,11 +93,7 @@ impl Connection {
     // its arguments twice in the task's state, once as arguments and once as
     // locals, and every idle connection would pay for the copy.
     #[allow(clippy::manual_async_fn, reason = "an async fn stores its arguments twice")]
-    pub(super) fn run<T: Transport>(
-        mut self,
-        mut sink: T::Sink,
-        mut stream: T::Stream,
-    ) -> impl Future<Output = ()> + Send + 'static {
+    pub(super) fn run<T: Transport>(mut self, mut io: T::Io) -> impl Future<Output = ()> + Send + 'static {
         async move {
             let shared = Arc::clone(&self.handle.shared);
             // Without pings, silence proves nothing: no heartbeat.
@@ -148,10 +144,12 @@ impl Connection {
                     },
                 }
 
+                let (write, read) = (writer.has_work(&shared.queue), !self.input_ended);
                 tokio::select! {
                     biased;
-                    drive = poll_fn(|cx| writer.poll_drive::<T>(cx, &mut sink, &shared.queue)), if writer.has_work(&shared.queue) =>
-                    {
+                    // Writing first, then reading, on the one I/O object.
+                    event = poll_fn(|cx| poll_io::<T>(cx, &mut io, &mut writer, &shared.queue, write, read)), if write || read => match event {
+                    Io::Drive(drive) => {
                         match drive {
                             Ok(Drive::CloseSent) => {
                                 self.close_sent = writer.close_sent().cloned().map(Box::new);
@@ -163,7 +161,7 @@ impl Connection {
                     }
                     // Always read: answers to our calls, pongs and
                     // cancellations must get through whatever the load.
-                    frame = stream.next(), if !self.input_ended => {
+                    Io::Read(frame) => {
                         last_heard = Instant::now();
                         if let Err(reason) = self.on_frame(T::read(frame)) {
                             break reason;
@@ -174,7 +172,7 @@ impl Connection {
                             if shared.queue.queued_bytes() >= BURST_OUTPUT || self.input_ended {
                                 break;
                             }
-                            let Some(frame) = stream.next().now_or_never() else { break };
+                            let Some(frame) = io.next().now_or_never() else { break };
                             if let Err(reason) = self.on_frame(T::read(frame)) {
                                 burst_end = Some(reason);
                                 break;
@@ -184,6 +182,7 @@ impl Connection {
                             break reason;
                         }
                     }
+                    },
                     () = shared.queue.wake.notified() => {}
                     _ = async { ticker.as_mut().expect("guarded").tick().await }, if ticker.is_some() => {
                         let hb = heartbeat.expect("ticker implies heartbeat");
@@ -203,7 +202,7 @@ impl Connection {
             };
             // Boxed: the goodbye is needed once, so its state is not carried by
             // every idle connection's task.
-            Box::pin(self.finish::<T>(reason, sink)).await
+            Box::pin(self.finish::<T>(reason, io)).await
         }
     }
 
@@ -246,7 +245,7 @@ impl Connection {
 
     /// Ends the connection: fails pending calls, says goodbye where it can,
     /// and publishes the reason.
-    async fn finish<T: Transport>(mut self, reason: CloseReason, mut sink: T::Sink) {
+    async fn finish<T: Transport>(mut self, reason: CloseReason, mut sink: T::Io) {
         // Callers learn at once; the goodbye below may take a while.
         self.fail_calls();
         let goodbye = match &reason {
@@ -326,6 +325,32 @@ impl Drop for Connection {
     }
 }
 
+/// What the I/O object did: the writer's drive ended, or a read came in.
+enum Io<T: Transport> {
+    Drive(Result<Drive, T::Error>),
+    Read(Option<<T::Io as futures_util::Stream>::Item>),
+}
+
+/// Drives the writer (when `write`), then reads (when `read`): the two
+/// branches of the connection's loop that need the I/O object, in one poll
+/// so that they can share it.
+fn poll_io<T: Transport>(
+    cx: &mut std::task::Context<'_>,
+    io: &mut T::Io,
+    writer: &mut Writer,
+    queue: &crate::writer::OutboundQueue,
+    write: bool,
+    read: bool,
+) -> Poll<Io<T>> {
+    if write && let Poll::Ready(drive) = writer.poll_drive::<T>(cx, io, queue) {
+        return Poll::Ready(Io::Drive(drive));
+    }
+    if read && let Poll::Ready(frame) = io.poll_next_unpin(cx) {
+        return Poll::Ready(Io::Read(frame));
+    }
+    Poll::Pending
+}
+
 fn transport_reason(e: impl std::fmt::Display) -> CloseReason {
     CloseReason::Transport(e.to_string())
 }
@@ -341,12 +366,14 @@ mod sizes {
     use crate::peer::PeerConfig;
     use crate::peer::handle::Shared;
 
-    /// The connection task's future: today 512 bytes. Tokio's task holds it
-    /// with a header and a trailer, rounded up to 128 bytes: 640 today, 768
-    /// once the future passes 544 bytes.
-    const TASK_FUTURE_MAX: usize = 544;
-    /// What a connection's handles share: today 344 bytes.
-    const SHARED_MAX: usize = 352;
+    /// The connection task's future: today 768 bytes, the WebSocket
+    /// stream inline (it is not split into two halves behind a lock).
+    /// Tokio's task holds it with a header and a trailer, rounded up to 128
+    /// bytes: 896 today, 1,024 once the future passes 816 bytes.
+    const TASK_FUTURE_MAX: usize = 816;
+    /// What a connection's handles share: today 376 bytes (the outbound
+    /// queue's arena is 32 of them).
+    const SHARED_MAX: usize = 376;
     /// A connection's facts from the handshake: today 232 bytes.
     const INFO_MAX: usize = 232;
 
@@ -360,8 +387,8 @@ mod sizes {
         };
         let (client, server) = tokio::join!(connect, accept);
         let handle = PeerHandle::new(ConnectionInfo::new(), Arc::new(PeerConfig::default()), Arc::default());
-        let (sink, stream) = Transport::split(server);
-        let task = Connection::new(handle.clone(), Arc::default(), None).run::<WebSocketStream>(sink, stream);
+        let io = Transport::into_io(server);
+        let task = Connection::new(handle.clone(), Arc::default(), None).run::<WebSocketStream>(io);
         let size = std::mem::size_of_val(&task);
         assert!(size <= TASK_FUTURE_MAX, "the connection task's future is {size} bytes (bound {TASK_FUTURE_MAX})");
         drop((task, client));

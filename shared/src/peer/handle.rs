@@ -34,7 +34,7 @@ use crate::context::ConnectionInfo;
 use crate::error::Error;
 use crate::methods::Methods;
 use crate::pending::Pending;
-use crate::writer::{OutboundQueue, Outgoing, Overflow, Sheddable};
+use crate::writer::{OutboundQueue, Outgoing, Overflow, PushError, Sheddable};
 
 /// Counters of one connection.
 #[derive(Debug, Default)]
@@ -281,9 +281,46 @@ impl PeerHandle {
     /// Sends a notification (no reply). Waiting for queue room (with
     /// [`Overflow::Wait`]) is bounded by the default call timeout.
     pub async fn notify(&self, method: &str, params: impl Serialize) -> Result<(), Error> {
-        let frame = self.shared.encode_notification(method, &params)?;
         let timeout = self.shared.config.call_timeout;
-        within(timeout.map(|t| Instant::now() + t), timeout, self.send_text(frame.into())).await
+        let deadline = timeout.map(|t| Instant::now() + t);
+        within(deadline, timeout, self.notify_with(method, params, self.shared.config.overflow)).await
+    }
+
+    /// Sends a notification with an explicit overflow policy, without a
+    /// timeout: a producer that would rather wait for a slow reader than cut
+    /// it off (a stream of notifications it was asked for) passes
+    /// [`Overflow::Wait`]; bound the wait with `tokio::time::timeout` if it
+    /// must end. With [`Overflow::Disconnect`] a full queue closes the
+    /// connection and this returns `Disconnected`.
+    ///
+    /// The frame is encoded into a per-thread buffer and copied into the
+    /// connection's outbound buffer: a notification costs no allocation of
+    /// its own.
+    ///
+    /// ```no_run
+    /// # async fn demo(peer: switchboard_shared::PeerHandle) -> Result<(), switchboard_shared::Error> {
+    /// use switchboard_shared::Overflow;
+    /// for seq in 0..1000u64 {
+    ///     peer.notify_with("tick", [seq], Overflow::Wait).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn notify_with(&self, method: &str, params: impl Serialize, overflow: Overflow) -> Result<(), Error> {
+        self.sendable()?;
+        let queue = &self.shared.queue;
+        let pushed = match self.shared.config.jsonrpc1 {
+            Jsonrpc1::Speak => queue.try_push_encoded(v1::notification(method, &params)?.as_bytes()),
+            _ => encode::notification_in(method, &params, |text| queue.try_push_encoded(text))?,
+        };
+        let queued = match pushed {
+            Ok(()) => Ok(()),
+            Err((PushError::Full, frame)) => match overflow {
+                Overflow::Wait => queue.push_wait(frame).await,
+                Overflow::Disconnect => queue.push(frame, Overflow::Disconnect),
+            },
+            Err((error, _)) => Err(error),
+        };
+        queued.map_err(|_| Error::Disconnected)
     }
 
     /// Sends a batch; returns one result per call, in the order added.

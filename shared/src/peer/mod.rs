@@ -85,14 +85,12 @@ pub fn spawn_with_close_hook<T: Transport>(
     let handle = PeerHandle::new(info, config.into(), Arc::clone(&methods));
     let span = tracing::info_span!("connection", id = %handle.id(), remote = ?handle.info().remote);
     let task = connection::Connection::new(handle.clone(), methods, on_close);
-    // Split here, not in the task: the task's state then holds the two
-    // halves, not also the dead space of the unsplit stream.
-    let (sink, stream) = transport.split();
+    let io = transport.into_io();
     if span.is_disabled() {
         // No subscriber wants the span: skip entering and leaving it on every poll.
-        tokio::spawn(task.run::<T>(sink, stream));
+        tokio::spawn(task.run::<T>(io));
     } else {
-        tokio::spawn(task.run::<T>(sink, stream).instrument(span));
+        tokio::spawn(task.run::<T>(io).instrument(span));
     }
     handle
 }

@@ -5,7 +5,6 @@
 use std::io;
 
 use bytes::{BufMut, BytesMut};
-use futures_util::stream::{SplitSink, SplitStream};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
@@ -184,11 +183,10 @@ where
 {
     type Frame = Utf8Bytes;
     type Error = LineError;
-    type Sink = SplitSink<Framed<S, LineCodec>, Utf8Bytes>;
-    type Stream = SplitStream<Framed<S, LineCodec>>;
+    type Io = Framed<S, LineCodec>;
 
-    fn split(self) -> (Self::Sink, Self::Stream) {
-        futures_util::StreamExt::split(self.framed)
+    fn into_io(self) -> Self::Io {
+        self.framed
     }
 
     fn text(text: Utf8Bytes) -> Utf8Bytes {

@@ -4,10 +4,12 @@
 //! Terms:
 //! - a **frame** is one JSON text: one WebSocket text message, or one line
 //!   of a newline-delimited byte stream;
-//! - a **transport** splits into a **sink** that takes frames out and a
-//!   **stream** that yields what was read; [`Transport::read`] turns each
-//!   read into an [`Inbound`] event the engine understands (a text, the other
-//!   side's close, a message over the size limit...);
+//! - a **transport** becomes one **I/O object**, a sink that takes frames
+//!   out and a stream that yields what was read, driven by the connection's
+//!   task alone (not split in two halves: each frame written would take the
+//!   halves' lock); [`Transport::read`] turns each read into an [`Inbound`]
+//!   event the engine understands (a text, the other side's close, a message
+//!   over the size limit...);
 //! - **keep-alive pings** exist on some transports only ([`Transport::ping`]):
 //!   on one without them the engine runs no [`Heartbeat`](crate::Heartbeat)
 //!   (an idle peer is not "silent", it has no way to say it is alive); use an
@@ -79,16 +81,22 @@ pub trait Transport: Send + 'static {
     type Frame: Send;
     /// Why writing failed.
     type Error: std::fmt::Display + Send;
-    /// Frames out.
-    type Sink: Sink<Self::Frame, Error = Self::Error> + Unpin + Send + 'static;
-    /// Reads in; each item goes through [`read`](Self::read).
-    type Stream: Stream + Unpin + Send + 'static;
+    /// Frames out (as a sink) and reads in (as a stream; each item goes
+    /// through [`read`](Self::read)).
+    type Io: Sink<Self::Frame, Error = Self::Error> + Stream + Unpin + Send + 'static;
 
-    /// Splits the connection into its two halves.
-    fn split(self) -> (Self::Sink, Self::Stream);
+    /// The connection as the engine drives it.
+    fn into_io(self) -> Self::Io;
 
     /// A frame carrying one JSON text.
     fn text(text: Utf8Bytes) -> Self::Frame;
+
+    /// A frame carrying one JSON text the engine encoded itself with
+    /// serde_json (so UTF-8: a transport may send it without checking
+    /// again). The default checks and calls [`text`](Self::text).
+    fn encoded(text: Bytes) -> Self::Frame {
+        Self::text(Utf8Bytes::try_from(text).expect("the engine encodes UTF-8 JSON"))
+    }
 
     /// A keep-alive ping; `None` when the transport has no pings (the engine
     /// then runs no heartbeat on it).
@@ -99,5 +107,5 @@ pub trait Transport: Send + 'static {
     fn close(code: CloseCode, reason: Utf8Bytes) -> Option<Self::Frame>;
 
     /// What one read of the stream means (`None`: the stream ended).
-    fn read(item: Option<<Self::Stream as Stream>::Item>) -> Inbound;
+    fn read(item: Option<<Self::Io as Stream>::Item>) -> Inbound;
 }

@@ -1,12 +1,12 @@
 //! The WebSocket transport: text messages are frames, pings keep the
 //! connection alive, and a close frame carries the code and reason.
 
-use futures_util::stream::{SplitSink, SplitStream};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use super::{Inbound, Transport};
@@ -18,16 +18,22 @@ where
 {
     type Frame = Message;
     type Error = WsError;
-    type Sink = SplitSink<WebSocketStream<S>, Message>;
-    type Stream = SplitStream<WebSocketStream<S>>;
+    type Io = WebSocketStream<S>;
 
-    fn split(self) -> (Self::Sink, Self::Stream) {
-        futures_util::StreamExt::split(self)
+    fn into_io(self) -> Self {
+        self
     }
 
     #[inline]
     fn text(text: Utf8Bytes) -> Message {
         Message::Text(text)
+    }
+
+    /// A text message whose payload is not checked for UTF-8 again (the
+    /// same frame on the wire as [`Message::Text`]).
+    #[inline]
+    fn encoded(text: Bytes) -> Message {
+        Message::Frame(Frame::message(text, OpCode::Data(Data::Text), true))
     }
 
     #[inline]
