@@ -34,7 +34,7 @@ pub use peer::{
     BatchBuilder, Cancellation, CloseReason, Heartbeat, IdGenerator, Jsonrpc1, MalformedFrames, PeerCall, PeerConfig,
     PeerHandle, RateLimit, StrayMessage,
 };
-pub use writer::{Overflow, Shed, Sheddable};
+pub use writer::{Overflow, Shed, Sheddable, TextHeader};
 
 /// Re-exported so users name the same WebSocket types we do.
 pub use tokio_tungstenite;

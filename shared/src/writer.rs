@@ -95,6 +95,12 @@ pub(crate) enum Outgoing {
     /// Text the engine encoded itself (JSON from serde_json: UTF-8), cut
     /// from the arena.
     Encoded(Bytes),
+    /// A run of texts the engine encoded, framed for the wire already (the
+    /// transport has a [`TextHeader`]): written as they are.
+    Framed(Bytes),
+    /// Stands for the arena's frames not yet cut into a [`Framed`](Outgoing::Framed)
+    /// run; only ever the last queued frame.
+    ArenaTail,
     /// A publication the queue may shed when full.
     Publication(Utf8Bytes, Arc<Sheddable>),
     /// An answer to the other side's call: counted against the reply bound.
@@ -110,19 +116,35 @@ impl Outgoing {
             Outgoing::Text(t) | Outgoing::Publication(t, _) => QueuedBytes { own: t.len(), replies: 0 },
             Outgoing::Encoded(t) => QueuedBytes { own: t.len(), replies: 0 },
             Outgoing::Reply(t) => QueuedBytes { own: 0, replies: t.len() },
+            // Counted frame by frame when they were queued, never shed.
+            Outgoing::Framed(_) | Outgoing::ArenaTail => QueuedBytes::default(),
             Outgoing::Ping | Outgoing::Close(..) => QueuedBytes::default(),
         }
     }
 
-    /// The transport's frame for it; `None` for a ping or a close the
-    /// transport has no frame for.
+    /// Whether it carries a JSON text (not a ping or a close).
+    fn is_text(&self) -> bool {
+        !matches!(self, Outgoing::Ping | Outgoing::Close(..) | Outgoing::Framed(_) | Outgoing::ArenaTail)
+    }
+
+    /// The JSON text it carries (UTF-8 whichever way it came).
     #[inline]
-    fn into_frame<T: Transport>(self) -> Option<T::Frame> {
+    fn into_text(self) -> Option<Bytes> {
         match self {
-            Outgoing::Text(t) | Outgoing::Reply(t) | Outgoing::Publication(t, _) => Some(T::text(t)),
-            Outgoing::Encoded(t) => Some(T::encoded(t)),
+            Outgoing::Text(t) | Outgoing::Reply(t) | Outgoing::Publication(t, _) => Some(Bytes::from(t)),
+            Outgoing::Encoded(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The transport's frame for a ping or a close; `None` for a text, or
+    /// when the transport has no such frame.
+    #[inline]
+    fn into_control<T: Transport>(self) -> Option<T::Frame> {
+        match self {
             Outgoing::Ping => T::ping(),
             Outgoing::Close(code, reason) => T::close(code, reason),
+            _ => None,
         }
     }
 }
@@ -171,7 +193,15 @@ struct State {
     /// The next arena chunk's size: it doubles while the queue stays busy
     /// (a u32 packs with the flags above).
     chunk: u32,
+    /// How the transport frames a text, when it frames texts itself: then
+    /// encoded texts are framed into the arena and written in runs.
+    header: Option<TextHeader>,
 }
+
+/// Writes into `out` what precedes a text of `len` bytes on the wire (a
+/// transport whose text frames are a header and the text: see
+/// [`Transport::text_header`]).
+pub type TextHeader = fn(out: &mut BytesMut, len: usize);
 
 /// The first arena chunk of a busy spell; each refill doubles it, up to
 /// [`ARENA_CHUNK_MAX`].
@@ -179,23 +209,58 @@ const ARENA_CHUNK_MIN: usize = 1 << 10;
 const ARENA_CHUNK_MAX: usize = 64 << 10;
 /// Frames at least this big get an allocation of their own, not a slice of a chunk.
 const ARENA_FRAME_MAX: usize = 2 << 10;
+/// A run of framed texts is cut off the arena once it holds this much, so
+/// that the writer gets runs of a size it writes at once.
+const RUN_MAX: usize = 32 << 10;
 
 impl State {
-    /// `text` copied into the arena, as a frame of its own.
-    fn cut(&mut self, text: &[u8]) -> Bytes {
-        if self.arena.capacity() < text.len() {
-            // Reuses the chunk when every frame cut from it is gone.
+    /// Room for `len` more bytes in the arena (a new chunk when it has none).
+    fn arena_room(&mut self, len: usize) {
+        if self.arena.capacity() - self.arena.len() < len {
+            // Reuses the chunk when every frame cut from it is gone; else the
+            // bytes of the run not cut yet move to the new chunk.
             let chunk = (self.chunk as usize).clamp(ARENA_CHUNK_MIN, ARENA_CHUNK_MAX);
-            self.arena.reserve(text.len().max(chunk));
+            self.arena.reserve(len.max(chunk));
             self.chunk = (2 * chunk) as u32;
         }
+    }
+
+    /// `text` copied into the arena, as a frame of its own.
+    fn cut(&mut self, text: &[u8]) -> Bytes {
+        self.arena_room(text.len());
         self.arena.extend_from_slice(text);
         self.arena.split().freeze()
+    }
+
+    /// `text` framed into the arena's run; true when the queue was empty.
+    fn frame_into_run(&mut self, header: TextHeader, text: &[u8]) -> bool {
+        self.arena_room(text.len() + 10);
+        header(&mut self.arena, text.len());
+        self.arena.extend_from_slice(text);
+        let len = QueuedBytes { own: text.len(), replies: 0 };
+        self.bytes += len;
+        self.waiting += len;
+        let was_empty = self.frames.is_empty();
+        if !matches!(self.frames.back(), Some(Outgoing::ArenaTail)) {
+            self.frames.push_back(Outgoing::ArenaTail);
+        }
+        if self.arena.len() >= RUN_MAX {
+            self.seal();
+        }
+        was_empty
+    }
+
+    /// Cuts the arena's run into a frame of its own, in the tail's place.
+    fn seal(&mut self) {
+        if let Some(tail @ Outgoing::ArenaTail) = self.frames.back_mut() {
+            *tail = Outgoing::Framed(self.arena.split().freeze());
+        }
     }
 
     /// Queues `frame`, counted as `len`; true when the queue was empty (the
     /// writer must be woken: a non-empty queue has woken it already).
     fn enqueue(&mut self, frame: Outgoing, len: QueuedBytes) -> bool {
+        self.seal();
         let was_empty = self.frames.is_empty();
         self.bytes += len;
         self.waiting += len;
@@ -245,6 +310,12 @@ pub(crate) struct OutboundQueue {
 impl OutboundQueue {
     pub(crate) fn new(max_bytes: usize) -> Self {
         OutboundQueue { state: Mutex::default(), max_bytes, wake: Notify::new(), space: Notify::new() }
+    }
+
+    /// Frames encoded texts with `header` from now on (the transport frames
+    /// texts itself), in runs written as they are.
+    pub(crate) fn frame_texts_with(&self, header: Option<TextHeader>) {
+        self.state.lock().header = header;
     }
 
     /// Queues `frame` without waiting. A frame larger than the bound is still
@@ -345,6 +416,14 @@ impl OutboundQueue {
             drop(state);
             return Err((error, Outgoing::Encoded(Bytes::copy_from_slice(text))));
         }
+        if let Some(header) = state.header {
+            let wake = state.frame_into_run(header, text);
+            drop(state);
+            if wake {
+                self.wake.notify_one();
+            }
+            return Ok(());
+        }
         let frame = state.cut(text);
         let wake = state.enqueue(Outgoing::Encoded(frame), QueuedBytes { own: text.len(), replies: 0 });
         drop(state);
@@ -413,6 +492,7 @@ impl OutboundQueue {
             return Err(PushError::Closed);
         }
         let closing = matches!(frame, Outgoing::Close(..));
+        state.seal();
         state.frames.push_back(frame);
         // Nothing may follow a close frame.
         state.closed |= closing;
@@ -457,6 +537,7 @@ impl OutboundQueue {
             state.arena = BytesMut::new();
             state.chunk = 0;
         } else {
+            state.seal();
             std::mem::swap(&mut state.frames, batch);
         }
         std::mem::take(&mut state.waiting)
@@ -558,13 +639,27 @@ impl Writer {
                     return Poll::Ready(Ok(if self.closing == Closing::Sent { Drive::CloseSent } else { Drive::Idle }));
                 }
             }
+            if let Some(Outgoing::Framed(_)) = self.batch.front() {
+                ready!(T::poll_ready_text(sink, cx))?;
+                let Some(Outgoing::Framed(run)) = self.batch.pop_front() else { unreachable!("just seen") };
+                T::start_send_framed(sink, run)?;
+                self.needs_flush = true;
+                continue;
+            }
+            if self.batch.front().is_some_and(Outgoing::is_text) {
+                ready!(T::poll_ready_text(sink, cx))?;
+                let text = self.batch.pop_front().and_then(Outgoing::into_text).expect("a text frame");
+                T::start_send_text(sink, text)?;
+                self.needs_flush = true;
+                continue;
+            }
             ready!(Pin::new(&mut *sink).poll_ready(cx))?;
             let frame = self.batch.pop_front().expect("batch is not empty");
             let closing = match &frame {
                 Outgoing::Close(code, reason) => Some(Box::new((u16::from(*code), reason.to_string()))),
                 _ => None,
             };
-            match frame.into_frame::<T>() {
+            match frame.into_control::<T>() {
                 Some(frame) => {
                     Pin::new(&mut *sink).start_send(frame)?;
                     self.needs_flush = true;
@@ -658,7 +753,8 @@ mod tests {
             .iter()
             .map(|f| match f {
                 Outgoing::Text(t) | Outgoing::Reply(t) | Outgoing::Publication(t, _) => t.to_string(),
-                Outgoing::Encoded(t) => String::from_utf8_lossy(t).into_owned(),
+                Outgoing::Encoded(t) | Outgoing::Framed(t) => String::from_utf8_lossy(t).into_owned(),
+                Outgoing::ArenaTail => "(arena tail)".to_owned(),
                 other => format!("{other:?}"),
             })
             .collect()
@@ -782,6 +878,59 @@ mod tests {
         assert!(!q.is_overflowed(), "handing back applies no overflow policy");
         q.close();
         assert!(matches!(q.try_push_encoded(b"{}"), Err((PushError::Closed, _))));
+    }
+
+    fn bracket(out: &mut BytesMut, len: usize) {
+        out.extend_from_slice(format!("<{len}>").as_bytes());
+    }
+
+    #[test]
+    fn framed_texts_are_queued_as_runs_cut_where_another_frame_comes_between() {
+        let q = OutboundQueue::new(1 << 20);
+        q.frame_texts_with(Some(bracket));
+        for text in ["a", "bb", "ccc"] {
+            encoded(&q, text).unwrap();
+        }
+        assert_eq!(queued(&q), ["(arena tail)"], "one run, not cut yet");
+        q.push(text(1), Overflow::Disconnect).unwrap();
+        encoded(&q, "dd").unwrap();
+        assert_eq!(queued(&q), ["<1>a<2>bb<3>ccc", "x", "(arena tail)"]);
+        assert_eq!(q.queued_bytes(), 1 + 2 + 3 + 1 + 2, "texts counted, not their headers");
+        let mut batch = VecDeque::new();
+        q.take_into(&mut batch);
+        let taken: Vec<_> = batch
+            .iter()
+            .map(|f| match f {
+                Outgoing::Framed(t) => String::from_utf8_lossy(t).into_owned(),
+                Outgoing::Text(t) => t.to_string(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(taken, ["<1>a<2>bb<3>ccc", "x", "<2>dd"], "the writer gets the tail cut");
+    }
+
+    #[test]
+    fn a_long_run_is_cut_at_its_maximum() {
+        let q = OutboundQueue::new(1 << 20);
+        q.frame_texts_with(Some(bracket));
+        let text = "y".repeat(1000);
+        for _ in 0..100 {
+            encoded(&q, &text).unwrap();
+        }
+        let runs: Vec<usize> = q
+            .state
+            .lock()
+            .frames
+            .iter()
+            .map(|f| match f {
+                Outgoing::Framed(t) => t.len(),
+                Outgoing::ArenaTail => 0,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert!(runs.len() >= 3, "{runs:?}");
+        assert!(runs.iter().all(|&len| len < RUN_MAX + 1010), "{runs:?}");
+        assert_eq!(runs.iter().sum::<usize>() + q.state.lock().arena.len(), 100 * 1006);
     }
 
     #[tokio::test]

@@ -9,9 +9,8 @@ use std::net::SocketAddr;
 
 use http::header::{self, HeaderValue};
 use http::{Method, StatusCode};
-use switchboard_shared::tokio_tungstenite::WebSocketStream;
 use switchboard_shared::tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use switchboard_shared::tokio_tungstenite::tungstenite::protocol::Role;
+use switchboard_shared::transport::ServerSocket;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::serve::admission::{self, Admitted, Refusal};
@@ -89,7 +88,7 @@ pub(crate) enum OtherRequests {
 #[allow(clippy::large_enum_variant, reason = "returned once per handshake, never stored")]
 pub(crate) enum Handshake<S> {
     /// Upgraded and admitted: serve it as a hub connection.
-    WebSocket(WebSocketStream<S>, Admitted),
+    WebSocket(ServerSocket<S>, Admitted),
     /// An HTTP request that is not an upgrade (`OtherRequests::ServeHttp`):
     /// `read` holds every byte read from `stream` so far, its head first.
     #[cfg(feature = "http")]
@@ -144,7 +143,7 @@ where
     };
     match tokio::time::timeout(timeout, handshake).await {
         Ok(Ok(Step::Upgraded { rest, admitted })) => {
-            let ws = WebSocketStream::from_partially_read(stream, rest, Role::Server, Some(hub.ws_config())).await;
+            let ws = ServerSocket::from_partially_read(stream, rest, Some(hub.ws_config())).await;
             Ok(Handshake::WebSocket(ws, admitted))
         }
         #[cfg(feature = "http")]

@@ -83,6 +83,7 @@ pub fn spawn_with_close_hook<T: Transport>(
     on_close: Option<CloseHook>,
 ) -> PeerHandle {
     let handle = PeerHandle::new(info, config.into(), Arc::clone(&methods));
+    handle.shared.queue.frame_texts_with(T::text_header());
     let span = tracing::info_span!("connection", id = %handle.id(), remote = ?handle.info().remote);
     let task = connection::Connection::new(handle.clone(), methods, on_close);
     let io = transport.into_io();

@@ -18,13 +18,16 @@
 //!   ([`Transport::close`]); on the others the engine closes the sink (its
 //!   write half is shut down, which the other side reads as the end).
 //!
-//! Two transports come with the crate: [`WebSocketStream`](tokio_tungstenite::WebSocketStream)
-//! (`websocket.rs`) and [`Lines`], newline-delimited JSON over any byte
+//! Three transports come with the crate: [`WebSocketStream`](tokio_tungstenite::WebSocketStream)
+//! (`websocket.rs`, either side), [`ServerSocket`] (`server_socket.rs`, a
+//! server's side, its text frames written without going through
+//! tungstenite) and [`Lines`], newline-delimited JSON over any byte
 //! stream (`lines.rs`: TCP, Unix sockets, pipes). The engine is generic over
 //! the transport and monomorphized for each: nothing is boxed or converted
 //! twice per frame.
 
 mod lines;
+mod server_socket;
 mod websocket;
 
 use futures_util::{Sink, Stream};
@@ -34,6 +37,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 use crate::peer::CloseReason;
 
 pub use lines::{DEFAULT_READ_BUFFER, LineCodec, LineError, Lines};
+pub use server_socket::{OUT_KEEP, OUT_LIMIT, OutBuffer, ServerSocket};
 
 /// One read, as the engine sees it.
 #[derive(Debug)]
@@ -96,6 +100,38 @@ pub trait Transport: Send + 'static {
     /// again). The default checks and calls [`text`](Self::text).
     fn encoded(text: Bytes) -> Self::Frame {
         Self::text(Utf8Bytes::try_from(text).expect("the engine encodes UTF-8 JSON"))
+    }
+
+    /// Ready when [`start_send_text`](Self::start_send_text) takes a frame.
+    /// The default is the sink's `poll_ready`.
+    fn poll_ready_text(io: &mut Self::Io, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::pin::Pin::new(io).poll_ready(cx)
+    }
+
+    /// Sends one JSON text (UTF-8, as [`encoded`](Self::encoded) says) after
+    /// [`poll_ready_text`](Self::poll_ready_text) was ready; the sink's flush
+    /// writes it out. The default sends [`encoded`](Self::encoded) into the
+    /// sink; [`ServerSocket`] frames it straight into its out buffer.
+    fn start_send_text(io: &mut Self::Io, text: Bytes) -> Result<(), Self::Error> {
+        std::pin::Pin::new(io).start_send(Self::encoded(text))
+    }
+
+    /// How this transport frames a text on the wire when that is a header
+    /// followed by the text (a server's WebSocket frames are not masked):
+    /// the engine then frames the texts it encodes itself into runs of
+    /// ready bytes, written with [`start_send_framed`](Self::start_send_framed).
+    /// `None` (the default): every text goes through
+    /// [`start_send_text`](Self::start_send_text).
+    fn text_header() -> Option<crate::TextHeader> {
+        None
+    }
+
+    /// Sends a run of texts framed with [`text_header`](Self::text_header),
+    /// after [`poll_ready_text`](Self::poll_ready_text) was ready. Only
+    /// called when `text_header` is `Some`; the default fails.
+    fn start_send_framed(io: &mut Self::Io, run: Bytes) -> Result<(), Self::Error> {
+        let _ = (io, run);
+        unreachable!("start_send_framed is only called on a transport with a text_header")
     }
 
     /// A keep-alive ping; `None` when the transport has no pings (the engine

@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use http::{Request, Response};
 use hyper_util::rt::TokioIo;
-use switchboard_shared::tokio_tungstenite::WebSocketStream;
-use switchboard_shared::tokio_tungstenite::tungstenite::protocol::Role;
+use switchboard_shared::transport::ServerSocket;
 
 use crate::serve::admission;
 use crate::serve::connection;
@@ -37,8 +36,7 @@ pub(crate) async fn upgrade<B>(hub: &Arc<Hub>, mut request: Request<B>, remote: 
     tokio::spawn(async move {
         match tokio::time::timeout(timeout, on_upgrade).await {
             Ok(Ok(upgraded)) => {
-                let ws =
-                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(hub.ws_config())).await;
+                let ws = ServerSocket::from_raw_socket(TokioIo::new(upgraded), Some(hub.ws_config())).await;
                 connection::start(&hub, ws, admitted);
             }
             // The admission is dropped with its slot.
