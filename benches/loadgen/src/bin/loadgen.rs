@@ -7,7 +7,10 @@
 //!
 //! It runs on one thread (pin it with `taskset -c 1`), one task per
 //! connection; in each task the writing and the reading of the socket run
-//! concurrently.
+//! concurrently. A `fanout` subscriber handles all that one read brought in
+//! one go (one clock reading for their latency) and records into one
+//! histogram shared by all subscribers, so at 10,000 subscribers the
+//! generator costs a fraction of the hub's CPU per delivery.
 
 use std::{
     cell::RefCell,
@@ -909,7 +912,9 @@ fn finders() -> &'static Finders {
 }
 
 const OFFSET: &[u8] = br#""offset":"#;
-const STAMP: &[u8] = br#"{"t":"#;
+/// The key of the publish time in a publication's params (wherever the hub
+/// put it among the params' keys).
+const STAMP: &[u8] = br#""t":"#;
 
 /// The unsigned decimal that starts at `text[at..]`.
 fn number_at(text: &[u8], at: usize) -> Option<u64> {
@@ -918,11 +923,11 @@ fn number_at(text: &[u8], at: usize) -> Option<u64> {
     scan::parse_u64(&rest[..end])
 }
 
-/// The publish time stamped in a publication's params (`{"t":NANOS,...`),
+/// The publish time stamped in a publication's params (`"t":NANOS`),
 /// searched for from `from`; in a plain tick spelled as the generator's
 /// publisher sends it, it opens the params and is read without a search.
 fn stamp_of(text: &[u8], from: usize) -> Option<u64> {
-    if let Some(rest) = text.strip_prefix(TICK_PREFIX).and_then(|r| r.strip_prefix(&STAMP[1..]))
+    if let Some(rest) = text.strip_prefix(TICK_PREFIX).and_then(|r| r.strip_prefix(STAMP))
         && from <= TICK_PREFIX.len()
     {
         return number_at(text, text.len() - rest.len());
