@@ -8,13 +8,18 @@
 # rate for publish-to-delivery latency. Prints one table and writes it under
 # target/bench-results/.
 #
-#   benches/fanout.sh            # 10,000 x 100, 1,000 x 1,000, 100 x 10,000
+#   benches/fanout.sh            # 10,000 x 100 (latency at 50/s), 1,000 x 1,000, 100 x 10,000
 #   QUICK=1 benches/fanout.sh    # a smoke run (smaller shapes)
 #
-# Overridable (env): SHAPES ("C:N C:N ..."), K, ROUNDS, DELIVERY_RATE (the
-# latency run publishes DELIVERY_RATE / C publications per second, so every
-# shape delivers about the same number per second), SERVER_CPU, CLIENT_CPU,
-# SKIP_BUILD=1.
+# Overridable (env): SHAPES ("C:N C:N ...", or "C:N:RATE" to give one
+# shape's latency run its own rate in publications per second), K, ROUNDS,
+# DELIVERY_RATE (otherwise the latency run publishes DELIVERY_RATE / C
+# publications per second, so every shape delivers about the same number per
+# second), SERVER_CPU, CLIENT_CPU, SKIP_BUILD=1.
+#
+# CPU per delivery (server and generator) is each process's CPU time over the
+# rounds' delivery windows (first publish until every subscriber has counted
+# its last; subscribing left out) divided by the deliveries.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,7 +27,8 @@ cd "$ROOT"
 if [[ "${QUICK:-0}" == 1 ]]; then
     : "${SHAPES:=1000:20 100:200}" "${ROUNDS:=1}"
 fi
-SHAPES="${SHAPES:-10000:100 1000:1000 100:10000}"
+# 10,000 subscribers: 50 publications/s, about the most one hub core fans out one at a time (BENCHMARKS.md).
+SHAPES="${SHAPES:-10000:100:50 1000:1000 100:10000}"
 K="${K:-64}"
 ROUNDS="${ROUNDS:-3}"
 DELIVERY_RATE="${DELIVERY_RATE:-1000000}"
@@ -50,8 +56,8 @@ fi
 rss_kib() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status"; }
 
 for shape in $SHAPES; do
-    C="${shape%%:*}" N="${shape##*:}"
-    RATE=$(( DELIVERY_RATE / C > 0 ? DELIVERY_RATE / C : 1 ))
+    IFS=: read -r C N RATE <<<"$shape"
+    [[ -n "$RATE" ]] || RATE=$(( DELIVERY_RATE / C > 0 ? DELIVERY_RATE / C : 1 ))
     P="$(free_port)"
     taskset -c "$SERVER_CPU" "$BIN/examples/bench_server" --addr "127.0.0.1:$P" \
         --max-connections $(( 2 * C + 100 )) --history 1000 >>"$OUT_DIR/fanout-server.log" 2>&1 &
@@ -60,6 +66,7 @@ for shape in $SHAPES; do
     wait_port "$P" "$SP" || { log "bench_server did not listen on $P (see $OUT_DIR/fanout-server.log)"; exit 1; }
     BEFORE="$(rss_kib "$SP" VmRSS)"
     for mode in full rate; do
+        wait_quiet
         rate=0
         [[ "$mode" == rate ]] && rate="$RATE"
         line="$(taskset -c "$CLIENT_CPU" "$BIN/loadgen" fanout --url "ws://127.0.0.1:$P/" -c "$C" -n "$N" -k "$K" \
@@ -79,27 +86,30 @@ path, rounds = sys.argv[1:3]
 rows = [json.loads(l) for l in open(path)]
 by = {(r["c"], r["n"], r["run"]): r for r in rows}
 print(f"Fan-out, one hub: plain and positioned subscribers on topics of their own, median of {rounds} rounds")
-print("(full: as fast as the publisher's window allows; rate: a fixed rate, C x rate deliveries/s, for latency;")
-print(" CPU ns per delivery: server CPU time over deliveries, both kinds; memory: peak RSS growth per subscriber connection)")
+print("(full: as fast as the publisher's window allows; rate: a fixed rate of publications/s, for latency;")
+print(" CPU ns per delivery: each process's CPU time over the delivery windows / deliveries, at full speed;")
+print(" memory: peak RSS growth per subscriber connection; noise: cores used by anything else, full / rate)")
 print()
-print("| subscribers x publications | kind | deliveries/s (full) | server CPU ns per delivery | latency p50 / p99 / p999 ms (at rate) | peak RSS per subscriber |")
-print("|---|---|---|---|---|---|")
+print("| subscribers x publications | kind | deliveries/s (full) | server CPU ns per delivery | generator CPU ns per delivery | deliveries/s at rate | latency p50 / p99 / p999 ms (at rate) | peak RSS per subscriber | noise |")
+print("|---|---|---|---|---|---|---|---|---|")
+nan = float("nan")
+num = lambda v: nan if v is None else v
 for (c, n, run), r in by.items():
     if run != "full":
         continue
     res = r["result"]
-    kinds = res.get("kinds", {})
-    # The kinds run one after the other: CPU time per delivery over both.
-    per = [1 / k["deliveries_per_sec"] for k in kinds.values() if k["deliveries_per_sec"]]
-    ns = res.get("server_cpu", 0) * sum(per) / len(per) * 1e9 if per else float("nan")
     slow = by.get((c, n, "rate"), {})
     mem = (slow.get("rss_peak_kib", r["rss_peak_kib"]) - r["rss_before_kib"]) * 1024 / c
-    for kind, k in kinds.items():
-        lat = slow.get("result", {}).get("kinds", {}).get(kind, {}).get("latency_us", {})
-        p = [lat.get(q, float("nan")) / 1000 for q in ("p50", "p99", "p999")]
+    noise = "%s / %s" % (res.get("other_cpu"), slow.get("result", {}).get("other_cpu"))
+    for kind, k in res.get("kinds", {}).items():
+        sk = slow.get("result", {}).get("kinds", {}).get(kind, {})
+        lat = sk.get("latency_us", {})
+        p = [lat.get(q, nan) / 1000 for q in ("p50", "p99", "p999")]
         ok = "" if res.get("ok") else " (errors: %s)" % res.get("first_error")
         rate = slow.get("rate", "?")
-        print(f"| {c:,} x {n:,} | {kind} | {k['deliveries_per_sec']:,.0f}{ok} | {ns:.0f} | {p[0]:.2f} / {p[1]:.2f} / {p[2]:.2f} (at {rate}/s) | {mem:,.0f} B |")
+        print(f"| {c:,} x {n:,} | {kind} | {k['deliveries_per_sec']:,.0f}{ok} | {num(k.get('server_ns_per_delivery')):.0f} | "
+              f"{num(k.get('client_ns_per_delivery')):.0f} | {sk.get('deliveries_per_sec', nan):,.0f} | "
+              f"{p[0]:.2f} / {p[1]:.2f} / {p[2]:.2f} (at {rate}/s) | {mem:,.0f} B | {noise} |")
 PY
 cat "$TABLE"
 log "results: $RESULTS, table: $TABLE"

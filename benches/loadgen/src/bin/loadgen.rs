@@ -7,10 +7,14 @@
 //!
 //! It runs on one thread (pin it with `taskset -c 1`), one task per
 //! connection; in each task the writing and the reading of the socket run
-//! concurrently.
+//! concurrently. A `fanout` subscriber handles all that one read brought in
+//! one go (one clock reading for their latency) and records into one
+//! histogram shared by all subscribers, so at 10,000 subscribers the
+//! generator costs a fraction of the hub's CPU per delivery.
 
 use std::{
     cell::RefCell,
+    ops::ControlFlow,
     path::PathBuf,
     rc::Rc,
     sync::OnceLock,
@@ -26,7 +30,7 @@ use switchboard_loadgen::{
     sys::{self, CpuMeter, MachineMeter},
     target::{self, Target},
     tls::{self, Tls},
-    wire::{self, Engine, Rx, Tx},
+    wire::{self, Batch, Engine, Rx, Tx},
 };
 use tokio::{sync::Notify, task::LocalSet, time::sleep_until};
 
@@ -648,9 +652,7 @@ struct ConnFlood {
 const TICK_PREFIX: &[u8] = br#"{"jsonrpc":"2.0","method":"tick","params":{"#;
 
 fn is_tick(text: &[u8]) -> bool {
-    if text.starts_with(TICK_PREFIX)
-        && text.ends_with(b"}}")
-        && memchr::memmem::find(&text[TICK_PREFIX.len()..], b"\"id\"").is_none()
+    if text.starts_with(TICK_PREFIX) && text.ends_with(b"}}") && finders().id.find(&text[TICK_PREFIX.len()..]).is_none()
     {
         return true;
     }
@@ -829,14 +831,6 @@ async fn run_flood(a: FloodArgs) -> (serde_json::Value, bool) {
 
 // ---------------------------------------------------------------- fanout
 
-/// Sends one request and waits for its reply (nothing else may arrive first).
-async fn roundtrip(tx: &mut Tx, rx: &mut Rx, request: &str) -> Result<String, String> {
-    tx.push3(request.as_bytes(), b"", b"").await?;
-    tx.flush().await?;
-    let text = rx.next_text().await?.ok_or("closed before answering")?;
-    Ok(String::from_utf8_lossy(text).into_owned())
-}
-
 /// Publishes `n` publications to `topic` through the contract's `publish`,
 /// `k` in flight; returns when every one is answered (with its result).
 /// Publishes `n` publications of `{"t": NANOS, "pad": PAD}` to `topic`
@@ -894,78 +888,176 @@ struct ConnFanout {
     received: u64,
     last: Option<Instant>,
     error: Option<String>,
-    /// Publish-to-delivery latency, nanoseconds.
-    latency: Histogram<u64>,
 }
 
 fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 120_000_000_000, 3).expect("histogram bounds")
 }
 
-/// The publish time stamped in a publication's params (`{"t":NANOS,...`).
-fn stamp_of(text: &[u8]) -> Option<u64> {
-    let at = memchr::memmem::find(text, br#"{"t":"#)? + br#"{"t":"#.len();
-    let end = text[at..].iter().position(|c| !c.is_ascii_digit())? + at;
-    scan::parse_u64(&text[at..end])
+/// Substring searches built once (building a searcher per frame costs about
+/// as much as the search).
+struct Finders {
+    id: memchr::memmem::Finder<'static>,
+    offset: memchr::memmem::Finder<'static>,
+    stamp: memchr::memmem::Finder<'static>,
+}
+
+fn finders() -> &'static Finders {
+    static F: OnceLock<Finders> = OnceLock::new();
+    F.get_or_init(|| Finders {
+        id: memchr::memmem::Finder::new(br#""id""#),
+        offset: memchr::memmem::Finder::new(OFFSET),
+        stamp: memchr::memmem::Finder::new(STAMP),
+    })
+}
+
+const OFFSET: &[u8] = br#""offset":"#;
+/// The key of the publish time in a publication's params (wherever the hub
+/// put it among the params' keys).
+const STAMP: &[u8] = br#""t":"#;
+
+/// The unsigned decimal that starts at `text[at..]`.
+fn number_at(text: &[u8], at: usize) -> Option<u64> {
+    let rest = text.get(at..)?;
+    let end = rest.iter().position(|c| !c.is_ascii_digit()).unwrap_or(rest.len());
+    scan::parse_u64(&rest[..end])
+}
+
+/// The publish time stamped in a publication's params (`"t":NANOS`),
+/// searched for from `from`; in a plain tick spelled as the generator's
+/// publisher sends it, it opens the params and is read without a search.
+fn stamp_of(text: &[u8], from: usize) -> Option<u64> {
+    if let Some(rest) = text.strip_prefix(TICK_PREFIX).and_then(|r| r.strip_prefix(STAMP))
+        && from <= TICK_PREFIX.len()
+    {
+        return number_at(text, text.len() - rest.len());
+    }
+    let at = from + finders().stamp.find(text.get(from..)?)? + STAMP.len();
+    number_at(text, at)
 }
 
 const PUBLICATION_PREFIX: &[u8] = br#"{"jsonrpc":"2.0","method":"rpc.publication","params":{"#;
 
-/// The offset of a positioned publication (the first `"offset":` of its frame).
-fn offset_of(text: &[u8]) -> Option<u64> {
-    let at = memchr::memmem::find(text, br#""offset":"#)? + br#""offset":"#.len();
-    let end = text[at..].iter().position(|c| !c.is_ascii_digit())? + at;
-    scan::parse_u64(&text[at..end])
+/// The offset of a positioned publication (the first `"offset":` of its
+/// frame) and where its digits start.
+fn offset_of(text: &[u8]) -> Option<(u64, usize)> {
+    let at = finders().offset.find(text)? + OFFSET.len();
+    Some((number_at(text, at)?, at))
+}
+
+/// What one subscriber checks in each publication of a round: it is a tick
+/// (plain) or an `rpc.publication` whose offset follows the last one
+/// (positioned). Its stamp goes into the round's latency histogram.
+struct Checker {
+    positioned: bool,
+    expected_offset: Option<u64>,
+}
+
+impl Checker {
+    /// Checks one publication, delivered at `now` (lazily read, once per
+    /// batch); records its latency.
+    fn check(&mut self, text: &[u8], now: &mut Option<u64>, latency: &RefCell<Histogram<u64>>) -> Result<(), String> {
+        let (good, stamp_from) = if self.positioned {
+            let offset = offset_of(text);
+            let consecutive = self.expected_offset.is_none_or(|e| offset.map(|o| o.0) == Some(e));
+            self.expected_offset = offset.map(|o| o.0 + 1);
+            (text.starts_with(PUBLICATION_PREFIX) && consecutive, offset.map_or(0, |o| o.1))
+        } else {
+            (is_tick(text), 0)
+        };
+        if !good {
+            return Err(format!("unexpected message: {}", String::from_utf8_lossy(&text[..text.len().min(200)])));
+        }
+        if let Some(t) = stamp_of(text, stamp_from) {
+            let now = *now.get_or_insert_with(now_ns);
+            latency.borrow_mut().saturating_record(now.saturating_sub(t).max(1));
+        }
+        Ok(())
+    }
 }
 
 /// Counts `n` publications on one subscriber; positioned ones must have
-/// consecutive offsets.
-async fn fanout_conn(tx: Tx, mut rx: Rx, n: u64, positioned: bool, deadline: Instant) -> (Tx, Rx, ConnFanout) {
-    let mut r = ConnFanout { received: 0, last: None, error: None, latency: latency_histogram() };
-    let mut expected_offset = None;
+/// consecutive offsets. Every message that one read brought is handled in
+/// one go, with one clock reading: they had all arrived when it was taken.
+async fn fanout_conn(
+    tx: Tx,
+    mut rx: Rx,
+    n: u64,
+    positioned: bool,
+    deadline: Instant,
+    latency: Rc<RefCell<Histogram<u64>>>,
+) -> (Tx, Rx, ConnFanout) {
+    let mut r = ConnFanout { received: 0, last: None, error: None };
+    let mut checker = Checker { positioned, expected_offset: None };
     let timeout = sleep_until(deadline.into());
     tokio::pin!(timeout);
-    while r.received < n {
-        let msg = tokio::select! {
+    while r.received < n && r.error.is_none() {
+        let mut now = None;
+        let (mut received, mut error) = (r.received, None);
+        let mut handle = |text: &[u8]| {
+            if let Err(e) = checker.check(text, &mut now, &latency) {
+                error = Some(e);
+                return ControlFlow::Break(());
+            }
+            received += 1;
+            if received == n { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        };
+        let batch = tokio::select! {
             biased;
-            m = rx.next_text() => m,
-            _ = &mut timeout => {
-                r.error = Some(format!("timed out with {} of {n} publications", r.received));
-                break;
-            }
+            b = rx.texts(&mut handle) => Some(b),
+            _ = &mut timeout => None,
         };
-        let text = match msg {
-            Ok(Some(t)) => t,
-            Ok(None) => {
-                r.error = Some(format!("server closed after {} of {n} publications", r.received));
-                break;
-            }
-            Err(e) => {
-                r.error = Some(e);
-                break;
-            }
+        r.received = received;
+        r.error = match (error, batch) {
+            (Some(e), _) => Some(e),
+            (None, None) => Some(format!("timed out with {} of {n} publications", r.received)),
+            (None, Some(Ok(Batch::Closed))) => Some(format!("server closed after {} of {n} publications", r.received)),
+            (None, Some(Err(e))) => Some(e),
+            (None, Some(Ok(_))) => None,
         };
-        let good = if positioned {
-            let offset = offset_of(text);
-            let consecutive = expected_offset.is_none_or(|e| offset == Some(e));
-            expected_offset = offset.map(|o| o + 1);
-            text.starts_with(PUBLICATION_PREFIX) && consecutive
-        } else {
-            is_tick(text)
-        };
-        if !good {
-            r.error = Some(format!("unexpected message: {}", String::from_utf8_lossy(&text[..text.len().min(200)])));
-            break;
-        }
-        if let Some(t) = stamp_of(text) {
-            r.latency.saturating_record(now_ns().saturating_sub(t).max(1));
-        }
-        r.received += 1;
     }
     if r.received == n {
         r.last = Some(Instant::now());
     }
     (tx, rx, r)
+}
+
+/// Subscribes every connection with `request`: all requests first, then all
+/// replies, so C subscriptions cost about one round trip, not C. Counts each
+/// connection whose subscription failed.
+async fn subscribe_all(subs: &mut [(Tx, Rx)], request: &str, errors: &mut u64, first_error: &mut Option<String>) {
+    let mut sent = Vec::with_capacity(subs.len());
+    for (tx, _) in subs.iter_mut() {
+        let r = match tx.push3(request.as_bytes(), b"", b"").await {
+            Ok(()) => tx.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &r {
+            *errors += 1;
+            first_error.get_or_insert_with(|| e.clone());
+        }
+        sent.push(r.is_ok());
+    }
+    for ((_, rx), sent) in subs.iter_mut().zip(sent) {
+        if !sent {
+            continue;
+        }
+        match rx.next_text().await {
+            Ok(Some(reply)) if memchr::memmem::find(reply, br#""result""#).is_some() => {}
+            Ok(Some(reply)) => {
+                *errors += 1;
+                first_error.get_or_insert_with(|| format!("subscribe refused: {}", String::from_utf8_lossy(reply)));
+            }
+            Ok(None) => {
+                *errors += 1;
+                first_error.get_or_insert_with(|| "closed before answering the subscribe".into());
+            }
+            Err(e) => {
+                *errors += 1;
+                first_error.get_or_insert(e);
+            }
+        }
+    }
 }
 
 /// One kind's rounds: deliveries per second (median), publishes per second.
@@ -975,6 +1067,14 @@ struct KindResult {
     rounds: Vec<f64>,
     delivered: u64,
     latency: Histogram<u64>,
+    /// CPU seconds over the rounds' delivery windows: the server's, the generator's.
+    server_cpu_s: Option<f64>,
+    client_cpu_s: Option<f64>,
+}
+
+/// CPU seconds a process has run so far (`None`: this one).
+fn cpu_now(pid: Option<u32>) -> Option<f64> {
+    sys::cpu_seconds(pid).ok()
 }
 
 async fn fanout_rounds(
@@ -990,7 +1090,8 @@ async fn fanout_rounds(
     let mut rates = Vec::new();
     let mut publish_rates = Vec::new();
     let mut delivered = 0;
-    let mut latency = latency_histogram();
+    let latency = Rc::new(RefCell::new(latency_histogram()));
+    let (mut server_cpu_s, mut client_cpu_s) = (a.common.pid.map(|_| 0.0), Some(0.0));
     for round in 0..a.rounds.max(1) {
         let topic = format!("fanout.{}.{round}", if positioned { "positioned" } else { "plain" });
         let subscribe = if positioned {
@@ -1000,27 +1101,16 @@ async fn fanout_rounds(
         } else {
             format!(r#"{{"jsonrpc":"2.0","method":"rpc.subscribe","params":["{topic}"],"id":1}}"#)
         };
-        for (tx, rx) in subs.iter_mut() {
-            match roundtrip(tx, rx, &subscribe).await {
-                Ok(reply) if reply.contains(r#""result""#) => {}
-                Ok(reply) => {
-                    *errors += 1;
-                    first_error.get_or_insert(format!("subscribe refused: {reply}"));
-                }
-                Err(e) => {
-                    *errors += 1;
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
+        subscribe_all(subs, &subscribe, errors, first_error).await;
         if *errors > 0 {
             break;
         }
+        let cpu_before = (a.common.pid.and_then(|p| cpu_now(Some(p))), cpu_now(None));
         let start = Instant::now();
         let deadline = start + secs(a.timeout);
         let handles: Vec<_> = subs
             .drain(..)
-            .map(|(tx, rx)| tokio::task::spawn_local(fanout_conn(tx, rx, a.n, positioned, deadline)))
+            .map(|(tx, rx)| tokio::task::spawn_local(fanout_conn(tx, rx, a.n, positioned, deadline, latency.clone())))
             .collect();
         let (tx, rx) = publisher;
         let published = publish_n(tx, rx, &topic, a.n, a.k, &pad, a.rate).await;
@@ -1035,7 +1125,6 @@ async fn fanout_rounds(
             match h.await {
                 Ok((tx, rx, r)) => {
                     received += r.received;
-                    latency.add(&r.latency).expect("same histogram bounds");
                     if let Some(t) = r.last {
                         last = last.max(t);
                     }
@@ -1052,6 +1141,9 @@ async fn fanout_rounds(
                 }
             }
         }
+        let spent = |before: Option<f64>, after: Option<f64>, sum: Option<f64>| Some(sum? + after? - before?);
+        server_cpu_s = spent(cpu_before.0, a.common.pid.and_then(|p| cpu_now(Some(p))), server_cpu_s);
+        client_cpu_s = spent(cpu_before.1, cpu_now(None), client_cpu_s);
         delivered += received;
         let span = last.duration_since(start).as_secs_f64();
         rates.push(if span > 0.0 { received as f64 / span } else { 0.0 });
@@ -1072,7 +1164,9 @@ async fn fanout_rounds(
         publishes_per_sec: round(median(&mut publish_rates), 1),
         rounds: per_round,
         delivered,
-        latency,
+        latency: Rc::try_unwrap(latency).map(RefCell::into_inner).unwrap_or_else(|rc| rc.borrow().clone()),
+        server_cpu_s,
+        client_cpu_s,
     }
 }
 
@@ -1160,6 +1254,8 @@ async fn run_fanout(a: FanoutArgs) -> (serde_json::Value, bool) {
         delivered += r.delivered;
         let name = format!("{kind:?}").to_lowercase();
         let us = |q: f64| round(r.latency.value_at_quantile(q) as f64 / 1000.0, 1);
+        let ns_per_delivery =
+            |cpu_s: Option<f64>| cpu_s.filter(|_| r.delivered > 0).map(|s| round(s * 1e9 / r.delivered as f64, 1));
         results.insert(
             name,
             json!({
@@ -1167,6 +1263,8 @@ async fn run_fanout(a: FanoutArgs) -> (serde_json::Value, bool) {
                 "publishes_per_sec": r.publishes_per_sec,
                 "deliveries_per_sec_rounds": r.rounds,
                 "latency_us": {"p50": us(0.5), "p99": us(0.99), "p999": us(0.999), "max": us(1.0)},
+                "server_ns_per_delivery": ns_per_delivery(r.server_cpu_s),
+                "client_ns_per_delivery": ns_per_delivery(r.client_cpu_s),
             }),
         );
     }
