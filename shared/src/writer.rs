@@ -30,7 +30,14 @@
 //!   every frame cut from it. Only this connection's frames are cut from its
 //!   arena, so a chunk outlives its frames by at most one queue's worth; the
 //!   arena is given back whenever the queue runs empty;
-//! - a **drive** of the writer moves every queued frame into the sink and then
+//! - a **run**: on a transport that frames texts itself (a
+//!   [`TextHeader`]: a server's WebSocket), encoded texts are framed into the
+//!   arena back to back and stay one queued frame (held by a placeholder at
+//!   the queue's end) until something else is queued, the writer takes the
+//!   queue, or the run reaches 32 KiB: the writer then writes them in one go;
+//! - a **drive** of the writer moves every queued frame into the sink (texts
+//!   through [`Transport::start_send_text`], pings and the close as the
+//!   transport's frames) and then
 //!   flushes once, so a burst of responses costs one write system call, not
 //!   one per frame. It only takes a frame from the queue when the sink is
 //!   ready for it, so cancelling a drive (the connection task's `select!`)
