@@ -823,13 +823,18 @@ mod tests {
         assert_eq!(queued(&q), ["a3aaaaaaaa"]);
     }
 
+    type T = crate::transport::Lines<tokio::io::DuplexStream>;
+
+    /// A writer over newline-delimited lines into a pipe, its queue, and the pipe's far end.
+    fn lines_writer() -> (<T as Transport>::Io, tokio::io::DuplexStream, OutboundQueue, Writer) {
+        let (ours, theirs) = tokio::io::duplex(1 << 20);
+        let io = crate::transport::Lines::new(ours, 1 << 20).into_io();
+        (io, theirs, OutboundQueue::new(1 << 20), Writer::default())
+    }
+
     #[tokio::test]
     async fn an_idle_writer_gives_back_the_room_of_a_few_frames_and_keeps_a_busy_ones() {
-        use crate::transport::{Lines, Transport};
-        type T = Lines<tokio::io::DuplexStream>;
-        let (ours, _theirs) = tokio::io::duplex(1 << 20);
-        let mut sink = Lines::new(ours, 1 << 20).into_io();
-        let (q, mut writer) = (OutboundQueue::new(1 << 20), Writer::default());
+        let (mut sink, _theirs, q, mut writer) = lines_writer();
         let room = |writer: &Writer, q: &OutboundQueue| writer.batch.capacity() + q.state.lock().frames.capacity();
 
         q.push(text(8), Overflow::Disconnect).unwrap();
@@ -942,11 +947,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_arena_is_given_back_when_the_queue_runs_empty() {
-        use crate::transport::{Lines, Transport};
-        type T = Lines<tokio::io::DuplexStream>;
-        let (ours, theirs) = tokio::io::duplex(1 << 20);
-        let mut io = Lines::new(ours, 1 << 20).into_io();
-        let (q, mut writer) = (OutboundQueue::new(1 << 20), Writer::default());
+        let (mut io, theirs, q, mut writer) = lines_writer();
         for i in 0..50 {
             encoded(&q, &format!("[{i}]")).unwrap();
         }

@@ -124,24 +124,10 @@ impl HttpRx {
                 None if avail.len() >= MAX_RESPONSE => return Err("a response head that never ends".into()),
                 None => avail.len() + 1024,
             };
-            // Make room for `need` bytes from `start`, then read more.
-            if self.start == self.end {
-                self.start = 0;
-                self.end = 0;
-            }
-            if self.buf.len() - self.start < need || (self.start > 0 && self.buf.len() - self.end < 1024) {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            }
-            if self.buf.len() < need {
-                self.buf.resize(need, 0);
-            }
-            let n = self.rd.read(&mut self.buf[self.end..]).await.map_err(|e| format!("receive: {e}"))?;
+            let n = self.rd.read_more(&mut self.buf, &mut self.start, &mut self.end, need).await?;
             if n == 0 {
                 return if self.start == self.end { Ok(None) } else { Err("the server closed mid-response".into()) };
             }
-            self.end += n;
         };
         let body = &self.buf[p0..p1];
         if status != 200 {

@@ -51,6 +51,34 @@ impl Stream {
 }
 
 impl Reader {
+    /// Reads once into `buf[*end..]` after making room for `need` bytes from
+    /// `*start` (what is unread, `buf[*start..*end]`, moves to the front
+    /// when that gives room, and `buf` grows when it must); returns the
+    /// bytes read (0: the peer closed).
+    pub async fn read_more(
+        &mut self,
+        buf: &mut Vec<u8>,
+        start: &mut usize,
+        end: &mut usize,
+        need: usize,
+    ) -> Result<usize, String> {
+        if *start == *end {
+            *start = 0;
+            *end = 0;
+        }
+        if buf.len() - *start < need || (*start > 0 && buf.len() - *end < 1024) {
+            buf.copy_within(*start..*end, 0);
+            *end -= *start;
+            *start = 0;
+        }
+        if buf.len() < need {
+            buf.resize(need, 0);
+        }
+        let n = self.read(&mut buf[*end..]).await.map_err(|e| format!("receive: {e}"))?;
+        *end += n;
+        Ok(n)
+    }
+
     /// Reads what is there into `buf` (0: the peer closed).
     pub async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {

@@ -458,21 +458,7 @@ impl LeanRx {
     /// Makes room for `need` bytes from `start` and reads once; false when
     /// the peer closed.
     async fn fill(&mut self, need: usize) -> Result<bool, String> {
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
-        if self.buf.len() - self.start < need || (self.start > 0 && self.buf.len() - self.end < 1024) {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        if self.buf.len() < need {
-            self.buf.resize(need, 0);
-        }
-        let n = self.rd.read(&mut self.buf[self.end..]).await.map_err(|e| format!("receive: {e}"))?;
-        self.end += n;
-        Ok(n > 0)
+        Ok(self.rd.read_more(&mut self.buf, &mut self.start, &mut self.end, need).await? > 0)
     }
 
     async fn next_text(&mut self) -> Result<Option<&[u8]>, String> {
@@ -562,6 +548,15 @@ mod tests {
         (Rx::Lean(rx), server)
     }
 
+    /// One `texts` call that keeps every text it is handed in `seen`.
+    async fn collect(rx: &mut Rx, seen: &mut Vec<String>) -> Batch {
+        let mut keep = |t: &[u8]| {
+            seen.push(String::from_utf8(t.to_vec()).unwrap());
+            ControlFlow::Continue(())
+        };
+        rx.texts(&mut keep).await.unwrap()
+    }
+
     #[tokio::test]
     async fn texts_hands_over_what_arrived_and_keeps_a_split_frame_for_later() {
         use tokio::io::AsyncWriteExt;
@@ -572,24 +567,11 @@ mod tests {
         let mut seen = Vec::new();
         // The first read may bring less than was written: call until both whole frames are in.
         while seen.len() < 2 {
-            let batch = rx
-                .texts(&mut |t| {
-                    seen.push(String::from_utf8(t.to_vec()).unwrap());
-                    ControlFlow::Continue(())
-                })
-                .await
-                .unwrap();
-            assert_eq!(batch, Batch::Drained);
+            assert_eq!(collect(&mut rx, &mut seen).await, Batch::Drained);
         }
         assert_eq!(seen, ["one", "two"]);
         server.write_all(&tail).await.unwrap();
-        let batch = rx
-            .texts(&mut |t| {
-                seen.push(String::from_utf8(t.to_vec()).unwrap());
-                ControlFlow::Continue(())
-            })
-            .await
-            .unwrap();
+        let batch = collect(&mut rx, &mut seen).await;
         assert_eq!((batch, seen.last().unwrap().as_str()), (Batch::Drained, "three"));
         drop(server);
         assert_eq!(rx.texts(&mut |_| ControlFlow::Continue(())).await.unwrap(), Batch::Closed);
