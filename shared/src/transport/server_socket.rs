@@ -7,7 +7,9 @@
 //!   are framed here and appended to it directly: a server's frames are not
 //!   masked, so the frame is a 2-10 byte header and the text, and going
 //!   through tungstenite (a `Message`, its frame, its own buffer) cost a
-//!   pushed notification more than its encoding. Control frames (pings,
+//!   pushed notification more than its encoding. Runs of frames the
+//!   engine framed itself are not copied: they are written from where they
+//!   are, in order with the rest (vectored writes). Control frames (pings,
 //!   pongs, the close) still come from tungstenite, whose writes land in
 //!   the same buffer;
 //! - a write into the out buffer is **whole or nothing**: it takes all the
@@ -22,7 +24,8 @@
 //!   most that. The limit is tungstenite's default write buffer: a big
 //!   answer costs one system call per 128 KiB, not per frame.
 
-use std::io;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -47,16 +50,57 @@ pub const OUT_KEEP: usize = 4 << 10;
 #[derive(Debug)]
 pub struct OutBuffer<S> {
     inner: S,
+    /// Runs of ready frames handed over whole, and cut-off pieces of `out`
+    /// before them: written where they are (vectored), not copied. They all
+    /// go out before `out`.
+    runs: VecDeque<Bytes>,
+    /// The bytes in `runs`.
+    run_bytes: usize,
     out: BytesMut,
 }
 
+/// The most pieces one vectored write takes.
+const MAX_SLICES: usize = 64;
+
 impl<S: AsyncWrite + Unpin> OutBuffer<S> {
     fn new(inner: S) -> Self {
-        OutBuffer { inner, out: BytesMut::new() }
+        OutBuffer { inner, runs: VecDeque::new(), run_bytes: 0, out: BytesMut::new() }
     }
 
     /// Writes what the buffer holds until it is empty.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.runs.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let mut count = 0;
+            for run in self.runs.iter().take(MAX_SLICES - 1) {
+                slices[count] = IoSlice::new(run);
+                count += 1;
+            }
+            slices[count] = IoSlice::new(&self.out);
+            count += 1;
+            let mut n = ready!(Pin::new(&mut self.inner).poll_write_vectored(cx, &slices[..count]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            while n > 0 {
+                match self.runs.front_mut() {
+                    Some(run) if n >= run.len() => {
+                        n -= run.len();
+                        self.run_bytes -= run.len();
+                        self.runs.pop_front();
+                    }
+                    Some(run) => {
+                        run.advance(n);
+                        self.run_bytes -= n;
+                        n = 0;
+                    }
+                    None => {
+                        self.out.advance(n);
+                        n = 0;
+                    }
+                }
+            }
+        }
         while !self.out.is_empty() {
             let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.out))?;
             if n == 0 {
@@ -71,10 +115,21 @@ impl<S: AsyncWrite + Unpin> OutBuffer<S> {
 
     /// Ready when the buffer takes more: under [`OUT_LIMIT`], or once written down.
     fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.out.len() < OUT_LIMIT {
+        if self.run_bytes + self.out.len() < OUT_LIMIT {
             return Poll::Ready(Ok(()));
         }
         self.poll_drain(cx)
+    }
+
+    /// Appends a run of ready frames, to be written from where it is.
+    fn put_run(&mut self, run: Bytes) {
+        if !self.out.is_empty() {
+            let before = self.out.split().freeze();
+            self.run_bytes += before.len();
+            self.runs.push_back(before);
+        }
+        self.run_bytes += run.len();
+        self.runs.push_back(run);
     }
 
     /// Appends `text` as one unmasked WebSocket text frame.
@@ -225,7 +280,7 @@ where
 
     #[inline]
     fn start_send_framed(io: &mut Ws<S>, run: Bytes) -> Result<(), WsError> {
-        io.get_mut().out.extend_from_slice(&run);
+        io.get_mut().put_run(run);
         Ok(())
     }
 }
@@ -248,6 +303,13 @@ mod tests {
                 poll_fn(|cx| ServerSocket::<tokio::io::DuplexStream>::poll_ready_text(&mut io, cx)).await.unwrap();
                 ServerSocket::<tokio::io::DuplexStream>::start_send_text(&mut io, text).unwrap();
             }
+            // A run of two frames framed beforehand, written from where it is.
+            let mut run = BytesMut::new();
+            for text in [&b"[1]"[..], &b"[2]"[..]] {
+                text_header(&mut run, text.len());
+                run.extend_from_slice(text);
+            }
+            ServerSocket::<tokio::io::DuplexStream>::start_send_framed(&mut io, run.freeze()).unwrap();
             io.send(Message::Ping(Bytes::from_static(b"p"))).await.unwrap();
             ServerSocket::<tokio::io::DuplexStream>::start_send_text(&mut io, Bytes::from_static(b"[\"last\"]"))
                 .unwrap();
@@ -257,7 +319,7 @@ mod tests {
         let client = async {
             let mut ws = WebSocketStream::from_raw_socket(theirs, Role::Client, None).await;
             let mut got = Vec::new();
-            while got.len() < 10 {
+            while got.len() < 12 {
                 match ws.next().await.expect("a message").expect("a good message") {
                     Message::Text(t) => got.push(t.to_string()),
                     Message::Ping(p) => got.push(format!("ping {}", String::from_utf8_lossy(&p))),
@@ -269,7 +331,32 @@ mod tests {
         let (_io, got) = tokio::join!(server, client);
         let lens: Vec<_> = got[..8].iter().map(String::len).collect();
         assert_eq!(lens, [0, 1, 125, 126, 127, 65_535, 65_536, 200_000]);
-        assert_eq!(got[8..], ["ping p".to_owned(), "[\"last\"]".to_owned()]);
+        assert_eq!(got[8..], ["[1]", "[2]", "ping p", "[\"last\"]"]);
+    }
+
+    #[tokio::test]
+    async fn runs_and_copied_bytes_go_out_in_the_order_given_through_partial_writes() {
+        let (ours, mut theirs) = tokio::io::duplex(64);
+        let mut out = OutBuffer::new(ours);
+        let mut expected = Vec::new();
+        for i in 0..200u32 {
+            let piece = format!("<{i}:{}>", "r".repeat((i % 37) as usize));
+            if i % 3 == 0 {
+                out.put_run(Bytes::from(piece.clone()));
+            } else {
+                poll_fn(|cx| Pin::new(&mut out).poll_write(cx, piece.as_bytes())).await.unwrap();
+            }
+            expected.extend_from_slice(piece.as_bytes());
+        }
+        let reader = tokio::spawn(async move {
+            let mut all = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut theirs, &mut all).await.unwrap();
+            all
+        });
+        tokio::io::AsyncWriteExt::shutdown(&mut out).await.unwrap();
+        assert_eq!(out.run_bytes, 0);
+        drop(out);
+        assert_eq!(String::from_utf8(reader.await.unwrap()).unwrap(), String::from_utf8(expected).unwrap());
     }
 
     #[tokio::test]
