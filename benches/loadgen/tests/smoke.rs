@@ -1,5 +1,5 @@
 //! End-to-end check of the tools, not of any speed: the load generator's
-//! three modes run against the raw baseline on loopback, and `http-calls`
+//! modes run against the raw baseline on loopback, and `http-calls`
 //! against a small HTTP/1.1 JSON-RPC echo server written here, and must
 //! report a clean `RESULT` line. No figure is asserted.
 
@@ -77,6 +77,20 @@ fn calls_flood_and_idle_against_the_baseline() {
     }
     let v = loadgen(&["idle", "--url", &url, "-c", "50", "--hold", "0.1", "--pid", &pid]);
     assert_eq!(v["connections"], 50);
+}
+
+#[test]
+fn the_baseline_fans_every_publication_out_to_every_plain_subscriber() {
+    let (server, url) = start_baseline();
+    let pid = server.0.id().to_string();
+    for rate in ["0", "200"] {
+        let v = loadgen(&[
+            "fanout", "--url", &url, "-c", "20", "-n", "50", "--rounds", "2", "--kind", "plain", "--rate", rate,
+            "--pid", &pid,
+        ]);
+        assert_eq!(v["deliveries"], 20 * 50 * 2);
+        assert!(v["kinds"]["plain"]["latency_us"]["p50"].as_f64().unwrap() > 0.0, "{v}");
+    }
 }
 
 #[test]
