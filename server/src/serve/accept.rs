@@ -231,7 +231,7 @@ where
         // writer already coalesces bursts into one write.
         let _ = tcp.set_nodelay(true);
     }
-    // Small reads for idle sockets, big ones for busy sockets: see `ReadAhead`.
+    // Bursts read in one go through a per-thread buffer; idle sockets hold none: see `ReadAhead`.
     match handshake::upgrade(hub, ReadAhead::new(stream), remote, handshake::OtherRequests::Refuse).await? {
         Handshake::WebSocket(ws, admitted) => Ok(connection::start(hub, ws, admitted)),
         #[cfg(feature = "http")]

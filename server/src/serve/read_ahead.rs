@@ -1,23 +1,21 @@
-//! An adaptive read-ahead layer under the WebSocket, so that idle
-//! connections cost little memory and busy ones few system calls.
+//! A read-ahead layer under the WebSocket, so that idle connections cost
+//! little memory and busy ones few system calls.
 //!
 //! tungstenite reads into a buffer of fixed capacity that lives as long as
 //! the connection, and caps every `read()` at that size. A small buffer keeps
-//! ten thousand idle sockets cheap, but then a 16 KiB message takes eight
-//! system calls. [`ReadAhead`] sits between the socket and tungstenite:
-//!
-//! - **pass-through** (the resting state): reads go straight into
-//!   tungstenite's buffer; nothing extra is allocated;
-//! - **read-ahead**: when a read fills all the room tungstenite offered, more
-//!   is probably waiting, so the next reads take up to [`READ_AHEAD`] bytes at
-//!   once into a buffer of our own and serve tungstenite from it. When the
-//!   socket has nothing more (a read would wait), the buffer is freed and the
-//!   layer is back to pass-through.
+//! ten thousand idle sockets cheap, but then 64 pipelined calls or a 16 KiB
+//! message take several system calls. [`ReadAhead`] sits between the socket
+//! and tungstenite: every read takes up to [`READ_AHEAD`] bytes into a buffer
+//! borrowed from the worker thread (one spare per thread) and serves
+//! tungstenite from it; the buffer goes back to the thread as soon as all of
+//! it was handed out, or when the socket has nothing more. So a connection
+//! holds a buffer only while it has bytes read and not yet taken, and a burst
+//! costs one read (the kernel's short read tells tokio the socket is drained).
 
 use std::cell::Cell;
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -32,19 +30,25 @@ pub(crate) struct ReadAhead<S> {
     buf: Option<Box<[u8]>>,
     pos: usize,
     len: usize,
-    busy: bool,
 }
 
 impl<S> ReadAhead<S> {
     /// Wraps `inner`, starting in pass-through.
     pub(crate) fn new(inner: S) -> Self {
-        ReadAhead { inner, buf: None, pos: 0, len: 0, busy: false }
+        ReadAhead { inner, buf: None, pos: 0, len: 0 }
     }
 
-    /// Whether a read-ahead buffer is allocated right now.
+    /// Whether this connection holds a read-ahead buffer right now.
     #[cfg(test)]
     fn is_reading_ahead(&self) -> bool {
         self.buf.is_some()
+    }
+
+    /// Gives the buffer back once everything in it was handed out.
+    fn release_if_drained(&mut self) {
+        if self.pos == self.len {
+            give_back(self.buf.take());
+        }
     }
 
     fn serve_buffered(&mut self, out: &mut ReadBuf<'_>) -> bool {
@@ -63,34 +67,27 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.serve_buffered(out) {
+            this.release_if_drained();
             return Poll::Ready(Ok(()));
         }
-        if !this.busy || out.remaining() >= READ_AHEAD {
-            let room = out.remaining();
-            let before = out.filled().len();
-            ready!(Pin::new(&mut this.inner).poll_read(cx, out))?;
-            // All the room was used: the socket probably holds more.
-            this.busy = room > 0 && out.filled().len() - before == room;
-            return Poll::Ready(Ok(()));
+        if out.remaining() >= READ_AHEAD {
+            return Pin::new(&mut this.inner).poll_read(cx, out);
         }
         let buf = this.buf.get_or_insert_with(take_spare);
         let mut ahead = ReadBuf::new(buf);
         match Pin::new(&mut this.inner).poll_read(cx, &mut ahead) {
             Poll::Pending => {
-                // Drained: give the memory back until the next burst.
                 give_back(this.buf.take());
-                this.busy = false;
                 Poll::Pending
             }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Ready(Err(e)) => {
+                give_back(this.buf.take());
+                Poll::Ready(Err(e))
+            }
             Poll::Ready(Ok(())) => {
                 (this.pos, this.len) = (0, ahead.filled().len());
-                if this.len == 0 {
-                    give_back(this.buf.take());
-                    this.busy = false;
-                    return Poll::Ready(Ok(()));
-                }
                 this.serve_buffered(out);
+                this.release_if_drained();
                 Poll::Ready(Ok(()))
             }
         }
@@ -153,8 +150,39 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    /// Counts the reads that reach the stream beneath.
+    struct Counted<S> {
+        inner: S,
+        reads: usize,
+    }
+
+    impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+        fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+            let this = self.get_mut();
+            this.reads += 1;
+            Pin::new(&mut this.inner).poll_read(cx, out)
+        }
+    }
+
     #[tokio::test]
-    async fn small_reads_pass_through_without_a_buffer() {
+    async fn a_burst_bigger_than_the_callers_buffer_takes_one_read_from_the_socket() {
+        let (mut tx, rx) = tokio::io::duplex(1 << 20);
+        let mut rx = ReadAhead::new(Counted { inner: rx, reads: 0 });
+        let data: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+        tx.write_all(&data).await.unwrap();
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while got.len() < data.len() {
+            let n = rx.read(&mut chunk).await.unwrap();
+            got.extend_from_slice(&chunk[..n]);
+        }
+        assert_eq!(got, data);
+        assert_eq!(rx.inner.reads, 1, "three 1 KiB reads served from one read of the socket");
+        assert!(!rx.is_reading_ahead(), "everything handed out: the buffer went back");
+    }
+
+    #[tokio::test]
+    async fn small_reads_hold_no_buffer() {
         let (mut tx, rx) = tokio::io::duplex(1 << 20);
         let mut rx = ReadAhead::new(rx);
         tx.write_all(b"hello").await.unwrap();
